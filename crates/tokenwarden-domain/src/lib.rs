@@ -1,0 +1,15 @@
+//! Domain types of tokenwarden. Nothing here does IO: values are parsed once at the edge
+//! (`TokenName::parse`, `ProviderId::parse`, ...) and cannot hold bad data afterwards.
+
+pub mod clock;
+mod ids;
+mod names;
+mod states;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use ids::{ApiKeyId, AppId, TokenId};
+pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName};
+pub use states::{AppState, ParseStateError, StopReason, TokenStatus};
+
+/// Every instant in tokenwarden is UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
