@@ -52,7 +52,12 @@ impl KeyBytes {
 
     fn cipher(&self) -> Aes256Gcm {
         // A 32-byte array is always a valid AES-256 key.
-        Aes256Gcm::new(self.0.as_slice().try_into().unwrap_or_else(|_| unreachable!()))
+        Aes256Gcm::new(
+            self.0
+                .as_slice()
+                .try_into()
+                .unwrap_or_else(|_| unreachable!()),
+        )
     }
 }
 
@@ -92,7 +97,8 @@ impl MasterKey {
         if t.is_empty() {
             return Err(CryptoError::MalformedMasterKey("it is empty".into()));
         }
-        let bytes: Zeroizing<Vec<u8>> = if t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit()) {
+        let bytes: Zeroizing<Vec<u8>> = if t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit())
+        {
             Zeroizing::new(
                 (0..32)
                     .map(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap_or(0))
@@ -124,7 +130,9 @@ impl MasterKey {
 
     /// The key as base64, for writing a generated key to its file.
     pub fn to_base64(&self) -> SecretString {
-        base64::engine::general_purpose::STANDARD.encode(self.0.0.as_slice()).into()
+        base64::engine::general_purpose::STANDARD
+            .encode(self.0.0.as_slice())
+            .into()
     }
 
     /// A key check value: identifies the key without revealing it, so that starting with another
@@ -148,14 +156,19 @@ impl MasterKey {
         let id = check_key_id(key_id)?;
         let (kid, nonce, ct) = split(wrapped)?;
         if kid != "master" {
-            return Err(CryptoError::Malformed("wrapped data key not sealed by the master key"));
+            return Err(CryptoError::Malformed(
+                "wrapped data key not sealed by the master key",
+            ));
         }
         let plain = Zeroizing::new(open_with(&self.0, nonce, ct, &wrap_aad(&id))?);
         let arr: [u8; 32] = plain
             .as_slice()
             .try_into()
             .map_err(|_| CryptoError::Malformed("wrapped data key has the wrong length"))?;
-        Ok(DataKey { id, key: KeyBytes(Zeroizing::new(arr)) })
+        Ok(DataKey {
+            id,
+            key: KeyBytes(Zeroizing::new(arr)),
+        })
     }
 }
 
@@ -166,8 +179,14 @@ fn wrap_aad(key_id: &str) -> Vec<u8> {
 fn check_key_id(id: &str) -> Result<String, CryptoError> {
     let ok = !id.is_empty()
         && id.len() <= 32
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok { Ok(id.to_owned()) } else { Err(CryptoError::BadKeyId(id.to_owned())) }
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(id.to_owned())
+    } else {
+        Err(CryptoError::BadKeyId(id.to_owned()))
+    }
 }
 
 /// A data-encryption key with its id. `Debug` shows only the id.
@@ -179,13 +198,15 @@ pub struct DataKey {
 
 impl DataKey {
     pub fn generate(id: &str) -> Result<Self, CryptoError> {
-        Ok(Self { id: check_key_id(id)?, key: KeyBytes::random() })
+        Ok(Self {
+            id: check_key_id(id)?,
+            key: KeyBytes::random(),
+        })
     }
 
     pub fn id(&self) -> &str {
         &self.id
     }
-
 }
 
 impl fmt::Debug for DataKey {
@@ -241,12 +262,18 @@ impl Keyring {
             others.into_iter().map(|k| (k.id.clone(), k)).collect();
         let active_id = active.id.clone();
         keys.insert(active_id.clone(), active);
-        Self { keys, active: active_id }
+        Self {
+            keys,
+            active: active_id,
+        }
     }
 
     /// A keyring with one random key, for tests.
     pub fn for_tests() -> Self {
-        Self::new(DataKey::generate("test").unwrap_or_else(|_| unreachable!()), [])
+        Self::new(
+            DataKey::generate("test").unwrap_or_else(|_| unreachable!()),
+            [],
+        )
     }
 
     pub fn active_key_id(&self) -> &str {
@@ -276,7 +303,10 @@ impl Keyring {
     /// place, or on an unknown key.
     pub fn open(&self, sealed: &[u8], aad: Aad<'_>) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let (kid, nonce, ct) = split(sealed)?;
-        let key = self.keys.get(kid).ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?;
+        let key = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| CryptoError::UnknownKey(kid.to_owned()))?;
         open_with(&key.key, nonce, ct, &aad.bytes(kid)).map(Zeroizing::new)
     }
 
@@ -307,7 +337,13 @@ fn seal_with(key: &KeyBytes, key_id: &str, plaintext: &[u8], aad: &[u8]) -> Vec<
     let nonce = Nonce::from(nonce_bytes);
     let ct = key
         .cipher()
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .unwrap_or_else(|_| unreachable!("AES-GCM encryption of a bounded message cannot fail"));
     let mut out = Vec::with_capacity(2 + key_id.len() + NONCE_LEN + ct.len());
     out.push(FORMAT_VERSION);
@@ -319,11 +355,15 @@ fn seal_with(key: &KeyBytes, key_id: &str, plaintext: &[u8], aad: &[u8]) -> Vec<
 }
 
 fn split(sealed: &[u8]) -> Result<(&str, &[u8], &[u8]), CryptoError> {
-    let (&version, rest) = sealed.split_first().ok_or(CryptoError::Malformed("empty"))?;
+    let (&version, rest) = sealed
+        .split_first()
+        .ok_or(CryptoError::Malformed("empty"))?;
     if version != FORMAT_VERSION {
         return Err(CryptoError::Malformed("unknown format version"));
     }
-    let (&kid_len, rest) = rest.split_first().ok_or(CryptoError::Malformed("truncated"))?;
+    let (&kid_len, rest) = rest
+        .split_first()
+        .ok_or(CryptoError::Malformed("truncated"))?;
     let kid_len = usize::from(kid_len);
     if rest.len() < kid_len + NONCE_LEN + TAG_LEN {
         return Err(CryptoError::Malformed("truncated"));
@@ -334,14 +374,10 @@ fn split(sealed: &[u8]) -> Result<(&str, &[u8], &[u8]), CryptoError> {
     Ok((kid, nonce, ct))
 }
 
-fn open_with(
-    key: &KeyBytes,
-    nonce: &[u8],
-    ct: &[u8],
-    aad: &[u8],
-) -> Result<Vec<u8>, CryptoError> {
-    let nonce: [u8; NONCE_LEN] =
-        nonce.try_into().map_err(|_| CryptoError::Malformed("bad nonce length"))?;
+fn open_with(key: &KeyBytes, nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let nonce: [u8; NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| CryptoError::Malformed("bad nonce length"))?;
     key.cipher()
         .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map_err(|_| CryptoError::Authentication)

@@ -21,10 +21,16 @@ fn r19_any_flipped_byte_or_truncation_fails_cleanly() {
     for i in 0..sealed.len() {
         let mut bad = sealed.clone();
         bad[i] ^= 0x01;
-        assert!(ring.open(&bad, aad("row1")).is_err(), "flip at byte {i} went unnoticed");
+        assert!(
+            ring.open(&bad, aad("row1")).is_err(),
+            "flip at byte {i} went unnoticed"
+        );
     }
     for len in 0..sealed.len() {
-        assert!(ring.open(&sealed[..len], aad("row1")).is_err(), "truncated to {len}");
+        assert!(
+            ring.open(&sealed[..len], aad("row1")).is_err(),
+            "truncated to {len}"
+        );
     }
 }
 
@@ -32,11 +38,20 @@ fn r19_any_flipped_byte_or_truncation_fails_cleanly() {
 fn r20_ciphertext_moved_to_another_row_or_column_fails() {
     let ring = Keyring::for_tests();
     let sealed = ring.seal(b"x", aad("row1"));
-    assert_eq!(ring.open(&sealed, aad("row2")).unwrap_err(), CryptoError::Authentication);
+    assert_eq!(
+        ring.open(&sealed, aad("row2")).unwrap_err(),
+        CryptoError::Authentication
+    );
     let other_col = Aad::new("tokens", "refresh_token", "row1");
-    assert_eq!(ring.open(&sealed, other_col).unwrap_err(), CryptoError::Authentication);
+    assert_eq!(
+        ring.open(&sealed, other_col).unwrap_err(),
+        CryptoError::Authentication
+    );
     let other_table = Aad::new("apps", "client_secret", "row1");
-    assert_eq!(ring.open(&sealed, other_table).unwrap_err(), CryptoError::Authentication);
+    assert_eq!(
+        ring.open(&sealed, other_table).unwrap_err(),
+        CryptoError::Authentication
+    );
 }
 
 #[test]
@@ -52,7 +67,10 @@ fn r22_rotation_old_values_still_open_and_reseal_moves_them() {
     assert_eq!(key_id_of(&ring.seal(b"n", aad("r"))).unwrap(), "k2");
     // After dropping k1, the moved value still opens; the old one is refused by name.
     let only_k2 = Keyring::new(DataKey::generate("k3").unwrap(), []);
-    assert_eq!(only_k2.open(&sealed, aad("r")).unwrap_err(), CryptoError::UnknownKey("k1".into()));
+    assert_eq!(
+        only_k2.open(&sealed, aad("r")).unwrap_err(),
+        CryptoError::UnknownKey("k1".into())
+    );
 }
 
 #[test]
@@ -75,11 +93,20 @@ fn master_key_wraps_data_keys_and_detects_a_wrong_master_key() {
     let back = master.unwrap_key("k1", &wrapped).unwrap();
     let ring = Keyring::new(back, []);
     let ring0 = Keyring::new(dk, []);
-    assert_eq!(&*ring.open(&ring0.seal(b"a", aad("r")), aad("r")).unwrap(), b"a");
+    assert_eq!(
+        &*ring.open(&ring0.seal(b"a", aad("r")), aad("r")).unwrap(),
+        b"a"
+    );
 
     let other = MasterKey::generate();
-    assert_eq!(other.unwrap_key("k1", &wrapped).unwrap_err(), CryptoError::Authentication);
-    assert!(master.unwrap_key("k2", &wrapped).is_err(), "wrapped key bound to its id");
+    assert_eq!(
+        other.unwrap_key("k1", &wrapped).unwrap_err(),
+        CryptoError::Authentication
+    );
+    assert!(
+        master.unwrap_key("k2", &wrapped).is_err(),
+        "wrapped key bound to its id"
+    );
     assert_ne!(master.check_value(), other.check_value());
 }
 
@@ -93,15 +120,29 @@ fn master_key_parsing_accepts_base64_and_hex_and_explains_failures() {
     assert!(MasterKey::parse(&hex).is_ok());
     let short = MasterKey::parse("c2hvcnQ=").unwrap_err().to_string();
     assert!(short.contains("5 bytes"), "{short}");
-    assert!(MasterKey::parse("").unwrap_err().to_string().contains("empty"));
-    assert!(MasterKey::parse("not base64 !!").unwrap_err().to_string().contains("base64"));
+    assert!(
+        MasterKey::parse("")
+            .unwrap_err()
+            .to_string()
+            .contains("empty")
+    );
+    assert!(
+        MasterKey::parse("not base64 !!")
+            .unwrap_err()
+            .to_string()
+            .contains("base64")
+    );
 }
 
 #[test]
 fn debug_output_never_shows_key_material() {
     let m = MasterKey::generate();
     let b64 = m.to_base64();
-    let dbg = format!("{m:?} {:?} {:?}", Keyring::for_tests(), DataKey::generate("k9").unwrap());
+    let dbg = format!(
+        "{m:?} {:?} {:?}",
+        Keyring::for_tests(),
+        DataKey::generate("k9").unwrap()
+    );
     assert!(!dbg.contains(b64.expose_secret()));
     assert!(dbg.contains("redacted"));
 }

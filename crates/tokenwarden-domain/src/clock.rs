@@ -32,7 +32,8 @@ impl ManualClock {
     /// Starts at 2026-01-01T00:00:00Z, a fixed and readable instant.
     pub fn at_epoch() -> Self {
         Self::new(
-            chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or(chrono::DateTime::UNIX_EPOCH),
+            chrono::DateTime::from_timestamp(1_767_225_600, 0)
+                .unwrap_or(chrono::DateTime::UNIX_EPOCH),
         )
     }
 

@@ -6,11 +6,17 @@ pub enum NameError {
     #[error("{what} must not be empty")]
     Empty { what: &'static str },
     #[error("{what} is {len} characters long; at most {max} are allowed")]
-    TooLong { what: &'static str, len: usize, max: usize },
-    #[error(
-        "{what} {value:?} may contain only {allowed}, and must start with a letter or digit"
-    )]
-    BadCharacters { what: &'static str, value: String, allowed: &'static str },
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{what} {value:?} may contain only {allowed}, and must start with a letter or digit")]
+    BadCharacters {
+        what: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
 }
 
 fn check(
@@ -29,7 +35,11 @@ fn check(
     }
     let first_ok = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || !s.chars().all(ok) {
-        return Err(NameError::BadCharacters { what, value: s.chars().take(80).collect(), allowed });
+        return Err(NameError::BadCharacters {
+            what,
+            value: s.chars().take(80).collect(),
+            allowed,
+        });
     }
     Ok(())
 }
@@ -104,10 +114,23 @@ mod tests {
 
     #[test]
     fn token_names_refuse_bad_input_with_a_reason() {
-        assert_eq!(TokenName::parse(""), Err(NameError::Empty { what: "token name" }));
+        assert_eq!(
+            TokenName::parse(""),
+            Err(NameError::Empty { what: "token name" })
+        );
         let long = "a".repeat(101);
-        assert!(matches!(TokenName::parse(&long), Err(NameError::TooLong { len: 101, .. })));
-        for bad in ["-lead", "has space", "slash/", "ünï", "semi;colon", "../etc"] {
+        assert!(matches!(
+            TokenName::parse(&long),
+            Err(NameError::TooLong { len: 101, .. })
+        ));
+        for bad in [
+            "-lead",
+            "has space",
+            "slash/",
+            "ünï",
+            "semi;colon",
+            "../etc",
+        ] {
             let err = TokenName::parse(bad).unwrap_err();
             assert!(err.to_string().contains("may contain only"), "{bad}: {err}");
         }

@@ -1,0 +1,144 @@
+//! What the store keeps. Secret fields are [`Sealed`]: ciphertext made by tokenwarden-crypto;
+//! the store never sees plaintext.
+
+use std::collections::BTreeMap;
+use tokenwarden_domain::{
+    ApiKeyId, AppId, AppName, AppState, KeyLabel, ProviderId, StopReason, Timestamp, TokenId,
+    TokenName, TokenStatus,
+};
+
+/// Ciphertext of a secret. Its `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(pub Vec<u8>);
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed({} bytes)", self.0.len())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRecord {
+    pub id: AppId,
+    pub name: AppName,
+    pub state: AppState,
+    pub stop_reason: Option<StopReason>,
+    /// Names of the tokens the app uses, sorted.
+    pub tokens: Vec<TokenName>,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The OAuth material obtained from the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenMaterial {
+    pub access_token: Option<Sealed>,
+    pub refresh_token: Option<Sealed>,
+    pub token_type: Option<String>,
+    pub scopes: Option<String>,
+    pub access_expires_at: Option<Timestamp>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub issued_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub name: TokenName,
+    pub provider: ProviderId,
+    /// `Some` for an app-level token, owned by that app; `None` for a global one.
+    pub app_id: Option<AppId>,
+    /// Connection settings (e.g. Snowflake `account`, `role`). Not secret.
+    pub settings: BTreeMap<String, String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Sealed>,
+    pub client_secret_2: Option<Sealed>,
+    pub material: TokenMaterial,
+    pub status: TokenStatus,
+    pub status_reason: Option<String>,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyKind {
+    /// An app's key: reads that app's tokens.
+    App,
+    /// An admin token: manages everything.
+    Admin,
+}
+
+impl ApiKeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiKeyKind::App => "app",
+            ApiKeyKind::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub kind: ApiKeyKind,
+    pub app_id: Option<AppId>,
+    pub label: KeyLabel,
+    /// SHA-256 of the key's secret part.
+    pub secret_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: Timestamp,
+    /// Who: `admin:<label>`, `app:<name>`, `system`, `anonymous`.
+    pub actor: String,
+    /// What: `app.create`, `token.update`, `auth.denied`, ...
+    pub action: String,
+    pub object_type: String,
+    pub object_id: Option<String>,
+    pub object_name: Option<String>,
+    /// `ok` or `denied` / `failed`.
+    pub outcome: String,
+    /// Free-form JSON detail. Never a secret.
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub object_id: Option<String>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDataKey {
+    pub key_id: String,
+    pub wrapped: Vec<u8>,
+    pub active: bool,
+    pub created_at: Timestamp,
+}
+
+/// One sealed value somewhere in the database, for re-encryption.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRef {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub row_id: String,
+    pub sealed: Sealed,
+}
+
+/// A held lease. `fencing` grows every time the lease changes owner, so a stale holder can be
+/// told apart from the current one even if both use the same owner string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    pub owner: String,
+    pub fencing: i64,
+    pub expires_at: Timestamp,
+}

@@ -1,0 +1,914 @@
+use crate::records::*;
+use crate::{Result, SEALED_COLUMNS, Store, StoreError, migrate};
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokenwarden_domain::clock::{from_millis, to_millis};
+use tokenwarden_domain::{
+    ApiKeyId, AppId, AppName, AppState, KeyLabel, ProviderId, StopReason, Timestamp, TokenId,
+    TokenName, TokenStatus,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            // Never echo a URL that may carry a password.
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(StoreError::UnsupportedUrl(format!("{scheme}:...")))
+        }
+    }
+}
+
+/// The one implementation of [`Store`], on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl SqlStore {
+    /// Connects (creating a SQLite file if needed) without migrating.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = Backend::from_url(url)?;
+        sqlx::any::install_default_drivers();
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_owned()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        Ok(Self { pool, backend })
+    }
+
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str, now: Timestamp) -> Result<Self> {
+        let store = Self::connect(url).await?;
+        store.migrate(now).await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub async fn migrate(&self, now: Timestamp) -> Result<usize> {
+        migrate::run(&self.pool, self.backend, to_millis(now)).await
+    }
+
+    /// Runs a read-only diagnostic query returning one text value (e.g. `PRAGMA journal_mode`).
+    pub async fn diagnostic(&self, sql: &'static str) -> Result<String> {
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        if let Ok(s) = row.try_get::<String, _>(0) {
+            return Ok(s);
+        }
+        Ok(row.try_get::<i64, _>(0)?.to_string())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+// --- row mapping ---------------------------------------------------------------------------
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn ts(row: &AnyRow, col: &str) -> Result<Timestamp> {
+    Ok(from_millis(row.try_get::<i64, _>(col)?))
+}
+
+fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<Timestamp>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(from_millis))
+}
+
+fn opt_sealed(row: &AnyRow, col: &str) -> Result<Option<Sealed>> {
+    Ok(row.try_get::<Option<Vec<u8>>, _>(col)?.map(Sealed))
+}
+
+fn app_id(row: &AnyRow, col: &str) -> Result<AppId> {
+    let s: String = row.try_get(col)?;
+    AppId::parse(&s).ok_or_else(|| corrupt(col, format!("{s:?} is not a UUID")))
+}
+
+fn opt_app_id(row: &AnyRow, col: &str) -> Result<Option<AppId>> {
+    match row.try_get::<Option<String>, _>(col)? {
+        None => Ok(None),
+        Some(s) => AppId::parse(&s)
+            .map(Some)
+            .ok_or_else(|| corrupt(col, "bad id")),
+    }
+}
+
+fn opt_sealed_bytes(s: &Option<Sealed>) -> Option<Vec<u8>> {
+    s.as_ref().map(|s| s.0.clone())
+}
+
+fn opt_ms(t: Option<Timestamp>) -> Option<i64> {
+    t.map(to_millis)
+}
+
+macro_rules! app_columns {
+    () => {
+        "id, name, state, stop_reason, version, created_at, updated_at"
+    };
+}
+
+fn app_from_row(row: &AnyRow, tokens: Vec<TokenName>) -> Result<AppRecord> {
+    let stop_reason = match row.try_get::<Option<String>, _>("stop_reason")? {
+        None => None,
+        Some(j) => Some(
+            serde_json::from_str::<StopReason>(&j).map_err(|e| corrupt("apps.stop_reason", e))?,
+        ),
+    };
+    Ok(AppRecord {
+        id: app_id(row, "id")?,
+        name: AppName::parse(&row.try_get::<String, _>("name")?)
+            .map_err(|e| corrupt("apps.name", e))?,
+        state: AppState::parse(&row.try_get::<String, _>("state")?)
+            .map_err(|e| corrupt("apps.state", e))?,
+        stop_reason,
+        tokens,
+        version: row.try_get("version")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+macro_rules! token_columns {
+    () => {
+        "id, name, provider, app_id, settings, client_id, client_secret, client_secret_2, \
+         access_token, refresh_token, token_type, scopes, access_expires_at, refresh_expires_at, \
+         issued_at, status, status_reason, version, created_at, updated_at"
+    };
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
+    let id: String = row.try_get("id")?;
+    let settings: BTreeMap<String, String> =
+        serde_json::from_str(&row.try_get::<String, _>("settings")?)
+            .map_err(|e| corrupt("tokens.settings", e))?;
+    Ok(TokenRecord {
+        id: TokenId::parse(&id).ok_or_else(|| corrupt("tokens.id", "bad id"))?,
+        name: TokenName::parse(&row.try_get::<String, _>("name")?)
+            .map_err(|e| corrupt("tokens.name", e))?,
+        provider: ProviderId::parse(&row.try_get::<String, _>("provider")?)
+            .map_err(|e| corrupt("tokens.provider", e))?,
+        app_id: opt_app_id(row, "app_id")?,
+        settings,
+        client_id: row.try_get("client_id")?,
+        client_secret: opt_sealed(row, "client_secret")?,
+        client_secret_2: opt_sealed(row, "client_secret_2")?,
+        material: TokenMaterial {
+            access_token: opt_sealed(row, "access_token")?,
+            refresh_token: opt_sealed(row, "refresh_token")?,
+            token_type: row.try_get("token_type")?,
+            scopes: row.try_get("scopes")?,
+            access_expires_at: opt_ts(row, "access_expires_at")?,
+            refresh_expires_at: opt_ts(row, "refresh_expires_at")?,
+            issued_at: opt_ts(row, "issued_at")?,
+        },
+        status: TokenStatus::parse(&row.try_get::<String, _>("status")?)
+            .map_err(|e| corrupt("tokens.status", e))?,
+        status_reason: row.try_get("status_reason")?,
+        version: row.try_get("version")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, kind, app_id, label, secret_hash, created_at, revoked_at"
+    };
+}
+
+fn key_from_row(row: &AnyRow) -> Result<ApiKeyRecord> {
+    let id: String = row.try_get("id")?;
+    let kind = match row.try_get::<String, _>("kind")?.as_str() {
+        "app" => ApiKeyKind::App,
+        "admin" => ApiKeyKind::Admin,
+        other => return Err(corrupt("api_keys.kind", other)),
+    };
+    Ok(ApiKeyRecord {
+        id: ApiKeyId::parse(&id).ok_or_else(|| corrupt("api_keys.id", "bad id"))?,
+        kind,
+        app_id: opt_app_id(row, "app_id")?,
+        label: KeyLabel::parse(&row.try_get::<String, _>("label")?)
+            .map_err(|e| corrupt("api_keys.label", e))?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: ts(row, "created_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
+    })
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        at: ts(row, "at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        object_type: row.try_get("object_type")?,
+        object_id: row.try_get("object_id")?,
+        object_name: row.try_get("object_name")?,
+        outcome: row.try_get("outcome")?,
+        detail: serde_json::from_str(&row.try_get::<String, _>("detail")?)
+            .map_err(|e| corrupt("audit_events.detail", e))?,
+    })
+}
+
+fn lease_from_row(row: &AnyRow, name: &str) -> Result<Lease> {
+    Ok(Lease {
+        name: name.to_owned(),
+        owner: row.try_get("owner")?,
+        fencing: row.try_get("fencing")?,
+        expires_at: ts(row, "expires_at")?,
+    })
+}
+
+fn settings_json(t: &TokenRecord) -> String {
+    serde_json::to_string(&t.settings).unwrap_or_else(|_| "{}".into())
+}
+
+fn scope_key(app: Option<AppId>) -> String {
+    app.map(|a| a.to_string()).unwrap_or_default()
+}
+
+impl SqlStore {
+    async fn app_tokens(&self, id: AppId) -> Result<Vec<TokenName>> {
+        sqlx::query("SELECT token_name FROM app_tokens WHERE app_id = $1 ORDER BY token_name")
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                TokenName::parse(&r.try_get::<String, _>(0)?)
+                    .map_err(|e| corrupt("app_tokens.token_name", e))
+            })
+            .collect()
+    }
+
+    async fn apps_from_rows(&self, rows: Vec<AnyRow>) -> Result<Vec<AppRecord>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = app_id(&row, "id")?;
+            out.push(app_from_row(&row, self.app_tokens(id).await?)?);
+        }
+        Ok(out)
+    }
+
+    /// The UPDATE shared by [`Store::update_token`] and [`Store::update_token_under_lease`]: one
+    /// statement, so the version (and lease) check and the write are atomic on both backends.
+    async fn update_token_where(
+        &self,
+        t: &TokenRecord,
+        now: Timestamp,
+        lease: Option<&Lease>,
+    ) -> Result<TokenRecord> {
+        let lease_cond = if lease.is_some() {
+            " AND EXISTS (SELECT 1 FROM leases WHERE name = $22 AND owner = $23 AND fencing = $24 \
+             AND expires_at > $20)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE tokens SET name = $1, provider = $2, scope_key = $3, settings = $4, \
+             client_id = $5, client_secret = $6, client_secret_2 = $7, access_token = $8, \
+             refresh_token = $9, token_type = $10, scopes = $11, access_expires_at = $12, \
+             refresh_expires_at = $13, issued_at = $14, status = $15, status_reason = $16, \
+             version = $17, app_id = $18, updated_at = $20 \
+             WHERE id = $19 AND version = $21{lease_cond}"
+        );
+        // Audited: built only from the constant lease condition above.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(t.name.as_str())
+            .bind(t.provider.as_str())
+            .bind(scope_key(t.app_id))
+            .bind(settings_json(t))
+            .bind(t.client_id.clone())
+            .bind(opt_sealed_bytes(&t.client_secret))
+            .bind(opt_sealed_bytes(&t.client_secret_2))
+            .bind(opt_sealed_bytes(&t.material.access_token))
+            .bind(opt_sealed_bytes(&t.material.refresh_token))
+            .bind(t.material.token_type.clone())
+            .bind(t.material.scopes.clone())
+            .bind(opt_ms(t.material.access_expires_at))
+            .bind(opt_ms(t.material.refresh_expires_at))
+            .bind(opt_ms(t.material.issued_at))
+            .bind(t.status.as_str())
+            .bind(t.status_reason.clone())
+            .bind(t.version + 1)
+            .bind(t.app_id.map(|a| a.to_string()))
+            .bind(t.id.to_string())
+            .bind(to_millis(now))
+            .bind(t.version);
+        if let Some(l) = lease {
+            q = q.bind(l.name.clone()).bind(l.owner.clone()).bind(l.fencing);
+        }
+        let done = q.execute(&self.pool).await?;
+        if done.rows_affected() == 1 {
+            return self.get_token(t.id).await;
+        }
+        // Tell apart: gone, changed by someone else, or lease lost.
+        let current = self.get_token(t.id).await?;
+        if current.version != t.version {
+            return Err(StoreError::VersionMismatch("token"));
+        }
+        match lease {
+            Some(l) => Err(StoreError::LeaseLost(l.name.clone())),
+            None => Err(StoreError::VersionMismatch("token")),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?)
+    }
+
+    async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_data_keys(&self) -> Result<Vec<StoredDataKey>> {
+        sqlx::query("SELECT key_id, wrapped, active, created_at FROM encryption_keys ORDER BY created_at, key_id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(StoredDataKey {
+                    key_id: r.try_get("key_id")?,
+                    wrapped: r.try_get("wrapped")?,
+                    active: r.try_get::<i64, _>("active")? != 0,
+                    created_at: ts(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_data_key(&self, key: &StoredDataKey) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO encryption_keys (key_id, wrapped, active, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(&key.key_id)
+            .bind(key.wrapped.clone())
+            .bind(i64::from(key.active))
+            .bind(to_millis(key.created_at))
+            .execute(&mut *tx)
+            .await?;
+        if key.active {
+            sqlx::query("UPDATE encryption_keys SET active = 0 WHERE key_id <> $1")
+                .bind(&key.key_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_data_key(&self, key_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM encryption_keys WHERE key_id = $1 AND active = 0")
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT 1 FROM encryption_keys WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match exists {
+                None => StoreError::NotFound("encryption key"),
+                Some(_) => StoreError::Conflict(format!("key {key_id} is the active key")),
+            });
+        }
+        // A sealed value starts with 0x01, the key id's length, then the key id.
+        let mut prefix = vec![1u8, key_id.len() as u8];
+        prefix.extend_from_slice(key_id.as_bytes());
+        let mut in_use = 0i64;
+        for (table, column) in SEALED_COLUMNS {
+            let sql = format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL");
+            // Audited: table and column names come from SEALED_COLUMNS only.
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                let v: Vec<u8> = row.try_get(0)?;
+                if v.starts_with(&prefix) {
+                    in_use += 1;
+                }
+            }
+        }
+        if in_use > 0 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!(
+                "{in_use} sealed values still use key {key_id}; run `tokenwarden keys rotate` first"
+            )));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sealed_values(&self) -> Result<Vec<SealedRef>> {
+        let mut out = Vec::new();
+        for (table, column) in SEALED_COLUMNS {
+            let sql = format!("SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL");
+            // Audited: table and column names come from SEALED_COLUMNS only.
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&self.pool)
+                .await?
+            {
+                out.push(SealedRef {
+                    table,
+                    column,
+                    row_id: row.try_get(0)?,
+                    sealed: Sealed(row.try_get(1)?),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn replace_sealed(&self, r: &SealedRef, new: &Sealed) -> Result<bool> {
+        if !SEALED_COLUMNS.contains(&(r.table, r.column)) {
+            return Err(StoreError::Corrupt(format!(
+                "{}.{} is not a sealed column",
+                r.table, r.column
+            )));
+        }
+        let sql = format!(
+            "UPDATE {} SET {} = $1 WHERE id = $2 AND {} = $3",
+            r.table, r.column, r.column
+        );
+        // Audited: the pair was checked against SEALED_COLUMNS above.
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(new.0.clone())
+            .bind(&r.row_id)
+            .bind(r.sealed.0.clone())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_app(&self, app: &AppRecord, first_key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO apps (id, name, state, stop_reason, version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(app.id.to_string())
+        .bind(app.name.as_str())
+        .bind(app.state.as_str())
+        .bind(
+            app.stop_reason
+                .as_ref()
+                .map(|r| serde_json::to_string(r).unwrap_or_default()),
+        )
+        .bind(app.version)
+        .bind(to_millis(app.created_at))
+        .bind(to_millis(app.updated_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => {
+                StoreError::Conflict(format!("an app named {} already exists", app.name))
+            }
+            other => other,
+        })?;
+        for name in &app.tokens {
+            sqlx::query("INSERT INTO app_tokens (app_id, token_name) VALUES ($1, $2)")
+                .bind(app.id.to_string())
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        insert_key(&mut tx, first_key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_app(&self, id: AppId) -> Result<AppRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("app"))?;
+        app_from_row(&row, self.app_tokens(id).await?)
+    }
+
+    async fn get_app_by_name(&self, name: &AppName) -> Result<AppRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps WHERE name = $1"
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("app"))?;
+        let id = app_id(&row, "id")?;
+        app_from_row(&row, self.app_tokens(id).await?)
+    }
+
+    async fn list_apps(&self) -> Result<Vec<AppRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        self.apps_from_rows(rows).await
+    }
+
+    async fn update_app(&self, app: &AppRecord, now: Timestamp) -> Result<AppRecord> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE apps SET name = $1, state = $2, stop_reason = $3, version = $4, updated_at = $5 \
+             WHERE id = $6 AND version = $7",
+        )
+        .bind(app.name.as_str())
+        .bind(app.state.as_str())
+        .bind(app.stop_reason.as_ref().map(|r| serde_json::to_string(r).unwrap_or_default()))
+        .bind(app.version + 1)
+        .bind(to_millis(now))
+        .bind(app.id.to_string())
+        .bind(app.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!("an app named {} already exists", app.name)),
+            other => other,
+        })?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            self.get_app(app.id).await?;
+            return Err(StoreError::VersionMismatch("app"));
+        }
+        sqlx::query("DELETE FROM app_tokens WHERE app_id = $1")
+            .bind(app.id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        for name in &app.tokens {
+            sqlx::query("INSERT INTO app_tokens (app_id, token_name) VALUES ($1, $2)")
+                .bind(app.id.to_string())
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.get_app(app.id).await
+    }
+
+    async fn delete_app(&self, id: AppId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("app"));
+        }
+        Ok(())
+    }
+
+    async fn apps_using_token(&self, name: &TokenName) -> Result<Vec<AppRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM apps WHERE id IN \
+             (SELECT app_id FROM app_tokens WHERE token_name = $1) ORDER BY name"
+        ))
+        .bind(name.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        self.apps_from_rows(rows).await
+    }
+
+    async fn create_token(&self, t: &TokenRecord) -> Result<()> {
+        sqlx::query(concat!("INSERT INTO tokens (", token_columns!(), ", scope_key) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"))
+        .bind(t.id.to_string())
+        .bind(t.name.as_str())
+        .bind(t.provider.as_str())
+        .bind(t.app_id.map(|a| a.to_string()))
+        .bind(settings_json(t))
+        .bind(t.client_id.clone())
+        .bind(opt_sealed_bytes(&t.client_secret))
+        .bind(opt_sealed_bytes(&t.client_secret_2))
+        .bind(opt_sealed_bytes(&t.material.access_token))
+        .bind(opt_sealed_bytes(&t.material.refresh_token))
+        .bind(t.material.token_type.clone())
+        .bind(t.material.scopes.clone())
+        .bind(opt_ms(t.material.access_expires_at))
+        .bind(opt_ms(t.material.refresh_expires_at))
+        .bind(opt_ms(t.material.issued_at))
+        .bind(t.status.as_str())
+        .bind(t.status_reason.clone())
+        .bind(t.version)
+        .bind(to_millis(t.created_at))
+        .bind(to_millis(t.updated_at))
+        .bind(scope_key(t.app_id))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(match t.app_id {
+                None => format!("a global token named {} already exists", t.name),
+                Some(_) => format!("this app already has a token named {}", t.name),
+            }),
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    async fn get_token(&self, id: TokenId) -> Result<TokenRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
+        token_from_row(&row)
+    }
+
+    async fn find_token(&self, app: Option<AppId>, name: &TokenName) -> Result<TokenRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE scope_key = $1 AND name = $2"
+        ))
+        .bind(scope_key(app))
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
+        token_from_row(&row)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens ORDER BY provider, name, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(token_from_row)
+        .collect()
+    }
+
+    async fn update_token(&self, t: &TokenRecord, now: Timestamp) -> Result<TokenRecord> {
+        self.update_token_where(t, now, None).await
+    }
+
+    async fn update_token_under_lease(
+        &self,
+        t: &TokenRecord,
+        lease: &Lease,
+        now: Timestamp,
+    ) -> Result<TokenRecord> {
+        self.update_token_where(t, now, Some(lease)).await
+    }
+
+    async fn delete_token(&self, id: TokenId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("token"));
+        }
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_key(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_api_key(&self, id: ApiKeyId) -> Result<ApiKeyRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("API key"))?;
+        key_from_row(&row)
+    }
+
+    async fn list_api_keys(&self, app: Option<AppId>) -> Result<Vec<ApiKeyRecord>> {
+        let rows = match app {
+            Some(a) => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM api_keys WHERE app_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(a.to_string())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    key_columns!(),
+                    " FROM api_keys WHERE kind = 'admin' ORDER BY created_at, id"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_millis(at))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            self.get_api_key(id).await?; // NotFound if it never existed; else already revoked
+        }
+        Ok(())
+    }
+
+    async fn append_audit(&self, e: &AuditEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, at, actor, action, object_type, object_id, object_name, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&e.id)
+        .bind(to_millis(e.at))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.object_type)
+        .bind(e.object_id.clone())
+        .bind(e.object_name.clone())
+        .bind(&e.outcome)
+        .bind(e.detail.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
+        let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+        sqlx::query(
+            "SELECT id, at, actor, action, object_type, object_id, object_name, outcome, detail \
+             FROM audit_events \
+             WHERE ($1 = '' OR object_id = $1) AND ($2 = '' OR action = $2) AND ($3 = '' OR actor = $3) \
+             ORDER BY at DESC, id DESC LIMIT $4",
+        )
+        .bind(f.object_id.clone().unwrap_or_default())
+        .bind(f.action.clone().unwrap_or_default())
+        .bind(f.actor.clone().unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: chrono::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Lease>> {
+        let row = sqlx::query(
+            "INSERT INTO leases (name, owner, expires_at, fencing) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (name) DO UPDATE SET \
+               fencing = CASE WHEN leases.owner = excluded.owner AND leases.expires_at > $4 \
+                              THEN leases.fencing ELSE leases.fencing + 1 END, \
+               owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE leases.expires_at <= $4 OR leases.owner = excluded.owner \
+             RETURNING owner, fencing, expires_at",
+        )
+        .bind(name)
+        .bind(owner)
+        .bind(to_millis(now + ttl))
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| lease_from_row(&r, name)).transpose()
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: chrono::Duration,
+        now: Timestamp,
+    ) -> Result<Option<Lease>> {
+        let row = sqlx::query(
+            "UPDATE leases SET expires_at = $1 \
+             WHERE name = $2 AND owner = $3 AND fencing = $4 AND expires_at > $5 \
+             RETURNING owner, fencing, expires_at",
+        )
+        .bind(to_millis(now + ttl))
+        .bind(&lease.name)
+        .bind(&lease.owner)
+        .bind(lease.fencing)
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| lease_from_row(&r, &lease.name)).transpose()
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<bool> {
+        // Expire rather than delete, so the fencing counter keeps growing.
+        let done = sqlx::query(
+            "UPDATE leases SET expires_at = 0 WHERE name = $1 AND owner = $2 AND fencing = $3",
+        )
+        .bind(&lease.name)
+        .bind(&lease.owner)
+        .bind(lease.fencing)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKeyRecord) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO api_keys (",
+        key_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(key.id.to_string())
+    .bind(key.kind.as_str())
+    .bind(key.app_id.map(|a| a.to_string()))
+    .bind(key.label.as_str())
+    .bind(key.secret_hash.clone())
+    .bind(to_millis(key.created_at))
+    .bind(opt_ms(key.revoked_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,695 @@
+//! R33: one storage conformance suite, run against SQLite and PostgreSQL.
+//! The PostgreSQL run starts its own throwaway cluster (tokenwarden-testkit) unless
+//! TOKENWARDEN_TEST_POSTGRES_URL names one; it fails, never skips, when PostgreSQL is missing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokenwarden_domain::{
+    ApiKeyId, AppId, AppName, AppState, Clock, KeyLabel, ManualClock, ProviderId, StopReason,
+    TokenId, TokenName, TokenStatus,
+};
+use tokenwarden_store::*;
+
+struct Ctx {
+    store: Arc<SqlStore>,
+    clock: ManualClock,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Ctx {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tw.db").display());
+    let clock = ManualClock::at_epoch();
+    let store = SqlStore::open(&url, clock.now()).await.unwrap();
+    Ctx {
+        store: Arc::new(store),
+        clock,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Ctx {
+    let pg = tokenwarden_testkit::require_postgres();
+    let clock = ManualClock::at_epoch();
+    let store = SqlStore::open(&pg.url, clock.now()).await.unwrap();
+    Ctx {
+        store: Arc::new(store),
+        clock,
+        _dir: None,
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::sqlite().await).await }) +
+        }
+        mod postgres_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::postgres().await).await }) +
+        }
+    };
+}
+
+conformance!(
+    migrations_are_idempotent_and_safe_concurrently,
+    app_crud_round_trips,
+    app_names_are_unique,
+    token_crud_round_trips_with_sealed_bytes,
+    token_names_are_unique_per_scope,
+    stale_versions_are_refused,
+    failed_transaction_leaves_nothing,
+    deleting_an_app_removes_its_tokens_and_keys,
+    api_keys_create_list_revoke,
+    lease_is_exclusive_and_owner_checked,
+    lease_under_contention_has_one_winner,
+    commit_under_lost_lease_is_refused,
+    data_keys_and_sealed_values,
+    audit_events_filter_and_order,
+    meta_set_if_absent,
+);
+
+fn app(ctx: &Ctx, name: &str, tokens: &[&str]) -> AppRecord {
+    let now = ctx.clock.now();
+    AppRecord {
+        id: AppId::new_v7(now),
+        name: AppName::parse(name).unwrap(),
+        state: AppState::Running,
+        stop_reason: None,
+        tokens: tokens
+            .iter()
+            .map(|t| TokenName::parse(t).unwrap())
+            .collect(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn key_for(ctx: &Ctx, app: Option<AppId>) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: ApiKeyId(uuid::Uuid::new_v4()),
+        kind: if app.is_some() {
+            ApiKeyKind::App
+        } else {
+            ApiKeyKind::Admin
+        },
+        app_id: app,
+        label: KeyLabel::parse("first key").unwrap(),
+        secret_hash: vec![7; 32],
+        created_at: ctx.clock.now(),
+        revoked_at: None,
+    }
+}
+
+fn token(ctx: &Ctx, name: &str, app: Option<AppId>) -> TokenRecord {
+    let now = ctx.clock.now();
+    TokenRecord {
+        id: TokenId(uuid::Uuid::new_v4()),
+        name: TokenName::parse(name).unwrap(),
+        provider: ProviderId::parse("snowflake").unwrap(),
+        app_id: app,
+        settings: BTreeMap::from([
+            ("account".into(), "xy12345.us-east-1".into()),
+            ("role".into(), "ANALYST".into()),
+        ]),
+        client_id: Some("client-id".into()),
+        client_secret: Some(Sealed(vec![1, 2, 3, 0, 255])),
+        client_secret_2: None,
+        material: TokenMaterial::default(),
+        status: TokenStatus::NotAuthorized,
+        status_reason: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn migrations_are_idempotent_and_safe_concurrently(ctx: Ctx) {
+    assert_eq!(ctx.store.migrate(ctx.clock.now()).await.unwrap(), 0);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = ctx.store.clone();
+        let now = ctx.clock.now();
+        tasks.push(tokio::spawn(async move { s.migrate(now).await }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 0);
+    }
+    ctx.store.ping().await.unwrap();
+}
+
+async fn app_crud_round_trips(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "sales-invoice", &["snowflake-sales", "graph"]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    let mut got = s.get_app(a.id).await.unwrap();
+    assert_eq!(
+        got.tokens,
+        vec![
+            TokenName::parse("graph").unwrap(),
+            TokenName::parse("snowflake-sales").unwrap()
+        ]
+    );
+    assert_eq!(got.name, a.name);
+    assert_eq!(s.get_app_by_name(&a.name).await.unwrap().id, a.id);
+    assert_eq!(s.list_apps().await.unwrap().len(), 1);
+
+    ctx.clock.advance(chrono::Duration::seconds(5));
+    got.state = AppState::Stopped;
+    got.stop_reason = Some(StopReason::WaitingForToken {
+        token: "graph".into(),
+    });
+    got.tokens = vec![TokenName::parse("graph").unwrap()];
+    let updated = s.update_app(&got, ctx.clock.now()).await.unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.state, AppState::Stopped);
+    assert_eq!(updated.stop_reason, got.stop_reason);
+    assert_eq!(updated.tokens.len(), 1);
+    assert_eq!(updated.updated_at, ctx.clock.now());
+    let users = s
+        .apps_using_token(&TokenName::parse("graph").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert!(
+        s.apps_using_token(&TokenName::parse("snowflake-sales").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    s.delete_app(a.id).await.unwrap();
+    assert!(matches!(
+        s.get_app(a.id).await,
+        Err(StoreError::NotFound("app"))
+    ));
+    assert!(matches!(
+        s.delete_app(a.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn app_names_are_unique(ctx: Ctx) {
+    let a = app(&ctx, "dup", &[]);
+    ctx.store
+        .create_app(&a, &key_for(&ctx, Some(a.id)))
+        .await
+        .unwrap();
+    let b = app(&ctx, "dup", &[]);
+    let err = ctx
+        .store
+        .create_app(&b, &key_for(&ctx, Some(b.id)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("dup")),
+        "{err}"
+    );
+    // Renaming another app onto a taken name is refused too.
+    let c = app(&ctx, "other", &[]);
+    ctx.store
+        .create_app(&c, &key_for(&ctx, Some(c.id)))
+        .await
+        .unwrap();
+    let mut c2 = ctx.store.get_app(c.id).await.unwrap();
+    c2.name = AppName::parse("dup").unwrap();
+    assert!(matches!(
+        ctx.store.update_app(&c2, ctx.clock.now()).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+async fn token_crud_round_trips_with_sealed_bytes(ctx: Ctx) {
+    let s = &ctx.store;
+    let t = token(&ctx, "snowflake-sales", None);
+    s.create_token(&t).await.unwrap();
+    assert_eq!(s.get_token(t.id).await.unwrap(), t);
+    assert_eq!(s.find_token(None, &t.name).await.unwrap().id, t.id);
+
+    let mut t2 = t.clone();
+    ctx.clock.advance(chrono::Duration::minutes(1));
+    let now = ctx.clock.now();
+    t2.material = TokenMaterial {
+        access_token: Some(Sealed(vec![9; 40])),
+        refresh_token: Some(Sealed(vec![8; 40])),
+        token_type: Some("Bearer".into()),
+        scopes: Some("refresh_token session:role:ANALYST".into()),
+        access_expires_at: Some(now + chrono::Duration::minutes(10)),
+        refresh_expires_at: Some(now + chrono::Duration::days(90)),
+        issued_at: Some(now),
+    };
+    t2.status = TokenStatus::Healthy;
+    let stored = s.update_token(&t2, now).await.unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.material, t2.material);
+    assert_eq!(stored.updated_at, now);
+    assert_eq!(s.list_tokens().await.unwrap(), vec![stored.clone()]);
+
+    s.delete_token(t.id).await.unwrap();
+    assert!(matches!(
+        s.get_token(t.id).await,
+        Err(StoreError::NotFound("token"))
+    ));
+    assert!(matches!(
+        s.find_token(None, &t.name).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn token_names_are_unique_per_scope(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "a", &[]);
+    let b = app(&ctx, "b", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    s.create_app(&b, &key_for(&ctx, Some(b.id))).await.unwrap();
+    s.create_token(&token(&ctx, "sf", None)).await.unwrap();
+    let dup = s.create_token(&token(&ctx, "sf", None)).await.unwrap_err();
+    assert!(
+        matches!(&dup, StoreError::Conflict(m) if m.contains("global token named sf")),
+        "{dup}"
+    );
+    // The same name app-level, once per app, is fine.
+    s.create_token(&token(&ctx, "sf", Some(a.id)))
+        .await
+        .unwrap();
+    s.create_token(&token(&ctx, "sf", Some(b.id)))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.create_token(&token(&ctx, "sf", Some(a.id))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let own = s
+        .find_token(Some(a.id), &TokenName::parse("sf").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(own.app_id, Some(a.id));
+    assert_eq!(s.list_tokens().await.unwrap().len(), 3);
+}
+
+async fn stale_versions_are_refused(ctx: Ctx) {
+    // R11: an admin edit and a refresh racing on the same row never revert each other.
+    let s = &ctx.store;
+    let t = token(&ctx, "sf", None);
+    s.create_token(&t).await.unwrap();
+    let mut by_refresh = t.clone();
+    by_refresh.material.access_token = Some(Sealed(vec![1; 10]));
+    let mut by_admin = t.clone();
+    by_admin.client_id = Some("new-client".into());
+    s.update_token(&by_refresh, ctx.clock.now()).await.unwrap();
+    let err = s
+        .update_token(&by_admin, ctx.clock.now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::VersionMismatch("token")), "{err}");
+    let now = s.get_token(t.id).await.unwrap();
+    assert_eq!(now.material.access_token, Some(Sealed(vec![1; 10])));
+    assert_eq!(now.client_id.as_deref(), Some("client-id"));
+
+    // Many concurrent writers on one version: exactly one wins.
+    let mut tasks = Vec::new();
+    for i in 0..8u8 {
+        let s = ctx.store.clone();
+        let mut mine = now.clone();
+        mine.material.access_token = Some(Sealed(vec![i; 4]));
+        let at = ctx.clock.now();
+        tasks.push(tokio::spawn(async move { s.update_token(&mine, at).await }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::VersionMismatch(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+
+    let mut a = app(&ctx, "x", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    s.update_app(&a, ctx.clock.now()).await.unwrap();
+    a.state = AppState::Stopped;
+    assert!(matches!(
+        s.update_app(&a, ctx.clock.now()).await,
+        Err(StoreError::VersionMismatch("app"))
+    ));
+    assert_eq!(s.get_app(a.id).await.unwrap().state, AppState::Running);
+}
+
+async fn failed_transaction_leaves_nothing(ctx: Ctx) {
+    // create_app writes the app, its bindings and its first key in one transaction: a key whose
+    // id already exists makes the last insert fail, and the app must not exist afterwards.
+    let s = &ctx.store;
+    let a = app(&ctx, "first", &[]);
+    let key = key_for(&ctx, Some(a.id));
+    s.create_app(&a, &key).await.unwrap();
+    let b = app(&ctx, "second", &["sf"]);
+    let mut reused = key.clone();
+    reused.app_id = Some(b.id);
+    assert!(s.create_app(&b, &reused).await.is_err());
+    assert!(matches!(
+        s.get_app_by_name(&b.name).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.apps_using_token(&TokenName::parse("sf").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.list_apps().await.unwrap().len(), 1);
+}
+
+async fn deleting_an_app_removes_its_tokens_and_keys(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "gone", &["sf"]);
+    let key = key_for(&ctx, Some(a.id));
+    s.create_app(&a, &key).await.unwrap();
+    let own = token(&ctx, "sf", Some(a.id));
+    let global = token(&ctx, "sf", None);
+    s.create_token(&own).await.unwrap();
+    s.create_token(&global).await.unwrap();
+    s.delete_app(a.id).await.unwrap();
+    assert!(matches!(
+        s.get_token(own.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.get_token(global.id).await.is_ok(),
+        "global tokens outlive apps"
+    );
+    assert!(matches!(
+        s.get_api_key(key.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn api_keys_create_list_revoke(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "k", &[]);
+    let first = key_for(&ctx, Some(a.id));
+    s.create_app(&a, &first).await.unwrap();
+    let second = key_for(&ctx, Some(a.id));
+    s.create_api_key(&second).await.unwrap();
+    let admin = key_for(&ctx, None);
+    s.create_api_key(&admin).await.unwrap();
+    assert_eq!(s.list_api_keys(Some(a.id)).await.unwrap().len(), 2);
+    assert_eq!(s.list_api_keys(None).await.unwrap(), vec![admin.clone()]);
+    s.revoke_api_key(second.id, ctx.clock.now()).await.unwrap();
+    assert_eq!(
+        s.get_api_key(second.id).await.unwrap().revoked_at,
+        Some(ctx.clock.now())
+    );
+    assert!(s.get_api_key(first.id).await.unwrap().revoked_at.is_none());
+    assert!(matches!(
+        s.revoke_api_key(ApiKeyId(uuid::Uuid::new_v4()), ctx.clock.now())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn lease_is_exclusive_and_owner_checked(ctx: Ctx) {
+    let s = &ctx.store;
+    let ttl = chrono::Duration::seconds(30);
+    let a = s
+        .acquire_lease("refresh:t1", "inst-a", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.acquire_lease("refresh:t1", "inst-b", ttl, ctx.clock.now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Other names are independent.
+    assert!(
+        s.acquire_lease("refresh:t2", "inst-b", ttl, ctx.clock.now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The holder can renew; the fencing value does not change.
+    let a = s
+        .renew_lease(&a, ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    ctx.clock.advance(chrono::Duration::seconds(31));
+    // Expired: another owner takes it with a higher fencing value; the old holder can neither
+    // renew nor release it.
+    let b = s
+        .acquire_lease("refresh:t1", "inst-b", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b.fencing > a.fencing);
+    assert!(
+        s.renew_lease(&a, ttl, ctx.clock.now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!s.release_lease(&a).await.unwrap());
+    assert!(s.release_lease(&b).await.unwrap());
+    // Released: free at once.
+    let c = s
+        .acquire_lease("refresh:t1", "inst-a", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(c.fencing > b.fencing);
+}
+
+async fn lease_under_contention_has_one_winner(ctx: Ctx) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = ctx.store.clone();
+        let now = ctx.clock.now();
+        tasks.push(tokio::spawn(async move {
+            s.acquire_lease(
+                "job:x",
+                &format!("owner-{i}"),
+                chrono::Duration::seconds(60),
+                now,
+            )
+            .await
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn commit_under_lost_lease_is_refused(ctx: Ctx) {
+    // R9: a holder paused past its lease never overwrites what the new holder wrote.
+    let s = &ctx.store;
+    let t = token(&ctx, "sf", None);
+    s.create_token(&t).await.unwrap();
+    let ttl = chrono::Duration::seconds(30);
+    let stale = s
+        .acquire_lease("refresh:sf", "inst-a", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    ctx.clock.advance(chrono::Duration::seconds(40));
+    let fresh = s
+        .acquire_lease("refresh:sf", "inst-b", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut from_a = t.clone();
+    from_a.material.refresh_token = Some(Sealed(b"A".to_vec()));
+    let err = s
+        .update_token_under_lease(&from_a, &stale, ctx.clock.now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)), "{err}");
+
+    let mut from_b = t.clone();
+    from_b.material.refresh_token = Some(Sealed(b"B".to_vec()));
+    let stored = s
+        .update_token_under_lease(&from_b, &fresh, ctx.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(stored.material.refresh_token, Some(Sealed(b"B".to_vec())));
+    // And once the lease expires, even the last holder cannot commit.
+    ctx.clock.advance(chrono::Duration::seconds(31));
+    let err = s
+        .update_token_under_lease(&stored, &fresh, ctx.clock.now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)));
+}
+
+async fn data_keys_and_sealed_values(ctx: Ctx) {
+    let s = &ctx.store;
+    let k = |id: &str, active| StoredDataKey {
+        key_id: id.into(),
+        wrapped: vec![1, 2, 3],
+        active,
+        created_at: ctx.clock.now(),
+    };
+    s.insert_data_key(&k("k1", true)).await.unwrap();
+    ctx.clock.advance(chrono::Duration::seconds(1));
+    s.insert_data_key(&k("k2", true)).await.unwrap();
+    let keys = s.list_data_keys().await.unwrap();
+    assert_eq!(
+        keys.iter()
+            .filter(|k| k.active)
+            .map(|k| k.key_id.as_str())
+            .collect::<Vec<_>>(),
+        ["k2"]
+    );
+    assert!(matches!(
+        s.insert_data_key(&k("k2", false)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut t = token(&ctx, "sf", None);
+    t.client_secret = Some(Sealed(b"\x01\x02k1rest-of-ciphertext".to_vec()));
+    s.create_token(&t).await.unwrap();
+    let sealed = s.sealed_values().await.unwrap();
+    assert_eq!(sealed.len(), 1);
+    assert_eq!(
+        (sealed[0].table, sealed[0].column),
+        ("tokens", "client_secret")
+    );
+    assert_eq!(sealed[0].row_id, t.id.to_string());
+
+    // k1 is still used by that value, k2 is active: neither may go.
+    assert!(
+        matches!(s.delete_data_key("k1").await, Err(StoreError::Conflict(m)) if m.contains("1 sealed"))
+    );
+    assert!(matches!(
+        s.delete_data_key("k2").await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Compare-and-swap: a stale expected value is not replaced.
+    let moved = Sealed(b"\x01\x02k2new".to_vec());
+    let mut stale = sealed[0].clone();
+    stale.sealed = Sealed(b"other".to_vec());
+    assert!(!s.replace_sealed(&stale, &moved).await.unwrap());
+    assert!(s.replace_sealed(&sealed[0], &moved).await.unwrap());
+    assert_eq!(s.get_token(t.id).await.unwrap().client_secret, Some(moved));
+    s.delete_data_key("k1").await.unwrap();
+    assert_eq!(s.list_data_keys().await.unwrap().len(), 1);
+    assert!(matches!(
+        s.delete_data_key("k1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn audit_events_filter_and_order(ctx: Ctx) {
+    let s = &ctx.store;
+    for (i, action) in ["app.create", "token.create", "token.update"]
+        .iter()
+        .enumerate()
+    {
+        ctx.clock.advance(chrono::Duration::seconds(1));
+        s.append_audit(&AuditEvent {
+            id: format!("e{i}"),
+            at: ctx.clock.now(),
+            actor: "admin:bootstrap".into(),
+            action: (*action).into(),
+            object_type: "token".into(),
+            object_id: Some(if i == 0 { "app1".into() } else { "tok1".into() }),
+            object_name: None,
+            outcome: "ok".into(),
+            detail: serde_json::json!({"n": i}),
+        })
+        .await
+        .unwrap();
+    }
+    let all = s.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e1", "e0"]
+    );
+    assert_eq!(all[0].detail, serde_json::json!({"n": 2}));
+    let by_obj = s
+        .list_audit(&AuditFilter {
+            object_id: Some("tok1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_obj.len(), 2);
+    let by_action = s
+        .list_audit(&AuditFilter {
+            action: Some("app.create".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_action.len(), 1);
+    let limited = s
+        .list_audit(&AuditFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 1);
+}
+
+async fn meta_set_if_absent(ctx: Ctx) {
+    let s = &ctx.store;
+    assert_eq!(s.get_meta("master_key_check").await.unwrap(), None);
+    assert!(
+        s.set_meta_if_absent("master_key_check", "abc")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_meta_if_absent("master_key_check", "def")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.get_meta("master_key_check").await.unwrap().as_deref(),
+        Some("abc")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_runs_wal_with_synchronous_full() {
+    // R34's settings.
+    let ctx = sqlite().await;
+    assert_eq!(
+        ctx.store.diagnostic("PRAGMA journal_mode").await.unwrap(),
+        "wal"
+    );
+    assert_eq!(
+        ctx.store.diagnostic("PRAGMA synchronous").await.unwrap(),
+        "2"
+    );
+    assert_eq!(
+        ctx.store.diagnostic("PRAGMA foreign_keys").await.unwrap(),
+        "1"
+    );
+}
+
+#[test]
+fn unknown_url_schemes_are_refused_without_echoing_credentials() {
+    let err = Backend::from_url("mysql://user:hunter2@host/db")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mysql"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert_eq!(
+        Backend::from_url("postgresql://x").unwrap(),
+        Backend::Postgres
+    );
+    assert_eq!(
+        Backend::from_url("sqlite:///tmp/x.db").unwrap(),
+        Backend::Sqlite
+    );
+}
