@@ -15,6 +15,7 @@ mod sql;
 pub use error::{Result, StoreError};
 pub use records::*;
 pub use sql::{Backend, SqlStore};
+pub use sqlx::Error as SqlxError;
 
 use async_trait::async_trait;
 use std::sync::Arc;

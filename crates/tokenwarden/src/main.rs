@@ -1,1 +1,419 @@
-fn main() {}
+//! The `tokenwarden` command.
+
+mod config;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use config::{Config, MasterKeySource, Overrides};
+use secrecy::ExposeSecret;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokenwarden_crypto::MasterKey;
+use tokenwarden_domain::{AppName, Clock, KeyLabel, SystemClock, TokenName};
+use tokenwarden_server::{AppContext, ServerSettings, Vault};
+use tokenwarden_store::{DynStore, SqlStore};
+
+#[derive(Parser, Debug)]
+#[command(name = "tokenwarden", version, about = "Self-hosted OAuth 2.0 access-token manager")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// TOML configuration file (see `tokenwarden config default`).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data folder for the embedded SQLite database and a generated master key.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://... (default: SQLite in the data folder).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8420).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage the encryption keys that protect stored secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage apps.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+    },
+    /// Inspect tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Admin credentials.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Add a new data key, make it active, and re-encrypt every stored secret with it (online).
+    Rotate {
+        /// Afterwards remove the keys no longer used. Only when no other instance still runs with
+        /// the old keyring (instances reload it every minute).
+        #[arg(long)]
+        drop_old: bool,
+    },
+    /// List data keys.
+    List,
+    /// Remove a data key no stored secret uses any more.
+    Drop { key_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Create an app and print its API key (shown once).
+    Create {
+        name: String,
+        /// A token the app uses (repeatable).
+        #[arg(long = "token", value_name = "NAME")]
+        tokens: Vec<String>,
+    },
+    /// List apps.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// List tokens.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Admin bearer tokens.
+    Token {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminTokenCommand {
+    /// Create an admin bearer token and print it (shown once).
+    Create {
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the default configuration file.
+    Default,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    if let Command::Config { command: ConfigCommand::Default } = cli.command {
+        print!("{}", config::default_toml());
+        return Ok(());
+    }
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        config_file: cli.global.config.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        database_url: cli.global.database_url.clone(),
+        listen,
+    };
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let cfg = Config::load(&env, &overrides)?;
+    init_logging(&cfg.log);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(dispatch(cli.command, cfg))
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
+    if cfg.is_sqlite() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    }
+    let store = SqlStore::open(cfg.database_url.expose_secret(), clock.now())
+        .await
+        .with_context(|| format!("cannot open the database {}", config::redact_url(cfg.database_url.expose_secret())))?;
+    Ok(Arc::new(store))
+}
+
+fn read_key_file(path: &Path) -> Result<MasterKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+    warn_if_readable_by_others(path);
+    MasterKey::parse(&text).with_context(|| format!("the master key file {} is malformed", path.display()))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the master key file is readable by other users; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{}", key.to_base64().expose_secret())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Finds the master key and opens the vault. On a database never used before, with no key
+/// configured, generates one into the data folder.
+async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result<Vault> {
+    let initialised = tokenwarden_server::vault::is_initialised(store).await?;
+    let key = match &cfg.master_key {
+        MasterKeySource::Value(v) => MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?,
+        MasterKeySource::File(p) => read_key_file(p)?,
+        MasterKeySource::DataDir(p) if p.exists() => read_key_file(p)?,
+        MasterKeySource::DataDir(_) if initialised => {
+            bail!(tokenwarden_server::vault::VaultError::MissingMasterKey)
+        }
+        MasterKeySource::DataDir(p) => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let key = MasterKey::generate();
+            write_new_key(p, &key)?;
+            tracing::warn!(
+                path = %p.display(),
+                "generated a new master key next to the data; production keeps it elsewhere \
+                 (TOKENWARDEN_MASTER_KEY_FILE or a secret manager) and backs it up: without it \
+                 no stored secret can be read"
+            );
+            key
+        }
+    };
+    Ok(Vault::open(store.clone(), key, clock.now()).await?)
+}
+
+async fn context(cfg: &Config) -> Result<AppContext> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(cfg, clock.as_ref()).await?;
+    let vault = open_vault(cfg, &store, clock.as_ref()).await?;
+    Ok(AppContext {
+        store,
+        vault,
+        clock,
+        settings: Arc::new(ServerSettings {
+            public_url: cfg.public_url.clone(),
+            bootstrap_admin_token: cfg.admin_token.clone(),
+            max_body_bytes: cfg.max_body_bytes,
+        }),
+    })
+}
+
+async fn dispatch(command: Command, cfg: Config) -> Result<()> {
+    match command {
+        Command::Config { .. } => Ok(()),
+        Command::Serve { .. } => serve(cfg).await,
+        Command::Migrate => {
+            let ctx = context(&cfg).await?;
+            println!("database is up to date ({:?})", ctx.store.backend());
+            Ok(())
+        }
+        Command::Keys { command } => keys(command, cfg).await,
+        Command::App { command } => app(command, cfg).await,
+        Command::Token { command: TokenCommand::List { json } } => {
+            let ctx = context(&cfg).await?;
+            let tokens = ctx.store.list_tokens().await?;
+            let apps = ctx.store.list_apps().await?;
+            let app_name = |id| apps.iter().find(|a| a.id == id).map(|a| a.name.to_string()).unwrap_or_default();
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| serde_json::json!({
+                        "id": t.id, "name": t.name, "provider": t.provider,
+                        "app": t.app_id.map(app_name), "status": t.status,
+                        "refresh_token_expires_at": t.material.refresh_expires_at,
+                    }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  REFRESH TOKEN EXPIRES", "ID", "NAME", "PROVIDER", "SCOPE", "STATUS");
+                for t in &tokens {
+                    let scope = t.app_id.map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
+                    let exp = t.material.refresh_expires_at.map_or_else(|| "-".to_owned(), |e| e.to_rfc3339());
+                    println!("{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  {exp}", t.id, t.name, t.provider, scope, t.status);
+                }
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Token { command: AdminTokenCommand::Create { label } } } => {
+            let ctx = context(&cfg).await?;
+            let label = KeyLabel::parse(&label)?;
+            let key = tokenwarden_server::auth::create_admin_token(&ctx, "cli", label).await?;
+            println!("{}", key.text.expose_secret());
+            eprintln!("admin token {} created; it is shown only this once", key.record.id);
+            Ok(())
+        }
+    }
+}
+
+async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
+    let ctx = context(&cfg).await?;
+    match command {
+        KeysCommand::Rotate { drop_old } => {
+            let r = ctx.vault.rotate(ctx.clock.now(), drop_old).await?;
+            println!("new active key: {}", r.new_key_id);
+            println!("re-encrypted {} stored secrets", r.resealed);
+            if r.skipped > 0 {
+                println!("{} secrets changed while rotating; run `tokenwarden keys rotate` again", r.skipped);
+            }
+            if drop_old {
+                println!("removed keys: {}", if r.retired_keys.is_empty() { "none".into() } else { r.retired_keys.join(", ") });
+            } else {
+                println!("old keys are kept; remove them with `tokenwarden keys drop KEY_ID` once every instance has reloaded (within a minute)");
+            }
+        }
+        KeysCommand::List => {
+            let sealed = ctx.store.sealed_values().await?;
+            println!("{:<8}  {:<7}  {:<26}  SECRETS", "KEY", "ACTIVE", "CREATED");
+            for k in ctx.store.list_data_keys().await? {
+                let uses = sealed
+                    .iter()
+                    .filter(|v| tokenwarden_crypto::key_id_of(&v.sealed.0).is_ok_and(|id| id == k.key_id))
+                    .count();
+                println!("{:<8}  {:<7}  {:<26}  {uses}", k.key_id, if k.active { "yes" } else { "no" }, k.created_at.to_rfc3339());
+            }
+        }
+        KeysCommand::Drop { key_id } => {
+            ctx.vault.drop_key(&key_id).await?;
+            println!("removed key {key_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn app(command: AppCommand, cfg: Config) -> Result<()> {
+    let ctx = context(&cfg).await?;
+    match command {
+        AppCommand::Create { name, tokens } => {
+            let name = AppName::parse(&name)?;
+            let tokens = tokens.iter().map(|t| TokenName::parse(t)).collect::<Result<Vec<_>, _>>()?;
+            let (app, key) = tokenwarden_server::api::create_app_with_key(&ctx, "cli", name, tokens)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", key.text.expose_secret());
+            eprintln!("app {} ({}) created; its API key above is shown only this once", app.name, app.id);
+        }
+        AppCommand::List { json } => {
+            let apps = ctx.store.list_apps().await?;
+            if json {
+                let rows: Vec<_> = apps
+                    .iter()
+                    .map(|a| serde_json::json!({
+                        "id": a.id, "name": a.name, "state": a.state,
+                        "stop_reason": a.stop_reason.as_ref().map(ToString::to_string), "tokens": a.tokens,
+                    }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<30}  TOKENS", "ID", "NAME", "STATE");
+                for a in &apps {
+                    let state = match &a.stop_reason {
+                        Some(r) => format!("{} ({r})", a.state),
+                        None => a.state.to_string(),
+                    };
+                    let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
+                    println!("{:<36}  {:<24}  {:<30}  {}", a.id, a.name, state, tokens.join(", "));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let ctx = context(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        address = %format!("http://{addr}"),
+        database = %config::redact_url(cfg.database_url.expose_secret()),
+        redirect_uri = %ctx.settings.redirect_uri(),
+        admin_token = cfg.admin_token.is_some(),
+        "tokenwarden is listening"
+    );
+    if cfg.admin_token.is_none() {
+        tracing::warn!("no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`");
+    }
+    tokenwarden_server::serve(listener, ctx, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,236 @@
+use super::{ApiJson, CommonErrors};
+use crate::audit::{self, Object};
+use crate::auth::{self, Admin, Principal};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::AppContext;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
+use tokenwarden_store::{ApiKeyKind, AppRecord, StoreError};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    /// Unique app name: letters, digits, `-`, `_`, `.`; at most 100 characters.
+    #[schema(value_type = String, example = "sales-invoice")]
+    name: AppName,
+    /// Names of the tokens the app uses (its own app-level token of that name, else the global
+    /// one). They need not exist yet.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["snowflake-sales"]))]
+    tokens: Vec<TokenName>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchApp {
+    #[schema(value_type = Option<String>)]
+    name: Option<AppName>,
+    #[schema(value_type = Option<Vec<String>>)]
+    tokens: Option<Vec<TokenName>>,
+    /// If given, the change applies only if the app is still at this version.
+    version: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppView {
+    id: uuid::Uuid,
+    name: String,
+    /// `running` or `stopped`.
+    state: String,
+    /// Why the app is stopped, e.g. "waiting for token snowflake-sales".
+    stop_reason: Option<String>,
+    tokens: Vec<String>,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<&AppRecord> for AppView {
+    fn from(a: &AppRecord) -> Self {
+        Self {
+            id: a.id.0,
+            name: a.name.to_string(),
+            state: a.state.to_string(),
+            stop_reason: a.stop_reason.as_ref().map(ToString::to_string),
+            tokens: a.tokens.iter().map(ToString::to_string).collect(),
+            version: a.version,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApp {
+    id: uuid::Uuid,
+    name: String,
+    state: String,
+    tokens: Vec<String>,
+    /// The app's API key. Shown this once: only its hash is kept.
+    api_key: String,
+    api_key_id: uuid::Uuid,
+    created_at: DateTime<Utc>,
+}
+
+fn dedup(mut names: Vec<TokenName>) -> Vec<TokenName> {
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Creates an app with its first API key and audits it; used by the API and the CLI.
+pub async fn create_app_with_key(
+    ctx: &AppContext,
+    actor: &str,
+    name: AppName,
+    tokens: Vec<TokenName>,
+) -> ApiResult<(AppRecord, auth::NewKey)> {
+    let now = ctx.clock.now();
+    let app = AppRecord {
+        id: AppId::new_v7(now),
+        name,
+        state: AppState::Running,
+        stop_reason: None,
+        tokens: dedup(tokens),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let label = KeyLabel::parse("initial key").map_err(ApiError::internal)?;
+    let key = auth::new_key(ApiKeyKind::App, Some(app.id), label, now);
+    ctx.store.create_app(&app, &key.record).await?;
+    audit::record(
+        ctx,
+        actor,
+        "app.create",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({ "tokens": app.tokens, "api_key_id": key.record.id }),
+    )
+    .await;
+    Ok((app, key))
+}
+
+/// Finds an app by id or by name.
+pub(crate) async fn find_app(ctx: &AppContext, key: &str) -> ApiResult<AppRecord> {
+    let found = match AppId::parse(key) {
+        Some(id) => ctx.store.get_app(id).await,
+        None => match AppName::parse(key) {
+            Ok(name) => ctx.store.get_app_by_name(&name).await,
+            Err(_) => Err(StoreError::NotFound("app")),
+        },
+    };
+    found.map_err(|e| match e {
+        StoreError::NotFound(_) => ApiError::NotFound(format!("app {key:?}")),
+        other => other.into(),
+    })
+}
+
+/// List apps.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
+    responses((status = 200, body = Vec<AppView>), CommonErrors))]
+pub async fn list_apps(State(ctx): State<AppContext>, _: Admin) -> ApiResult<Json<Vec<AppView>>> {
+    Ok(Json(ctx.store.list_apps().await?.iter().map(AppView::from).collect()))
+}
+
+/// Create an app; answers its API key once.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
+    request_body = CreateApp,
+    responses((status = 201, body = CreatedApp), (status = 409, description = "name taken", body = ErrorBody), CommonErrors))]
+pub async fn create_app(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    ApiJson(req): ApiJson<CreateApp>,
+) -> ApiResult<(StatusCode, Json<CreatedApp>)> {
+    let (app, key) = create_app_with_key(&ctx, &who.actor(), req.name, req.tokens).await?;
+    let now = app.created_at;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApp {
+            id: app.id.0,
+            name: app.name.to_string(),
+            state: app.state.to_string(),
+            tokens: app.tokens.iter().map(ToString::to_string).collect(),
+            api_key: key.text.expose_secret().to_owned(),
+            api_key_id: key.record.id.0,
+            created_at: now,
+        }),
+    ))
+}
+
+/// Get one app, by id or name. An app's own key may read its own app.
+#[utoipa::path(get, path = "/api/v1/apps/{id}", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn get_app(
+    State(ctx): State<AppContext>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppView>> {
+    let app = find_app(&ctx, &id).await?;
+    if let Principal::App { app_id, .. } = who
+        && app_id != app.id
+    {
+        // R26: another app's existence is not revealed.
+        return Err(ApiError::NotFound(format!("app {id:?}")));
+    }
+    Ok(Json(AppView::from(&app)))
+}
+
+/// Rename an app or change the tokens it uses.
+#[utoipa::path(patch, path = "/api/v1/apps/{id}", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")), request_body = PatchApp,
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), CommonErrors))]
+pub async fn patch_app(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchApp>,
+) -> ApiResult<Json<AppView>> {
+    let mut app = find_app(&ctx, &id).await?;
+    if let Some(v) = req.version
+        && v != app.version
+    {
+        return Err(StoreError::VersionMismatch("app").into());
+    }
+    let before = AppView::from(&app);
+    if let Some(name) = req.name {
+        app.name = name;
+    }
+    if let Some(tokens) = req.tokens {
+        app.tokens = dedup(tokens);
+    }
+    let updated = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.update",
+        Object::new("app", updated.id, &updated.name),
+        "ok",
+        serde_json::json!({ "name": [before.name, updated.name.as_str()], "tokens": updated.tokens }),
+    )
+    .await;
+    Ok(Json(AppView::from(&updated)))
+}
+
+/// Delete an app, its app-level tokens and its API keys.
+#[utoipa::path(delete, path = "/api/v1/apps/{id}", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")),
+    responses((status = 204, description = "deleted"), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn delete_app(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let app = find_app(&ctx, &id).await?;
+    ctx.store.delete_app(app.id).await?;
+    audit::record(&ctx, &who.actor(), "app.delete", Object::new("app", app.id, &app.name), "ok", serde_json::json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,96 @@
+//! The JSON API under `/api/v1`, documented by the handlers themselves (utoipa).
+
+mod apps;
+mod tokens;
+
+pub use apps::create_app_with_key;
+pub use tokens::KNOWN_PROVIDERS;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::AppContext;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tokenwarden",
+        description = "Self-hosted OAuth 2.0 access-token manager. Every /api/v1 route needs \
+                       `Authorization: Bearer <admin token or app API key>`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "apps", description = "Apps and the tokens they use"),
+        (name = "tokens", description = "Global and app-level access tokens"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(apps::list_apps, apps::create_app))
+        .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
+        .routes(routes!(tokens::list_tokens, tokens::create_token))
+        .routes(routes!(tokens::get_token, tokens::patch_token, tokens::delete_token))
+}
+
+/// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's
+/// reason, 413 when the body is over the limit.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppContext> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, ctx: &AppContext) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, ctx).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(ctx.settings.max_body_bytes))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::InvalidJson(
+                "send the body as JSON with `Content-Type: application/json`".into(),
+            )),
+            Err(e) => Err(ApiError::InvalidJson(format!(
+                "the request body is not valid: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// Common responses for the docs.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CommonErrors {
+    /// Malformed JSON or invalid fields.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// Missing or invalid credentials.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The credential may not do this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// Body over the size limit.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+}

@@ -1,0 +1,238 @@
+//! Authentication, deny by default. Every `/api/v1` handler takes a [`Principal`] (any valid
+//! credential) or an [`Admin`]; a request without a valid credential never reaches a handler.
+//!
+//! Credentials are bearer tokens: the bootstrap admin token from configuration, admin tokens made
+//! with `tokenwarden admin token create`, and app API keys. Keys look like
+//! `tw_app_<key id>_<secret>`: the id finds the row, the secret (256 random bits) is compared by
+//! SHA-256 hash in constant time. Only the hash is stored.
+
+use crate::audit;
+use crate::error::ApiError;
+use crate::AppContext;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokenwarden_domain::{ApiKeyId, AppId, KeyLabel, Timestamp};
+use tokenwarden_store::{ApiKeyKind, ApiKeyRecord};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin { label: String },
+    App { app_id: AppId, key_id: ApiKeyId },
+}
+
+impl Principal {
+    /// How the caller appears in the audit log.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Admin { label } => format!("admin:{label}"),
+            Principal::App { app_id, .. } => format!("app:{app_id}"),
+        }
+    }
+}
+
+/// A caller that must be an admin.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Principal);
+
+/// A freshly made key: the full secret text, shown once, and the row to store.
+pub struct NewKey {
+    pub text: SecretString,
+    pub record: ApiKeyRecord,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey").field("record", &self.record).finish_non_exhaustive()
+    }
+}
+
+fn prefix(kind: ApiKeyKind) -> &'static str {
+    match kind {
+        ApiKeyKind::App => "tw_app_",
+        ApiKeyKind::Admin => "tw_adm_",
+    }
+}
+
+/// Makes and stores an admin token (`tokenwarden admin token create`); audited.
+pub async fn create_admin_token(
+    ctx: &AppContext,
+    actor: &str,
+    label: KeyLabel,
+) -> Result<NewKey, ApiError> {
+    let key = new_key(ApiKeyKind::Admin, None, label, ctx.clock.now());
+    ctx.store.create_api_key(&key.record).await?;
+    audit::record(
+        ctx,
+        actor,
+        "admin_token.create",
+        audit::Object::new("api_key", key.record.id, &key.record.label),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(key)
+}
+
+/// Makes a key with 256 bits of randomness.
+pub fn new_key(kind: ApiKeyKind, app_id: Option<AppId>, label: KeyLabel, now: Timestamp) -> NewKey {
+    let id = ApiKeyId(uuid::Uuid::new_v4());
+    let secret_bytes: [u8; 32] = tokenwarden_crypto::random_bytes();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret_bytes);
+    let text = format!("{}{}_{}", prefix(kind), id.0.simple(), secret);
+    NewKey {
+        record: ApiKeyRecord {
+            id,
+            kind,
+            app_id,
+            label,
+            secret_hash: Sha256::digest(secret.as_bytes()).to_vec(),
+            created_at: now,
+            revoked_at: None,
+        },
+        text: text.into(),
+    }
+}
+
+/// Splits `tw_app_<32 hex>_<secret>` into its kind, id and secret part.
+fn parse_key(text: &str) -> Option<(ApiKeyKind, ApiKeyId, &str)> {
+    let (kind, rest) = if let Some(r) = text.strip_prefix("tw_app_") {
+        (ApiKeyKind::App, r)
+    } else if let Some(r) = text.strip_prefix("tw_adm_") {
+        (ApiKeyKind::Admin, r)
+    } else {
+        return None;
+    };
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 32 {
+        return None;
+    }
+    Some((kind, ApiKeyId::parse(id)?, secret))
+}
+
+/// Query parameters that look like credentials; sending one is refused outright (R25).
+const CREDENTIAL_PARAMS: &[&str] = &["api_key", "apikey", "key", "token", "access_token", "admin_token"];
+
+fn credential_in_query(parts: &Parts) -> bool {
+    parts.uri.query().is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            CREDENTIAL_PARAMS.contains(&name.as_str())
+        })
+    })
+}
+
+async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiError> {
+    if credential_in_query(parts) {
+        return Err(ApiError::CredentialsInQuery);
+    }
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized)?;
+    let presented = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    if let Some(boot) = &ctx.settings.bootstrap_admin_token {
+        let expected = boot.expose_secret().as_bytes();
+        if !expected.is_empty() && bool::from(expected.ct_eq(presented.as_bytes())) {
+            return Ok(Principal::Admin { label: "bootstrap".into() });
+        }
+    }
+    let (kind, id, secret) = parse_key(presented).ok_or(ApiError::Unauthorized)?;
+    let record = match ctx.store.get_api_key(id).await {
+        Ok(r) => r,
+        Err(tokenwarden_store::StoreError::NotFound(_)) => return Err(ApiError::Unauthorized),
+        Err(e) => return Err(e.into()),
+    };
+    let hash = Sha256::digest(secret.as_bytes());
+    let matches: bool = record.secret_hash.as_slice().ct_eq(hash.as_slice()).into();
+    if !matches || record.kind != kind || record.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(match (record.kind, record.app_id) {
+        (ApiKeyKind::App, Some(app_id)) => Principal::App { app_id, key_id: record.id },
+        (ApiKeyKind::Admin, _) => Principal::Admin { label: record.label.to_string() },
+        (ApiKeyKind::App, None) => return Err(ApiError::Unauthorized),
+    })
+}
+
+impl FromRequestParts<AppContext> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
+        match authenticate(ctx, parts).await {
+            Ok(p) => Ok(p),
+            Err(e @ (ApiError::Unauthorized | ApiError::CredentialsInQuery)) => {
+                audit::record(
+                    ctx,
+                    "anonymous",
+                    "auth.denied",
+                    audit::Object::route(parts),
+                    "denied",
+                    serde_json::json!({ "reason": e.code() }),
+                )
+                .await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl FromRequestParts<AppContext> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, ApiError> {
+        let p = Principal::from_request_parts(parts, ctx).await?;
+        if matches!(p, Principal::Admin { .. }) {
+            return Ok(Admin(p));
+        }
+        audit::record(
+            ctx,
+            &p.actor(),
+            "auth.forbidden",
+            audit::Object::route(parts),
+            "denied",
+            serde_json::json!({ "reason": "admin only" }),
+        )
+        .await;
+        Err(ApiError::Forbidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn r25_keys_carry_256_random_bits_and_only_their_hash_is_kept() {
+        let now = tokenwarden_domain::ManualClock::at_epoch();
+        let label = KeyLabel::parse("k").unwrap();
+        let a = new_key(ApiKeyKind::App, None, label.clone(), tokenwarden_domain::Clock::now(&now));
+        let b = new_key(ApiKeyKind::App, None, label, tokenwarden_domain::Clock::now(&now));
+        assert_ne!(a.text.expose_secret(), b.text.expose_secret());
+        let (kind, id, secret) = parse_key(a.text.expose_secret()).unwrap();
+        assert_eq!((kind, id), (ApiKeyKind::App, a.record.id));
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap().len(),
+            32
+        );
+        assert_eq!(a.record.secret_hash, Sha256::digest(secret.as_bytes()).to_vec());
+        assert!(!format!("{a:?}").contains(secret));
+    }
+
+    #[test]
+    fn malformed_keys_do_not_parse() {
+        for bad in ["", "tw_app_", "tw_app_zz_secret", "tw_xyz_0123", "Bearer x"] {
+            assert!(parse_key(bad).is_none(), "{bad}");
+        }
+    }
+}

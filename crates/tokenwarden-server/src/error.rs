@@ -1,0 +1,123 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokenwarden_store::StoreError;
+use utoipa::ToSchema;
+
+/// The body of every error answer: a stable machine-readable `code` and a sentence for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable identifier, e.g. `not_found`, `invalid_request`, `unauthorized`.
+    pub code: &'static str,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+/// Every way an API request can fail, each with its status and stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("the request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("credentials must be sent in the Authorization header, never in the query string")]
+    CredentialsInQuery,
+    #[error("missing or invalid credentials: send `Authorization: Bearer <admin token or API key>`")]
+    Unauthorized,
+    #[error("this credential may not do that")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    VersionMismatch(String),
+    #[error("no route for {0}")]
+    NoRoute(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error; see the server log (reference {0})")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) | ApiError::InvalidJson(_) | ApiError::CredentialsInQuery => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) | ApiError::VersionMismatch(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::CredentialsInQuery => "credentials_in_query",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NoRoute(_) => "no_route",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::VersionMismatch(_) => "version_mismatch",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Logs the cause under a short reference and hides it from the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        tracing::error!(%reference, error = %cause, "internal error");
+        ApiError::Internal(reference)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(what.to_owned()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::VersionMismatch(what) => ApiError::VersionMismatch(format!(
+                "the {what} was changed by someone else; read it again and retry"
+            )),
+            StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
+                tracing::warn!(error = %sqlx_err, "database unavailable");
+                ApiError::Unavailable
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+fn is_unavailable(e: &tokenwarden_store::SqlxError) -> bool {
+    matches!(
+        e,
+        tokenwarden_store::SqlxError::PoolTimedOut
+            | tokenwarden_store::SqlxError::PoolClosed
+            | tokenwarden_store::SqlxError::Io(_)
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { code: self.code(), message: self.to_string() };
+        (self.status(), axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,161 @@
+//! tokenwarden's HTTP layer. [`router`] builds the whole application from an [`AppContext`];
+//! [`serve`] runs it on a listener the caller bound (tests bind `127.0.0.1:0`).
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod vault;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use std::sync::Arc;
+use std::time::Duration;
+use tokenwarden_domain::Clock;
+use tokenwarden_store::DynStore;
+
+pub use error::{ApiError, ApiResult, ErrorBody};
+pub use vault::Vault;
+
+/// Settings the HTTP layer needs. `Debug` redacts the admin token.
+#[derive(Clone)]
+pub struct ServerSettings {
+    /// Public base URL, e.g. `http://127.0.0.1:8420`; the OAuth redirect URI hangs off it.
+    pub public_url: String,
+    /// `TOKENWARDEN_ADMIN_TOKEN`: a bootstrap admin credential.
+    pub bootstrap_admin_token: Option<SecretString>,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ServerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSettings")
+            .field("public_url", &self.public_url)
+            .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[redacted]"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl ServerSettings {
+    /// The redirect URI to register with providers.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/oauth/callback", self.public_url.trim_end_matches('/'))
+    }
+}
+
+/// Everything a request handler may use.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    pub store: DynStore,
+    pub vault: Vault,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<ServerSettings>,
+}
+
+/// The whole application.
+pub fn router(ctx: AppContext) -> axum::Router {
+    let (api, _doc) = api::router().split_for_parts();
+    let limit = ctx.settings.max_body_bytes;
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .route("/api/openapi.json", axum::routing::get(openapi_json))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(no_store))
+        .layer(axum::middleware::from_fn_with_state(limit, limit_body))
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                // Method and path only: a query string could carry an OAuth code or a
+                // mistakenly sent credential, and must never reach the log.
+                |req: &Request| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
+        .with_state(ctx)
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: AppContext,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Pick up data keys added by `keys rotate` elsewhere.
+    let vault = ctx.vault.clone();
+    let reload = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = vault.reload().await {
+                tracing::warn!(error = %e, "could not reload encryption keys");
+            }
+        }
+    });
+    let result = axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await;
+    reload.abort();
+    result
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(ctx): State<AppContext>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), ctx.store.ping()).await {
+        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            ApiError::Unavailable.into_response()
+        }
+        Err(_) => ApiError::Unavailable.into_response(),
+    }
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NoRoute(uri.path().to_owned())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// R24: API answers may carry secrets (an API key shown once, later access tokens); none may be
+/// cached anywhere.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// R28: a body declared larger than the limit is refused up front on every route, with the
+/// JSON error shape; bodies without a length are cut off by `DefaultBodyLimit` in extractors.
+async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge(limit).into_response();
+    }
+    next.run(req).await
+}

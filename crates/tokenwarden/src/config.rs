@@ -1,0 +1,303 @@
+//! Layered configuration: built-in defaults, then a TOML file, then `TOKENWARDEN_*` environment
+//! variables (secrets also as `*_FILE`), then command-line flags. Unknown keys in the file are an
+//! error; unknown `TOKENWARDEN_*` variables are reported.
+
+use anyhow::{Context, Result, bail};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+pub const DEFAULT_DATA_DIR: &str = "./tokenwarden-data";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The file's shape. Every key is optional; unknown keys are refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub public_url: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub admin_token_file: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub log: Option<String>,
+}
+
+/// Where the master key comes from.
+#[derive(Clone)]
+pub enum MasterKeySource {
+    /// Given directly (`TOKENWARDEN_MASTER_KEY`).
+    Value(SecretString),
+    /// A file named by `TOKENWARDEN_MASTER_KEY_FILE` or `master_key_file`.
+    File(PathBuf),
+    /// Nothing configured: `<data_dir>/master.key`, generated on first `serve`.
+    DataDir(PathBuf),
+}
+
+/// The resolved configuration. `Debug` never shows a secret.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: SecretString,
+    pub public_url: String,
+    pub master_key: MasterKeySource,
+    pub admin_token: Option<SecretString>,
+    pub max_body_bytes: usize,
+    pub log: String,
+    /// Problems worth a warning (unknown environment variables), reported once logging is up.
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("public_url", &self.public_url)
+            .field(
+                "master_key",
+                &match &self.master_key {
+                    MasterKeySource::Value(_) => "[from TOKENWARDEN_MASTER_KEY]".to_owned(),
+                    MasterKeySource::File(p) | MasterKeySource::DataDir(p) => p.display().to_string(),
+                },
+            )
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` -> `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+    {
+        let user = auth.split(':').next().unwrap_or_default();
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+/// Flags given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+}
+
+const KNOWN_ENV: &[&str] = &[
+    "TOKENWARDEN_CONFIG",
+    "TOKENWARDEN_LISTEN",
+    "TOKENWARDEN_DATA_DIR",
+    "TOKENWARDEN_DATABASE_URL",
+    "TOKENWARDEN_DATABASE_URL_FILE",
+    "TOKENWARDEN_PUBLIC_URL",
+    "TOKENWARDEN_MASTER_KEY",
+    "TOKENWARDEN_MASTER_KEY_FILE",
+    "TOKENWARDEN_ADMIN_TOKEN",
+    "TOKENWARDEN_ADMIN_TOKEN_FILE",
+    "TOKENWARDEN_MAX_BODY_BYTES",
+    "TOKENWARDEN_LOG",
+];
+
+fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(SecretString::from(trimmed))
+}
+
+impl Config {
+    /// Resolves the configuration from `env` (normally `std::env::vars()`) and `flags`.
+    pub fn load(env: &BTreeMap<String, String>, flags: &Overrides) -> Result<Self> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        let mut warnings = Vec::new();
+        for k in env.keys().filter(|k| k.starts_with("TOKENWARDEN_")) {
+            if !KNOWN_ENV.contains(&k.as_str()) && !k.starts_with("TOKENWARDEN_TEST_") {
+                warnings.push(format!("unknown environment variable {k} is ignored"));
+            }
+        }
+        let file_path = flags.config_file.clone().or_else(|| get("TOKENWARDEN_CONFIG").map(PathBuf::from));
+        let file: FileConfig = match &file_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read the config file {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+
+        let listen = flags
+            .listen
+            .clone()
+            .or_else(|| get("TOKENWARDEN_LISTEN"))
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let data_dir = flags
+            .data_dir
+            .clone()
+            .or_else(|| get("TOKENWARDEN_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = match (flags.database_url.clone(), get("TOKENWARDEN_DATABASE_URL"), get("TOKENWARDEN_DATABASE_URL_FILE")) {
+            (Some(u), _, _) | (None, Some(u), _) => SecretString::from(u),
+            (None, None, Some(f)) => read_secret_file(Path::new(&f), "database URL")?,
+            (None, None, None) => match file.database_url {
+                Some(u) => SecretString::from(u),
+                None => SecretString::from(format!("sqlite://{}", data_dir.join("tokenwarden.db").display())),
+            },
+        };
+        let public_url = get("TOKENWARDEN_PUBLIC_URL")
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            bail!("public_url {public_url:?} must start with http:// or https://");
+        }
+        let master_key = match (get("TOKENWARDEN_MASTER_KEY"), get("TOKENWARDEN_MASTER_KEY_FILE")) {
+            (Some(v), _) => MasterKeySource::Value(SecretString::from(v)),
+            (None, Some(f)) => MasterKeySource::File(PathBuf::from(f)),
+            (None, None) => match file.master_key_file {
+                Some(f) => MasterKeySource::File(f),
+                None => MasterKeySource::DataDir(data_dir.join("master.key")),
+            },
+        };
+        let admin_token = match (get("TOKENWARDEN_ADMIN_TOKEN"), get("TOKENWARDEN_ADMIN_TOKEN_FILE"), file.admin_token_file) {
+            (Some(v), _, _) => Some(SecretString::from(v)),
+            (None, Some(f), _) => Some(read_secret_file(Path::new(&f), "admin token")?),
+            (None, None, Some(f)) => Some(read_secret_file(&f, "admin token")?),
+            (None, None, None) => None,
+        };
+        let max_body_bytes = match get("TOKENWARDEN_MAX_BODY_BYTES") {
+            Some(v) => v.parse().with_context(|| format!("TOKENWARDEN_MAX_BODY_BYTES={v:?} is not a number of bytes"))?,
+            None => file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        };
+        let log = get("TOKENWARDEN_LOG").or(file.log).unwrap_or_else(|| "info".to_owned());
+        Ok(Self { listen, data_dir, database_url, public_url, master_key, admin_token, max_body_bytes, log, warnings })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+}
+
+/// `tokenwarden config default`: the defaults as a commented TOML file.
+pub fn default_toml() -> String {
+    format!(
+        r#"# tokenwarden configuration. Every key is optional; shown here with its default.
+# Precedence: this file < TOKENWARDEN_* environment variables < command-line flags.
+
+# Address to serve on (TOKENWARDEN_LISTEN, --listen).
+listen = "{DEFAULT_LISTEN}"
+
+# Where the embedded SQLite database and a generated master key live (TOKENWARDEN_DATA_DIR, --data-dir).
+data_dir = "{DEFAULT_DATA_DIR}"
+
+# sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (TOKENWARDEN_DATABASE_URL or _FILE, --database-url).
+# Default: sqlite://<data_dir>/tokenwarden.db
+# database_url = "postgres://tokenwarden@127.0.0.1/tokenwarden"
+
+# Base URL browsers and providers reach this service at; the OAuth redirect URI is
+# <public_url>/oauth/callback (TOKENWARDEN_PUBLIC_URL). Default: http://<listen>
+# public_url = "https://tokens.example.com"
+
+# The master key (32 bytes, base64) that encrypts every stored secret. Give it as
+# TOKENWARDEN_MASTER_KEY, TOKENWARDEN_MASTER_KEY_FILE, or this file path. Default:
+# <data_dir>/master.key, generated on the first `serve`; production keeps it elsewhere.
+# master_key_file = "/run/secrets/tokenwarden-master-key"
+
+# A file holding a bootstrap admin bearer token (or TOKENWARDEN_ADMIN_TOKEN / _FILE).
+# admin_token_file = "/run/secrets/tokenwarden-admin-token"
+
+# Largest accepted request body, in bytes (TOKENWARDEN_MAX_BODY_BYTES).
+max_body_bytes = {DEFAULT_MAX_BODY_BYTES}
+
+# Log filter, e.g. "info" or "tokenwarden=debug,info" (TOKENWARDEN_LOG).
+log = "info"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_without_anything() {
+        let c = Config::load(&env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8420");
+        assert_eq!(c.data_dir, PathBuf::from("./tokenwarden-data"));
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./tokenwarden-data/tokenwarden.db");
+        assert_eq!(c.public_url, "http://127.0.0.1:8420");
+        assert!(matches!(c.master_key, MasterKeySource::DataDir(ref p) if p.ends_with("master.key")));
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tw.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\nlog = \"debug\"\n").unwrap();
+        let e = env(&[("TOKENWARDEN_LISTEN", "127.0.0.1:2222")]);
+        let flags = Overrides { config_file: Some(file.clone()), ..Default::default() };
+        let c = Config::load(&e, &flags).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2222", "env beats file");
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.log, "debug");
+        let flags = Overrides { config_file: Some(file), listen: Some("127.0.0.1:3333".into()), ..Default::default() };
+        assert_eq!(Config::load(&e, &flags).unwrap().listen, "127.0.0.1:3333", "flag beats env");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors_and_unknown_env_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tw.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let flags = Overrides { config_file: Some(file), ..Default::default() };
+        let err = format!("{:#}", Config::load(&env(&[]), &flags).unwrap_err());
+        assert!(err.contains("lisen"), "{err}");
+        let c = Config::load(&env(&[("TOKENWARDEN_LISTN", "x")]), &Overrides::default()).unwrap();
+        assert_eq!(c.warnings, ["unknown environment variable TOKENWARDEN_LISTN is ignored"]);
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_show_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("admin");
+        std::fs::write(&tok, "s3cr3t-admin\n").unwrap();
+        let e = env(&[
+            ("TOKENWARDEN_ADMIN_TOKEN_FILE", tok.to_str().unwrap()),
+            ("TOKENWARDEN_DATABASE_URL", "postgres://tw:pg-pass@db/tw"),
+            ("TOKENWARDEN_MASTER_KEY", "bWFzdGVyLWtleS1zZWNyZXQ="),
+        ]);
+        let c = Config::load(&e, &Overrides::default()).unwrap();
+        assert_eq!(c.admin_token.as_ref().unwrap().expose_secret(), "s3cr3t-admin");
+        let dbg = format!("{c:?}");
+        for secret in ["s3cr3t-admin", "pg-pass", "bWFzdGVyLWtleS1zZWNyZXQ="] {
+            assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
+        }
+        let missing = Config::load(&env(&[("TOKENWARDEN_ADMIN_TOKEN_FILE", "/nonexistent/x")]), &Overrides::default());
+        assert!(format!("{:#}", missing.unwrap_err()).contains("/nonexistent/x"));
+    }
+
+    #[test]
+    fn the_printed_default_config_parses_and_matches_the_defaults() {
+        let parsed: FileConfig = toml::from_str(&default_toml()).unwrap();
+        assert_eq!(parsed.listen.as_deref(), Some(DEFAULT_LISTEN));
+        assert_eq!(parsed.max_body_bytes, Some(DEFAULT_MAX_BODY_BYTES));
+    }
+}
