@@ -13,12 +13,20 @@ pub struct Object {
 
 impl Object {
     pub fn new(kind: &'static str, id: impl ToString, name: impl ToString) -> Self {
-        Self { kind, id: Some(id.to_string()), name: Some(name.to_string()) }
+        Self {
+            kind,
+            id: Some(id.to_string()),
+            name: Some(name.to_string()),
+        }
     }
 
     /// A route, for denials: the method and path, never the query string.
     pub fn route(parts: &Parts) -> Self {
-        Self { kind: "route", id: None, name: Some(format!("{} {}", parts.method, parts.uri.path())) }
+        Self {
+            kind: "route",
+            id: None,
+            name: Some(format!("{} {}", parts.method, parts.uri.path())),
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 //! `tw_app_<key id>_<secret>`: the id finds the row, the secret (256 random bits) is compared by
 //! SHA-256 hash in constant time. Only the hash is stored.
 
+use crate::AppContext;
 use crate::audit;
 use crate::error::ApiError;
-use crate::AppContext;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
@@ -47,7 +47,9 @@ pub struct NewKey {
 
 impl std::fmt::Debug for NewKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewKey").field("record", &self.record).finish_non_exhaustive()
+        f.debug_struct("NewKey")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,12 +117,23 @@ fn parse_key(text: &str) -> Option<(ApiKeyKind, ApiKeyId, &str)> {
 }
 
 /// Query parameters that look like credentials; sending one is refused outright (R25).
-const CREDENTIAL_PARAMS: &[&str] = &["api_key", "apikey", "key", "token", "access_token", "admin_token"];
+const CREDENTIAL_PARAMS: &[&str] = &[
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "admin_token",
+];
 
 fn credential_in_query(parts: &Parts) -> bool {
     parts.uri.query().is_some_and(|q| {
         q.split('&').any(|pair| {
-            let name = pair.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            let name = pair
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             CREDENTIAL_PARAMS.contains(&name.as_str())
         })
     })
@@ -143,7 +156,9 @@ async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiE
     if let Some(boot) = &ctx.settings.bootstrap_admin_token {
         let expected = boot.expose_secret().as_bytes();
         if !expected.is_empty() && bool::from(expected.ct_eq(presented.as_bytes())) {
-            return Ok(Principal::Admin { label: "bootstrap".into() });
+            return Ok(Principal::Admin {
+                label: "bootstrap".into(),
+            });
         }
     }
     let (kind, id, secret) = parse_key(presented).ok_or(ApiError::Unauthorized)?;
@@ -158,8 +173,13 @@ async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiE
         return Err(ApiError::Unauthorized);
     }
     Ok(match (record.kind, record.app_id) {
-        (ApiKeyKind::App, Some(app_id)) => Principal::App { app_id, key_id: record.id },
-        (ApiKeyKind::Admin, _) => Principal::Admin { label: record.label.to_string() },
+        (ApiKeyKind::App, Some(app_id)) => Principal::App {
+            app_id,
+            key_id: record.id,
+        },
+        (ApiKeyKind::Admin, _) => Principal::Admin {
+            label: record.label.to_string(),
+        },
         (ApiKeyKind::App, None) => return Err(ApiError::Unauthorized),
     })
 }
@@ -216,16 +236,32 @@ mod tests {
     fn r25_keys_carry_256_random_bits_and_only_their_hash_is_kept() {
         let now = tokenwarden_domain::ManualClock::at_epoch();
         let label = KeyLabel::parse("k").unwrap();
-        let a = new_key(ApiKeyKind::App, None, label.clone(), tokenwarden_domain::Clock::now(&now));
-        let b = new_key(ApiKeyKind::App, None, label, tokenwarden_domain::Clock::now(&now));
+        let a = new_key(
+            ApiKeyKind::App,
+            None,
+            label.clone(),
+            tokenwarden_domain::Clock::now(&now),
+        );
+        let b = new_key(
+            ApiKeyKind::App,
+            None,
+            label,
+            tokenwarden_domain::Clock::now(&now),
+        );
         assert_ne!(a.text.expose_secret(), b.text.expose_secret());
         let (kind, id, secret) = parse_key(a.text.expose_secret()).unwrap();
         assert_eq!((kind, id), (ApiKeyKind::App, a.record.id));
         assert_eq!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(secret).unwrap().len(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(secret)
+                .unwrap()
+                .len(),
             32
         );
-        assert_eq!(a.record.secret_hash, Sha256::digest(secret.as_bytes()).to_vec());
+        assert_eq!(
+            a.record.secret_hash,
+            Sha256::digest(secret.as_bytes()).to_vec()
+        );
         assert!(!format!("{a:?}").contains(secret));
     }
 

@@ -24,7 +24,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("credentials must be sent in the Authorization header, never in the query string")]
     CredentialsInQuery,
-    #[error("missing or invalid credentials: send `Authorization: Bearer <admin token or API key>`")]
+    #[error(
+        "missing or invalid credentials: send `Authorization: Bearer <admin token or API key>`"
+    )]
     Unauthorized,
     #[error("this credential may not do that")]
     Forbidden,
@@ -47,9 +49,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::InvalidRequest(_) | ApiError::InvalidJson(_) | ApiError::CredentialsInQuery => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::InvalidRequest(_)
+            | ApiError::InvalidJson(_)
+            | ApiError::CredentialsInQuery => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
@@ -115,7 +117,10 @@ fn is_unavailable(e: &tokenwarden_store::SqlxError) -> bool {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code(), message: self.to_string() };
+        let body = ErrorBody {
+            code: self.code(),
+            message: self.to_string(),
+        };
         (self.status(), axum::Json(body)).into_response()
     }
 }

@@ -35,7 +35,10 @@ impl std::fmt::Debug for ServerSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerSettings")
             .field("public_url", &self.public_url)
-            .field("bootstrap_admin_token", &self.bootstrap_admin_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "bootstrap_admin_token",
+                &self.bootstrap_admin_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
@@ -101,7 +104,9 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, router(ctx)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router(ctx))
+        .with_graceful_shutdown(shutdown)
+        .await;
     reload.abort();
     result
 }
@@ -142,7 +147,8 @@ async fn method_not_allowed() -> ApiError {
 /// cached anywhere.
 async fn no_store(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

@@ -58,7 +58,11 @@ impl Vault {
     /// Opens the vault; on a fresh database, records the master key's check value and creates
     /// the first data key. A different master key than the one recorded is refused before
     /// anything is written.
-    pub async fn open(store: DynStore, master: MasterKey, now: Timestamp) -> Result<Self, VaultError> {
+    pub async fn open(
+        store: DynStore,
+        master: MasterKey,
+        now: Timestamp,
+    ) -> Result<Self, VaultError> {
         let actual = master.check_value();
         if store.set_meta_if_absent(CHECK_KEY, &actual).await? {
             tracing::info!(check_value = %actual, "initialised encryption with a new master key");
@@ -83,7 +87,11 @@ impl Vault {
             keys = store.list_data_keys().await?;
         }
         let keyring = load_keyring(&master, &keys)?;
-        Ok(Self { master, keyring: Arc::new(RwLock::new(keyring)), store })
+        Ok(Self {
+            master,
+            keyring: Arc::new(RwLock::new(keyring)),
+            store,
+        })
     }
 
     /// Reloads data keys from the database (after another instance rotated).
@@ -95,7 +103,10 @@ impl Vault {
     }
 
     fn ring(&self) -> Keyring {
-        self.keyring.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.keyring
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn active_key_id(&self) -> String {
@@ -129,7 +140,11 @@ impl Vault {
     /// online: values written concurrently are compare-and-swapped, never overwritten. With
     /// `drop_old`, keys no longer used by any value are then removed; leave it off while other
     /// instances run that may not have reloaded their keyring yet (they do every minute).
-    pub async fn rotate(&self, now: Timestamp, drop_old: bool) -> Result<RotationReport, VaultError> {
+    pub async fn rotate(
+        &self,
+        now: Timestamp,
+        drop_old: bool,
+    ) -> Result<RotationReport, VaultError> {
         self.reload().await?;
         let existing: Vec<String> = self.ring().key_ids().map(str::to_owned).collect();
         let next = (1..)
@@ -170,7 +185,27 @@ impl Vault {
                 }
             }
         }
-        Ok(RotationReport { new_key_id: next, resealed, skipped, retired_keys })
+        Ok(RotationReport {
+            new_key_id: next,
+            resealed,
+            skipped,
+            retired_keys,
+        })
+    }
+
+    /// Opens every sealed value in the database; returns how many opened and the places of
+    /// those that did not (`keys verify`).
+    pub async fn verify_all(&self) -> Result<(usize, Vec<String>), VaultError> {
+        self.reload().await?;
+        let ring = self.ring();
+        let (mut ok, mut failed) = (0, Vec::new());
+        for v in self.store.sealed_values().await? {
+            match ring.open(&v.sealed.0, Aad::new(v.table, v.column, &v.row_id)) {
+                Ok(_) => ok += 1,
+                Err(e) => failed.push(format!("{}.{} of row {}: {e}", v.table, v.column, v.row_id)),
+            }
+        }
+        Ok((ok, failed))
     }
 
     /// Removes one data key; refused while it is active or any value still uses it.

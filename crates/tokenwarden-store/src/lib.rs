@@ -39,6 +39,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
 
+    /// Closes every connection; later calls fail.
+    async fn close(&self);
+
     // --- metadata -------------------------------------------------------------------------
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets `key` only if it has no value yet; returns whether it was set.

@@ -92,10 +92,6 @@ impl SqlStore {
         }
         Ok(row.try_get::<i64, _>(0)?.to_string())
     }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 // --- row mapping ---------------------------------------------------------------------------
@@ -360,6 +356,10 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {

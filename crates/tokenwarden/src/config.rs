@@ -57,16 +57,24 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("public_url", &self.public_url)
             .field(
                 "master_key",
                 &match &self.master_key {
                     MasterKeySource::Value(_) => "[from TOKENWARDEN_MASTER_KEY]".to_owned(),
-                    MasterKeySource::File(p) | MasterKeySource::DataDir(p) => p.display().to_string(),
+                    MasterKeySource::File(p) | MasterKeySource::DataDir(p) => {
+                        p.display().to_string()
+                    }
                 },
             )
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "admin_token",
+                &self.admin_token.as_ref().map(|_| "[redacted]"),
+            )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log", &self.log)
             .finish()
@@ -128,12 +136,16 @@ impl Config {
                 warnings.push(format!("unknown environment variable {k} is ignored"));
             }
         }
-        let file_path = flags.config_file.clone().or_else(|| get("TOKENWARDEN_CONFIG").map(PathBuf::from));
+        let file_path = flags
+            .config_file
+            .clone()
+            .or_else(|| get("TOKENWARDEN_CONFIG").map(PathBuf::from));
         let file: FileConfig = match &file_path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read the config file {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config file {}", p.display()))?
+                toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?
             }
             None => FileConfig::default(),
         };
@@ -150,12 +162,19 @@ impl Config {
             .or_else(|| get("TOKENWARDEN_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = match (flags.database_url.clone(), get("TOKENWARDEN_DATABASE_URL"), get("TOKENWARDEN_DATABASE_URL_FILE")) {
+        let database_url = match (
+            flags.database_url.clone(),
+            get("TOKENWARDEN_DATABASE_URL"),
+            get("TOKENWARDEN_DATABASE_URL_FILE"),
+        ) {
             (Some(u), _, _) | (None, Some(u), _) => SecretString::from(u),
             (None, None, Some(f)) => read_secret_file(Path::new(&f), "database URL")?,
             (None, None, None) => match file.database_url {
                 Some(u) => SecretString::from(u),
-                None => SecretString::from(format!("sqlite://{}", data_dir.join("tokenwarden.db").display())),
+                None => SecretString::from(format!(
+                    "sqlite://{}",
+                    data_dir.join("tokenwarden.db").display()
+                )),
             },
         };
         let public_url = get("TOKENWARDEN_PUBLIC_URL")
@@ -164,7 +183,10 @@ impl Config {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             bail!("public_url {public_url:?} must start with http:// or https://");
         }
-        let master_key = match (get("TOKENWARDEN_MASTER_KEY"), get("TOKENWARDEN_MASTER_KEY_FILE")) {
+        let master_key = match (
+            get("TOKENWARDEN_MASTER_KEY"),
+            get("TOKENWARDEN_MASTER_KEY_FILE"),
+        ) {
             (Some(v), _) => MasterKeySource::Value(SecretString::from(v)),
             (None, Some(f)) => MasterKeySource::File(PathBuf::from(f)),
             (None, None) => match file.master_key_file {
@@ -172,18 +194,36 @@ impl Config {
                 None => MasterKeySource::DataDir(data_dir.join("master.key")),
             },
         };
-        let admin_token = match (get("TOKENWARDEN_ADMIN_TOKEN"), get("TOKENWARDEN_ADMIN_TOKEN_FILE"), file.admin_token_file) {
+        let admin_token = match (
+            get("TOKENWARDEN_ADMIN_TOKEN"),
+            get("TOKENWARDEN_ADMIN_TOKEN_FILE"),
+            file.admin_token_file,
+        ) {
             (Some(v), _, _) => Some(SecretString::from(v)),
             (None, Some(f), _) => Some(read_secret_file(Path::new(&f), "admin token")?),
             (None, None, Some(f)) => Some(read_secret_file(&f, "admin token")?),
             (None, None, None) => None,
         };
         let max_body_bytes = match get("TOKENWARDEN_MAX_BODY_BYTES") {
-            Some(v) => v.parse().with_context(|| format!("TOKENWARDEN_MAX_BODY_BYTES={v:?} is not a number of bytes"))?,
+            Some(v) => v.parse().with_context(|| {
+                format!("TOKENWARDEN_MAX_BODY_BYTES={v:?} is not a number of bytes")
+            })?,
             None => file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
         };
-        let log = get("TOKENWARDEN_LOG").or(file.log).unwrap_or_else(|| "info".to_owned());
-        Ok(Self { listen, data_dir, database_url, public_url, master_key, admin_token, max_body_bytes, log, warnings })
+        let log = get("TOKENWARDEN_LOG")
+            .or(file.log)
+            .unwrap_or_else(|| "info".to_owned());
+        Ok(Self {
+            listen,
+            data_dir,
+            database_url,
+            public_url,
+            master_key,
+            admin_token,
+            max_body_bytes,
+            log,
+            warnings,
+        })
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -233,7 +273,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -241,9 +284,14 @@ mod tests {
         let c = Config::load(&env(&[]), &Overrides::default()).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8420");
         assert_eq!(c.data_dir, PathBuf::from("./tokenwarden-data"));
-        assert_eq!(c.database_url.expose_secret(), "sqlite://./tokenwarden-data/tokenwarden.db");
+        assert_eq!(
+            c.database_url.expose_secret(),
+            "sqlite://./tokenwarden-data/tokenwarden.db"
+        );
         assert_eq!(c.public_url, "http://127.0.0.1:8420");
-        assert!(matches!(c.master_key, MasterKeySource::DataDir(ref p) if p.ends_with("master.key")));
+        assert!(
+            matches!(c.master_key, MasterKeySource::DataDir(ref p) if p.ends_with("master.key"))
+        );
         assert!(c.admin_token.is_none());
     }
 
@@ -251,15 +299,30 @@ mod tests {
     fn layers_apply_in_order_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tw.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\nlog = \"debug\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1111\"\ndata_dir = \"/from/file\"\nlog = \"debug\"\n",
+        )
+        .unwrap();
         let e = env(&[("TOKENWARDEN_LISTEN", "127.0.0.1:2222")]);
-        let flags = Overrides { config_file: Some(file.clone()), ..Default::default() };
+        let flags = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
         let c = Config::load(&e, &flags).unwrap();
         assert_eq!(c.listen, "127.0.0.1:2222", "env beats file");
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
         assert_eq!(c.log, "debug");
-        let flags = Overrides { config_file: Some(file), listen: Some("127.0.0.1:3333".into()), ..Default::default() };
-        assert_eq!(Config::load(&e, &flags).unwrap().listen, "127.0.0.1:3333", "flag beats env");
+        let flags = Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:3333".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&e, &flags).unwrap().listen,
+            "127.0.0.1:3333",
+            "flag beats env"
+        );
     }
 
     #[test]
@@ -267,11 +330,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tw.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let flags = Overrides { config_file: Some(file), ..Default::default() };
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
         let err = format!("{:#}", Config::load(&env(&[]), &flags).unwrap_err());
         assert!(err.contains("lisen"), "{err}");
         let c = Config::load(&env(&[("TOKENWARDEN_LISTN", "x")]), &Overrides::default()).unwrap();
-        assert_eq!(c.warnings, ["unknown environment variable TOKENWARDEN_LISTN is ignored"]);
+        assert_eq!(
+            c.warnings,
+            ["unknown environment variable TOKENWARDEN_LISTN is ignored"]
+        );
     }
 
     #[test]
@@ -285,12 +354,18 @@ mod tests {
             ("TOKENWARDEN_MASTER_KEY", "bWFzdGVyLWtleS1zZWNyZXQ="),
         ]);
         let c = Config::load(&e, &Overrides::default()).unwrap();
-        assert_eq!(c.admin_token.as_ref().unwrap().expose_secret(), "s3cr3t-admin");
+        assert_eq!(
+            c.admin_token.as_ref().unwrap().expose_secret(),
+            "s3cr3t-admin"
+        );
         let dbg = format!("{c:?}");
         for secret in ["s3cr3t-admin", "pg-pass", "bWFzdGVyLWtleS1zZWNyZXQ="] {
             assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
         }
-        let missing = Config::load(&env(&[("TOKENWARDEN_ADMIN_TOKEN_FILE", "/nonexistent/x")]), &Overrides::default());
+        let missing = Config::load(
+            &env(&[("TOKENWARDEN_ADMIN_TOKEN_FILE", "/nonexistent/x")]),
+            &Overrides::default(),
+        );
         assert!(format!("{:#}", missing.unwrap_err()).contains("/nonexistent/x"));
     }
 

@@ -14,7 +14,11 @@ use tokenwarden_server::{AppContext, ServerSettings, Vault};
 use tokenwarden_store::{DynStore, SqlStore};
 
 #[derive(Parser, Debug)]
-#[command(name = "tokenwarden", version, about = "Self-hosted OAuth 2.0 access-token manager")]
+#[command(
+    name = "tokenwarden",
+    version,
+    about = "Self-hosted OAuth 2.0 access-token manager"
+)]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -81,8 +85,10 @@ enum KeysCommand {
         #[arg(long)]
         drop_old: bool,
     },
-    /// List data keys.
+    /// List data keys and how many stored secrets each protects.
     List,
+    /// Decrypt every stored secret and report any that fails.
+    Verify,
     /// Remove a data key no stored secret uses any more.
     Drop { key_id: String },
 }
@@ -145,7 +151,10 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    if let Command::Config { command: ConfigCommand::Default } = cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Default,
+    } = cli.command
+    {
         print!("{}", config::default_toml());
         return Ok(());
     }
@@ -165,14 +174,19 @@ fn run(cli: Cli) -> Result<()> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(dispatch(cli.command, cfg))
 }
 
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
@@ -182,7 +196,12 @@ async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
     }
     let store = SqlStore::open(cfg.database_url.expose_secret(), clock.now())
         .await
-        .with_context(|| format!("cannot open the database {}", config::redact_url(cfg.database_url.expose_secret())))?;
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config::redact_url(cfg.database_url.expose_secret())
+            )
+        })?;
     Ok(Arc::new(store))
 }
 
@@ -190,7 +209,8 @@ fn read_key_file(path: &Path) -> Result<MasterKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the master key file {}", path.display()))?;
     warn_if_readable_by_others(path);
-    MasterKey::parse(&text).with_context(|| format!("the master key file {} is malformed", path.display()))
+    MasterKey::parse(&text)
+        .with_context(|| format!("the master key file {} is malformed", path.display()))
 }
 
 #[cfg(unix)]
@@ -212,7 +232,9 @@ fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     writeln!(f, "{}", key.to_base64().expose_secret())?;
     f.sync_all()?;
     Ok(())
@@ -223,7 +245,9 @@ fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
 async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result<Vault> {
     let initialised = tokenwarden_server::vault::is_initialised(store).await?;
     let key = match &cfg.master_key {
-        MasterKeySource::Value(v) => MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?,
+        MasterKeySource::Value(v) => {
+            MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?
+        }
         MasterKeySource::File(p) => read_key_file(p)?,
         MasterKeySource::DataDir(p) if p.exists() => read_key_file(p)?,
         MasterKeySource::DataDir(_) if initialised => {
@@ -272,37 +296,65 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
         }
         Command::Keys { command } => keys(command, cfg).await,
         Command::App { command } => app(command, cfg).await,
-        Command::Token { command: TokenCommand::List { json } } => {
+        Command::Token {
+            command: TokenCommand::List { json },
+        } => {
             let ctx = context(&cfg).await?;
             let tokens = ctx.store.list_tokens().await?;
             let apps = ctx.store.list_apps().await?;
-            let app_name = |id| apps.iter().find(|a| a.id == id).map(|a| a.name.to_string()).unwrap_or_default();
+            let app_name = |id| {
+                apps.iter()
+                    .find(|a| a.id == id)
+                    .map(|a| a.name.to_string())
+                    .unwrap_or_default()
+            };
             if json {
                 let rows: Vec<_> = tokens
                     .iter()
-                    .map(|t| serde_json::json!({
-                        "id": t.id, "name": t.name, "provider": t.provider,
-                        "app": t.app_id.map(app_name), "status": t.status,
-                        "refresh_token_expires_at": t.material.refresh_expires_at,
-                    }))
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id, "name": t.name, "provider": t.provider,
+                            "app": t.app_id.map(app_name), "status": t.status,
+                            "refresh_token_expires_at": t.material.refresh_expires_at,
+                        })
+                    })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  REFRESH TOKEN EXPIRES", "ID", "NAME", "PROVIDER", "SCOPE", "STATUS");
+                println!(
+                    "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  REFRESH TOKEN EXPIRES",
+                    "ID", "NAME", "PROVIDER", "SCOPE", "STATUS"
+                );
                 for t in &tokens {
-                    let scope = t.app_id.map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
-                    let exp = t.material.refresh_expires_at.map_or_else(|| "-".to_owned(), |e| e.to_rfc3339());
-                    println!("{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  {exp}", t.id, t.name, t.provider, scope, t.status);
+                    let scope = t
+                        .app_id
+                        .map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
+                    let exp = t
+                        .material
+                        .refresh_expires_at
+                        .map_or_else(|| "-".to_owned(), |e| e.to_rfc3339());
+                    println!(
+                        "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  {exp}",
+                        t.id, t.name, t.provider, scope, t.status
+                    );
                 }
             }
             Ok(())
         }
-        Command::Admin { command: AdminCommand::Token { command: AdminTokenCommand::Create { label } } } => {
+        Command::Admin {
+            command:
+                AdminCommand::Token {
+                    command: AdminTokenCommand::Create { label },
+                },
+        } => {
             let ctx = context(&cfg).await?;
             let label = KeyLabel::parse(&label)?;
             let key = tokenwarden_server::auth::create_admin_token(&ctx, "cli", label).await?;
             println!("{}", key.text.expose_secret());
-            eprintln!("admin token {} created; it is shown only this once", key.record.id);
+            eprintln!(
+                "admin token {} created; it is shown only this once",
+                key.record.id
+            );
             Ok(())
         }
     }
@@ -316,12 +368,24 @@ async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
             println!("new active key: {}", r.new_key_id);
             println!("re-encrypted {} stored secrets", r.resealed);
             if r.skipped > 0 {
-                println!("{} secrets changed while rotating; run `tokenwarden keys rotate` again", r.skipped);
+                println!(
+                    "{} secrets changed while rotating; run `tokenwarden keys rotate` again",
+                    r.skipped
+                );
             }
             if drop_old {
-                println!("removed keys: {}", if r.retired_keys.is_empty() { "none".into() } else { r.retired_keys.join(", ") });
+                println!(
+                    "removed keys: {}",
+                    if r.retired_keys.is_empty() {
+                        "none".into()
+                    } else {
+                        r.retired_keys.join(", ")
+                    }
+                );
             } else {
-                println!("old keys are kept; remove them with `tokenwarden keys drop KEY_ID` once every instance has reloaded (within a minute)");
+                println!(
+                    "old keys are kept; remove them with `tokenwarden keys drop KEY_ID` once every instance has reloaded (within a minute)"
+                );
             }
         }
         KeysCommand::List => {
@@ -330,10 +394,31 @@ async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
             for k in ctx.store.list_data_keys().await? {
                 let uses = sealed
                     .iter()
-                    .filter(|v| tokenwarden_crypto::key_id_of(&v.sealed.0).is_ok_and(|id| id == k.key_id))
+                    .filter(|v| {
+                        tokenwarden_crypto::key_id_of(&v.sealed.0).is_ok_and(|id| id == k.key_id)
+                    })
                     .count();
-                println!("{:<8}  {:<7}  {:<26}  {uses}", k.key_id, if k.active { "yes" } else { "no" }, k.created_at.to_rfc3339());
+                println!(
+                    "{:<8}  {:<7}  {:<26}  {uses}",
+                    k.key_id,
+                    if k.active { "yes" } else { "no" },
+                    k.created_at.to_rfc3339()
+                );
             }
+        }
+        KeysCommand::Verify => {
+            let (ok, failed) = ctx.vault.verify_all().await?;
+            for f in &failed {
+                eprintln!("cannot decrypt {f}");
+            }
+            if !failed.is_empty() {
+                bail!(
+                    "{} of {} stored secrets cannot be decrypted",
+                    failed.len(),
+                    ok + failed.len()
+                );
+            }
+            println!("all {ok} stored secrets decrypt with the current keys");
         }
         KeysCommand::Drop { key_id } => {
             ctx.vault.drop_key(&key_id).await?;
@@ -348,12 +433,19 @@ async fn app(command: AppCommand, cfg: Config) -> Result<()> {
     match command {
         AppCommand::Create { name, tokens } => {
             let name = AppName::parse(&name)?;
-            let tokens = tokens.iter().map(|t| TokenName::parse(t)).collect::<Result<Vec<_>, _>>()?;
-            let (app, key) = tokenwarden_server::api::create_app_with_key(&ctx, "cli", name, tokens)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let tokens = tokens
+                .iter()
+                .map(|t| TokenName::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (app, key) =
+                tokenwarden_server::api::create_app_with_key(&ctx, "cli", name, tokens)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", key.text.expose_secret());
-            eprintln!("app {} ({}) created; its API key above is shown only this once", app.name, app.id);
+            eprintln!(
+                "app {} ({}) created; its API key above is shown only this once",
+                app.name, app.id
+            );
         }
         AppCommand::List { json } => {
             let apps = ctx.store.list_apps().await?;
@@ -374,7 +466,13 @@ async fn app(command: AppCommand, cfg: Config) -> Result<()> {
                         None => a.state.to_string(),
                     };
                     let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
-                    println!("{:<36}  {:<24}  {:<30}  {}", a.id, a.name, state, tokens.join(", "));
+                    println!(
+                        "{:<36}  {:<24}  {:<30}  {}",
+                        a.id,
+                        a.name,
+                        state,
+                        tokens.join(", ")
+                    );
                 }
             }
         }
@@ -395,8 +493,19 @@ async fn serve(cfg: Config) -> Result<()> {
         admin_token = cfg.admin_token.is_some(),
         "tokenwarden is listening"
     );
+    if cfg
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| t.expose_secret().len() < 16)
+    {
+        tracing::warn!(
+            "TOKENWARDEN_ADMIN_TOKEN is shorter than 16 characters; use a long random value outside tests"
+        );
+    }
     if cfg.admin_token.is_none() {
-        tracing::warn!("no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`");
+        tracing::warn!(
+            "no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`"
+        );
     }
     tokenwarden_server::serve(listener, ctx, shutdown_signal()).await?;
     tracing::info!("stopped");
@@ -409,7 +518,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

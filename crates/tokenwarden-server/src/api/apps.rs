@@ -1,12 +1,12 @@
 use super::{ApiJson, CommonErrors};
+use crate::AppContext;
 use crate::audit::{self, Object};
 use crate::auth::{self, Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::AppContext;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
@@ -136,7 +136,14 @@ pub(crate) async fn find_app(ctx: &AppContext, key: &str) -> ApiResult<AppRecord
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
     responses((status = 200, body = Vec<AppView>), CommonErrors))]
 pub async fn list_apps(State(ctx): State<AppContext>, _: Admin) -> ApiResult<Json<Vec<AppView>>> {
-    Ok(Json(ctx.store.list_apps().await?.iter().map(AppView::from).collect()))
+    Ok(Json(
+        ctx.store
+            .list_apps()
+            .await?
+            .iter()
+            .map(AppView::from)
+            .collect(),
+    ))
 }
 
 /// Create an app; answers its API key once.
@@ -230,7 +237,14 @@ pub async fn delete_app(
 ) -> ApiResult<StatusCode> {
     let app = find_app(&ctx, &id).await?;
     ctx.store.delete_app(app.id).await?;
-    audit::record(&ctx, &who.actor(), "app.delete", Object::new("app", app.id, &app.name), "ok", serde_json::json!({}))
-        .await;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.delete",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,8 +6,8 @@ mod tokens;
 pub use apps::create_app_with_key;
 pub use tokens::KNOWN_PROVIDERS;
 
-use crate::error::{ApiError, ErrorBody};
 use crate::AppContext;
+use crate::error::{ApiError, ErrorBody};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
@@ -50,7 +50,11 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(apps::list_apps, apps::create_app))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
-        .routes(routes!(tokens::get_token, tokens::patch_token, tokens::delete_token))
+        .routes(routes!(
+            tokens::get_token,
+            tokens::patch_token,
+            tokens::delete_token
+        ))
 }
 
 /// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's

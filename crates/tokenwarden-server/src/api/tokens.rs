@@ -1,13 +1,13 @@
 use super::apps::find_app;
 use super::{ApiJson, CommonErrors};
+use crate::AppContext;
 use crate::audit::{self, Object};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::AppContext;
 use axum::Json;
-use chrono::{DateTime, Utc};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -16,7 +16,14 @@ use tokenwarden_store::{Sealed, StoreError, TokenMaterial, TokenRecord};
 use utoipa::ToSchema;
 
 /// Providers known to this build. (The provider catalog with templates replaces this list.)
-pub const KNOWN_PROVIDERS: &[&str] = &["snowflake", "microsoft", "google", "salesforce", "github", "oauth2"];
+pub const KNOWN_PROVIDERS: &[&str] = &[
+    "snowflake",
+    "microsoft",
+    "google",
+    "salesforce",
+    "github",
+    "oauth2",
+];
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +69,9 @@ pub struct PatchToken {
 }
 
 /// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -184,16 +193,22 @@ fn parse_id(id: &str) -> ApiResult<TokenId> {
 }
 
 async fn load(ctx: &AppContext, id: &str) -> ApiResult<TokenRecord> {
-    ctx.store.get_token(parse_id(id)?).await.map_err(|e| match e {
-        StoreError::NotFound(_) => ApiError::NotFound(format!("token {id:?}")),
-        other => other.into(),
-    })
+    ctx.store
+        .get_token(parse_id(id)?)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound(_) => ApiError::NotFound(format!("token {id:?}")),
+            other => other.into(),
+        })
 }
 
 /// List tokens, global and app-level.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = Vec<TokenView>), CommonErrors))]
-pub async fn list_tokens(State(ctx): State<AppContext>, _: Admin) -> ApiResult<Json<Vec<TokenView>>> {
+pub async fn list_tokens(
+    State(ctx): State<AppContext>,
+    _: Admin,
+) -> ApiResult<Json<Vec<TokenView>>> {
     let mut out = Vec::new();
     for t in ctx.store.list_tokens().await? {
         out.push(view(&ctx, &t).await?);
@@ -215,7 +230,10 @@ pub async fn create_token(
     if let Some(id) = &req.client_id {
         check_client_id(id)?;
     }
-    for (field, s) in [("client_secret", &req.client_secret), ("client_secret_2", &req.client_secret_2)] {
+    for (field, s) in [
+        ("client_secret", &req.client_secret),
+        ("client_secret_2", &req.client_secret_2),
+    ] {
         if let Some(s) = s {
             check_secret(field, s)?;
         }
@@ -243,8 +261,14 @@ pub async fn create_token(
         app_id,
         settings: req.settings,
         client_id: req.client_id,
-        client_secret: req.client_secret.as_ref().map(|s| seal(&ctx, id, "client_secret", s)),
-        client_secret_2: req.client_secret_2.as_ref().map(|s| seal(&ctx, id, "client_secret_2", s)),
+        client_secret: req
+            .client_secret
+            .as_ref()
+            .map(|s| seal(&ctx, id, "client_secret", s)),
+        client_secret_2: req
+            .client_secret_2
+            .as_ref()
+            .map(|s| seal(&ctx, id, "client_secret_2", s)),
         material: TokenMaterial::default(),
         status: TokenStatus::NotAuthorized,
         status_reason: None,
@@ -357,7 +381,14 @@ pub async fn delete_token(
 ) -> ApiResult<StatusCode> {
     let t = load(&ctx, &id).await?;
     ctx.store.delete_token(t.id).await?;
-    audit::record(&ctx, &who.actor(), "token.delete", Object::new("token", t.id, &t.name), "ok", serde_json::json!({}))
-        .await;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "token.delete",
+        Object::new("token", t.id, &t.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,191 @@
+//! R25, R26: deny by default, keys in headers only, apps see only themselves.
+
+use crate::support::{ADMIN, Db, spawn};
+use reqwest::Method;
+use serde_json::json;
+use tokenwarden_domain::{ApiKeyId, Clock};
+
+#[tokio::test]
+async fn r26_every_route_denies_missing_and_wrong_credentials() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let app_key = app["api_key"].as_str().unwrap().to_owned();
+    let tid = token["id"].as_str().unwrap();
+    let aid = app["id"].as_str().unwrap();
+    let routes = [
+        (Method::GET, "/api/v1/apps".to_owned()),
+        (Method::POST, "/api/v1/apps".to_owned()),
+        (Method::GET, format!("/api/v1/apps/{aid}")),
+        (Method::PATCH, format!("/api/v1/apps/{aid}")),
+        (Method::DELETE, format!("/api/v1/apps/{aid}")),
+        (Method::GET, "/api/v1/tokens".to_owned()),
+        (Method::POST, "/api/v1/tokens".to_owned()),
+        (Method::GET, format!("/api/v1/tokens/{tid}")),
+        (Method::PATCH, format!("/api/v1/tokens/{tid}")),
+        (Method::DELETE, format!("/api/v1/tokens/{tid}")),
+    ];
+    let forged = format!("{}x", &app_key[..app_key.len() - 1]);
+    for (m, path) in &routes {
+        for bad in [
+            None,
+            Some("wrong"),
+            Some("tw_app_00000000000000000000000000000000_abc"),
+            Some(forged.as_str()),
+        ] {
+            let (s, body, _) = t.send(m.clone(), path, bad, Some(json!({}))).await;
+            assert_eq!(
+                (s, body["code"].as_str()),
+                (401, Some("unauthorized")),
+                "{m} {path} with {bad:?}"
+            );
+        }
+    }
+    // The app key is not an admin credential: 403 on every admin route except reading itself.
+    for (m, path) in &routes {
+        let (s, body, _) = t
+            .send(m.clone(), path, Some(&app_key), Some(json!({})))
+            .await;
+        if *m == Method::GET && path.ends_with(aid) {
+            assert_eq!(s, 200, "an app may read itself");
+        } else {
+            assert_eq!(
+                (s, body["code"].as_str()),
+                (403, Some("forbidden")),
+                "{m} {path}"
+            );
+        }
+    }
+    // Every denial is audited, without the presented secret.
+    let denied = t
+        .ctx
+        .store
+        .list_audit(&tokenwarden_store::AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let n401 = denied.iter().filter(|e| e.action == "auth.denied").count();
+    let n403 = denied
+        .iter()
+        .filter(|e| e.action == "auth.forbidden")
+        .count();
+    assert_eq!(n401, routes.len() * 4);
+    assert_eq!(n403, routes.len() - 1);
+    assert!(!format!("{denied:?}").contains(&app_key));
+}
+
+#[tokio::test]
+async fn r26_app_a_cannot_see_app_b() {
+    let t = spawn(Db::Sqlite).await;
+    let (a, _) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "a"})))
+        .await;
+    let (b, _) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "b"})))
+        .await;
+    assert_eq!((a, b), (201, 201));
+    let (_, a) = t.admin(Method::GET, "/api/v1/apps/a", None).await;
+    let (_, apps) = t.admin(Method::GET, "/api/v1/apps", None).await;
+    assert_eq!(apps.as_array().unwrap().len(), 2);
+    // Make a key for app a through the store: the one in the create answer is gone.
+    let key = tokenwarden_server::auth::new_key(
+        tokenwarden_store::ApiKeyKind::App,
+        tokenwarden_domain::AppId::parse(a["id"].as_str().unwrap()),
+        tokenwarden_domain::KeyLabel::parse("second").unwrap(),
+        t.clock.now(),
+    );
+    t.ctx.store.create_api_key(&key.record).await.unwrap();
+    use secrecy::ExposeSecret;
+    let k = key.text.expose_secret();
+    let (s, _, _) = t.send(Method::GET, "/api/v1/apps/a", Some(k), None).await;
+    assert_eq!(s, 200);
+    let (s, body, _) = t.send(Method::GET, "/api/v1/apps/b", Some(k), None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("not_found")),
+        "404, not 403: names do not leak"
+    );
+    let (s, _, _) = t
+        .send(Method::GET, "/api/v1/apps/does-not-exist", Some(k), None)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn r25_revoked_keys_and_query_string_credentials_are_refused() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, _) = t.seed().await;
+    let key = app["api_key"].as_str().unwrap();
+    let (s, _, _) = t
+        .send(Method::GET, "/api/v1/apps/sales-invoice", Some(key), None)
+        .await;
+    assert_eq!(s, 200);
+    let key_id = ApiKeyId::parse(app["api_key_id"].as_str().unwrap()).unwrap();
+    t.ctx
+        .store
+        .revoke_api_key(key_id, t.clock.now())
+        .await
+        .unwrap();
+    let (s, _, _) = t
+        .send(Method::GET, "/api/v1/apps/sales-invoice", Some(key), None)
+        .await;
+    assert_eq!(s, 401);
+
+    for param in ["api_key", "access_token", "token", "key"] {
+        let (s, body, _) = t
+            .send(
+                Method::GET,
+                &format!("/api/v1/apps?{param}={ADMIN}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (400, Some("credentials_in_query")),
+            "{param}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn admin_tokens_made_by_the_cli_path_work_and_can_be_revoked() {
+    let t = spawn(Db::Sqlite).await;
+    let key = tokenwarden_server::auth::create_admin_token(
+        &t.ctx,
+        "cli",
+        tokenwarden_domain::KeyLabel::parse("ops").unwrap(),
+    )
+    .await
+    .unwrap();
+    use secrecy::ExposeSecret;
+    let k = key.text.expose_secret();
+    assert!(k.starts_with("tw_adm_"));
+    let (s, _, _) = t
+        .send(
+            Method::POST,
+            "/api/v1/apps",
+            Some(k),
+            Some(json!({"name": "by-ops"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let ev = t
+        .ctx
+        .store
+        .list_audit(&tokenwarden_store::AuditFilter {
+            action: Some("app.create".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ev[0].actor, "admin:ops");
+    t.ctx
+        .store
+        .revoke_api_key(key.record.id, t.clock.now())
+        .await
+        .unwrap();
+    let (s, _, _) = t.send(Method::GET, "/api/v1/apps", Some(k), None).await;
+    assert_eq!(s, 401);
+}

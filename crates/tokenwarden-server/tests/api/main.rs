@@ -1,0 +1,152 @@
+//! The HTTP API end to end: a real router on 127.0.0.1:0, a real database, HTTP requests.
+//! One test binary for the crate (STYLE item 12); modules below group the cases.
+
+mod support {
+    use secrecy::SecretString;
+    use std::sync::Arc;
+    use tokenwarden_crypto::MasterKey;
+    use tokenwarden_domain::{Clock, ManualClock};
+    use tokenwarden_server::{AppContext, ServerSettings, Vault};
+    use tokenwarden_store::{DynStore, SqlStore};
+
+    pub const ADMIN: &str = "test-admin-token-0123456789";
+
+    pub struct TestApp {
+        pub base: String,
+        pub http: reqwest::Client,
+        pub ctx: AppContext,
+        pub clock: ManualClock,
+        pub master: MasterKey,
+        _dir: Option<tempfile::TempDir>,
+        _server: tokio::task::JoinHandle<()>,
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    pub enum Db {
+        Sqlite,
+        Postgres,
+    }
+
+    pub async fn spawn(db: Db) -> TestApp {
+        let (url, dir) = match db {
+            Db::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                (
+                    format!("sqlite://{}", dir.path().join("tw.db").display()),
+                    Some(dir),
+                )
+            }
+            Db::Postgres => (tokenwarden_testkit::require_postgres().url, None),
+        };
+        let clock = ManualClock::at_epoch();
+        let store: DynStore = Arc::new(SqlStore::open(&url, clock.now()).await.unwrap());
+        let master = MasterKey::generate();
+        let vault = Vault::open(store.clone(), master.clone(), clock.now())
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ctx = AppContext {
+            store,
+            vault,
+            clock: Arc::new(clock.clone()),
+            settings: Arc::new(ServerSettings {
+                public_url: format!("http://{addr}"),
+                bootstrap_admin_token: Some(SecretString::from(ADMIN)),
+                max_body_bytes: 64 * 1024,
+            }),
+        };
+        let served = ctx.clone();
+        let server = tokio::spawn(async move {
+            let _ = tokenwarden_server::serve(listener, served, std::future::pending()).await;
+        });
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            ctx,
+            clock,
+            master,
+            _dir: dir,
+            _server: server,
+        }
+    }
+
+    impl TestApp {
+        pub fn clock_now(&self) -> tokenwarden_domain::Timestamp {
+            self.clock.now()
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("{}{path}", self.base)
+        }
+
+        pub async fn send(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            bearer: Option<&str>,
+            body: Option<serde_json::Value>,
+        ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+            let mut req = self.http.request(method, self.url(path));
+            if let Some(b) = bearer {
+                req = req.bearer_auth(b);
+            }
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let headers = res.headers().clone();
+            let text = res.text().await.unwrap();
+            let json = if text.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+            };
+            (status, json, headers)
+        }
+
+        pub async fn admin(
+            &self,
+            method: reqwest::Method,
+            path: &str,
+            body: Option<serde_json::Value>,
+        ) -> (u16, serde_json::Value) {
+            let (s, j, _) = self.send(method, path, Some(ADMIN), body).await;
+            (s, j)
+        }
+
+        /// Creates the example app and app-level token; returns (app json, token json).
+        pub async fn seed(&self) -> (serde_json::Value, serde_json::Value) {
+            let (s, app) = self
+                .admin(
+                    reqwest::Method::POST,
+                    "/api/v1/apps",
+                    Some(
+                        serde_json::json!({"name": "sales-invoice", "tokens": ["snowflake-sales"]}),
+                    ),
+                )
+                .await;
+            assert_eq!(s, 201, "{app}");
+            let (s, token) = self
+                .admin(
+                    reqwest::Method::POST,
+                    "/api/v1/tokens",
+                    Some(serde_json::json!({
+                        "name": "snowflake-sales", "provider": "snowflake", "app": "sales-invoice",
+                        "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"},
+                        "client_id": "kMoBQd6lZ0iRIB5W+LjzHc3CQqM=", "client_secret": "vNy-client-secret-SEEDED-1"
+                    })),
+                )
+                .await;
+            assert_eq!(s, 201, "{token}");
+            (app, token)
+        }
+    }
+}
+
+mod auth;
+mod encryption;
+mod flows;
+mod openapi;
+mod validation;
