@@ -1,0 +1,129 @@
+//! The CLI's other commands, as the README shows them.
+
+use crate::{ADMIN, Http, run, serve, text};
+use serde_json::json;
+
+#[test]
+fn app_create_prints_a_working_key_and_app_list_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &[
+            "app",
+            "create",
+            "sales-invoice",
+            "--token",
+            "snowflake-sales",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let key = out.trim().to_owned();
+    assert!(key.starts_with("tw_app_"), "{out}");
+    assert!(err.contains("shown only this once"), "{err}");
+    let o = run(dir.path(), &[], &["app", "list", "--json"]);
+    let apps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(apps[0]["name"], "sales-invoice");
+    assert_eq!(apps[0]["tokens"], json!(["snowflake-sales"]));
+    let o = run(dir.path(), &[], &["app", "create", "sales-invoice"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("already exists"), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["app", "create", "bad name"]);
+    assert!(text(&o).1.contains("may contain only"), "{:?}", text(&o));
+
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "token", "create", "--label", "ops"],
+    );
+    let admin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    assert!(admin.starts_with("tw_adm_"));
+
+    let server = serve(dir.path(), &[], &[]);
+    let http = Http::new();
+    assert_eq!(
+        http.send(
+            "GET",
+            &server.url("/api/v1/apps/sales-invoice"),
+            Some(&key),
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        http.send("GET", &server.url("/api/v1/apps"), Some(&key), None)
+            .0,
+        403
+    );
+    let (s, b) = http.send(
+        "POST",
+        &server.url("/api/v1/tokens"),
+        Some(&admin),
+        Some(json!({"name": "snowflake-sales", "provider": "snowflake", "app": "sales-invoice"})),
+    );
+    assert_eq!(s, 201, "{b}");
+    server.stop();
+    let o = run(dir.path(), &[], &["token", "list"]);
+    let (out, _) = text(&o);
+    assert!(
+        out.contains("snowflake-sales")
+            && out.contains("app:sales-invoice")
+            && out.contains("not_authorized"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_default_prints_a_usable_file_and_unknown_keys_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &[], &["config", "default"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("listen = \"127.0.0.1:8420\""), "{out}");
+    std::fs::write(dir.path().join("tw.toml"), &out).unwrap();
+    let o = run(dir.path(), &[], &["--config", "tw.toml", "migrate"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "listen = \"127.0.0.1:1\"\nmaster_kee = \"x\"\n",
+    )
+    .unwrap();
+    let o = run(dir.path(), &[], &["--config", "bad.toml", "migrate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("master_kee"), "{:?}", text(&o));
+    let o = run(dir.path(), &[("TOKENWARDEN_LISTN", "x")], &["migrate"]);
+    assert!(
+        text(&o)
+            .1
+            .contains("unknown environment variable TOKENWARDEN_LISTN"),
+        "{:?}",
+        text(&o)
+    );
+}
+
+#[test]
+fn serve_on_postgres_from_a_database_url() {
+    let pg = tokenwarden_testkit::require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TOKENWARDEN_ADMIN_TOKEN", ADMIN),
+        ("TOKENWARDEN_DATABASE_URL", pg.url.as_str()),
+    ];
+    let server = serve(dir.path(), &env, &[]);
+    let http = Http::new();
+    assert_eq!(http.send("GET", &server.url("/readyz"), None, None).0, 200);
+    let (s, _) = http.send(
+        "POST",
+        &server.url("/api/v1/apps"),
+        Some(ADMIN),
+        Some(json!({"name": "pg-app"})),
+    );
+    assert_eq!(s, 201);
+    let log = server.stop();
+    assert!(log.contains("postgres://"), "{log}");
+    assert!(
+        !dir.path().join("tokenwarden-data/tokenwarden.db").exists(),
+        "no SQLite file on PostgreSQL"
+    );
+}
