@@ -2,6 +2,8 @@
 //! The PostgreSQL run starts its own throwaway cluster (tokenwarden-testkit) unless
 //! TOKENWARDEN_TEST_POSTGRES_URL names one; it fails, never skips, when PostgreSQL is missing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokenwarden_domain::{

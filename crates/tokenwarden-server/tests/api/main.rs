@@ -1,6 +1,8 @@
 //! The HTTP API end to end: a real router on 127.0.0.1:0, a real database, HTTP requests.
 //! One test binary for the crate (STYLE item 12); modules below group the cases.
 
+#![allow(clippy::unwrap_used)]
+
 mod support {
     use secrecy::SecretString;
     use std::sync::Arc;

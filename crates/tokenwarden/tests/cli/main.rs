@@ -1,5 +1,7 @@
 //! The `tokenwarden` binary as a user runs it: real processes, real files, real HTTP.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
