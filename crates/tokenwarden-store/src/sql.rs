@@ -331,7 +331,21 @@ impl SqlStore {
         if let Some(l) = lease {
             q = q.bind(l.name.clone()).bind(l.owner.clone()).bind(l.fencing);
         }
-        let done = q.execute(&self.pool).await?;
+        let done = q
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "a token named {} already exists {}",
+                    t.name,
+                    if t.app_id.is_some() {
+                        "for this app"
+                    } else {
+                        "among global tokens"
+                    }
+                )),
+                other => other,
+            })?;
         if done.rows_affected() == 1 {
             return self.get_token(t.id).await;
         }

@@ -248,3 +248,124 @@ pub async fn delete_app(
     .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// A label to tell keys apart, e.g. "production".
+    #[schema(value_type = Option<String>, example = "production")]
+    label: Option<KeyLabel>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    id: uuid::Uuid,
+    label: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    id: uuid::Uuid,
+    label: String,
+    /// The key. Shown this once: only its hash is kept.
+    api_key: String,
+    created_at: DateTime<Utc>,
+}
+
+/// List an app's API keys (never the keys themselves).
+#[utoipa::path(get, path = "/api/v1/apps/{id}/keys", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")),
+    responses((status = 200, body = Vec<KeyView>), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn list_keys(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<KeyView>>> {
+    let app = find_app(&ctx, &id).await?;
+    let keys = ctx.store.list_api_keys(Some(app.id)).await?;
+    Ok(Json(
+        keys.iter()
+            .map(|k| KeyView {
+                id: k.id.0,
+                label: k.label.to_string(),
+                created_at: k.created_at,
+                revoked_at: k.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Make another API key for an app (e.g. to rotate keys without downtime); answers it once.
+#[utoipa::path(post, path = "/api/v1/apps/{id}/keys", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")), request_body = CreateKey,
+    responses((status = 201, body = CreatedKey), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn create_key(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
+    // The body is optional here: an empty POST makes a key with the default label.
+    let req: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateKey::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::InvalidJson(format!("the request body is not valid: {e}")))?
+    };
+    let app = find_app(&ctx, &id).await?;
+    let label = match req.label {
+        Some(l) => l,
+        None => KeyLabel::parse("key").map_err(ApiError::internal)?,
+    };
+    let key = auth::new_key(ApiKeyKind::App, Some(app.id), label, ctx.clock.now());
+    ctx.store.create_api_key(&key.record).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.key_create",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({ "api_key_id": key.record.id, "label": key.record.label }),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            id: key.record.id.0,
+            label: key.record.label.to_string(),
+            api_key: key.text.expose_secret().to_owned(),
+            created_at: key.record.created_at,
+        }),
+    ))
+}
+
+/// Revoke one of an app's API keys; it stops working at once.
+#[utoipa::path(delete, path = "/api/v1/apps/{id}/keys/{key_id}", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name"), ("key_id" = String, Path, description = "API key id")),
+    responses((status = 204, description = "revoked"), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn revoke_key(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path((id, key_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = find_app(&ctx, &id).await?;
+    let not_found = || ApiError::NotFound(format!("API key {key_id:?} of app {}", app.name));
+    let kid = tokenwarden_domain::ApiKeyId::parse(&key_id).ok_or_else(not_found)?;
+    let key = ctx.store.get_api_key(kid).await.map_err(|_| not_found())?;
+    if key.app_id != Some(app.id) {
+        return Err(not_found());
+    }
+    ctx.store.revoke_api_key(kid, ctx.clock.now()).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.key_revoke",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({ "api_key_id": kid }),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -49,6 +49,8 @@ pub fn router() -> OpenApiRouter<AppContext> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(apps::list_apps, apps::create_app))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
+        .routes(routes!(apps::list_keys, apps::create_key))
+        .routes(routes!(apps::revoke_key))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(
             tokens::get_token,

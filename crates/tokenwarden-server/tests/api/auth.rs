@@ -23,6 +23,15 @@ async fn r26_every_route_denies_missing_and_wrong_credentials() {
         (Method::GET, format!("/api/v1/tokens/{tid}")),
         (Method::PATCH, format!("/api/v1/tokens/{tid}")),
         (Method::DELETE, format!("/api/v1/tokens/{tid}")),
+        (Method::GET, format!("/api/v1/apps/{aid}/keys")),
+        (Method::POST, format!("/api/v1/apps/{aid}/keys")),
+        (
+            Method::DELETE,
+            format!(
+                "/api/v1/apps/{aid}/keys/{}",
+                app["api_key_id"].as_str().unwrap()
+            ),
+        ),
     ];
     let forged = format!("{}x", &app_key[..app_key.len() - 1]);
     for (m, path) in &routes {
@@ -188,4 +197,93 @@ async fn admin_tokens_made_by_the_cli_path_work_and_can_be_revoked() {
         .unwrap();
     let (s, _, _) = t.send(Method::GET, "/api/v1/apps", Some(k), None).await;
     assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn app_keys_can_be_added_listed_and_revoked_without_downtime() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, _) = t.seed().await;
+    let old = app["api_key"].as_str().unwrap().to_owned();
+    // A second key, made with an empty body, then one with a label.
+    let res = t
+        .http
+        .post(t.url("/api/v1/apps/sales-invoice/keys"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (s, labelled) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps/sales-invoice/keys",
+            Some(json!({"label": "production"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let new = labelled["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(labelled["label"], "production");
+    let (s, keys) = t
+        .admin(Method::GET, "/api/v1/apps/sales-invoice/keys", None)
+        .await;
+    assert_eq!((s, keys.as_array().unwrap().len()), (200, 3));
+    assert!(
+        !keys.to_string().contains("tw_app_"),
+        "keys are never listed: {keys}"
+    );
+    // Both old and new work; revoke the old one; only the new one works.
+    for k in [&old, &new] {
+        assert_eq!(
+            t.send(Method::GET, "/api/v1/apps/sales-invoice", Some(k), None)
+                .await
+                .0,
+            200
+        );
+    }
+    let old_id = app["api_key_id"].as_str().unwrap();
+    let (s, _) = t
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/apps/sales-invoice/keys/{old_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        t.send(Method::GET, "/api/v1/apps/sales-invoice", Some(&old), None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        t.send(Method::GET, "/api/v1/apps/sales-invoice", Some(&new), None)
+            .await
+            .0,
+        200
+    );
+    // A key of another app cannot be revoked through this app: 404.
+    let (_, other) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "other"})))
+        .await;
+    let other_key = other["api_key_id"].as_str().unwrap();
+    let (s, _) = t
+        .admin(
+            Method::DELETE,
+            &format!("/api/v1/apps/sales-invoice/keys/{other_key}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, body) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps/sales-invoice/keys",
+            Some(json!({"label": "bad/label"})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{body}"
+    );
 }
