@@ -18,4 +18,10 @@ command -v psql >/dev/null 2>&1 || {
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# --all-targets: unit, integration and binary tests (no doctests: there are none, and their
+# empty "0 passed" summary would be the last line). The closing line totals every binary.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
