@@ -1,0 +1,655 @@
+//! The provider catalog: TOML templates compiled into the binary, plus a folder of the user's own.
+
+use crate::snowflake::{self, SnowflakeAccount, SnowflakeRole};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const BUILT_IN: &[(&str, &str)] = &[
+    (
+        "snowflake.toml",
+        include_str!("../providers/snowflake.toml"),
+    ),
+    (
+        "microsoft.toml",
+        include_str!("../providers/microsoft.toml"),
+    ),
+    ("google.toml", include_str!("../providers/google.toml")),
+    (
+        "salesforce.toml",
+        include_str!("../providers/salesforce.toml"),
+    ),
+    ("github.toml", include_str!("../providers/github.toml")),
+    ("oauth2.toml", include_str!("../providers/oauth2.toml")),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CatalogError(pub String);
+
+fn err(msg: impl Into<String>) -> CatalogError {
+    CatalogError(msg.into())
+}
+
+/// One connection setting a provider takes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example: Option<String>,
+    /// A regular expression the value must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// `url`: must be https (http only for loopback hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A provider template. URL fields may hold `{setting}` placeholders.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderTemplate {
+    pub id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    pub authorization_url: String,
+    pub token_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_url: Option<String>,
+    /// RFC 9207: when it resolves to a value, the callback's `iss` must equal it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default = "yes")]
+    pub pkce: bool,
+    /// `basic` or `body` (or a `{setting}` resolving to one).
+    #[serde(default = "basic")]
+    pub client_auth: String,
+    #[serde(default)]
+    pub default_scopes: String,
+    /// Access-token lifetime assumed when a response has no `expires_in` (R17).
+    #[serde(default = "hour")]
+    pub default_access_token_lifetime: u64,
+    /// Refresh-token validity assumed when the provider does not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_refresh_token_validity: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_authorization_params: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fields: Vec<Field>,
+    /// `built-in` or the file it came from.
+    #[serde(default, skip_deserializing)]
+    pub source: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn basic() -> String {
+    "basic".into()
+}
+fn hour() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with URL-encoded id and secret (RFC 6749 2.3.1).
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+/// How "Test connection" checks a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Run `SELECT CURRENT_USER()` through Snowflake's SQL API.
+    SnowflakeSql {
+        base_url: String,
+        role: String,
+        warehouse: Option<String>,
+    },
+    /// GET this URL with the token; 2xx means it works.
+    Url(String),
+    None,
+}
+
+/// A template filled with one token's settings: everything the OAuth flow needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedProvider {
+    pub id: String,
+    pub authorization_url: String,
+    pub token_url: String,
+    pub revocation_url: Option<String>,
+    pub issuer: Option<String>,
+    pub scopes: String,
+    pub pkce: bool,
+    pub client_auth: ClientAuth,
+    pub extra_authorization_params: BTreeMap<String, String>,
+    pub default_access_token_lifetime: u64,
+    pub refresh_token_validity: Option<u64>,
+    pub probe: Probe,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    providers: BTreeMap<String, ProviderTemplate>,
+}
+
+/// http is allowed only for loopback hosts (development, tests, emulators).
+pub fn check_endpoint(what: &str, url: &str) -> Result<(), CatalogError> {
+    let rest = if let Some(r) = url.strip_prefix("https://") {
+        r
+    } else if let Some(r) = url.strip_prefix("http://") {
+        let authority = r.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        let h = host.trim_start_matches('[').trim_end_matches(']');
+        if !(h == "localhost" || h == "::1" || h.starts_with("127.")) {
+            return Err(err(format!(
+                "{what} {url:?} must use https (http is allowed only on 127.0.0.1/localhost)"
+            )));
+        }
+        r
+    } else {
+        return Err(err(format!("{what} {url:?} must be an https:// URL")));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty()
+        || host.contains('@')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(err(format!("{what} {url:?} is not a valid URL")));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// The built-in templates.
+    pub fn built_in() -> Self {
+        let mut providers = BTreeMap::new();
+        for (file, text) in BUILT_IN {
+            // Built-in templates are tested; a broken one is a build defect.
+            let mut t: ProviderTemplate = toml::from_str(text)
+                .unwrap_or_else(|e| panic!("built-in provider template {file} is invalid: {e}"));
+            t.source = "built-in".into();
+            providers.insert(t.id.clone(), t);
+        }
+        Self { providers }
+    }
+
+    /// Built-ins plus every `*.toml` in `dir`. A template that does not parse, or reuses a
+    /// built-in id, is an error naming the file.
+    pub fn with_folder(dir: &Path) -> Result<Self, CatalogError> {
+        let mut cat = Self::built_in();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            err(format!(
+                "cannot read the providers folder {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for path in files
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+            let mut t: ProviderTemplate = toml::from_str(&text).map_err(|e| {
+                err(format!(
+                    "provider template {} is invalid: {e}",
+                    path.display()
+                ))
+            })?;
+            tokenwarden_domain::ProviderId::parse(&t.id)
+                .map_err(|e| err(format!("provider template {}: {e}", path.display())))?;
+            if cat
+                .providers
+                .get(&t.id)
+                .is_some_and(|p| p.source == "built-in")
+            {
+                return Err(err(format!(
+                    "provider template {} reuses the built-in id {:?}; choose another",
+                    path.display(),
+                    t.id
+                )));
+            }
+            t.source = path.display().to_string();
+            cat.providers.insert(t.id.clone(), t);
+        }
+        Ok(cat)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&ProviderTemplate> {
+        self.providers.get(id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &ProviderTemplate> {
+        self.providers.values()
+    }
+
+    pub fn ids(&self) -> Vec<&str> {
+        self.providers.keys().map(String::as_str).collect()
+    }
+
+    fn template(&self, id: &str) -> Result<&ProviderTemplate, CatalogError> {
+        self.get(id).ok_or_else(|| {
+            err(format!(
+                "unknown provider {id:?}; known providers: {}",
+                self.ids().join(", ")
+            ))
+        })
+    }
+
+    /// Checks the settings given so far: no unknown names, every given value well-formed.
+    /// Missing required settings are allowed here (they are needed only to authorize).
+    pub fn check_settings(
+        &self,
+        provider: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<(), CatalogError> {
+        let t = self.template(provider)?;
+        for (name, value) in settings {
+            let field = t.fields.iter().find(|f| &f.name == name).ok_or_else(|| {
+                let known: Vec<_> = t.fields.iter().map(|f| f.name.as_str()).collect();
+                err(format!(
+                    "unknown setting {name:?} for provider {}; its settings are: {}",
+                    t.id,
+                    known.join(", ")
+                ))
+            })?;
+            if value.trim().is_empty() {
+                continue;
+            }
+            check_field(&t.id, field, value.trim())?;
+        }
+        Ok(())
+    }
+
+    /// Fills the template with the token's settings; fails, naming the setting, if anything
+    /// needed to authorize is missing or malformed.
+    pub fn resolve(
+        &self,
+        provider: &str,
+        settings: &BTreeMap<String, String>,
+    ) -> Result<ResolvedProvider, CatalogError> {
+        let t = self.template(provider)?;
+        self.check_settings(provider, settings)?;
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        for f in &t.fields {
+            let v = settings
+                .get(&f.name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .or_else(|| f.default.clone());
+            match v {
+                Some(v) => {
+                    vars.insert(f.name.clone(), v);
+                }
+                None if f.required => {
+                    return Err(err(format!(
+                        "the setting {:?} ({}) is required for {}: {}",
+                        f.name, f.label, t.display_name, f.help
+                    )));
+                }
+                None => {}
+            }
+        }
+        let mut scopes = vars
+            .get("scope")
+            .cloned()
+            .unwrap_or_else(|| t.default_scopes.clone());
+        let mut refresh_token_validity = t.default_refresh_token_validity;
+        let mut probe = Probe::None;
+        if t.id == "snowflake" {
+            let account = SnowflakeAccount::parse(vars.get("account").map_or("", String::as_str))
+                .map_err(|e| err(e.0))?;
+            let role = SnowflakeRole::parse(vars.get("role").map_or("", String::as_str))
+                .map_err(|e| err(e.0))?;
+            scopes = snowflake::scopes(&role);
+            if let Some(v) = vars.get("refresh_token_validity") {
+                let secs: u64 = v
+                    .parse()
+                    .map_err(|_| err("refresh_token_validity must be a number of seconds"))?;
+                snowflake::check_refresh_validity(secs).map_err(|e| err(e.0))?;
+                refresh_token_validity = Some(secs);
+            }
+            probe = Probe::SnowflakeSql {
+                base_url: account.base_url.clone(),
+                role: role.as_str().to_owned(),
+                warehouse: vars.get("warehouse").cloned(),
+            };
+            vars.insert("base_url".into(), account.base_url);
+        }
+        let fill = |template: &str| -> String {
+            let mut out = template.to_owned();
+            for (k, v) in &vars {
+                out = out.replace(&format!("{{{k}}}"), v);
+            }
+            out
+        };
+        let optional =
+            |template: &Option<String>, what: &str| -> Result<Option<String>, CatalogError> {
+                match template.as_deref().map(fill) {
+                    Some(v) if !v.is_empty() && !v.contains('{') => {
+                        check_endpoint(what, &v)?;
+                        Ok(Some(v))
+                    }
+                    _ => Ok(None),
+                }
+            };
+        let authorization_url = fill(&t.authorization_url);
+        let token_url = fill(&t.token_url);
+        check_endpoint("the authorization endpoint", &authorization_url)?;
+        check_endpoint("the token endpoint", &token_url)?;
+        if probe == Probe::None
+            && let Some(u) = optional(&t.probe_url, "the test URL")?
+        {
+            probe = Probe::Url(u);
+        }
+        let client_auth = match fill(&t.client_auth).as_str() {
+            "basic" => ClientAuth::Basic,
+            "body" => ClientAuth::Body,
+            other => {
+                return Err(err(format!(
+                    "client_auth must be basic or body, not {other:?}"
+                )));
+            }
+        };
+        Ok(ResolvedProvider {
+            id: t.id.clone(),
+            authorization_url,
+            token_url,
+            revocation_url: optional(&t.revocation_url, "the revocation endpoint")?,
+            issuer: t
+                .issuer
+                .as_deref()
+                .map(fill)
+                .filter(|v| !v.is_empty() && !v.contains('{')),
+            scopes: scopes.split_whitespace().collect::<Vec<_>>().join(" "),
+            pkce: t.pkce,
+            client_auth,
+            extra_authorization_params: t.extra_authorization_params.clone(),
+            default_access_token_lifetime: t.default_access_token_lifetime,
+            refresh_token_validity,
+            probe,
+        })
+    }
+}
+
+fn check_field(provider: &str, f: &Field, value: &str) -> Result<(), CatalogError> {
+    if value.len() > 2048 || value.chars().any(char::is_control) {
+        return Err(err(format!(
+            "setting {:?} must be at most 2048 characters without control characters",
+            f.name
+        )));
+    }
+    if f.kind.as_deref() == Some("url") {
+        check_endpoint(&format!("setting {:?}", f.name), value)?;
+    }
+    if let Some(p) = &f.pattern {
+        let re = regex_lite::Regex::new(p).map_err(|e| {
+            err(format!(
+                "provider {provider}: bad pattern for {}: {e}",
+                f.name
+            ))
+        })?;
+        if !re.is_match(value) {
+            let example = f
+                .example
+                .as_deref()
+                .map(|e| format!(", e.g. {e}"))
+                .unwrap_or_default();
+            return Err(err(format!(
+                "setting {:?} is not valid for {provider}: {}{example}",
+                f.name, f.help
+            )));
+        }
+    }
+    if provider == "snowflake" {
+        match f.name.as_str() {
+            "account" => {
+                SnowflakeAccount::parse(value).map_err(|e| err(e.0))?;
+            }
+            "role" => {
+                SnowflakeRole::parse(value).map_err(|e| err(e.0))?;
+            }
+            "refresh_token_validity" => {
+                let secs: u64 = value
+                    .parse()
+                    .map_err(|_| err("refresh_token_validity must be a number of seconds"))?;
+                snowflake::check_refresh_validity(secs).map_err(|e| err(e.0))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_built_in_template_parses_and_lists_its_fields() {
+        let c = Catalog::built_in();
+        assert_eq!(
+            c.ids(),
+            [
+                "github",
+                "google",
+                "microsoft",
+                "oauth2",
+                "salesforce",
+                "snowflake"
+            ]
+        );
+        for t in c.all() {
+            for f in &t.fields {
+                if let Some(p) = &f.pattern {
+                    regex_lite::Regex::new(p).unwrap();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn snowflake_resolves_from_account_and_role() {
+        let c = Catalog::built_in();
+        let r = c
+            .resolve(
+                "snowflake",
+                &s(&[("account", "xy12345.us-east-1"), ("role", "analyst")]),
+            )
+            .unwrap();
+        assert_eq!(
+            r.authorization_url,
+            "https://xy12345.us-east-1.snowflakecomputing.com/oauth/authorize"
+        );
+        assert_eq!(
+            r.token_url,
+            "https://xy12345.us-east-1.snowflakecomputing.com/oauth/token-request"
+        );
+        assert_eq!(r.scopes, "refresh_token session:role:ANALYST");
+        assert_eq!(r.client_auth, ClientAuth::Basic);
+        assert_eq!(r.refresh_token_validity, Some(7_776_000));
+        assert!(r.pkce);
+        let emu = c
+            .resolve(
+                "snowflake",
+                &s(&[
+                    ("account", "http://127.0.0.1:9300"),
+                    ("role", "R"),
+                    ("refresh_token_validity", "86400"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(emu.token_url, "http://127.0.0.1:9300/oauth/token-request");
+        assert_eq!(emu.refresh_token_validity, Some(86_400));
+        let e = c
+            .resolve("snowflake", &s(&[("account", "xy12345")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"role\"") && e.contains("required"), "{e}");
+        let e = c
+            .resolve(
+                "snowflake",
+                &s(&[("account", "xy12345"), ("role", "ACCOUNTADMIN")]),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("blocks"), "{e}");
+    }
+
+    #[test]
+    fn generic_oauth2_takes_its_endpoints_from_settings_and_insists_on_https() {
+        let c = Catalog::built_in();
+        let r = c
+            .resolve(
+                "oauth2",
+                &s(&[
+                    ("authorization_url", "https://auth.example.com/authorize"),
+                    ("token_url", "https://auth.example.com/token"),
+                    ("scope", "openid  api"),
+                    ("client_auth", "body"),
+                    ("issuer", "https://auth.example.com"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(r.scopes, "openid api");
+        assert_eq!(r.client_auth, ClientAuth::Body);
+        assert_eq!(r.issuer.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(r.revocation_url, None);
+        let e = c
+            .resolve(
+                "oauth2",
+                &s(&[
+                    ("authorization_url", "http://auth.example.com/a"),
+                    ("token_url", "https://x/t"),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("https"), "{e}");
+        let local = c.resolve(
+            "oauth2",
+            &s(&[
+                ("authorization_url", "http://127.0.0.1:4000/auth"),
+                ("token_url", "http://localhost:4000/token"),
+            ]),
+        );
+        assert!(local.is_ok());
+        let e = c
+            .resolve(
+                "oauth2",
+                &s(&[
+                    ("authorization_url", "https://a/x"),
+                    ("token_url", "https://a/t"),
+                    ("client_auth", "jwt"),
+                ]),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("client_auth"), "{e}");
+    }
+
+    #[test]
+    fn unknown_settings_and_providers_are_named() {
+        let c = Catalog::built_in();
+        let e = c
+            .check_settings("snowflake", &s(&[("acount", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("acount") && e.contains("account, role"), "{e}");
+        let e = c
+            .check_settings("myspace", &s(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown provider") && e.contains("snowflake"),
+            "{e}"
+        );
+        // Partial settings are fine until authorization.
+        assert!(
+            c.check_settings("snowflake", &s(&[("account", "xy12345")]))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn defaults_fill_templates() {
+        let c = Catalog::built_in();
+        let ms = c.resolve("microsoft", &s(&[])).unwrap();
+        assert_eq!(
+            ms.authorization_url,
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+        );
+        assert!(ms.scopes.contains("offline_access"));
+        let g = c.resolve("google", &s(&[])).unwrap();
+        assert_eq!(
+            g.extra_authorization_params
+                .get("access_type")
+                .map(String::as_str),
+            Some("offline")
+        );
+        let sf = c
+            .resolve(
+                "salesforce",
+                &s(&[("login_url", "https://test.salesforce.com")]),
+            )
+            .unwrap();
+        assert_eq!(
+            sf.token_url,
+            "https://test.salesforce.com/services/oauth2/token"
+        );
+        assert_eq!(
+            c.resolve("github", &s(&[])).unwrap().probe,
+            Probe::Url("https://api.github.com/user".into())
+        );
+    }
+
+    #[test]
+    fn user_templates_load_from_a_folder_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("acme.toml"),
+            "id = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"https://acme.example/auth\"\ntoken_url = \"https://acme.example/token\"\n",
+        )
+        .unwrap();
+        let c = Catalog::with_folder(dir.path()).unwrap();
+        assert!(c.get("acme").is_some());
+        assert_eq!(
+            c.resolve("acme", &s(&[])).unwrap().client_auth,
+            ClientAuth::Basic
+        );
+        std::fs::write(dir.path().join("bad.toml"), "id = \"bad\"\nnope = 1\n").unwrap();
+        let e = Catalog::with_folder(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("bad.toml"), "{e}");
+        std::fs::remove_file(dir.path().join("bad.toml")).unwrap();
+        std::fs::write(dir.path().join("dup.toml"), "id = \"github\"\ndisplay_name = \"x\"\nauthorization_url = \"https://a\"\ntoken_url = \"https://b\"\n").unwrap();
+        assert!(
+            Catalog::with_folder(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("built-in")
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! tokenwarden's OAuth and provider logic: the provider catalog, Snowflake's specifics, and the
+//! client for authorization, token and test endpoints. No storage, no HTTP server.
+
+pub mod catalog;
+pub mod client;
+pub mod snowflake;
+
+pub use catalog::{Catalog, CatalogError, ClientAuth, Probe, ProviderTemplate, ResolvedProvider};
+pub use client::{ClientCredentials, Grant, OAuthClient, Pkce, TokenError, TokenResponse};
