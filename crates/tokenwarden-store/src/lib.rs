@@ -28,6 +28,7 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("tokens", "access_token"),
     ("tokens", "refresh_token"),
     ("notification_channels", "secret"),
+    ("oauth_states", "verifier"),
 ];
 
 pub type DynStore = Arc<dyn Store>;
@@ -90,6 +91,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: Timestamp,
     ) -> Result<TokenRecord>;
     async fn delete_token(&self, id: TokenId) -> Result<()>;
+
+    // --- authorization attempts -------------------------------------------------------------
+    async fn create_oauth_state(&self, state: &OAuthStateRecord) -> Result<()>;
+    /// Marks the state used if it is known, unexpired and unused, atomically: of two
+    /// concurrent callbacks with the same state, one wins.
+    async fn consume_oauth_state(&self, state_hash: &str, now: Timestamp) -> Result<StateOutcome>;
+    /// Deletes attempts that expired before `before`; returns how many.
+    async fn purge_oauth_states(&self, before: Timestamp) -> Result<u64>;
 
     // --- API keys --------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;

@@ -11,17 +11,31 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "oauth_states",
+        sql: include_str!("../migrations/sqlite/0002_oauth_states.sql"),
+    },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "oauth_states",
+        sql: include_str!("../migrations/postgres/0002_oauth_states.sql"),
+    },
+];
 
 /// Applies pending migrations; returns how many ran. Safe to run from several instances at once.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend, now_ms: i64) -> Result<usize> {

@@ -142,3 +142,31 @@ pub struct Lease {
     pub fencing: i64,
     pub expires_at: Timestamp,
 }
+
+/// One authorization attempt, found again by the hash of its `state`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthStateRecord {
+    pub id: String,
+    /// SHA-256 (hex) of the state value: the value itself is never stored.
+    pub state_hash: String,
+    pub token_id: TokenId,
+    /// The actor who started it (`admin:<label>`).
+    pub started_by: String,
+    /// Hash of the UI session that started it, which the callback must come back to.
+    pub session_hash: Option<String>,
+    pub verifier: Option<Sealed>,
+    pub redirect_uri: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// What happened to a presented state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateOutcome {
+    /// Valid: now marked used, so it cannot be used again.
+    Consumed(OAuthStateRecord),
+    Unknown,
+    Expired,
+    AlreadyUsed,
+}

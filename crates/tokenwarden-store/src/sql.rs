@@ -243,6 +243,28 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditEvent> {
     })
 }
 
+macro_rules! state_columns {
+    () => {
+        "id, state_hash, token_id, started_by, session_hash, verifier, redirect_uri, created_at, expires_at, used_at"
+    };
+}
+
+fn state_from_row(row: &AnyRow) -> Result<OAuthStateRecord> {
+    let token_id: String = row.try_get("token_id")?;
+    Ok(OAuthStateRecord {
+        id: row.try_get("id")?,
+        state_hash: row.try_get("state_hash")?,
+        token_id: TokenId::parse(&token_id).ok_or_else(|| corrupt("oauth_states.token_id", "bad id"))?,
+        started_by: row.try_get("started_by")?,
+        session_hash: row.try_get("session_hash")?,
+        verifier: opt_sealed(row, "verifier")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
+        used_at: opt_ts(row, "used_at")?,
+    })
+}
+
 fn lease_from_row(row: &AnyRow, name: &str) -> Result<Lease> {
     Ok(Lease {
         name: name.to_owned(),
@@ -751,6 +773,54 @@ impl Store for SqlStore {
             return Err(StoreError::NotFound("token"));
         }
         Ok(())
+    }
+
+    async fn create_oauth_state(&self, st: &OAuthStateRecord) -> Result<()> {
+        sqlx::query(concat!("INSERT INTO oauth_states (", state_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
+            .bind(&st.id)
+            .bind(&st.state_hash)
+            .bind(st.token_id.to_string())
+            .bind(&st.started_by)
+            .bind(st.session_hash.clone())
+            .bind(opt_sealed_bytes(&st.verifier))
+            .bind(&st.redirect_uri)
+            .bind(to_millis(st.created_at))
+            .bind(to_millis(st.expires_at))
+            .bind(opt_ms(st.used_at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn consume_oauth_state(&self, state_hash: &str, now: Timestamp) -> Result<StateOutcome> {
+        let row = sqlx::query(concat!(
+            "UPDATE oauth_states SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING ",
+            state_columns!()
+        ))
+        .bind(to_millis(now))
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            return Ok(StateOutcome::Consumed(state_from_row(&row)?));
+        }
+        let row = sqlx::query(concat!("SELECT ", state_columns!(), " FROM oauth_states WHERE state_hash = $1"))
+            .bind(state_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row.map(|r| state_from_row(&r)).transpose()? {
+            None => StateOutcome::Unknown,
+            Some(s) if s.used_at.is_some() => StateOutcome::AlreadyUsed,
+            Some(_) => StateOutcome::Expired,
+        })
+    }
+
+    async fn purge_oauth_states(&self, before: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(to_millis(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {

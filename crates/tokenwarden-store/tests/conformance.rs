@@ -70,6 +70,7 @@ conformance!(
     data_keys_and_sealed_values,
     audit_events_filter_and_order,
     meta_set_if_absent,
+    oauth_state_is_single_use,
 );
 
 fn app(ctx: &Ctx, name: &str, tokens: &[&str]) -> AppRecord {
@@ -694,4 +695,60 @@ fn unknown_url_schemes_are_refused_without_echoing_credentials() {
         Backend::from_url("sqlite:///tmp/x.db").unwrap(),
         Backend::Sqlite
     );
+}
+
+async fn oauth_state_is_single_use(ctx: Ctx) {
+    // R2's storage half: a state is consumed once, atomically; expired and unknown are told apart.
+    let s = &ctx.store;
+    let t = token(&ctx, "sf", None);
+    s.create_token(&t).await.unwrap();
+    let now = ctx.clock.now();
+    let rec = |hash: &str, ttl_min: i64| OAuthStateRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        state_hash: hash.into(),
+        token_id: t.id,
+        started_by: "admin:bootstrap".into(),
+        session_hash: None,
+        verifier: Some(Sealed(vec![1, 2, 3])),
+        redirect_uri: "http://127.0.0.1:8420/oauth/callback".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(ttl_min),
+        used_at: None,
+    };
+    s.create_oauth_state(&rec("h1", 10)).await.unwrap();
+    s.create_oauth_state(&rec("h2", 10)).await.unwrap();
+    assert!(matches!(s.create_oauth_state(&rec("h1", 10)).await, Err(StoreError::Conflict(_))));
+    match s.consume_oauth_state("h1", now).await.unwrap() {
+        StateOutcome::Consumed(r) => {
+            assert_eq!(r.token_id, t.id);
+            assert_eq!(r.verifier, Some(Sealed(vec![1, 2, 3])));
+            assert_eq!(r.used_at, Some(now));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.consume_oauth_state("h1", now).await.unwrap(), StateOutcome::AlreadyUsed);
+    assert_eq!(s.consume_oauth_state("nope", now).await.unwrap(), StateOutcome::Unknown);
+    ctx.clock.advance(chrono::Duration::minutes(11));
+    assert_eq!(s.consume_oauth_state("h2", ctx.clock.now()).await.unwrap(), StateOutcome::Expired);
+
+    // Ten concurrent callbacks with one fresh state: exactly one consumes it.
+    s.create_oauth_state(&rec("h3", 30)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let st = ctx.store.clone();
+        let at = ctx.clock.now();
+        tasks.push(tokio::spawn(async move { st.consume_oauth_state("h3", at).await.unwrap() }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), StateOutcome::Consumed(_)) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.purge_oauth_states(ctx.clock.now() + chrono::Duration::hours(1)).await.unwrap(), 3);
+    // Deleting the token removes its attempts too.
+    s.create_oauth_state(&rec("h4", 10)).await.unwrap();
+    s.delete_token(t.id).await.unwrap();
+    assert_eq!(s.consume_oauth_state("h4", ctx.clock.now()).await.unwrap(), StateOutcome::Unknown);
 }
