@@ -16,6 +16,10 @@ command -v psql >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
 }
 
+# The real OAuth 2.0 server the OAuth tests run against: npm's oidc-provider on Node.
+command -v node >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; }
+(cd tests/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # --all-targets: unit, integration and binary tests (no doctests: there are none, and their

@@ -202,9 +202,15 @@ impl Default for OAuthClient {
     }
 }
 
+/// Installs rustls' `ring` crypto provider for the process (idempotent). Anything that builds a
+/// reqwest client in this workspace needs it first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl OAuthClient {
     pub fn new(timeout: Duration) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))

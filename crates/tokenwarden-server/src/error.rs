@@ -42,6 +42,13 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// The token exists but cannot give an access token: `token_not_authorized`,
+    /// `token_needs_reauthorization`, `token_expired`.
+    #[error("{message}")]
+    TokenUnusable { code: &'static str, message: String },
+    /// The provider is down and no valid access token is left; retry after the given seconds.
+    #[error("{message}")]
+    ProviderUnavailable { message: String, retry_after: u64 },
     #[error("internal error; see the server log (reference {0})")]
     Internal(String),
 }
@@ -58,7 +65,10 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::VersionMismatch(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::ProviderUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::TokenUnusable { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +87,8 @@ impl ApiError {
             ApiError::VersionMismatch(_) => "version_mismatch",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Unavailable => "unavailable",
+            ApiError::TokenUnusable { code, .. } => code,
+            ApiError::ProviderUnavailable { .. } => "provider_unavailable",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -5,6 +5,8 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod grant;
+mod pages;
 pub mod vault;
 
 use axum::extract::{Request, State};
@@ -58,6 +60,30 @@ pub struct AppContext {
     pub vault: Vault,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<ServerSettings>,
+    pub catalog: Arc<tokenwarden_oauth::Catalog>,
+    pub oauth: tokenwarden_oauth::OAuthClient,
+    /// Names this process as a lease owner; unique per process.
+    pub instance_id: String,
+}
+
+impl AppContext {
+    /// A context with the built-in provider catalog and a fresh instance id.
+    pub fn new(
+        store: DynStore,
+        vault: Vault,
+        clock: Arc<dyn Clock>,
+        settings: ServerSettings,
+    ) -> Self {
+        Self {
+            store,
+            vault,
+            clock,
+            settings: Arc::new(settings),
+            catalog: Arc::new(tokenwarden_oauth::Catalog::built_in()),
+            oauth: tokenwarden_oauth::OAuthClient::default(),
+            instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        }
+    }
 }
 
 /// The whole application.
@@ -68,6 +94,7 @@ pub fn router(ctx: AppContext) -> axum::Router {
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
+        .merge(pages::router())
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -254,7 +254,8 @@ fn state_from_row(row: &AnyRow) -> Result<OAuthStateRecord> {
     Ok(OAuthStateRecord {
         id: row.try_get("id")?,
         state_hash: row.try_get("state_hash")?,
-        token_id: TokenId::parse(&token_id).ok_or_else(|| corrupt("oauth_states.token_id", "bad id"))?,
+        token_id: TokenId::parse(&token_id)
+            .ok_or_else(|| corrupt("oauth_states.token_id", "bad id"))?,
         started_by: row.try_get("started_by")?,
         session_hash: row.try_get("session_hash")?,
         verifier: opt_sealed(row, "verifier")?,
@@ -776,19 +777,23 @@ impl Store for SqlStore {
     }
 
     async fn create_oauth_state(&self, st: &OAuthStateRecord) -> Result<()> {
-        sqlx::query(concat!("INSERT INTO oauth_states (", state_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
-            .bind(&st.id)
-            .bind(&st.state_hash)
-            .bind(st.token_id.to_string())
-            .bind(&st.started_by)
-            .bind(st.session_hash.clone())
-            .bind(opt_sealed_bytes(&st.verifier))
-            .bind(&st.redirect_uri)
-            .bind(to_millis(st.created_at))
-            .bind(to_millis(st.expires_at))
-            .bind(opt_ms(st.used_at))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(concat!(
+            "INSERT INTO oauth_states (",
+            state_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&st.id)
+        .bind(&st.state_hash)
+        .bind(st.token_id.to_string())
+        .bind(&st.started_by)
+        .bind(st.session_hash.clone())
+        .bind(opt_sealed_bytes(&st.verifier))
+        .bind(&st.redirect_uri)
+        .bind(to_millis(st.created_at))
+        .bind(to_millis(st.expires_at))
+        .bind(opt_ms(st.used_at))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -804,10 +809,14 @@ impl Store for SqlStore {
         if let Some(row) = row {
             return Ok(StateOutcome::Consumed(state_from_row(&row)?));
         }
-        let row = sqlx::query(concat!("SELECT ", state_columns!(), " FROM oauth_states WHERE state_hash = $1"))
-            .bind(state_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            state_columns!(),
+            " FROM oauth_states WHERE state_hash = $1"
+        ))
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row.map(|r| state_from_row(&r)).transpose()? {
             None => StateOutcome::Unknown,
             Some(s) if s.used_at.is_some() => StateOutcome::AlreadyUsed,

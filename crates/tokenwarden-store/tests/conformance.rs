@@ -717,7 +717,10 @@ async fn oauth_state_is_single_use(ctx: Ctx) {
     };
     s.create_oauth_state(&rec("h1", 10)).await.unwrap();
     s.create_oauth_state(&rec("h2", 10)).await.unwrap();
-    assert!(matches!(s.create_oauth_state(&rec("h1", 10)).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_oauth_state(&rec("h1", 10)).await,
+        Err(StoreError::Conflict(_))
+    ));
     match s.consume_oauth_state("h1", now).await.unwrap() {
         StateOutcome::Consumed(r) => {
             assert_eq!(r.token_id, t.id);
@@ -726,10 +729,19 @@ async fn oauth_state_is_single_use(ctx: Ctx) {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(s.consume_oauth_state("h1", now).await.unwrap(), StateOutcome::AlreadyUsed);
-    assert_eq!(s.consume_oauth_state("nope", now).await.unwrap(), StateOutcome::Unknown);
+    assert_eq!(
+        s.consume_oauth_state("h1", now).await.unwrap(),
+        StateOutcome::AlreadyUsed
+    );
+    assert_eq!(
+        s.consume_oauth_state("nope", now).await.unwrap(),
+        StateOutcome::Unknown
+    );
     ctx.clock.advance(chrono::Duration::minutes(11));
-    assert_eq!(s.consume_oauth_state("h2", ctx.clock.now()).await.unwrap(), StateOutcome::Expired);
+    assert_eq!(
+        s.consume_oauth_state("h2", ctx.clock.now()).await.unwrap(),
+        StateOutcome::Expired
+    );
 
     // Ten concurrent callbacks with one fresh state: exactly one consumes it.
     s.create_oauth_state(&rec("h3", 30)).await.unwrap();
@@ -737,7 +749,9 @@ async fn oauth_state_is_single_use(ctx: Ctx) {
     for _ in 0..10 {
         let st = ctx.store.clone();
         let at = ctx.clock.now();
-        tasks.push(tokio::spawn(async move { st.consume_oauth_state("h3", at).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            st.consume_oauth_state("h3", at).await.unwrap()
+        }));
     }
     let mut won = 0;
     for task in tasks {
@@ -746,9 +760,17 @@ async fn oauth_state_is_single_use(ctx: Ctx) {
         }
     }
     assert_eq!(won, 1);
-    assert_eq!(s.purge_oauth_states(ctx.clock.now() + chrono::Duration::hours(1)).await.unwrap(), 3);
+    assert_eq!(
+        s.purge_oauth_states(ctx.clock.now() + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        3
+    );
     // Deleting the token removes its attempts too.
     s.create_oauth_state(&rec("h4", 10)).await.unwrap();
     s.delete_token(t.id).await.unwrap();
-    assert_eq!(s.consume_oauth_state("h4", ctx.clock.now()).await.unwrap(), StateOutcome::Unknown);
+    assert_eq!(
+        s.consume_oauth_state("h4", ctx.clock.now()).await.unwrap(),
+        StateOutcome::Unknown
+    );
 }

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub admin_token_file: Option<PathBuf>,
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
+    pub providers_dir: Option<PathBuf>,
 }
 
 /// Where the master key comes from.
@@ -48,6 +49,8 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     pub max_body_bytes: usize,
     pub log: String,
+    /// A folder of the user's own provider templates (`*.toml`).
+    pub providers_dir: Option<PathBuf>,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -77,6 +80,7 @@ impl std::fmt::Debug for Config {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log", &self.log)
+            .field("providers_dir", &self.providers_dir)
             .finish()
     }
 }
@@ -114,6 +118,7 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_ADMIN_TOKEN_FILE",
     "TOKENWARDEN_MAX_BODY_BYTES",
     "TOKENWARDEN_LOG",
+    "TOKENWARDEN_PROVIDERS_DIR",
 ];
 
 fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
@@ -213,6 +218,9 @@ impl Config {
         let log = get("TOKENWARDEN_LOG")
             .or(file.log)
             .unwrap_or_else(|| "info".to_owned());
+        let providers_dir = get("TOKENWARDEN_PROVIDERS_DIR")
+            .map(PathBuf::from)
+            .or(file.providers_dir);
         Ok(Self {
             listen,
             data_dir,
@@ -222,6 +230,7 @@ impl Config {
             admin_token,
             max_body_bytes,
             log,
+            providers_dir,
             warnings,
         })
     }
@@ -264,6 +273,10 @@ max_body_bytes = {DEFAULT_MAX_BODY_BYTES}
 
 # Log filter, e.g. "info" or "tokenwarden=debug,info" (TOKENWARDEN_LOG).
 log = "info"
+
+# A folder of your own provider templates, one *.toml each, like the built-in ones
+# (TOKENWARDEN_PROVIDERS_DIR). See `GET /api/v1/providers` for the built-in catalog.
+# providers_dir = "/etc/tokenwarden/providers"
 "#
     )
 }

@@ -273,16 +273,20 @@ async fn context(cfg: &Config) -> Result<AppContext> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = open_store(cfg, clock.as_ref()).await?;
     let vault = open_vault(cfg, &store, clock.as_ref()).await?;
-    Ok(AppContext {
+    let mut ctx = AppContext::new(
         store,
         vault,
         clock,
-        settings: Arc::new(ServerSettings {
+        ServerSettings {
             public_url: cfg.public_url.clone(),
             bootstrap_admin_token: cfg.admin_token.clone(),
             max_body_bytes: cfg.max_body_bytes,
-        }),
-    })
+        },
+    );
+    if let Some(dir) = &cfg.providers_dir {
+        ctx.catalog = Arc::new(tokenwarden_oauth::Catalog::with_folder(dir)?);
+    }
+    Ok(ctx)
 }
 
 async fn dispatch(command: Command, cfg: Config) -> Result<()> {

@@ -1,10 +1,10 @@
 //! The JSON API under `/api/v1`, documented by the handlers themselves (utoipa).
 
 mod apps;
+mod flow;
 mod tokens;
 
 pub use apps::create_app_with_key;
-pub use tokens::KNOWN_PROVIDERS;
 
 use crate::AppContext;
 use crate::error::{ApiError, ErrorBody};
@@ -29,6 +29,8 @@ use utoipa_axum::routes;
     tags(
         (name = "apps", description = "Apps and the tokens they use"),
         (name = "tokens", description = "Global and app-level access tokens"),
+        (name = "providers", description = "The provider catalog"),
+        (name = "access tokens", description = "What apps read: current access tokens"),
     )
 )]
 struct ApiDoc;
@@ -57,6 +59,12 @@ pub fn router() -> OpenApiRouter<AppContext> {
             tokens::patch_token,
             tokens::delete_token
         ))
+        .routes(routes!(flow::setup))
+        .routes(routes!(flow::paste_client_secrets))
+        .routes(routes!(flow::authorize))
+        .routes(routes!(flow::test_connection))
+        .routes(routes!(flow::list_providers))
+        .routes(routes!(flow::read_access_token))
 }
 
 /// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's

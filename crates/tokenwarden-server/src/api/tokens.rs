@@ -15,23 +15,14 @@ use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
 use tokenwarden_store::{Sealed, StoreError, TokenMaterial, TokenRecord};
 use utoipa::ToSchema;
 
-/// Providers known to this build. (The provider catalog with templates replaces this list.)
-pub const KNOWN_PROVIDERS: &[&str] = &[
-    "snowflake",
-    "microsoft",
-    "google",
-    "salesforce",
-    "github",
-    "oauth2",
-];
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// The name apps fetch the token by, e.g. `snowflake-sales`.
     #[schema(value_type = String, example = "snowflake-sales")]
     name: TokenName,
-    /// Provider template id: snowflake, microsoft, google, salesforce, github, oauth2.
+    /// Provider id from `GET /api/v1/providers`: snowflake, microsoft, google, salesforce,
+    /// github, oauth2, or one of your own templates.
     #[schema(value_type = String, example = "snowflake")]
     provider: ProviderId,
     /// Owning app's name: present = an app-level token, absent = a global token.
@@ -104,7 +95,7 @@ pub struct TokenView {
     updated_at: DateTime<Utc>,
 }
 
-async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenView> {
+pub(crate) async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenView> {
     let app = match t.app_id {
         Some(id) => Some(ctx.store.get_app(id).await?.name.to_string()),
         None => None,
@@ -133,16 +124,14 @@ async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenView> {
     })
 }
 
-fn check_provider(p: &ProviderId) -> ApiResult<()> {
-    if KNOWN_PROVIDERS.contains(&p.as_str()) {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidRequest(format!(
-            "unknown provider {:?}; known providers: {}",
-            p.as_str(),
-            KNOWN_PROVIDERS.join(", ")
-        )))
-    }
+fn check_provider_settings(
+    ctx: &AppContext,
+    p: &ProviderId,
+    settings: &BTreeMap<String, String>,
+) -> ApiResult<()> {
+    ctx.catalog
+        .check_settings(p.as_str(), settings)
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
 fn check_settings(s: &BTreeMap<String, String>) -> ApiResult<()> {
@@ -192,7 +181,7 @@ fn parse_id(id: &str) -> ApiResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))
 }
 
-async fn load(ctx: &AppContext, id: &str) -> ApiResult<TokenRecord> {
+pub(crate) async fn load(ctx: &AppContext, id: &str) -> ApiResult<TokenRecord> {
     ctx.store
         .get_token(parse_id(id)?)
         .await
@@ -225,8 +214,8 @@ pub async fn create_token(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenView>)> {
-    check_provider(&req.provider)?;
     check_settings(&req.settings)?;
+    check_provider_settings(&ctx, &req.provider, &req.settings)?;
     if let Some(id) = &req.client_id {
         check_client_id(id)?;
     }
@@ -329,6 +318,9 @@ pub async fn patch_token(
         check_secret("client_secret_2", s)?;
     }
     let mut t = load(&ctx, &id).await?;
+    if let Some(s) = &req.settings {
+        check_provider_settings(&ctx, &t.provider, s)?;
+    }
     if let Some(v) = req.version
         && v != t.version
     {

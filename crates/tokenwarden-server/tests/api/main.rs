@@ -48,16 +48,16 @@ mod support {
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let ctx = AppContext {
+        let ctx = AppContext::new(
             store,
             vault,
-            clock: Arc::new(clock.clone()),
-            settings: Arc::new(ServerSettings {
+            Arc::new(clock.clone()),
+            ServerSettings {
                 public_url: format!("http://{addr}"),
                 bootstrap_admin_token: Some(SecretString::from(ADMIN)),
                 max_body_bytes: 64 * 1024,
-            }),
-        };
+            },
+        );
         let served = ctx.clone();
         let server = tokio::spawn(async move {
             let _ = tokenwarden_server::serve(listener, served, std::future::pending()).await;
@@ -118,6 +118,36 @@ mod support {
             (s, j)
         }
 
+        /// Follows the provider's redirects from `url` (as a browser would, signing in where the
+        /// provider signs in by itself) until it redirects to our callback; returns that URL.
+        pub async fn follow_to_callback(&self, url: &str) -> String {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let callback = self.url("/oauth/callback");
+            let mut next = url.to_owned();
+            for _ in 0..10 {
+                if next.starts_with(&callback) {
+                    return next;
+                }
+                let res = http.get(&next).send().await.unwrap();
+                let loc = res
+                    .headers()
+                    .get("location")
+                    .unwrap_or_else(|| panic!("no redirect from {next}: {}", res.status()))
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                next = if loc.starts_with("http") {
+                    loc
+                } else {
+                    format!("{}{}", &next[..next[8..].find('/').unwrap() + 8], loc)
+                };
+            }
+            panic!("too many redirects, last {next}");
+        }
+
         /// Creates the example app and app-level token; returns (app json, token json).
         pub async fn seed(&self) -> (serde_json::Value, serde_json::Value) {
             let (s, app) = self
@@ -150,5 +180,6 @@ mod support {
 mod auth;
 mod encryption;
 mod flows;
+mod oidc;
 mod openapi;
 mod validation;

@@ -102,6 +102,7 @@ struct Http {
 
 impl Http {
     fn new() -> Self {
+        tokenwarden_oauth::client::install_crypto_provider();
         Self {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,0 +1,472 @@
+//! Getting a token: the provider catalog, Snowflake setup help, pasted client secrets,
+//! starting the authorization, testing the connection, and the apps' read path.
+
+use super::CommonErrors;
+use super::tokens::{TokenView, load, view};
+use crate::AppContext;
+use crate::audit::{self, Object};
+use crate::auth::{Admin, Principal};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::grant::{self, RefreshError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use tokenwarden_domain::{AppName, TokenName, TokenStatus};
+use tokenwarden_oauth::Probe;
+use tokenwarden_oauth::snowflake::{self, IntegrationName};
+use tokenwarden_store::{StoreError, TokenRecord};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderView {
+    id: String,
+    display_name: String,
+    description: String,
+    /// `built-in` or the file it came from.
+    source: String,
+    pkce: bool,
+    client_auth: String,
+    default_scopes: String,
+    docs_url: Option<String>,
+    /// The connection settings this provider takes.
+    #[schema(value_type = Vec<Object>)]
+    settings: Vec<tokenwarden_oauth::catalog::Field>,
+}
+
+/// The provider catalog with each provider's settings.
+#[utoipa::path(get, path = "/api/v1/providers", tag = "providers", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ProviderView>), CommonErrors))]
+pub async fn list_providers(State(ctx): State<AppContext>, _: Admin) -> Json<Vec<ProviderView>> {
+    Json(
+        ctx.catalog
+            .all()
+            .map(|t| ProviderView {
+                id: t.id.clone(),
+                display_name: t.display_name.clone(),
+                description: t.description.clone(),
+                source: t.source.clone(),
+                pkce: t.pkce,
+                client_auth: t.client_auth.clone(),
+                default_scopes: t.default_scopes.clone(),
+                docs_url: t.docs_url.clone(),
+                settings: t.fields.clone(),
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnowflakeSetup {
+    /// The security integration's name.
+    integration: String,
+    /// Run this in a Snowflake worksheet as ACCOUNTADMIN (or a role with CREATE INTEGRATION):
+    /// the CREATE statement, then the SELECT that shows the client id and secrets.
+    sql: String,
+    create_integration: String,
+    show_client_secrets: String,
+    /// To change the refresh-token validity later.
+    alter_refresh_token_validity: String,
+    /// To rotate one client secret (the other keeps working meanwhile).
+    rotate_client_secret: String,
+    rotate_client_secret_2: String,
+    refresh_token_validity: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupView {
+    /// Register this redirect URI with the provider.
+    redirect_uri: String,
+    provider: String,
+    /// What to do, in order.
+    steps: Vec<String>,
+    warnings: Vec<String>,
+    /// For Snowflake tokens: the SQL to run.
+    snowflake: Option<SnowflakeSetup>,
+}
+
+/// Setup help for the two-way exchange: our redirect URI and, for Snowflake, the SQL to run.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}/setup", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 200, body = SetupView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn setup(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SetupView>> {
+    let t = load(&ctx, &id).await?;
+    let redirect_uri = ctx.settings.redirect_uri();
+    let mut warnings = Vec::new();
+    if t.provider.as_str() != "snowflake" {
+        let steps = vec![
+            format!("Register {redirect_uri} as a redirect URI of your OAuth client at the provider."),
+            "Copy the client id and secret from the provider into this token (PATCH client_id and client_secret).".into(),
+            format!("Authorize: POST /api/v1/tokens/{}/authorize and open the URL it answers.", t.id),
+        ];
+        if let Err(e) = grant::resolve(&ctx, &t) {
+            warnings.push(format!("before authorizing: {e}"));
+        }
+        return Ok(Json(SetupView {
+            redirect_uri,
+            provider: t.provider.to_string(),
+            steps,
+            warnings,
+            snowflake: None,
+        }));
+    }
+    let integration = match t
+        .settings
+        .get("integration_name")
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(n) => IntegrationName::parse(n).map_err(|e| ApiError::InvalidRequest(e.0))?,
+        None => IntegrationName::for_token(t.name.as_str()),
+    };
+    let validity = match t
+        .settings
+        .get("refresh_token_validity")
+        .filter(|v| !v.trim().is_empty())
+    {
+        Some(v) => v.trim().parse().map_err(|_| {
+            ApiError::InvalidRequest("refresh_token_validity must be a number of seconds".into())
+        })?,
+        None => snowflake::DEFAULT_REFRESH_VALIDITY,
+    };
+    let sql = snowflake::setup_sql(
+        &integration,
+        &redirect_uri,
+        validity,
+        &format!("tokenwarden token {}", t.name),
+    )
+    .map_err(|e| ApiError::InvalidRequest(e.0))?;
+    warnings.extend(sql.warnings.iter().cloned());
+    if let Some(role) = t.settings.get("role")
+        && let Err(e) = snowflake::SnowflakeRole::parse(role)
+    {
+        warnings.push(e.0);
+    }
+    if let Err(e) = grant::resolve(&ctx, &t) {
+        warnings.push(format!("before authorizing: {e}"));
+    }
+    let steps = vec![
+        "In Snowflake, open a worksheet as ACCOUNTADMIN (or a role granted CREATE INTEGRATION).".into(),
+        "Run the SQL below: it creates the security integration with our redirect URI, then shows its client id and secrets.".into(),
+        format!("Copy the whole output cell of SYSTEM$SHOW_OAUTH_CLIENT_SECRETS and paste it here (POST /api/v1/tokens/{}/client-secrets).", t.id),
+        format!("Authorize: POST /api/v1/tokens/{}/authorize, open the URL, sign in to Snowflake as the user the apps act as.", t.id),
+    ];
+    Ok(Json(SetupView {
+        redirect_uri,
+        provider: "snowflake".into(),
+        steps,
+        warnings,
+        snowflake: Some(SnowflakeSetup {
+            integration: integration.as_str().to_owned(),
+            sql: format!("{}\n\n{}", sql.create, sql.show_secrets),
+            create_integration: sql.create,
+            show_client_secrets: sql.show_secrets,
+            alter_refresh_token_validity: sql.alter_validity,
+            rotate_client_secret: sql.rotate_secret_1,
+            rotate_client_secret_2: sql.rotate_secret_2,
+            refresh_token_validity: validity,
+        }),
+    }))
+}
+
+/// Paste the output of `SELECT SYSTEM$SHOW_OAUTH_CLIENT_SECRETS(...)` (as `text/plain`): fills the
+/// client id and both client secrets. Garbage is refused and changes nothing.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/client-secrets", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    request_body(content = String, content_type = "text/plain", description = "the pasted output cell"),
+    responses((status = 200, body = TokenView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn paste_client_secrets(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TokenView>> {
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::InvalidRequest("the pasted text is not UTF-8".into()))?;
+    let parsed =
+        snowflake::parse_client_secrets(text).map_err(|e| ApiError::InvalidRequest(e.0))?;
+    let mut t = load(&ctx, &id).await?;
+    let rid = t.id.to_string();
+    t.client_id = Some(parsed.client_id);
+    t.client_secret = Some(
+        ctx.vault
+            .seal(&parsed.client_secret, "tokens", "client_secret", &rid),
+    );
+    t.client_secret_2 = parsed
+        .client_secret_2
+        .as_ref()
+        .map(|s| ctx.vault.seal(s, "tokens", "client_secret_2", &rid));
+    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "token.client_secrets",
+        Object::new("token", updated.id, &updated.name),
+        "ok",
+        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some()}),
+    )
+    .await;
+    Ok(Json(view(&ctx, &updated).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizeView {
+    /// Open this in a browser and sign in; the provider sends the browser back to our callback.
+    authorization_url: String,
+    /// The attempt is valid until then (10 minutes).
+    expires_at: DateTime<Utc>,
+}
+
+/// Start the authorization-code flow (PKCE S256, one-time state bound to this token).
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/authorize", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 200, body = AuthorizeView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn authorize(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AuthorizeView>> {
+    let t = load(&ctx, &id).await?;
+    let url = grant::start_authorization(&ctx, &t, &who.actor(), None).await?;
+    Ok(Json(AuthorizeView {
+        authorization_url: url,
+        expires_at: ctx.clock.now() + chrono::Duration::minutes(grant::STATE_TTL_MINUTES),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestView {
+    ok: bool,
+    /// Who the token acts as, or exactly what the provider said.
+    message: String,
+}
+
+/// Test the connection: for Snowflake, `SELECT CURRENT_USER()` through the SQL API.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/test", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 200, body = TestView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn test_connection(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TestView>> {
+    let t = load(&ctx, &id).await?;
+    let provider = grant::resolve(&ctx, &t)?;
+    if provider.probe == Probe::None {
+        return Ok(Json(TestView {
+            ok: false,
+            message: "not available: this provider has no test endpoint (set probe_url)".into(),
+        }));
+    }
+    let result = match usable_token(&ctx, t.clone(), 30).await {
+        Ok((t, _)) => {
+            let sealed = t
+                .material
+                .access_token
+                .clone()
+                .ok_or_else(|| ApiError::internal("no access token after refresh"))?;
+            let token = grant::open_material(&ctx, &t, "access_token", &sealed).await?;
+            ctx.oauth.test_connection(&provider, &token).await
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    let (ok, message) = match result {
+        Ok(m) => (true, m),
+        Err(m) => (false, m),
+    };
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "token.test",
+        Object::new("token", t.id, &t.name),
+        if ok { "ok" } else { "failed" },
+        serde_json::json!({"message": message}),
+    )
+    .await;
+    Ok(Json(TestView { ok, message }))
+}
+
+/// Returns the token with an access token valid for at least `min_validity` seconds,
+/// refreshing it if needed, and the opened access token.
+async fn usable_token(
+    ctx: &AppContext,
+    t: TokenRecord,
+    min_validity: u64,
+) -> ApiResult<(TokenRecord, secrecy::SecretString)> {
+    match t.status {
+        TokenStatus::NotAuthorized => {
+            return Err(ApiError::TokenUnusable {
+                code: "token_not_authorized",
+                message: format!(
+                    "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
+                    t.name, t.id
+                ),
+            });
+        }
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
+            return Err(ApiError::TokenUnusable {
+                code: "token_needs_reauthorization",
+                message: format!(
+                    "token {} needs re-authorization by an admin{}",
+                    t.name,
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
+    }
+    let needed = ctx.clock.now() + chrono::Duration::seconds(min_validity.min(86_400) as i64);
+    let fresh = |t: &TokenRecord| {
+        t.material.access_token.is_some()
+            && t.material.access_expires_at.is_some_and(|e| e > needed)
+    };
+    let mut t = t;
+    if !fresh(&t) {
+        let mut attempts = 0;
+        t = loop {
+            match grant::refresh(ctx, t.id, needed).await {
+                Ok(t) => break t,
+                Err(RefreshError::Busy) if attempts < 50 => {
+                    // Another caller is refreshing: wait for its result.
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let current = ctx.store.get_token(t.id).await?;
+                    if fresh(&current) {
+                        break current;
+                    }
+                }
+                Err(RefreshError::Busy) => {
+                    return Err(ApiError::ProviderUnavailable {
+                        message: "the token is being refreshed; retry shortly".into(),
+                        retry_after: 5,
+                    });
+                }
+                Err(RefreshError::NeedsReauthorization(m)) => {
+                    return Err(ApiError::TokenUnusable {
+                        code: "token_needs_reauthorization",
+                        message: format!(
+                            "token {} needs re-authorization by an admin: {m}",
+                            t.name
+                        ),
+                    });
+                }
+                Err(RefreshError::Unavailable(m)) => {
+                    return Err(ApiError::ProviderUnavailable {
+                        message: format!("token {} could not be refreshed right now: {m}", t.name),
+                        retry_after: 30,
+                    });
+                }
+                Err(RefreshError::Api(e)) => return Err(e),
+            }
+        };
+        if !fresh(&t) {
+            return Err(ApiError::ProviderUnavailable {
+                message: format!(
+                    "the provider issued token {} with less validity than the {min_validity} s asked for",
+                    t.name
+                ),
+                retry_after: 30,
+            });
+        }
+    }
+    let sealed = t
+        .material
+        .access_token
+        .clone()
+        .ok_or_else(|| ApiError::internal("no access token"))?;
+    let opened = grant::open_material(ctx, &t, "access_token", &sealed).await?;
+    Ok((t, opened))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ReadParams {
+    /// Never return a token that expires sooner than this many seconds (default 60).
+    min_validity: Option<u64>,
+    /// Admins only: read as this app (its app-level token of that name, else the global one).
+    app: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessTokenView {
+    access_token: String,
+    token_type: String,
+    expires_at: DateTime<Utc>,
+    /// Seconds until `expires_at`.
+    expires_in: i64,
+}
+
+/// Read a current access token by name. An app gets its own app-level token of that name, else
+/// the global one — only if the app uses that token. Admins may read any.
+#[utoipa::path(get, path = "/api/v1/access-tokens/{name}", tag = "access tokens", security(("bearer" = [])),
+    params(("name" = String, Path, description = "token name"), ReadParams),
+    responses(
+        (status = 200, body = AccessTokenView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "token_not_authorized or token_needs_reauthorization", body = ErrorBody),
+        (status = 503, description = "provider_unavailable, with Retry-After", body = ErrorBody),
+        CommonErrors))]
+pub async fn read_access_token(
+    State(ctx): State<AppContext>,
+    who: Principal,
+    Path(name): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> ApiResult<Json<AccessTokenView>> {
+    let not_found = || ApiError::NotFound(format!("token {name:?}"));
+    let token_name = TokenName::parse(&name).map_err(|_| not_found())?;
+    let app = match (&who, &params.app) {
+        (Principal::App { app_id, .. }, _) => {
+            let app = ctx.store.get_app(*app_id).await?;
+            if !app.tokens.contains(&token_name) {
+                return Err(ApiError::NotFound(format!(
+                    "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
+                    app.name
+                )));
+            }
+            Some(app)
+        }
+        (Principal::Admin { .. }, Some(app)) => {
+            let app_name =
+                AppName::parse(app).map_err(|_| ApiError::NotFound(format!("app {app:?}")))?;
+            Some(
+                ctx.store
+                    .get_app_by_name(&app_name)
+                    .await
+                    .map_err(|_| ApiError::NotFound(format!("app {app:?}")))?,
+            )
+        }
+        (Principal::Admin { .. }, None) => None,
+    };
+    let found = match &app {
+        Some(a) => match ctx.store.find_token(Some(a.id), &token_name).await {
+            Err(StoreError::NotFound(_)) => ctx.store.find_token(None, &token_name).await,
+            other => other,
+        },
+        None => ctx.store.find_token(None, &token_name).await,
+    };
+    let t = found.map_err(|e| match e {
+        StoreError::NotFound(_) => not_found(),
+        other => other.into(),
+    })?;
+    let (t, access) = usable_token(&ctx, t, params.min_validity.unwrap_or(60)).await?;
+    let expires_at = t
+        .material
+        .access_expires_at
+        .unwrap_or_else(|| ctx.clock.now());
+    Ok(Json(AccessTokenView {
+        access_token: access.expose_secret().to_owned(),
+        token_type: t
+            .material
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "Bearer".into()),
+        expires_in: (expires_at - ctx.clock.now()).num_seconds().max(0),
+        expires_at,
+    }))
+}

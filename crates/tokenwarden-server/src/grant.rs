@@ -1,0 +1,543 @@
+//! Getting and keeping token material: starting an authorization, completing the callback,
+//! storing a token response, refreshing under an owner-checked lease.
+
+use crate::AppContext;
+use crate::audit::{self, Object};
+use crate::error::ApiError;
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
+use tokenwarden_oauth::ResolvedProvider;
+use tokenwarden_oauth::client::{self, ClientCredentials, Grant, Pkce, TokenError, TokenResponse};
+use tokenwarden_store::{Lease, OAuthStateRecord, Sealed, StateOutcome, StoreError, TokenRecord};
+
+/// How long a started authorization stays valid.
+pub const STATE_TTL_MINUTES: i64 = 10;
+
+pub fn hash_state(state: &str) -> String {
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Resolves the token's provider with its settings; the error names what is missing.
+pub fn resolve(ctx: &AppContext, t: &TokenRecord) -> Result<ResolvedProvider, ApiError> {
+    ctx.catalog
+        .resolve(t.provider.as_str(), &t.settings)
+        .map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// The stored client secrets, opened, in the order they are tried.
+pub async fn client_secrets(
+    ctx: &AppContext,
+    t: &TokenRecord,
+) -> Result<Vec<SecretString>, ApiError> {
+    let mut out = Vec::new();
+    for (column, sealed) in [
+        ("client_secret", &t.client_secret),
+        ("client_secret_2", &t.client_secret_2),
+    ] {
+        if let Some(s) = sealed {
+            out.push(
+                ctx.vault
+                    .open_secret(s, "tokens", column, &t.id.to_string())
+                    .await
+                    .map_err(ApiError::internal)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Starts the authorization-code flow for a token: a one-time state bound to the token and to
+/// whoever asked, a fresh PKCE verifier, and the URL to open.
+pub async fn start_authorization(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    actor: &str,
+    session_hash: Option<String>,
+) -> Result<String, ApiError> {
+    let provider = resolve(ctx, t)?;
+    let client_id = t.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
+        ApiError::InvalidRequest("this token has no client_id yet: set it (or paste the client secrets output) first".into())
+    })?;
+    if t.client_secret.is_none() && t.client_secret_2.is_none() {
+        return Err(ApiError::InvalidRequest("this token has no client secret yet: set it (or paste the client secrets output) first".into()));
+    }
+    let now = ctx.clock.now();
+    let state = client::new_state();
+    let pkce = provider.pkce.then(Pkce::generate);
+    let id = uuid::Uuid::new_v4().to_string();
+    let redirect_uri = ctx.settings.redirect_uri();
+    let record = OAuthStateRecord {
+        id: id.clone(),
+        state_hash: hash_state(&state),
+        token_id: t.id,
+        started_by: actor.to_owned(),
+        session_hash,
+        verifier: pkce
+            .as_ref()
+            .map(|p| ctx.vault.seal(&p.verifier, "oauth_states", "verifier", &id)),
+        redirect_uri: redirect_uri.clone(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(STATE_TTL_MINUTES),
+        used_at: None,
+    };
+    ctx.store.create_oauth_state(&record).await?;
+    let _ = ctx
+        .store
+        .purge_oauth_states(now - chrono::Duration::days(1))
+        .await;
+    audit::record(
+        ctx,
+        actor,
+        "token.authorize_start",
+        Object::new("token", t.id, &t.name),
+        "ok",
+        serde_json::json!({"provider": t.provider}),
+    )
+    .await;
+    Ok(client::authorization_url(
+        &provider,
+        client_id,
+        &redirect_uri,
+        &state,
+        pkce.as_ref().map(|p| p.challenge.as_str()),
+    ))
+}
+
+/// The query of a callback.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CallbackQuery {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+    pub message: Option<String>,
+}
+
+/// What the callback page tells the admin.
+#[derive(Debug)]
+pub enum CallbackResult {
+    Authorized {
+        token: Box<TokenRecord>,
+        detail: String,
+    },
+    /// The state is missing, unknown, expired, used, or from another session: nothing was sent
+    /// to the provider.
+    BadState(String),
+    /// The provider refused, or the exchange failed; the token is unchanged.
+    Failed {
+        token_name: String,
+        token_id: TokenId,
+        message: String,
+    },
+}
+
+pub async fn complete_callback(
+    ctx: &AppContext,
+    q: &CallbackQuery,
+    session_hash: Option<&str>,
+) -> CallbackResult {
+    let now = ctx.clock.now();
+    let Some(state) = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512)
+    else {
+        return CallbackResult::BadState(
+            "the callback has no state parameter: start the authorization again from tokenwarden"
+                .into(),
+        );
+    };
+    let st = match ctx.store.consume_oauth_state(&hash_state(state), now).await {
+        Ok(StateOutcome::Consumed(st)) => st,
+        Ok(StateOutcome::Unknown) => {
+            return CallbackResult::BadState(
+                "this sign-in was not started by tokenwarden (unknown state): start it again"
+                    .into(),
+            );
+        }
+        Ok(StateOutcome::Expired) => {
+            return CallbackResult::BadState(format!(
+                "this sign-in took longer than {STATE_TTL_MINUTES} minutes and expired: start it again"
+            ));
+        }
+        Ok(StateOutcome::AlreadyUsed) => {
+            return CallbackResult::BadState(
+                "this sign-in was already completed (the state was used): start it again".into(),
+            );
+        }
+        Err(e) => {
+            return CallbackResult::BadState(format!(
+                "the sign-in could not be checked: {}",
+                ApiError::from(e)
+            ));
+        }
+    };
+    if let Some(expected) = &st.session_hash
+        && session_hash != Some(expected.as_str())
+    {
+        return CallbackResult::BadState("this sign-in was started from another session: finish it in the browser window that started it".into());
+    }
+    let t = match ctx.store.get_token(st.token_id).await {
+        Ok(t) => t,
+        Err(_) => {
+            return CallbackResult::BadState(
+                "the token this sign-in was for no longer exists".into(),
+            );
+        }
+    };
+    let fail = |message: String| CallbackResult::Failed {
+        token_name: t.name.to_string(),
+        token_id: t.id,
+        message,
+    };
+    if let Some(error) = &q.error {
+        let mut message = format!("the provider answered {error}");
+        for extra in [&q.error_description, &q.message].into_iter().flatten() {
+            message.push_str(": ");
+            message.push_str(extra);
+        }
+        audit::record(
+            ctx,
+            &st.started_by,
+            "token.authorize",
+            Object::new("token", t.id, &t.name),
+            "failed",
+            serde_json::json!({"error": error}),
+        )
+        .await;
+        return fail(message);
+    }
+    let provider = match resolve(ctx, &t) {
+        Ok(p) => p,
+        Err(e) => return fail(e.to_string()),
+    };
+    // RFC 9207: with a known issuer, the response must name it.
+    if let Some(issuer) = &provider.issuer
+        && q.iss.as_deref() != Some(issuer.as_str())
+    {
+        audit::record(
+            ctx,
+            &st.started_by,
+            "token.authorize",
+            Object::new("token", t.id, &t.name),
+            "failed",
+            serde_json::json!({"error": "issuer_mismatch"}),
+        )
+        .await;
+        return fail(format!(
+            "the response's issuer {:?} is not the configured issuer {issuer:?}: possible mix-up attack; nothing was stored",
+            q.iss.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let Some(code) = q.code.as_deref().filter(|c| !c.is_empty()) else {
+        return fail("the provider sent neither a code nor an error".into());
+    };
+    let verifier = match &st.verifier {
+        Some(v) => match ctx
+            .vault
+            .open_secret(v, "oauth_states", "verifier", &st.id)
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(e) => return fail(ApiError::internal(e).to_string()),
+        },
+        None => None,
+    };
+    let secrets = match client_secrets(ctx, &t).await {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let creds = ClientCredentials {
+        client_id: t.client_id.as_deref().unwrap_or_default(),
+        secrets,
+    };
+    let grant = Grant::AuthorizationCode {
+        code,
+        redirect_uri: &st.redirect_uri,
+        verifier: verifier.as_ref(),
+    };
+    let resp = match ctx.oauth.token(&provider, &creds, &grant).await {
+        Ok(r) => r,
+        Err(e) => {
+            audit::record(
+                ctx,
+                &st.started_by,
+                "token.authorize",
+                Object::new("token", t.id, &t.name),
+                "failed",
+                serde_json::json!({"error": e.to_string()}),
+            )
+            .await;
+            return fail(format!("exchanging the code failed: {e}"));
+        }
+    };
+    let received_at = ctx.clock.now();
+    match store_response(ctx, t.id, &provider, &resp, received_at, true, None).await {
+        Ok(token) => {
+            let detail = resp
+                .username
+                .as_ref()
+                .map(|u| format!("signed in as {u}"))
+                .unwrap_or_default();
+            audit::record(
+                ctx,
+                &st.started_by,
+                "token.authorize",
+                Object::new("token", token.id, &token.name),
+                "ok",
+                serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at}),
+            )
+            .await;
+            CallbackResult::Authorized { token: Box::new(token), detail }
+        }
+        Err(e) => fail(format!("the token could not be stored: {e}")),
+    }
+}
+
+/// Writes a token response into the row, under a version check (re-reading on conflicts), and
+/// under `lease` when given. Expiries count from `received_at`, our own receive time (R15).
+/// A response without a refresh token keeps the stored one and its expiry (R10).
+pub async fn store_response(
+    ctx: &AppContext,
+    id: TokenId,
+    provider: &ResolvedProvider,
+    resp: &TokenResponse,
+    received_at: Timestamp,
+    new_grant: bool,
+    lease: Option<&Lease>,
+) -> Result<TokenRecord, StoreError> {
+    let access = ctx.vault.seal(
+        &resp.access_token,
+        "tokens",
+        "access_token",
+        &id.to_string(),
+    );
+    let refresh = resp.refresh_token.as_ref().map(|r| {
+        ctx.vault
+            .seal(r, "tokens", "refresh_token", &id.to_string())
+    });
+    let lifetime = resp
+        .expires_in
+        .unwrap_or(provider.default_access_token_lifetime)
+        .min(10 * 365 * 86_400);
+    let access_expires_at = received_at + chrono::Duration::seconds(lifetime as i64);
+    for _ in 0..5 {
+        let mut t = ctx.store.get_token(id).await?;
+        t.material.access_token = Some(access.clone());
+        t.material.access_expires_at = Some(access_expires_at);
+        t.material.token_type = Some(resp.token_type.clone());
+        if let Some(scope) = &resp.scope {
+            t.material.scopes = Some(scope.clone());
+        }
+        let reported = resp
+            .refresh_token_expires_in
+            .map(|s| received_at + chrono::Duration::seconds(s.min(20 * 365 * 86_400) as i64));
+        if new_grant {
+            t.material.refresh_token = refresh.clone();
+            t.material.issued_at = Some(received_at);
+            t.material.refresh_expires_at = reported.or_else(|| {
+                provider
+                    .refresh_token_validity
+                    .map(|v| received_at + chrono::Duration::seconds(v as i64))
+            });
+            if t.material.scopes.is_none() {
+                t.material.scopes = Some(provider.scopes.clone());
+            }
+        } else if let Some(r) = &refresh {
+            t.material.refresh_token = Some(r.clone());
+            if let Some(exp) = reported {
+                t.material.refresh_expires_at = Some(exp);
+            }
+        }
+        t.status = TokenStatus::Healthy;
+        t.status_reason = None;
+        let written = match lease {
+            Some(l) => {
+                ctx.store
+                    .update_token_under_lease(&t, l, ctx.clock.now())
+                    .await
+            }
+            None => ctx.store.update_token(&t, ctx.clock.now()).await,
+        };
+        match written {
+            Err(StoreError::VersionMismatch(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(StoreError::VersionMismatch("token"))
+}
+
+/// Why a refresh did not give a token.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the token needs re-authorization: {0}")]
+    NeedsReauthorization(String),
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    #[error("another instance is refreshing this token")]
+    Busy,
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+const LEASE_SECONDS: i64 = 30;
+
+/// Refreshes a token: take the token's lease, re-read the row (another instance may have
+/// refreshed already), call the provider, commit access and refresh token together while still
+/// holding the lease. Permanent refusals mark the token `needs_reauthorization` (after a
+/// re-read shows nobody rotated it meanwhile); transient ones change nothing.
+pub async fn refresh(
+    ctx: &AppContext,
+    id: TokenId,
+    min_valid_until: Timestamp,
+) -> Result<TokenRecord, RefreshError> {
+    let now = ctx.clock.now();
+    let name = format!("refresh:{id}");
+    let Some(lease) = ctx
+        .store
+        .acquire_lease(
+            &name,
+            &ctx.instance_id,
+            chrono::Duration::seconds(LEASE_SECONDS),
+            now,
+        )
+        .await
+        .map_err(ApiError::from)?
+    else {
+        return Err(RefreshError::Busy);
+    };
+    let result = refresh_holding(ctx, id, min_valid_until, &lease).await;
+    let _ = ctx.store.release_lease(&lease).await;
+    result
+}
+
+async fn refresh_holding(
+    ctx: &AppContext,
+    id: TokenId,
+    min_valid_until: Timestamp,
+    lease: &Lease,
+) -> Result<TokenRecord, RefreshError> {
+    let t = ctx.store.get_token(id).await.map_err(ApiError::from)?;
+    if t.material.access_token.is_some()
+        && t.material
+            .access_expires_at
+            .is_some_and(|e| e > min_valid_until)
+    {
+        return Ok(t); // someone refreshed it while we waited
+    }
+    let Some(sealed_refresh) = &t.material.refresh_token else {
+        return Err(RefreshError::NeedsReauthorization(
+            "no refresh token is stored; authorize the token".into(),
+        ));
+    };
+    if matches!(
+        t.status,
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::NotAuthorized
+    ) {
+        return Err(RefreshError::NeedsReauthorization(
+            t.status_reason
+                .clone()
+                .unwrap_or_else(|| t.status.to_string()),
+        ));
+    }
+    let provider = crate::grant::resolve(ctx, &t)?;
+    let refresh_token = ctx
+        .vault
+        .open_secret(sealed_refresh, "tokens", "refresh_token", &id.to_string())
+        .await
+        .map_err(ApiError::internal)?;
+    let secrets = client_secrets(ctx, &t).await?;
+    let creds = ClientCredentials {
+        client_id: t.client_id.as_deref().unwrap_or_default(),
+        secrets,
+    };
+    match ctx
+        .oauth
+        .token(
+            &provider,
+            &creds,
+            &Grant::Refresh {
+                refresh_token: &refresh_token,
+            },
+        )
+        .await
+    {
+        Ok(resp) => {
+            let stored = store_response(
+                ctx,
+                id,
+                &provider,
+                &resp,
+                ctx.clock.now(),
+                false,
+                Some(lease),
+            )
+            .await
+            .map_err(ApiError::from)?;
+            audit::record(
+                ctx,
+                "system",
+                "token.refresh",
+                Object::new("token", id, &t.name),
+                "ok",
+                serde_json::json!({"rotated": resp.refresh_token.is_some()}),
+            )
+            .await;
+            Ok(stored)
+        }
+        Err(e) if e.is_permanent() => {
+            // R13: only if the row still holds the refresh token we sent.
+            let current = ctx.store.get_token(id).await.map_err(ApiError::from)?;
+            if current.material.refresh_token.as_ref() != Some(sealed_refresh) {
+                return Ok(current);
+            }
+            let mut marked = current.clone();
+            marked.status = TokenStatus::NeedsReauthorization;
+            marked.status_reason = Some(format!("refresh refused: {e}"));
+            let _ = ctx
+                .store
+                .update_token_under_lease(&marked, lease, ctx.clock.now())
+                .await;
+            audit::record(
+                ctx,
+                "system",
+                "token.needs_reauthorization",
+                Object::new("token", id, &t.name),
+                "failed",
+                serde_json::json!({"error": e.to_string()}),
+            )
+            .await;
+            Err(RefreshError::NeedsReauthorization(e.to_string()))
+        }
+        Err(TokenError::Transient(m)) | Err(TokenError::Refused { error: m, .. }) => {
+            audit::record(
+                ctx,
+                "system",
+                "token.refresh_failed",
+                Object::new("token", id, &t.name),
+                "failed",
+                serde_json::json!({"error": m}),
+            )
+            .await;
+            Err(RefreshError::Unavailable(m))
+        }
+    }
+}
+
+/// Opens a sealed token value of a row.
+pub async fn open_material(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    column: &str,
+    sealed: &Sealed,
+) -> Result<SecretString, ApiError> {
+    ctx.vault
+        .open_secret(sealed, "tokens", column, &t.id.to_string())
+        .await
+        .map_err(ApiError::internal)
+}

@@ -1,0 +1,147 @@
+//! Pages a browser sees outside the admin UI: the OAuth callback, and its static assets.
+//! No inline script (CSP), no third-party resource, no referrer (R6).
+
+use crate::AppContext;
+use crate::grant::{self, CallbackQuery, CallbackResult};
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+const CALLBACK_JS: &str = include_str!("../assets/oauth-callback.js");
+const STYLE_CSS: &str = include_str!("../assets/tokenwarden.css");
+
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+pub fn router() -> axum::Router<AppContext> {
+    axum::Router::new()
+        .route("/oauth/callback", get(callback))
+        .route(
+            "/static/oauth-callback.js",
+            get(|| async { asset(CALLBACK_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/static/tokenwarden.css",
+            get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut res = body.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    res.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Adds the security headers every HTML page carries (R6, R31).
+pub fn html(status: StatusCode, body: String) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
+}
+
+async fn callback(State(ctx): State<AppContext>, Query(q): Query<CallbackQuery>) -> Response {
+    // UI sessions (a later addition) pass their session hash here; API-started flows have none.
+    let result = grant::complete_callback(&ctx, &q, None).await;
+    let (status, outcome, token_id, title, message) = match &result {
+        CallbackResult::Authorized { token, detail } => {
+            let exp = token
+                .material
+                .refresh_expires_at
+                .map(|e| {
+                    format!(
+                        " The refresh token is valid until {}.",
+                        e.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+                .unwrap_or_default();
+            let who = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            };
+            (
+                StatusCode::OK,
+                "ok",
+                token.id.to_string(),
+                "Token obtained".to_owned(),
+                format!(
+                    "{} is authorized{who}.{exp} You can close this window.",
+                    token.name
+                ),
+            )
+        }
+        CallbackResult::BadState(m) => (
+            StatusCode::BAD_REQUEST,
+            "error",
+            String::new(),
+            "This sign-in cannot be completed".to_owned(),
+            m.clone(),
+        ),
+        CallbackResult::Failed {
+            token_name,
+            token_id,
+            message,
+        } => (
+            StatusCode::BAD_GATEWAY,
+            "error",
+            token_id.to_string(),
+            format!("{token_name} was not authorized"),
+            format!("{message}. The stored token was not changed."),
+        ),
+    };
+    html(
+        status,
+        format!(
+            r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tokenwarden — {title}</title><link rel="stylesheet" href="/static/tokenwarden.css">
+<script src="/static/oauth-callback.js" defer></script></head>
+<body class="callback" data-outcome="{outcome}" data-token-id="{token_id}" data-message="{msg_attr}">
+<main class="card"><p class="brand">tokenwarden</p><h1 class="{outcome}">{title}</h1><p id="message">{msg}</p></main>
+</body></html>
+"#,
+            title = escape(&title),
+            outcome = outcome,
+            token_id = escape(&token_id),
+            msg_attr = escape(&message),
+            msg = escape(&message),
+        ),
+    )
+}
