@@ -116,6 +116,15 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Start the OAuth sign-in for a token and print the URL to open in any browser; the running
+    /// service completes it at its callback.
+    Authorize {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (default: the global token of that name).
+        #[arg(long)]
+        app: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -343,6 +352,42 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Authorize { name, app },
+        } => {
+            let ctx = context(&cfg).await?;
+            let token_name = TokenName::parse(&name)?;
+            let owner = match &app {
+                Some(a) => Some(
+                    ctx.store
+                        .get_app_by_name(&AppName::parse(a)?)
+                        .await
+                        .with_context(|| format!("no app named {a}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let token = ctx
+                .store
+                .find_token(owner, &token_name)
+                .await
+                .with_context(|| match &app {
+                    Some(a) => format!("app {a} has no token named {name}"),
+                    None => format!(
+                        "there is no global token named {name} (use --app for an app-level token)"
+                    ),
+                })?;
+            let url = tokenwarden_server::grant::start_authorization(&ctx, &token, "cli", None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{url}");
+            eprintln!(
+                "open the URL above in a browser within {} minutes and sign in; tokenwarden must be running at {} to receive the callback",
+                tokenwarden_server::grant::STATE_TTL_MINUTES,
+                ctx.settings.redirect_uri()
+            );
             Ok(())
         }
         Command::Admin {
