@@ -293,7 +293,10 @@ pub async fn complete_callback(
                 serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at}),
             )
             .await;
-            CallbackResult::Authorized { token: Box::new(token), detail }
+            CallbackResult::Authorized {
+                token: Box::new(token),
+                detail,
+            }
         }
         Err(e) => fail(format!("the token could not be stored: {e}")),
     }

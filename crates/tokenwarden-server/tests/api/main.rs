@@ -182,4 +182,5 @@ mod encryption;
 mod flows;
 mod oidc;
 mod openapi;
+mod setup;
 mod validation;
