@@ -563,13 +563,7 @@ impl Store for SqlStore {
             }
             other => other,
         })?;
-        for name in &app.tokens {
-            sqlx::query("INSERT INTO app_tokens (app_id, token_name) VALUES ($1, $2)")
-                .bind(app.id.to_string())
-                .bind(name.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_bindings(&mut tx, app).await?;
         insert_key(&mut tx, first_key).await?;
         tx.commit().await?;
         Ok(())
@@ -641,13 +635,7 @@ impl Store for SqlStore {
             .bind(app.id.to_string())
             .execute(&mut *tx)
             .await?;
-        for name in &app.tokens {
-            sqlx::query("INSERT INTO app_tokens (app_id, token_name) VALUES ($1, $2)")
-                .bind(app.id.to_string())
-                .bind(name.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_bindings(&mut tx, app).await?;
         tx.commit().await?;
         self.get_app(app.id).await
     }
@@ -986,6 +974,18 @@ impl Store for SqlStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Writes which tokens an app uses.
+async fn insert_bindings(tx: &mut sqlx::Transaction<'_, sqlx::Any>, app: &AppRecord) -> Result<()> {
+    for name in &app.tokens {
+        sqlx::query("INSERT INTO app_tokens (app_id, token_name) VALUES ($1, $2)")
+            .bind(app.id.to_string())
+            .bind(name.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &ApiKeyRecord) -> Result<()> {
