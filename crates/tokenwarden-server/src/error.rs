@@ -133,7 +133,13 @@ impl IntoResponse for ApiError {
             code: self.code(),
             message: self.to_string(),
         };
-        (self.status(), axum::Json(body)).into_response()
+        let mut res = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::ProviderUnavailable { retry_after, .. } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.to_string())
+        {
+            res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        res
     }
 }
 

@@ -183,4 +183,5 @@ mod flows;
 mod oidc;
 mod openapi;
 mod setup;
+mod snowflake;
 mod validation;

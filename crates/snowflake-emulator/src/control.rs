@@ -1,0 +1,73 @@
+//! `/_emulator/...`: JSON knobs for tests and the demo (not part of Snowflake).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{Emulator, Fault};
+
+pub(crate) fn routes() -> Router<Emulator> {
+    Router::new()
+        .route("/_emulator/clock", get(get_clock).post(set_clock))
+        .route("/_emulator/faults", post(faults))
+        .route("/_emulator/revoke", post(revoke))
+        .route("/_emulator/stats", get(stats))
+}
+
+fn clock_body(emu: &Emulator) -> serde_json::Value {
+    let inner = emu.lock();
+    json!({"offset_seconds": inner.clock_offset.num_seconds(), "now": inner.now().to_rfc3339()})
+}
+
+async fn get_clock(State(emu): State<Emulator>) -> Response {
+    Json(clock_body(&emu)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ClockRequest {
+    offset_seconds: i64,
+}
+
+async fn set_clock(State(emu): State<Emulator>, Json(req): Json<ClockRequest>) -> Response {
+    emu.set_clock_offset(chrono::Duration::seconds(req.offset_seconds));
+    Json(clock_body(&emu)).into_response()
+}
+
+#[derive(Deserialize)]
+struct FaultRequest {
+    fault: Fault,
+    #[serde(default = "one")]
+    times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn faults(State(emu): State<Emulator>, Json(req): Json<FaultRequest>) -> Response {
+    emu.inject_token_fault(req.fault, req.times);
+    Json(json!({"fault": req.fault, "times": req.times})).into_response()
+}
+
+#[derive(Deserialize)]
+struct RevokeRequest {
+    user: String,
+    integration: String,
+}
+
+async fn revoke(State(emu): State<Emulator>, Json(req): Json<RevokeRequest>) -> Response {
+    emu.revoke_delegated_authorizations(&req.user, &req.integration);
+    (
+        StatusCode::OK,
+        Json(json!({"revoked": true, "user": req.user, "integration": req.integration})),
+    )
+        .into_response()
+}
+
+async fn stats(State(emu): State<Emulator>) -> Response {
+    Json(emu.stats()).into_response()
+}

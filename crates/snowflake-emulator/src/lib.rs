@@ -1,0 +1,304 @@
+//! A small, faithful stand-in for Snowflake's OAuth for custom clients, its SQL worksheet
+//! and its SQL API, for tokenwarden's tests and demo. See the crate README for the HTTP
+//! surface and what differs from real Snowflake.
+
+mod api;
+#[cfg(feature = "client")]
+mod client;
+mod clock;
+mod console;
+mod control;
+mod html;
+mod oauth;
+mod random;
+mod sql;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "client")]
+pub use client::{AuthorizeOutcome, sign_in_and_consent, sign_in_and_decide};
+pub use sql::{Column, ResultSet, SqlError, SqlOutcome, StatementRun};
+pub use state::{ClientType, Counters, IntegrationInfo};
+
+/// A Snowflake user the emulator knows. Login names are case-insensitive (stored upper-case);
+/// the user is granted `default_role` and PUBLIC (and, with ACCOUNTADMIN, the system roles
+/// below it: SECURITYADMIN, USERADMIN, SYSADMIN).
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub name: String,
+    pub password: String,
+    pub default_role: String,
+}
+
+impl UserSpec {
+    pub fn new(
+        name: impl Into<String>,
+        password: impl Into<String>,
+        default_role: impl Into<String>,
+    ) -> Self {
+        UserSpec {
+            name: name.into(),
+            password: password.into(),
+            default_role: default_role.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for UserSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserSpec")
+            .field("name", &self.name)
+            .field("password", &"[redacted]")
+            .field("default_role", &self.default_role)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub users: Vec<UserSpec>,
+    /// Access-token lifetime when the integration sets no OAUTH_ACCESS_TOKEN_VALIDITY (600 s).
+    pub access_token_ttl: Duration,
+    /// Shown in pages and returned by CURRENT_ACCOUNT().
+    pub account: String,
+    /// Upper bound for OAUTH_REFRESH_TOKEN_VALIDITY: 7776000 (90 days) unless "Snowflake
+    /// Support raised the limit" (e.g. 157784630, 5 years).
+    pub max_refresh_token_validity: u64,
+}
+
+impl EmulatorConfig {
+    /// ADMIN / admin-pass (ACCOUNTADMIN) and ALICE / alice-pass (ANALYST, also PUBLIC).
+    pub fn default_for_tests() -> Self {
+        EmulatorConfig {
+            users: vec![
+                UserSpec::new("ADMIN", "admin-pass", "ACCOUNTADMIN"),
+                UserSpec::new("ALICE", "alice-pass", "ANALYST"),
+            ],
+            access_token_ttl: Duration::from_secs(600),
+            account: "EMU12345".to_string(),
+            max_refresh_token_validity: state::DEFAULT_REFRESH_VALIDITY,
+        }
+    }
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig::default_for_tests()
+    }
+}
+
+/// A failure injected into the next calls of `POST /oauth/token-request`. A faulted call
+/// consumes nothing (no code, no refresh token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// HTTP 503 with an HTML body.
+    ServerError,
+    /// Sleeps 30 s, then answers 504 with an HTML body (the client should have given up).
+    Timeout,
+    /// HTTP 200, `Content-Type: application/json`, a body that is not JSON.
+    Garbage,
+    /// HTTP 200 JSON without `access_token`.
+    MissingAccessToken,
+}
+
+/// What [`Emulator::stats`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    #[serde(flatten)]
+    pub counters: Counters,
+    pub integrations: Vec<IntegrationInfo>,
+    /// Seconds the emulator's clock is ahead of real time.
+    pub clock_offset_seconds: i64,
+    /// The fault still armed, with the number of calls left.
+    pub pending_fault: Option<(Fault, u32)>,
+}
+
+/// An integration's client credentials, as SYSTEM$SHOW_OAUTH_CLIENT_SECRETS shows them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub client_secret_2: String,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("client_secret_2", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The emulated account. Cheap to clone: every clone shares the same state.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Mutex<state::Inner>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("account", &self.lock().account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    pub fn new(config: EmulatorConfig) -> Self {
+        Emulator {
+            inner: Arc::new(Mutex::new(state::Inner::new(&config))),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, state::Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// All routes: worksheet, OAuth, SQL API and `/_emulator/` controls, at the root.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .merge(console::routes())
+            .merge(oauth::routes())
+            .merge(api::routes())
+            .merge(control::routes())
+            .with_state(self.clone())
+    }
+
+    /// Binds `listen` (e.g. `"127.0.0.1:0"`) and serves [`Emulator::router`] in a tokio task.
+    pub async fn start(config: EmulatorConfig, listen: &str) -> std::io::Result<RunningEmulator> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let emulator = Emulator::new(config);
+        emulator.set_base_url(format!("http://{addr}"));
+        let app = emulator.router();
+        let handle = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(%err, "snowflake emulator stopped");
+            }
+        });
+        Ok(RunningEmulator {
+            addr,
+            emulator,
+            handle,
+        })
+    }
+
+    /// The base URL shown by DESC INTEGRATION's endpoints (set by [`Emulator::start`]).
+    pub fn set_base_url(&self, base_url: impl Into<String>) {
+        self.lock().base_url = Some(base_url.into().trim_end_matches('/').to_string());
+    }
+
+    /// The emulator's "now" becomes real now + `offset` (expire tokens without waiting).
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        self.lock().clock_offset = offset;
+    }
+
+    /// The emulator's current time (real time plus the offset).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.lock().now()
+    }
+
+    /// The next `times` calls of `POST /oauth/token-request` fail with `fault`
+    /// (replaces any fault still armed; `times == 0` disarms).
+    pub fn inject_token_fault(&self, fault: Fault, times: u32) {
+        self.lock().fault = (times > 0).then_some((fault, times));
+    }
+
+    /// As `ALTER USER <user> REMOVE DELEGATED AUTHORIZATIONS FROM SECURITY INTEGRATION
+    /// <integration>`: every refresh and access token of that user and integration stops
+    /// working. Unquoted-identifier rules apply to both names (an exact match is tried first).
+    pub fn revoke_delegated_authorizations(&self, user: &str, integration: &str) {
+        let mut inner = self.lock();
+        let user = user.to_ascii_uppercase();
+        let name = if inner.integrations.contains_key(integration) {
+            integration.to_string()
+        } else {
+            integration.to_ascii_uppercase()
+        };
+        inner.revoke(&user, &name);
+    }
+
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        Stats {
+            counters: inner.counters.clone(),
+            integrations: inner.integrations.values().map(|i| i.info()).collect(),
+            clock_offset_seconds: inner.clock_offset.num_seconds(),
+            pending_fault: inner.fault,
+        }
+    }
+
+    /// Client id and both secrets of integration `name` (exact name), like
+    /// `SELECT SYSTEM$SHOW_OAUTH_CLIENT_SECRETS('<name>')` but already parsed.
+    pub fn client_credentials(&self, name: &str) -> Option<ClientCredentials> {
+        let inner = self.lock();
+        inner.integrations.get(name).map(|i| ClientCredentials {
+            client_id: i.client_id.clone(),
+            client_secret: i.secret.clone(),
+            client_secret_2: i.secret_2.clone(),
+        })
+    }
+
+    /// Runs `sql` as `user` with their default role, as the worksheet does. With several
+    /// `;`-separated statements, all run and the first error (or else the last result) is
+    /// returned; see [`Emulator::run_script_as`] for every result.
+    pub fn run_sql_as(&self, user: &str, sql: &str) -> SqlOutcome {
+        let runs = self.run_script_as(user, sql);
+        if let Some(err) = runs.iter().find(|r| !r.outcome.is_ok()) {
+            return err.outcome.clone();
+        }
+        runs.into_iter()
+            .last()
+            .map(|r| r.outcome)
+            .unwrap_or_else(|| SqlOutcome::Error(SqlError::syntax("Empty SQL statement.")))
+    }
+
+    /// Runs every `;`-separated statement of `sql` as `user` (default role) and returns each result.
+    pub fn run_script_as(&self, user: &str, sql: &str) -> Vec<StatementRun> {
+        let mut inner = self.lock();
+        let user = user.to_ascii_uppercase();
+        let Some(role) = inner.users.get(&user).map(|u| u.default_role.clone()) else {
+            return vec![StatementRun {
+                sql: sql.to_string(),
+                outcome: SqlOutcome::Error(SqlError::new(
+                    "390100",
+                    "08004",
+                    "Incorrect username or password was specified.",
+                )),
+            }];
+        };
+        let mut session = sql::SqlSession { user, role };
+        sql::execute_script(&mut inner, &mut session, sql)
+    }
+}
+
+/// A started emulator. The server runs until [`RunningEmulator::shutdown`] or the end of
+/// the tokio runtime; dropping this handle does not stop it.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    pub addr: SocketAddr,
+    pub emulator: Emulator,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`: what tokenwarden uses as the Snowflake "account" URL.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops serving (connections in flight are dropped).
+    pub fn shutdown(&self) {
+        self.handle.abort();
+    }
+}
