@@ -52,6 +52,15 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Upper-cases the first letter, for messages shown as a sentence.
+fn sentence(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 /// Adds the security headers every HTML page carries (R6, R31).
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, body).into_response();
@@ -141,7 +150,7 @@ async fn callback(State(ctx): State<AppContext>, Query(q): Query<CallbackQuery>)
             outcome = outcome,
             token_id = escape(&token_id),
             msg_attr = escape(&message),
-            msg = escape(&message),
+            msg = escape(&sentence(&message)),
         ),
     )
 }

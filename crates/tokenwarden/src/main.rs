@@ -192,9 +192,12 @@ fn run(cli: Cli) -> Result<()> {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
