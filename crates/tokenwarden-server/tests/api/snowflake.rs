@@ -407,3 +407,56 @@ async fn snowflake_refusals_reach_the_admin_word_for_word() {
         .await;
     assert_eq!(v["status"], "not_authorized");
 }
+
+#[tokio::test]
+async fn single_use_refresh_tokens_are_rotated_and_committed_before_use() {
+    let t = spawn(Db::Sqlite).await;
+    let emu = emulator().await;
+    let e = &emu.emulator;
+    let (_, tok) = t
+        .admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "snowflake-sales", "provider": "snowflake", "settings": {"account": emu.base_url(), "role": "ANALYST"}})))
+        .await;
+    let id = tok["id"].as_str().unwrap().to_owned();
+    let (_, setup) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}/setup"), None)
+        .await;
+    let runs = e.run_script_as("ADMIN", setup["snowflake"]["sql"].as_str().unwrap());
+    let name = e.stats().integrations[0].name.clone();
+    assert!(e.run_sql_as("ADMIN", &format!("ALTER SECURITY INTEGRATION {name} SET OAUTH_SINGLE_USE_REFRESH_TOKENS_REQUIRED = TRUE")).is_ok());
+    paste(&t, &id, runs[1].outcome.first_value().unwrap()).await;
+    assert_eq!(sign_in(&t, &id, "ALICE", "alice-pass").await.0, 200);
+    let (_, app) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "a", "tokens": ["snowflake-sales"]})),
+        )
+        .await;
+    let key = app["api_key"].as_str().unwrap().to_owned();
+    let (_, first) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    // Three access-token lifetimes: each refresh presents the newest refresh token; presenting
+    // an old one would make Snowflake invalidate the whole grant.
+    for round in 1..=3 {
+        t.clock.advance(chrono::Duration::seconds(601));
+        e.set_clock_offset(chrono::Duration::seconds(601 * round));
+        let (s, body, _) = read(&t, &key).await;
+        assert_eq!(s, 200, "round {round}: {body}");
+    }
+    let c = e.stats().counters;
+    assert_eq!(
+        (c.refresh_token_grants_ok, c.refresh_token_grants_failed),
+        (3, 0)
+    );
+    // The refresh token keeps its original expiry (Snowflake reports the seconds left).
+    let (_, now) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    let a =
+        chrono::DateTime::parse_from_rfc3339(first["refresh_token_expires_at"].as_str().unwrap())
+            .unwrap();
+    let b = chrono::DateTime::parse_from_rfc3339(now["refresh_token_expires_at"].as_str().unwrap())
+        .unwrap();
+    assert!((a - b).num_seconds().abs() <= 3, "{first} {now}");
+}
