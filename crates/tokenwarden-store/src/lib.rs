@@ -100,6 +100,77 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes attempts that expired before `before`; returns how many.
     async fn purge_oauth_states(&self, before: Timestamp) -> Result<u64>;
 
+    // --- refresh bookkeeping -----------------------------------------------------------------
+    async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>>;
+    async fn list_token_health(&self) -> Result<Vec<TokenHealth>>;
+    /// Inserts or replaces one token's bookkeeping.
+    async fn put_token_health(&self, health: &TokenHealth) -> Result<()>;
+    /// Adds `reads` to the read counter and sets the last read time (a periodic flush).
+    async fn add_token_reads(&self, id: TokenId, reads: i64, last_read_at: Timestamp)
+    -> Result<()>;
+
+    // --- reminders -------------------------------------------------------------------------
+    /// Records that the reminder `lead` about the refresh token expiring at `refresh_expires_at`
+    /// was sent; false if it already was (so each is sent once, across instances).
+    async fn record_reminder(
+        &self,
+        token_id: TokenId,
+        refresh_expires_at: Timestamp,
+        lead: &str,
+        sent_at: Timestamp,
+    ) -> Result<bool>;
+    /// (refresh_expires_at, lead, sent_at) of a token's reminders.
+    async fn list_reminders(
+        &self,
+        token_id: TokenId,
+    ) -> Result<Vec<(Timestamp, String, Timestamp)>>;
+
+    // --- notification channels -------------------------------------------------------------
+    async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;
+    async fn get_channel(&self, id: &str) -> Result<ChannelRecord>;
+    async fn list_channels(&self) -> Result<Vec<ChannelRecord>>;
+    async fn update_channel(&self, channel: &ChannelRecord) -> Result<()>;
+    async fn delete_channel(&self, id: &str) -> Result<()>;
+
+    // --- jobs ------------------------------------------------------------------------------
+    /// Adds a job; with a `dedupe_key` already held by a job not yet done, adds nothing and
+    /// returns false.
+    async fn enqueue_job(&self, job: &JobRecord) -> Result<bool>;
+    /// Claims up to `limit` due jobs of `kind` for `owner` until `now + lease` (jobs whose
+    /// earlier lease ran out are claimed again: their holder died).
+    async fn claim_jobs(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>>;
+    /// Marks a claimed job done; false if the lease was lost.
+    async fn complete_job(&self, id: &str, owner: &str, now: Timestamp) -> Result<bool>;
+    /// Releases a claimed job to run again at `run_at` after a failed attempt.
+    async fn retry_job(
+        &self,
+        id: &str,
+        owner: &str,
+        run_at: Timestamp,
+        error: &str,
+    ) -> Result<bool>;
+    /// Gives a job up for good (kept, with its error, and done_at set).
+    async fn abandon_job(&self, id: &str, owner: &str, now: Timestamp, error: &str)
+    -> Result<bool>;
+    async fn list_jobs(&self, kind: &str, include_done: bool, limit: i64)
+    -> Result<Vec<JobRecord>>;
+
+    // --- delivery log ----------------------------------------------------------------------
+    async fn append_delivery(&self, delivery: &DeliveryRecord) -> Result<()>;
+    /// Newest first; all channels when `channel_id` is `None`.
+    async fn list_deliveries(
+        &self,
+        channel_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>>;
+
     // --- API keys --------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     async fn get_api_key(&self, id: ApiKeyId) -> Result<ApiKeyRecord>;

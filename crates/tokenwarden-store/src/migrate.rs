@@ -22,6 +22,11 @@ const SQLITE: &[Migration] = &[
         name: "oauth_states",
         sql: include_str!("../migrations/sqlite/0002_oauth_states.sql"),
     },
+    Migration {
+        version: 3,
+        name: "health_and_deliveries",
+        sql: include_str!("../migrations/sqlite/0003_health_and_deliveries.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -34,6 +39,11 @@ const POSTGRES: &[Migration] = &[
         version: 2,
         name: "oauth_states",
         sql: include_str!("../migrations/postgres/0002_oauth_states.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "health_and_deliveries",
+        sql: include_str!("../migrations/postgres/0003_health_and_deliveries.sql"),
     },
 ];
 

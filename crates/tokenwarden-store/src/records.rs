@@ -170,3 +170,85 @@ pub enum StateOutcome {
     Expired,
     AlreadyUsed,
 }
+
+/// Refresh bookkeeping of one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHealth {
+    pub token_id: TokenId,
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    /// Consecutive transient failures (reset by a success).
+    pub failures: i64,
+    /// No refresh before this (backoff after failures).
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    /// When an app last read the token (flushed from memory periodically).
+    pub last_read_at: Option<Timestamp>,
+    pub reads_total: i64,
+}
+
+impl TokenHealth {
+    pub fn new(token_id: TokenId) -> Self {
+        Self {
+            token_id,
+            last_attempt_at: None,
+            last_success_at: None,
+            failures: 0,
+            next_attempt_at: None,
+            last_error: None,
+            last_read_at: None,
+            reads_total: 0,
+        }
+    }
+}
+
+/// A notification channel: a webhook or an email recipient list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRecord {
+    pub id: String,
+    /// `None`: hears about everything; `Some(app)`: only about that app and the tokens it uses.
+    pub app_id: Option<AppId>,
+    /// `webhook` or `email`.
+    pub kind: String,
+    pub name: String,
+    /// JSON: `{"url": ...}` or `{"to": [...]}`, and `"events": [...]` (empty = all).
+    pub config: serde_json::Value,
+    /// The webhook signing secret, sealed.
+    pub secret: Option<Sealed>,
+    pub enabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A durable background job, claimed under a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    pub id: String,
+    pub kind: String,
+    /// At most one not-yet-done job per key.
+    pub dedupe_key: Option<String>,
+    pub payload: serde_json::Value,
+    pub run_at: Timestamp,
+    pub attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub done_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// One delivery attempt, for the delivery log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub job_id: String,
+    pub channel_id: String,
+    pub event_id: String,
+    pub event_kind: String,
+    pub attempt: i64,
+    pub at: Timestamp,
+    /// `delivered`, `retry` or `failed`.
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+}

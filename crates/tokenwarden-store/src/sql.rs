@@ -266,6 +266,91 @@ fn state_from_row(row: &AnyRow) -> Result<OAuthStateRecord> {
     })
 }
 
+macro_rules! health_columns {
+    () => {
+        "token_id, last_attempt_at, last_success_at, failures, next_attempt_at, last_error, last_read_at, reads_total"
+    };
+}
+
+fn health_from_row(row: &AnyRow) -> Result<TokenHealth> {
+    let id: String = row.try_get("token_id")?;
+    Ok(TokenHealth {
+        token_id: TokenId::parse(&id).ok_or_else(|| corrupt("token_health.token_id", "bad id"))?,
+        last_attempt_at: opt_ts(row, "last_attempt_at")?,
+        last_success_at: opt_ts(row, "last_success_at")?,
+        failures: row.try_get("failures")?,
+        next_attempt_at: opt_ts(row, "next_attempt_at")?,
+        last_error: row.try_get("last_error")?,
+        last_read_at: opt_ts(row, "last_read_at")?,
+        reads_total: row.try_get("reads_total")?,
+    })
+}
+
+macro_rules! channel_columns {
+    () => {
+        "id, app_id, kind, name, config, secret, enabled, created_at, updated_at"
+    };
+}
+
+fn channel_from_row(row: &AnyRow) -> Result<ChannelRecord> {
+    Ok(ChannelRecord {
+        id: row.try_get("id")?,
+        app_id: opt_app_id(row, "app_id")?,
+        kind: row.try_get("kind")?,
+        name: row.try_get("name")?,
+        config: serde_json::from_str(&row.try_get::<String, _>("config")?)
+            .map_err(|e| corrupt("notification_channels.config", e))?,
+        secret: opt_sealed(row, "secret")?,
+        enabled: row.try_get::<i64, _>("enabled")? != 0,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+    })
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, dedupe_key, payload, run_at, attempts, lease_owner, lease_expires_at, last_error, done_at, created_at"
+    };
+}
+
+fn job_from_row(row: &AnyRow) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        dedupe_key: row.try_get("dedupe_key")?,
+        payload: serde_json::from_str(&row.try_get::<String, _>("payload")?)
+            .map_err(|e| corrupt("jobs.payload", e))?,
+        run_at: ts(row, "run_at")?,
+        attempts: row.try_get("attempts")?,
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires_at: opt_ts(row, "lease_expires_at")?,
+        last_error: row.try_get("last_error")?,
+        done_at: opt_ts(row, "done_at")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+macro_rules! delivery_columns {
+    () => {
+        "id, job_id, channel_id, event_id, event_kind, attempt, at, outcome, status_code, error"
+    };
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        channel_id: row.try_get("channel_id")?,
+        event_id: row.try_get("event_id")?,
+        event_kind: row.try_get("event_kind")?,
+        attempt: row.try_get("attempt")?,
+        at: ts(row, "at")?,
+        outcome: row.try_get("outcome")?,
+        status_code: row.try_get("status_code")?,
+        error: row.try_get("error")?,
+    })
+}
+
 fn lease_from_row(row: &AnyRow, name: &str) -> Result<Lease> {
     Ok(Lease {
         name: name.to_owned(),
@@ -818,6 +903,358 @@ impl Store for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            health_columns!(),
+            " FROM token_health WHERE token_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| health_from_row(&r))
+        .transpose()
+    }
+
+    async fn list_token_health(&self) -> Result<Vec<TokenHealth>> {
+        sqlx::query(concat!("SELECT ", health_columns!(), " FROM token_health"))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(health_from_row)
+            .collect()
+    }
+
+    async fn put_token_health(&self, h: &TokenHealth) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO token_health (",
+            health_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (token_id) DO UPDATE SET last_attempt_at = excluded.last_attempt_at, \
+             last_success_at = excluded.last_success_at, failures = excluded.failures, \
+             next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, \
+             last_read_at = excluded.last_read_at, reads_total = excluded.reads_total"
+        ))
+        .bind(h.token_id.to_string())
+        .bind(opt_ms(h.last_attempt_at))
+        .bind(opt_ms(h.last_success_at))
+        .bind(h.failures)
+        .bind(opt_ms(h.next_attempt_at))
+        .bind(h.last_error.clone())
+        .bind(opt_ms(h.last_read_at))
+        .bind(h.reads_total)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_token_reads(
+        &self,
+        id: TokenId,
+        reads: i64,
+        last_read_at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO token_health (token_id, failures, last_read_at, reads_total) VALUES ($1, 0, $2, $3) \
+             ON CONFLICT (token_id) DO UPDATE SET reads_total = token_health.reads_total + excluded.reads_total, \
+             last_read_at = CASE WHEN token_health.last_read_at IS NULL OR token_health.last_read_at < excluded.last_read_at \
+                            THEN excluded.last_read_at ELSE token_health.last_read_at END",
+        )
+        .bind(id.to_string())
+        .bind(to_millis(last_read_at))
+        .bind(reads)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_reminder(
+        &self,
+        token_id: TokenId,
+        refresh_expires_at: Timestamp,
+        lead: &str,
+        sent_at: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO reminders_sent (token_id, refresh_expires_at, lead, sent_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (token_id, refresh_expires_at, lead) DO NOTHING",
+        )
+        .bind(token_id.to_string())
+        .bind(to_millis(refresh_expires_at))
+        .bind(lead)
+        .bind(to_millis(sent_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_reminders(
+        &self,
+        token_id: TokenId,
+    ) -> Result<Vec<(Timestamp, String, Timestamp)>> {
+        sqlx::query("SELECT refresh_expires_at, lead, sent_at FROM reminders_sent WHERE token_id = $1 ORDER BY sent_at, lead")
+            .bind(token_id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((ts(r, "refresh_expires_at")?, r.try_get("lead")?, ts(r, "sent_at")?)))
+            .collect()
+    }
+
+    async fn create_channel(&self, c: &ChannelRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO notification_channels (",
+            channel_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&c.id)
+        .bind(c.app_id.map(|a| a.to_string()))
+        .bind(&c.kind)
+        .bind(&c.name)
+        .bind(c.config.to_string())
+        .bind(opt_sealed_bytes(&c.secret))
+        .bind(i64::from(c.enabled))
+        .bind(to_millis(c.created_at))
+        .bind(to_millis(c.updated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_channel(&self, id: &str) -> Result<ChannelRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            channel_columns!(),
+            " FROM notification_channels WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("notification channel"))?;
+        channel_from_row(&row)
+    }
+
+    async fn list_channels(&self) -> Result<Vec<ChannelRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            channel_columns!(),
+            " FROM notification_channels ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(channel_from_row)
+        .collect()
+    }
+
+    async fn update_channel(&self, c: &ChannelRecord) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE notification_channels SET app_id = $1, kind = $2, name = $3, config = $4, secret = $5, \
+             enabled = $6, updated_at = $7 WHERE id = $8",
+        )
+        .bind(c.app_id.map(|a| a.to_string()))
+        .bind(&c.kind)
+        .bind(&c.name)
+        .bind(c.config.to_string())
+        .bind(opt_sealed_bytes(&c.secret))
+        .bind(i64::from(c.enabled))
+        .bind(to_millis(c.updated_at))
+        .bind(&c.id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("notification channel"));
+        }
+        Ok(())
+    }
+
+    async fn delete_channel(&self, id: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM notification_channels WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("notification channel"));
+        }
+        Ok(())
+    }
+
+    async fn enqueue_job(&self, j: &JobRecord) -> Result<bool> {
+        let done = sqlx::query(concat!(
+            "INSERT INTO jobs (",
+            job_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(&j.id)
+        .bind(&j.kind)
+        .bind(j.dedupe_key.clone())
+        .bind(j.payload.to_string())
+        .bind(to_millis(j.run_at))
+        .bind(j.attempts)
+        .bind(j.lease_owner.clone())
+        .bind(opt_ms(j.lease_expires_at))
+        .bind(j.last_error.clone())
+        .bind(opt_ms(j.done_at))
+        .bind(to_millis(j.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_jobs(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Timestamp,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        let candidates: Vec<String> = sqlx::query(
+            "SELECT id FROM jobs WHERE kind = $1 AND done_at IS NULL AND run_at <= $2 \
+             AND (lease_expires_at IS NULL OR lease_expires_at <= $2) ORDER BY run_at, id LIMIT $3",
+        )
+        .bind(kind)
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for id in candidates {
+            // Compare-and-set: of several instances racing for a job, one wins it.
+            let row = sqlx::query(concat!(
+                "UPDATE jobs SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1 \
+                 WHERE id = $3 AND done_at IS NULL AND (lease_expires_at IS NULL OR lease_expires_at <= $4) RETURNING ",
+                job_columns!()
+            ))
+            .bind(owner)
+            .bind(to_millis(now + lease))
+            .bind(&id)
+            .bind(to_millis(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                claimed.push(job_from_row(&row)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn complete_job(&self, id: &str, owner: &str, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET done_at = $1, dedupe_key = NULL, lease_owner = NULL, lease_expires_at = NULL, last_error = NULL \
+             WHERE id = $2 AND lease_owner = $3 AND done_at IS NULL",
+        )
+        .bind(to_millis(now))
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn retry_job(
+        &self,
+        id: &str,
+        owner: &str,
+        run_at: Timestamp,
+        error: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET run_at = $1, last_error = $2, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $3 AND lease_owner = $4 AND done_at IS NULL",
+        )
+        .bind(to_millis(run_at))
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn abandon_job(
+        &self,
+        id: &str,
+        owner: &str,
+        now: Timestamp,
+        error: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET done_at = $1, last_error = $2, dedupe_key = NULL, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $3 AND lease_owner = $4 AND done_at IS NULL",
+        )
+        .bind(to_millis(now))
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn list_jobs(
+        &self,
+        kind: &str,
+        include_done: bool,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>> {
+        sqlx::query(concat!(
+            "SELECT ", job_columns!(), " FROM jobs WHERE kind = $1 AND ($2 = 1 OR done_at IS NULL) ORDER BY created_at DESC, id LIMIT $3"
+        ))
+        .bind(kind)
+        .bind(i64::from(include_done))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_from_row)
+        .collect()
+    }
+
+    async fn append_delivery(&self, d: &DeliveryRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO deliveries (",
+            delivery_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&d.id)
+        .bind(&d.job_id)
+        .bind(&d.channel_id)
+        .bind(&d.event_id)
+        .bind(&d.event_kind)
+        .bind(d.attempt)
+        .bind(to_millis(d.at))
+        .bind(&d.outcome)
+        .bind(d.status_code)
+        .bind(d.error.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_deliveries(
+        &self,
+        channel_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            delivery_columns!(),
+            " FROM deliveries WHERE ($1 = '' OR channel_id = $1) ORDER BY at DESC, id DESC LIMIT $2"
+        ))
+        .bind(channel_id.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(delivery_from_row)
+        .collect()
     }
 
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {

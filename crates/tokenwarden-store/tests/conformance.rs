@@ -71,6 +71,11 @@ conformance!(
     audit_events_filter_and_order,
     meta_set_if_absent,
     oauth_state_is_single_use,
+    token_health_and_read_counts,
+    reminders_are_recorded_once,
+    channels_crud,
+    jobs_are_claimed_once_and_survive_a_dead_holder,
+    deliveries_are_logged,
 );
 
 fn app(ctx: &Ctx, name: &str, tokens: &[&str]) -> AppRecord {
@@ -772,5 +777,287 @@ async fn oauth_state_is_single_use(ctx: Ctx) {
     assert_eq!(
         s.consume_oauth_state("h4", ctx.clock.now()).await.unwrap(),
         StateOutcome::Unknown
+    );
+}
+
+async fn token_health_and_read_counts(ctx: Ctx) {
+    let s = &ctx.store;
+    let t = token(&ctx, "sf", None);
+    s.create_token(&t).await.unwrap();
+    assert_eq!(s.get_token_health(t.id).await.unwrap(), None);
+    let now = ctx.clock.now();
+    s.add_token_reads(t.id, 5, now).await.unwrap();
+    s.add_token_reads(t.id, 3, now - chrono::Duration::seconds(10))
+        .await
+        .unwrap();
+    let h = s.get_token_health(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (h.reads_total, h.last_read_at),
+        (8, Some(now)),
+        "older flush does not move last_read_at back"
+    );
+    let mut h2 = h.clone();
+    h2.failures = 3;
+    h2.next_attempt_at = Some(now + chrono::Duration::minutes(5));
+    h2.last_error = Some("HTTP 503".into());
+    s.put_token_health(&h2).await.unwrap();
+    assert_eq!(s.get_token_health(t.id).await.unwrap().unwrap(), h2);
+    assert_eq!(s.list_token_health().await.unwrap().len(), 1);
+    s.delete_token(t.id).await.unwrap();
+    assert_eq!(s.get_token_health(t.id).await.unwrap(), None);
+}
+
+async fn reminders_are_recorded_once(ctx: Ctx) {
+    // R39's storage half: ten instances racing to send the same reminder: one sends it.
+    let t = token(&ctx, "sf", None);
+    ctx.store.create_token(&t).await.unwrap();
+    let exp = ctx.clock.now() + chrono::Duration::days(14);
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let st = ctx.store.clone();
+        let now = ctx.clock.now();
+        tasks.push(tokio::spawn(async move {
+            st.record_reminder(t.id, exp, "14d", now).await.unwrap()
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        sent += i32::from(task.await.unwrap());
+    }
+    assert_eq!(sent, 1);
+    // Another lead time, or the same lead for a new expiry (re-authorized), is a new reminder.
+    assert!(
+        ctx.store
+            .record_reminder(t.id, exp, "7d", ctx.clock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        ctx.store
+            .record_reminder(
+                t.id,
+                exp + chrono::Duration::days(90),
+                "14d",
+                ctx.clock.now()
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(ctx.store.list_reminders(t.id).await.unwrap().len(), 3);
+}
+
+async fn channels_crud(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let mut c = ChannelRecord {
+        id: "ch1".into(),
+        app_id: None,
+        kind: "webhook".into(),
+        name: "ops".into(),
+        config: serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": []}),
+        secret: Some(Sealed(vec![1, 2])),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    s.create_channel(&c).await.unwrap();
+    assert_eq!(s.get_channel("ch1").await.unwrap(), c);
+    c.enabled = false;
+    c.name = "ops-2".into();
+    s.update_channel(&c).await.unwrap();
+    assert_eq!(s.list_channels().await.unwrap(), vec![c.clone()]);
+    s.delete_channel("ch1").await.unwrap();
+    assert!(matches!(
+        s.get_channel("ch1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.delete_channel("ch1").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn job(ctx: &Ctx, id: &str, dedupe: Option<&str>) -> JobRecord {
+    JobRecord {
+        id: id.into(),
+        kind: "deliver".into(),
+        dedupe_key: dedupe.map(Into::into),
+        payload: serde_json::json!({"n": id}),
+        run_at: ctx.clock.now(),
+        attempts: 0,
+        lease_owner: None,
+        lease_expires_at: None,
+        last_error: None,
+        done_at: None,
+        created_at: ctx.clock.now(),
+    }
+}
+
+async fn jobs_are_claimed_once_and_survive_a_dead_holder(ctx: Ctx) {
+    let s = &ctx.store;
+    for i in 0..10 {
+        assert!(
+            s.enqueue_job(&job(&ctx, &format!("j{i}"), None))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        s.enqueue_job(&job(&ctx, "d1", Some("refresh:t1")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.enqueue_job(&job(&ctx, "d2", Some("refresh:t1")))
+            .await
+            .unwrap(),
+        "deduplicated"
+    );
+    // Five workers race: every job is claimed exactly once.
+    let mut tasks = Vec::new();
+    for w in 0..5 {
+        let st = ctx.store.clone();
+        let now = ctx.clock.now();
+        tasks.push(tokio::spawn(async move {
+            st.claim_jobs(
+                "deliver",
+                &format!("w{w}"),
+                now,
+                chrono::Duration::seconds(30),
+                100,
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap().into_iter().map(|j| j.id));
+    }
+    ids.sort();
+    assert_eq!(ids.len(), 11, "{ids:?}");
+    ids.dedup();
+    assert_eq!(ids.len(), 11);
+    // Nothing left to claim while the leases hold.
+    assert!(
+        s.claim_jobs(
+            "deliver",
+            "w9",
+            ctx.clock.now(),
+            chrono::Duration::seconds(30),
+            100
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    // A holder "killed -9": its lease runs out and another instance claims its jobs again.
+    ctx.clock.advance(chrono::Duration::seconds(31));
+    let again = s
+        .claim_jobs(
+            "deliver",
+            "w9",
+            ctx.clock.now(),
+            chrono::Duration::seconds(30),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 11);
+    assert!(
+        again
+            .iter()
+            .all(|j| j.attempts == 2 && j.lease_owner.as_deref() == Some("w9"))
+    );
+    // Only the holder can finish a job.
+    assert!(!s.complete_job("j0", "w0", ctx.clock.now()).await.unwrap());
+    assert!(s.complete_job("j0", "w9", ctx.clock.now()).await.unwrap());
+    assert!(
+        s.retry_job(
+            "j1",
+            "w9",
+            ctx.clock.now() + chrono::Duration::minutes(5),
+            "HTTP 503"
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        s.abandon_job("j2", "w9", ctx.clock.now(), "gave up")
+            .await
+            .unwrap()
+    );
+    // The finished dedupe key frees up.
+    assert!(s.complete_job("d1", "w9", ctx.clock.now()).await.unwrap());
+    assert!(
+        s.enqueue_job(&job(&ctx, "d3", Some("refresh:t1")))
+            .await
+            .unwrap()
+    );
+    ctx.clock.advance(chrono::Duration::seconds(31));
+    let due: Vec<String> = s
+        .claim_jobs(
+            "deliver",
+            "w1",
+            ctx.clock.now(),
+            chrono::Duration::seconds(30),
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert!(
+        !due.contains(&"j0".to_string())
+            && !due.contains(&"j2".to_string())
+            && !due.contains(&"j1".to_string()),
+        "{due:?}"
+    );
+    assert!(due.contains(&"d3".to_string()));
+    let open = s.list_jobs("deliver", false, 100).await.unwrap();
+    let j1 = open.iter().find(|j| j.id == "j1").unwrap();
+    assert_eq!(j1.last_error.as_deref(), Some("HTTP 503"));
+    let all = s.list_jobs("deliver", true, 100).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .find(|j| j.id == "j2")
+            .unwrap()
+            .last_error
+            .as_deref(),
+        Some("gave up")
+    );
+}
+
+async fn deliveries_are_logged(ctx: Ctx) {
+    let s = &ctx.store;
+    for (i, outcome) in ["retry", "delivered"].iter().enumerate() {
+        ctx.clock.advance(chrono::Duration::seconds(1));
+        s.append_delivery(&DeliveryRecord {
+            id: format!("d{i}"),
+            job_id: "j".into(),
+            channel_id: "ch".into(),
+            event_id: "evt".into(),
+            event_kind: "token.expiring".into(),
+            attempt: i as i64 + 1,
+            at: ctx.clock.now(),
+            outcome: (*outcome).into(),
+            status_code: Some(if i == 0 { 503 } else { 200 }),
+            error: None,
+        })
+        .await
+        .unwrap();
+    }
+    let log = s.list_deliveries(Some("ch"), 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|d| d.outcome.as_str()).collect::<Vec<_>>(),
+        ["delivered", "retry"]
+    );
+    assert_eq!(s.list_deliveries(None, 10).await.unwrap().len(), 2);
+    assert!(
+        s.list_deliveries(Some("other"), 10)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
