@@ -277,8 +277,11 @@ pub async fn complete_callback(
         }
     };
     let received_at = ctx.clock.now();
+    let was = t.status;
     match store_response(ctx, t.id, &provider, &resp, received_at, true, None).await {
         Ok(token) => {
+            record_success(ctx, &token, received_at).await;
+            crate::lifecycle::token_authorized(ctx, &token, was, &st.started_by).await;
             let detail = resp
                 .username
                 .as_ref()
@@ -400,6 +403,25 @@ pub async fn refresh(
     min_valid_until: Timestamp,
 ) -> Result<TokenRecord, RefreshError> {
     let now = ctx.clock.now();
+    // Backing off after transient failures: say when the next attempt is, do not hammer.
+    if let Ok(Some(h)) = ctx.store.get_token_health(id).await
+        && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
+    {
+        let current = ctx.store.get_token(id).await.map_err(ApiError::from)?;
+        if current
+            .material
+            .access_expires_at
+            .is_some_and(|e| e > min_valid_until)
+        {
+            return Ok(current);
+        }
+        return Err(RefreshError::Unavailable(format!(
+            "{} (next attempt in {} s)",
+            h.last_error
+                .unwrap_or_else(|| "the last refresh failed".into()),
+            (next - now).num_seconds().max(1)
+        )));
+    }
     let name = format!("refresh:{id}");
     let Some(lease) = ctx
         .store
@@ -471,17 +493,11 @@ async fn refresh_holding(
         .await
     {
         Ok(resp) => {
-            let stored = store_response(
-                ctx,
-                id,
-                &provider,
-                &resp,
-                ctx.clock.now(),
-                false,
-                Some(lease),
-            )
-            .await
-            .map_err(ApiError::from)?;
+            let received_at = ctx.clock.now();
+            let stored = store_response(ctx, id, &provider, &resp, received_at, false, Some(lease))
+                .await
+                .map_err(ApiError::from)?;
+            record_success(ctx, &stored, received_at).await;
             audit::record(
                 ctx,
                 "system",
@@ -502,10 +518,19 @@ async fn refresh_holding(
             let mut marked = current.clone();
             marked.status = TokenStatus::NeedsReauthorization;
             marked.status_reason = Some(format!("refresh refused: {e}"));
-            let _ = ctx
+            let stored = match ctx
                 .store
                 .update_token_under_lease(&marked, lease, ctx.clock.now())
-                .await;
+                .await
+            {
+                Ok(stored) => stored,
+                Err(StoreError::VersionMismatch(_)) | Err(StoreError::LeaseLost(_)) => {
+                    // Changed meanwhile (re-authorized, or another instance took over): its news wins.
+                    return Ok(ctx.store.get_token(id).await.map_err(ApiError::from)?);
+                }
+                Err(other) => return Err(ApiError::from(other).into()),
+            };
+            record_failure(ctx, &stored, &e.to_string(), true).await;
             audit::record(
                 ctx,
                 "system",
@@ -513,6 +538,13 @@ async fn refresh_holding(
                 Object::new("token", id, &t.name),
                 "failed",
                 serde_json::json!({"error": e.to_string()}),
+            )
+            .await;
+            crate::lifecycle::token_died(
+                ctx,
+                &stored,
+                "token.needs_reauthorization",
+                &format!("the provider refused the refresh token ({e})"),
             )
             .await;
             Err(RefreshError::NeedsReauthorization(e.to_string()))
@@ -527,6 +559,7 @@ async fn refresh_holding(
                 serde_json::json!({"error": m}),
             )
             .await;
+            record_failure(ctx, &t, &m, false).await;
             Err(RefreshError::Unavailable(m))
         }
     }
@@ -543,4 +576,74 @@ pub async fn open_material(
         .open_secret(sealed, "tokens", column, &t.id.to_string())
         .await
         .map_err(ApiError::internal)
+}
+
+/// Resets the failure streak after a successful refresh or authorization.
+pub async fn record_success(ctx: &AppContext, t: &TokenRecord, at: Timestamp) {
+    let mut h = ctx
+        .store
+        .get_token_health(t.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| tokenwarden_store::TokenHealth::new(t.id));
+    h.last_attempt_at = Some(at);
+    h.last_success_at = Some(at);
+    h.failures = 0;
+    h.next_attempt_at = None;
+    h.last_error = None;
+    if let Err(e) = ctx.store.put_token_health(&h).await {
+        tracing::warn!(error = %e, "could not record refresh success");
+    }
+}
+
+/// Capped exponential backoff with full jitter: 15 s, 30 s, 1 min, ... at most 30 min.
+pub fn backoff(failures: i64, jitter01: f64) -> chrono::Duration {
+    let exp = failures.clamp(1, 12) as u32 - 1;
+    let cap_ms = (15_000i64 << exp).min(30 * 60 * 1000);
+    let jittered = cap_ms / 2 + ((cap_ms / 2) as f64 * jitter01.clamp(0.0, 1.0)) as i64;
+    chrono::Duration::milliseconds(jittered)
+}
+
+/// Records a failed attempt; a transient failure schedules the next try with backoff and, on
+/// the first failure of a streak, tells the channels.
+pub async fn record_failure(ctx: &AppContext, t: &TokenRecord, error: &str, permanent: bool) {
+    let now = ctx.clock.now();
+    let mut h = ctx
+        .store
+        .get_token_health(t.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| tokenwarden_store::TokenHealth::new(t.id));
+    h.last_attempt_at = Some(now);
+    h.failures += 1;
+    h.last_error = Some(error.chars().take(500).collect());
+    let jitter = f64::from(tokenwarden_crypto::random_bytes::<1>()[0]) / 256.0;
+    h.next_attempt_at = if permanent {
+        None
+    } else {
+        Some(now + backoff(h.failures, jitter))
+    };
+    if let Err(e) = ctx.store.put_token_health(&h).await {
+        tracing::warn!(error = %e, "could not record refresh failure");
+    }
+    if !permanent && h.failures == 1 {
+        let apps = crate::lifecycle::dependants(ctx, t)
+            .await
+            .unwrap_or_default();
+        let mut data = crate::lifecycle::token_data(t, None);
+        data["error"] = serde_json::Value::String(error.chars().take(500).collect());
+        let ev = crate::lifecycle::new_event(
+            ctx,
+            "token.refresh_failed",
+            format!(
+                "Refreshing token {} failed ({error}); retrying with backoff, the current access token is still served while valid.",
+                t.name
+            ),
+            data,
+            apps.iter().map(|a| a.id.to_string()).collect(),
+        );
+        crate::lifecycle::emit(ctx, ev).await;
+    }
 }

@@ -4,9 +4,13 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod delivery;
+pub mod engine;
 pub mod error;
 pub mod grant;
+pub mod lifecycle;
 mod pages;
+pub mod reads;
 pub mod vault;
 
 use axum::extract::{Request, State};
@@ -31,6 +35,16 @@ pub struct ServerSettings {
     pub bootstrap_admin_token: Option<SecretString>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// When to remind before a refresh token expires (default 14, 7, 3 and 1 days).
+    pub reminder_lead_times: Vec<chrono::Duration>,
+}
+
+/// The default reminder lead times: 14, 7, 3 and 1 days.
+pub fn default_lead_times() -> Vec<chrono::Duration> {
+    [14, 7, 3, 1]
+        .into_iter()
+        .map(chrono::Duration::days)
+        .collect()
 }
 
 impl std::fmt::Debug for ServerSettings {
@@ -42,6 +56,7 @@ impl std::fmt::Debug for ServerSettings {
                 &self.bootstrap_admin_token.as_ref().map(|_| "[redacted]"),
             )
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("reminder_lead_times", &self.reminder_lead_times)
             .finish()
     }
 }
@@ -64,6 +79,8 @@ pub struct AppContext {
     pub oauth: tokenwarden_oauth::OAuthClient,
     /// Names this process as a lease owner; unique per process.
     pub instance_id: String,
+    pub reads: Arc<reads::ReadCounter>,
+    pub notifier: delivery::Notifier,
 }
 
 impl AppContext {
@@ -82,6 +99,8 @@ impl AppContext {
             catalog: Arc::new(tokenwarden_oauth::Catalog::built_in()),
             oauth: tokenwarden_oauth::OAuthClient::default(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            reads: Arc::new(reads::ReadCounter::default()),
+            notifier: delivery::Notifier::default(),
         }
     }
 }
@@ -113,7 +132,10 @@ pub fn router(ctx: AppContext) -> axum::Router {
         .with_state(ctx)
 }
 
-/// Serves until `shutdown` completes.
+/// How often the background pass runs.
+pub const ENGINE_TICK: Duration = Duration::from_secs(5);
+
+/// Serves until `shutdown` completes; runs the background engine meanwhile.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: AppContext,
@@ -131,10 +153,24 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, router(ctx))
+    let engine_ctx = ctx.clone();
+    let engine = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ENGINE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let report = engine::run_due_once(&engine_ctx, engine_ctx.clock.now()).await;
+            if report != engine::PassReport::default() {
+                tracing::info!(?report, "background pass");
+            }
+        }
+    });
+    let result = axum::serve(listener, router(ctx.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
     reload.abort();
+    engine.abort();
+    engine::flush_reads(&ctx).await;
     result
 }
 

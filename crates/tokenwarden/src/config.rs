@@ -25,6 +25,64 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub log: Option<String>,
     pub providers_dir: Option<PathBuf>,
+    pub reminder_lead_times: Option<Vec<String>>,
+    pub smtp: Option<FileSmtp>,
+}
+
+/// `[smtp]`: where email notifications are sent from.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSmtp {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `none` (plain, local relays only), `starttls` or `tls`.
+    pub security: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+}
+
+/// Resolved SMTP settings. `Debug` hides the password.
+#[derive(Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub security: String,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub from: String,
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// Parses `14d`, `12h`, `90m`.
+pub fn parse_lead_time(s: &str) -> Result<chrono::Duration> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("lead time {s:?}: write a number and d, h or m, e.g. 14d"))?;
+    let d = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        _ => bail!("lead time {s:?}: write a number and d, h or m, e.g. 14d"),
+    };
+    if n <= 0 || n > 365 * 24 * 60 {
+        bail!("lead time {s:?} must be positive and at most a year");
+    }
+    Ok(d)
 }
 
 /// Where the master key comes from.
@@ -51,6 +109,9 @@ pub struct Config {
     pub log: String,
     /// A folder of the user's own provider templates (`*.toml`).
     pub providers_dir: Option<PathBuf>,
+    /// When to remind before a refresh token expires.
+    pub reminder_lead_times: Vec<chrono::Duration>,
+    pub smtp: Option<Smtp>,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -81,6 +142,8 @@ impl std::fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log", &self.log)
             .field("providers_dir", &self.providers_dir)
+            .field("reminder_lead_times", &self.reminder_lead_times)
+            .field("smtp", &self.smtp)
             .finish()
     }
 }
@@ -119,6 +182,14 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_MAX_BODY_BYTES",
     "TOKENWARDEN_LOG",
     "TOKENWARDEN_PROVIDERS_DIR",
+    "TOKENWARDEN_REMINDER_LEAD_TIMES",
+    "TOKENWARDEN_SMTP_HOST",
+    "TOKENWARDEN_SMTP_PORT",
+    "TOKENWARDEN_SMTP_SECURITY",
+    "TOKENWARDEN_SMTP_USERNAME",
+    "TOKENWARDEN_SMTP_PASSWORD",
+    "TOKENWARDEN_SMTP_PASSWORD_FILE",
+    "TOKENWARDEN_SMTP_FROM",
 ];
 
 fn read_secret_file(path: &Path, what: &str) -> Result<SecretString> {
@@ -221,7 +292,69 @@ impl Config {
         let providers_dir = get("TOKENWARDEN_PROVIDERS_DIR")
             .map(PathBuf::from)
             .or(file.providers_dir);
+        let lead_texts: Vec<String> = match get("TOKENWARDEN_REMINDER_LEAD_TIMES") {
+            Some(v) => v
+                .split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            None => file
+                .reminder_lead_times
+                .unwrap_or_else(|| vec!["14d".into(), "7d".into(), "3d".into(), "1d".into()]),
+        };
+        let mut reminder_lead_times = lead_texts
+            .iter()
+            .map(|t| parse_lead_time(t))
+            .collect::<Result<Vec<_>>>()?;
+        reminder_lead_times.sort_by(|a, b| b.cmp(a));
+        reminder_lead_times.dedup();
+        let fs = file.smtp.unwrap_or_default();
+        let smtp_host = get("TOKENWARDEN_SMTP_HOST").or(fs.host);
+        let smtp = match smtp_host {
+            None => None,
+            Some(host) => {
+                let security = get("TOKENWARDEN_SMTP_SECURITY")
+                    .or(fs.security)
+                    .unwrap_or_else(|| "starttls".into());
+                if !matches!(security.as_str(), "none" | "starttls" | "tls") {
+                    bail!("smtp security {security:?} must be none, starttls or tls");
+                }
+                let port = match get("TOKENWARDEN_SMTP_PORT") {
+                    Some(p) => p
+                        .parse()
+                        .with_context(|| format!("TOKENWARDEN_SMTP_PORT={p:?} is not a port"))?,
+                    None => fs.port.unwrap_or(match security.as_str() {
+                        "tls" => 465,
+                        "none" => 25,
+                        _ => 587,
+                    }),
+                };
+                let password = match (
+                    get("TOKENWARDEN_SMTP_PASSWORD"),
+                    get("TOKENWARDEN_SMTP_PASSWORD_FILE"),
+                    fs.password_file,
+                ) {
+                    (Some(p), _, _) => Some(SecretString::from(p)),
+                    (None, Some(f), _) => Some(read_secret_file(Path::new(&f), "SMTP password")?),
+                    (None, None, Some(f)) => Some(read_secret_file(&f, "SMTP password")?),
+                    (None, None, None) => None,
+                };
+                let from = get("TOKENWARDEN_SMTP_FROM")
+                    .or(fs.from)
+                    .unwrap_or_else(|| format!("tokenwarden@{host}"));
+                Some(Smtp {
+                    host,
+                    port,
+                    security,
+                    username: get("TOKENWARDEN_SMTP_USERNAME").or(fs.username),
+                    password,
+                    from,
+                })
+            }
+        };
         Ok(Self {
+            reminder_lead_times,
+            smtp,
             listen,
             data_dir,
             database_url,
@@ -277,6 +410,19 @@ log = "info"
 # A folder of your own provider templates, one *.toml each, like the built-in ones
 # (TOKENWARDEN_PROVIDERS_DIR). See `GET /api/v1/providers` for the built-in catalog.
 # providers_dir = "/etc/tokenwarden/providers"
+
+# When to remind people before a refresh token expires (TOKENWARDEN_REMINDER_LEAD_TIMES="14d,7d,3d,1d").
+reminder_lead_times = ["14d", "7d", "3d", "1d"]
+
+# Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
+# _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.
+# [smtp]
+# host = "smtp.example.com"
+# port = 587
+# security = "starttls"          # none | starttls | tls
+# username = "tokenwarden"
+# password_file = "/run/secrets/smtp-password"
+# from = "tokenwarden@example.com"
 "#
     )
 }
@@ -387,5 +533,47 @@ mod tests {
         let parsed: FileConfig = toml::from_str(&default_toml()).unwrap();
         assert_eq!(parsed.listen.as_deref(), Some(DEFAULT_LISTEN));
         assert_eq!(parsed.max_body_bytes, Some(DEFAULT_MAX_BODY_BYTES));
+        let c = Config::load(&BTreeMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(
+            c.reminder_lead_times,
+            [14, 7, 3, 1].map(chrono::Duration::days)
+        );
+        assert!(c.smtp.is_none());
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn lead_times_and_smtp_from_the_environment() {
+        let env: BTreeMap<String, String> = [
+            ("TOKENWARDEN_REMINDER_LEAD_TIMES", "1d, 12h,30d"),
+            ("TOKENWARDEN_SMTP_HOST", "127.0.0.1"),
+            ("TOKENWARDEN_SMTP_SECURITY", "none"),
+            ("TOKENWARDEN_SMTP_PASSWORD", "smtp-SECRET"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let c = Config::load(&env, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.reminder_lead_times,
+            vec![
+                chrono::Duration::days(30),
+                chrono::Duration::days(1),
+                chrono::Duration::hours(12)
+            ]
+        );
+        let smtp = c.smtp.clone().unwrap();
+        assert_eq!(
+            (smtp.port, smtp.from.as_str()),
+            (25, "tokenwarden@127.0.0.1")
+        );
+        assert!(!format!("{c:?}").contains("smtp-SECRET"));
+        for bad in ["0d", "14", "2w", "-1d"] {
+            assert!(parse_lead_time(bad).is_err(), "{bad}");
+        }
     }
 }

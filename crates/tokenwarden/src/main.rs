@@ -293,8 +293,27 @@ async fn context(cfg: &Config) -> Result<AppContext> {
             public_url: cfg.public_url.clone(),
             bootstrap_admin_token: cfg.admin_token.clone(),
             max_body_bytes: cfg.max_body_bytes,
+            reminder_lead_times: cfg.reminder_lead_times.clone(),
         },
     );
+    if let Some(smtp) = &cfg.smtp {
+        let security = match smtp.security.as_str() {
+            "none" => tokenwarden_notify::SmtpSecurity::None,
+            "tls" => tokenwarden_notify::SmtpSecurity::Tls,
+            _ => tokenwarden_notify::SmtpSecurity::StartTls,
+        };
+        let mailer = tokenwarden_notify::Mailer::new(tokenwarden_notify::SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            security,
+            username: smtp.username.clone(),
+            password: smtp.password.clone(),
+            from: smtp.from.clone(),
+            timeout: std::time::Duration::from_secs(20),
+        })
+        .map_err(|e| anyhow::anyhow!("SMTP settings: {e}"))?;
+        ctx.notifier.mailer = Some(Arc::new(mailer));
+    }
     if let Some(dir) = &cfg.providers_dir {
         ctx.catalog = Arc::new(tokenwarden_oauth::Catalog::with_folder(dir)?);
     }

@@ -369,3 +369,82 @@ pub async fn revoke_key(
     .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Stop an app: its reads are refused until it is started again. It stays stopped until an
+/// admin starts it (it does not resume by itself).
+#[utoipa::path(post, path = "/api/v1/apps/{id}/stop", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody), CommonErrors))]
+pub async fn stop_app(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppView>> {
+    let mut app = find_app(&ctx, &id).await?;
+    app.state = AppState::Stopped;
+    app.stop_reason = Some(tokenwarden_domain::StopReason::Admin);
+    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.stop",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({"reason": "stopped by an admin"}),
+    )
+    .await;
+    let ev = crate::lifecycle::new_event(
+        &ctx,
+        "app.stopped",
+        format!("App {} was stopped by {}.", app.name, who.actor()),
+        crate::lifecycle::app_data(&app),
+        vec![app.id.to_string()],
+    );
+    crate::lifecycle::emit(&ctx, ev).await;
+    Ok(Json(AppView::from(&app)))
+}
+
+/// Start an app. Refused, with the reason, while a token it uses needs re-authorization.
+#[utoipa::path(post, path = "/api/v1/apps/{id}/start", tag = "apps", security(("bearer" = [])),
+    params(("id" = String, Path, description = "app id or name")),
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody), (status = 409, description = "a token it uses is dead", body = ErrorBody), CommonErrors))]
+pub async fn start_app(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AppView>> {
+    let mut app = find_app(&ctx, &id).await?;
+    if let Some((token, status)) = crate::lifecycle::dead_token_of(&ctx, &app).await {
+        return Err(ApiError::TokenUnusable {
+            code: "token_needs_reauthorization",
+            message: format!(
+                "app {} cannot start: token {token} is {status}; re-authorize it first (the app then starts by itself)",
+                app.name
+            ),
+        });
+    }
+    if app.state == AppState::Running {
+        return Ok(Json(AppView::from(&app)));
+    }
+    app.state = AppState::Running;
+    app.stop_reason = None;
+    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    audit::record(
+        &ctx,
+        &who.actor(),
+        "app.start",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    let ev = crate::lifecycle::new_event(
+        &ctx,
+        "app.started",
+        format!("App {} was started by {}.", app.name, who.actor()),
+        crate::lifecycle::app_data(&app),
+        vec![app.id.to_string()],
+    );
+    crate::lifecycle::emit(&ctx, ev).await;
+    Ok(Json(AppView::from(&app)))
+}

@@ -455,6 +455,21 @@ pub async fn read_access_token(
         other => other.into(),
     })?;
     let (t, access) = usable_token(&ctx, t, params.min_validity.unwrap_or(60)).await?;
+    if let Some(a) = &app
+        && a.state == tokenwarden_domain::AppState::Stopped
+        && matches!(who, Principal::App { .. })
+    {
+        let why = a
+            .stop_reason
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| "stopped".into());
+        return Err(ApiError::TokenUnusable {
+            code: "app_stopped",
+            message: format!("app {} is stopped ({why}); an admin can start it", a.name),
+        });
+    }
+    ctx.reads.record(t.id, &who.actor(), ctx.clock.now());
     let expires_at = t
         .material
         .access_expires_at

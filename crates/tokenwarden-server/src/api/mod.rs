@@ -2,6 +2,7 @@
 
 mod apps;
 mod flow;
+mod notifications;
 mod tokens;
 
 pub use apps::create_app_with_key;
@@ -31,6 +32,7 @@ use utoipa_axum::routes;
         (name = "tokens", description = "Global and app-level access tokens"),
         (name = "providers", description = "The provider catalog"),
         (name = "access tokens", description = "What apps read: current access tokens"),
+        (name = "notifications", description = "Notification channels, delivery log, audit log"),
     )
 )]
 struct ApiDoc;
@@ -65,6 +67,19 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::test_connection))
         .routes(routes!(flow::list_providers))
         .routes(routes!(flow::read_access_token))
+        .routes(routes!(apps::stop_app))
+        .routes(routes!(apps::start_app))
+        .routes(routes!(
+            notifications::list_channels,
+            notifications::create_channel
+        ))
+        .routes(routes!(
+            notifications::patch_channel,
+            notifications::delete_channel
+        ))
+        .routes(routes!(notifications::test_channel))
+        .routes(routes!(notifications::list_deliveries))
+        .routes(routes!(notifications::list_audit))
 }
 
 /// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's

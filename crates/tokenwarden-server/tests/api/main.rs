@@ -56,6 +56,7 @@ mod support {
                 public_url: format!("http://{addr}"),
                 bootstrap_admin_token: Some(SecretString::from(ADMIN)),
                 max_body_bytes: 64 * 1024,
+                reminder_lead_times: tokenwarden_server::default_lead_times(),
             },
         );
         let served = ctx.clone();

@@ -284,6 +284,24 @@ async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauth
             "{fault:?} changed the token"
         );
         assert_eq!(now["status"], "healthy");
+        // While backing off, reads answer 503 without calling Snowflake again.
+        let calls = e.stats().counters.token_requests;
+        let (s, body, _) = read(&t, &key).await;
+        assert_eq!(s, 503, "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("next attempt in"),
+            "{body}"
+        );
+        assert_eq!(
+            e.stats().counters.token_requests,
+            calls,
+            "backoff: no call to the provider"
+        );
+        // Past the backoff (at most 30 minutes), the next read tries again.
+        t.clock.advance(chrono::Duration::minutes(31));
     }
     let (s, _, _) = read(&t, &key).await;
     assert_eq!(s, 200);

@@ -1,0 +1,223 @@
+//! Delivering queued notifications: claim due `deliver` jobs under a lease, send each to its
+//! channel (signed webhook or email), log the attempt, and retry with backoff or give up.
+
+use crate::AppContext;
+use crate::engine::PassReport;
+use crate::lifecycle::Event;
+use tokenwarden_domain::Timestamp;
+use tokenwarden_notify::{DeliveryOutcome, Mailer, WebhookTarget, Webhooks};
+use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
+
+/// The senders. Email is available only when SMTP is configured.
+#[derive(Clone)]
+pub struct Notifier {
+    pub webhooks: Webhooks,
+    pub mailer: Option<std::sync::Arc<Mailer>>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("email", &self.mailer.is_some())
+            .finish()
+    }
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self {
+            webhooks: Webhooks::new(std::time::Duration::from_secs(10)),
+            mailer: None,
+        }
+    }
+}
+
+const CLAIM_LEASE_SECONDS: i64 = 120;
+
+pub async fn deliver_due(ctx: &AppContext, now: Timestamp, report: &mut PassReport) {
+    let jobs = match ctx
+        .store
+        .claim_jobs(
+            "deliver",
+            &ctx.instance_id,
+            now,
+            chrono::Duration::seconds(CLAIM_LEASE_SECONDS),
+            25,
+        )
+        .await
+    {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim deliveries");
+            return;
+        }
+    };
+    // Deliveries run side by side, so one slow receiver does not hold up the others.
+    let mut set = tokio::task::JoinSet::new();
+    for job in jobs {
+        let ctx = ctx.clone();
+        set.spawn(async move { deliver_one(&ctx, job, now).await });
+    }
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok(true) => report.delivered += 1,
+            Ok(false) => report.delivery_retries += 1,
+            Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+        }
+    }
+}
+
+fn to_notify(e: &Event) -> tokenwarden_notify::Event {
+    tokenwarden_notify::Event {
+        id: e.id.clone(),
+        kind: e.kind.clone(),
+        at: e.at,
+        summary: e.summary.clone(),
+        data: e.data.clone(),
+    }
+}
+
+/// Sends one event to one channel now (also used by "test send").
+pub async fn send(
+    ctx: &AppContext,
+    ch: &ChannelRecord,
+    event: &Event,
+    now: Timestamp,
+) -> DeliveryOutcome {
+    match ch.kind.as_str() {
+        "webhook" => {
+            let Some(url) = ch.config["url"].as_str() else {
+                return DeliveryOutcome::Failed {
+                    reason: "the channel has no url".into(),
+                    status: None,
+                };
+            };
+            let Some(sealed) = &ch.secret else {
+                return DeliveryOutcome::Failed {
+                    reason: "the channel has no signing secret".into(),
+                    status: None,
+                };
+            };
+            let secret = match ctx
+                .vault
+                .open_secret(sealed, "notification_channels", "secret", &ch.id)
+                .await
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    return DeliveryOutcome::Failed {
+                        reason: format!("the signing secret cannot be decrypted: {e}"),
+                        status: None,
+                    };
+                }
+            };
+            let target = WebhookTarget {
+                url: url.to_owned(),
+                secret,
+            };
+            ctx.notifier
+                .webhooks
+                .deliver(&target, &to_notify(event), now.timestamp())
+                .await
+        }
+        "email" => {
+            let Some(mailer) = &ctx.notifier.mailer else {
+                return DeliveryOutcome::Retry {
+                    reason: "email is not configured (set [smtp] in the config)".into(),
+                    status: None,
+                };
+            };
+            let to: Vec<String> = ch.config["to"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            mailer.send(&to, &to_notify(event)).await
+        }
+        other => DeliveryOutcome::Failed {
+            reason: format!("unknown channel kind {other:?}"),
+            status: None,
+        },
+    }
+}
+
+/// Returns true when delivered (or given up for good), false when it will be retried.
+async fn deliver_one(ctx: &AppContext, job: JobRecord, now: Timestamp) -> bool {
+    let owner = ctx.instance_id.as_str();
+    let channel_id = job.payload["channel_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let event: Event = match serde_json::from_value(job.payload["event"].clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = ctx
+                .store
+                .abandon_job(&job.id, owner, now, &format!("unreadable event: {e}"))
+                .await;
+            return true;
+        }
+    };
+    let channel = match ctx.store.get_channel(&channel_id).await {
+        Ok(c) if c.enabled => c,
+        Ok(_) | Err(_) => {
+            let _ = ctx
+                .store
+                .abandon_job(&job.id, owner, now, "the channel was deleted or disabled")
+                .await;
+            return true;
+        }
+    };
+    let outcome = send(ctx, &channel, &event, now).await;
+    let (label, status, error) = match &outcome {
+        DeliveryOutcome::Delivered { status } => ("delivered", Some(i64::from(*status)), None),
+        DeliveryOutcome::Retry { reason, status } => {
+            ("retry", status.map(i64::from), Some(reason.clone()))
+        }
+        DeliveryOutcome::Failed { reason, status } => {
+            ("failed", status.map(i64::from), Some(reason.clone()))
+        }
+    };
+    let attempt = u32::try_from(job.attempts).unwrap_or(u32::MAX);
+    let gives_up = matches!(outcome, DeliveryOutcome::Retry { .. })
+        && attempt >= tokenwarden_notify::MAX_ATTEMPTS;
+    let log = DeliveryRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        job_id: job.id.clone(),
+        channel_id: channel.id.clone(),
+        event_id: event.id.clone(),
+        event_kind: event.kind.clone(),
+        attempt: job.attempts,
+        at: now,
+        outcome: if gives_up {
+            "failed".into()
+        } else {
+            label.into()
+        },
+        status_code: status,
+        error: error.clone(),
+    };
+    if let Err(e) = ctx.store.append_delivery(&log).await {
+        tracing::warn!(error = %e, "could not write the delivery log");
+    }
+    match outcome {
+        DeliveryOutcome::Delivered { .. } => {
+            let _ = ctx.store.complete_job(&job.id, owner, now).await;
+            true
+        }
+        DeliveryOutcome::Retry { reason, .. } if !gives_up => {
+            let jitter = f64::from(tokenwarden_crypto::random_bytes::<1>()[0]) / 256.0;
+            let at = now + tokenwarden_notify::retry_delay(attempt, jitter);
+            let _ = ctx.store.retry_job(&job.id, owner, at, &reason).await;
+            false
+        }
+        DeliveryOutcome::Retry { reason, .. } | DeliveryOutcome::Failed { reason, .. } => {
+            tracing::warn!(channel = %channel.name, event = %event.kind, reason = %reason, "notification given up");
+            let _ = ctx.store.abandon_job(&job.id, owner, now, &reason).await;
+            true
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Background work, as idempotent passes over the database: statuses and reminders from each
+//! refresh token's expiry, refreshing ahead of time, daily health checks, notification
+//! delivery. `run_due_once(now)` does one pass; the server runs it every few seconds, tests call
+//! it with any `now` (90 days pass in a test). Everything it does is recorded under leases or
+//! unique keys, so several instances neither skip nor repeat work (R39, R40).
+
+use crate::AppContext;
+use crate::grant::{self, RefreshError};
+use crate::lifecycle::{self, is_dead};
+use std::collections::HashMap;
+use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
+use tokenwarden_store::{StoreError, TokenHealth, TokenRecord};
+
+/// What one pass did, for tests and logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassReport {
+    pub refreshed: usize,
+    pub refresh_failures: usize,
+    pub reminders_sent: usize,
+    pub expired: usize,
+    pub delivered: usize,
+    pub delivery_retries: usize,
+}
+
+/// `14d`, `7d`, `12h`, `90m`.
+pub fn lead_label(d: chrono::Duration) -> String {
+    if d.num_days() > 0 && d == chrono::Duration::days(d.num_days()) {
+        format!("{}d", d.num_days())
+    } else if d.num_hours() > 0 && d == chrono::Duration::hours(d.num_hours()) {
+        format!("{}h", d.num_hours())
+    } else {
+        format!("{}m", d.num_minutes())
+    }
+}
+
+/// How long before an access token expires it is refreshed ahead of time: a quarter of its
+/// lifetime, between 30 s and 15 min (a fixed 15-minute margin would refresh a 10-minute
+/// Snowflake token on every read).
+pub fn refresh_margin(lifetime: chrono::Duration) -> chrono::Duration {
+    (lifetime / 4).clamp(chrono::Duration::seconds(30), chrono::Duration::minutes(15))
+}
+
+/// How often an idle token is refreshed anyway, to find a revoked grant before an app needs it.
+pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
+
+pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
+    let mut report = PassReport::default();
+    flush_reads(ctx).await;
+    match ctx.store.list_tokens().await {
+        Ok(tokens) => {
+            let health: HashMap<TokenId, TokenHealth> = ctx
+                .store
+                .list_token_health()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| (h.token_id, h))
+                .collect();
+            for t in tokens {
+                let h = health
+                    .get(&t.id)
+                    .cloned()
+                    .unwrap_or_else(|| TokenHealth::new(t.id));
+                if let Err(e) = token_pass(ctx, &t, &h, now, &mut report).await {
+                    tracing::warn!(error = %e, token = %t.name, "background pass over a token failed");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "background pass skipped: database unavailable"),
+    }
+    crate::delivery::deliver_due(ctx, now, &mut report).await;
+    report
+}
+
+async fn token_pass(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    h: &TokenHealth,
+    now: Timestamp,
+    report: &mut PassReport,
+) -> Result<(), StoreError> {
+    let usable = matches!(t.status, TokenStatus::Healthy | TokenStatus::ExpiringSoon);
+    // 1. The refresh token's own expiry: reminders, then "expired".
+    if let Some(exp) = t.material.refresh_expires_at
+        && usable
+    {
+        if now >= exp {
+            expire(ctx, t, exp, now, report).await?;
+            return Ok(());
+        }
+        remind(ctx, t, exp, now, report).await?;
+    }
+    if !usable || t.material.refresh_token.is_none() {
+        return Ok(());
+    }
+    // 2. Refresh ahead of time (tokens read recently), or as a daily health check (idle ones).
+    if h.next_attempt_at.is_some_and(|n| n > now) {
+        return Ok(());
+    }
+    let Some(access_exp) = t.material.access_expires_at else {
+        return Ok(());
+    };
+    let since = h
+        .last_success_at
+        .or(t.material.issued_at)
+        .unwrap_or(access_exp);
+    let lifetime = (access_exp - since).max(chrono::Duration::seconds(60));
+    let last_read = ctx.reads.last_read(t.id).max(h.last_read_at);
+    let read_recently =
+        last_read.is_some_and(|r| now - r <= (lifetime * 2).max(chrono::Duration::minutes(15)));
+    let ahead = read_recently && now >= access_exp - refresh_margin(lifetime);
+    let health_check = h
+        .last_success_at
+        .or(t.material.issued_at)
+        .is_none_or(|s| now - s >= HEALTH_CHECK_EVERY);
+    if ahead || health_check {
+        let wanted = if ahead {
+            now + refresh_margin(lifetime)
+        } else {
+            now + chrono::Duration::days(3650)
+        };
+        match grant::refresh(ctx, t.id, wanted).await {
+            Ok(_) => report.refreshed += 1,
+            Err(RefreshError::Busy) => {}
+            Err(e) => {
+                report.refresh_failures += 1;
+                tracing::info!(token = %t.name, error = %e, "background refresh failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn remind(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    exp: Timestamp,
+    now: Timestamp,
+    report: &mut PassReport,
+) -> Result<(), StoreError> {
+    let leads = &ctx.settings.reminder_lead_times;
+    // Every lead time already reached is recorded; only the nearest one is announced, so a
+    // service that was down for a week sends one reminder, not three.
+    let mut reached: Vec<chrono::Duration> =
+        leads.iter().copied().filter(|l| now >= exp - *l).collect();
+    reached.sort();
+    let mut newly = Vec::new();
+    for lead in &reached {
+        if ctx
+            .store
+            .record_reminder(t.id, exp, &lead_label(*lead), now)
+            .await?
+        {
+            newly.push(*lead);
+        }
+    }
+    if let Some(nearest) = reached.first()
+        && newly.contains(nearest)
+    {
+        let left = exp - now;
+        let apps = lifecycle::dependants(ctx, t).await?;
+        let mut data = lifecycle::token_data(t, None);
+        data["lead_time"] = serde_json::Value::String(lead_label(*nearest));
+        data["apps"] =
+            serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
+        let days = left.num_hours() as f64 / 24.0;
+        let summary = format!(
+            "The refresh token of {} expires on {} (in {:.1} days); re-authorize it before then or {} will stop.",
+            t.name,
+            exp.format("%Y-%m-%d %H:%M UTC"),
+            days,
+            if apps.is_empty() {
+                "apps using it".to_owned()
+            } else {
+                apps.iter()
+                    .map(|a| a.name.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+        lifecycle::emit(
+            ctx,
+            lifecycle::new_event(
+                ctx,
+                "token.expiring",
+                summary,
+                data,
+                apps.iter().map(|a| a.id.to_string()).collect(),
+            ),
+        )
+        .await;
+        report.reminders_sent += 1;
+    }
+    let first_lead = leads
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or_else(|| chrono::Duration::days(14));
+    if t.status == TokenStatus::Healthy && now >= exp - first_lead {
+        set_status(
+            ctx,
+            t,
+            TokenStatus::ExpiringSoon,
+            Some(format!(
+                "the refresh token expires {}",
+                exp.format("%Y-%m-%d %H:%M UTC")
+            )),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn expire(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    exp: Timestamp,
+    now: Timestamp,
+    report: &mut PassReport,
+) -> Result<(), StoreError> {
+    if !ctx.store.record_reminder(t.id, exp, "expired", now).await? {
+        return Ok(()); // another instance handles it
+    }
+    let reason = format!(
+        "the refresh token expired at {}",
+        exp.format("%Y-%m-%d %H:%M UTC")
+    );
+    if let Some(stored) = set_status(ctx, t, TokenStatus::Expired, Some(reason.clone())).await? {
+        lifecycle::token_died(ctx, &stored, "token.expired", &reason).await;
+        report.expired += 1;
+    }
+    Ok(())
+}
+
+/// Writes a new status under the version check; `None` if the row changed meanwhile (its news
+/// wins and the next pass looks again).
+async fn set_status(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    status: TokenStatus,
+    reason: Option<String>,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let mut next = t.clone();
+    next.status = status;
+    next.status_reason = reason;
+    match ctx.store.update_token(&next, ctx.clock.now()).await {
+        Ok(stored) => Ok(Some(stored)),
+        Err(StoreError::VersionMismatch(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes the in-memory read counters to the database and to the audit log, aggregated.
+pub async fn flush_reads(ctx: &AppContext) {
+    for ((token_id, actor), (count, last)) in ctx.reads.drain() {
+        if let Err(e) = ctx.store.add_token_reads(token_id, count, last).await {
+            tracing::warn!(error = %e, "could not flush read counts");
+            continue;
+        }
+        crate::audit::record(
+            ctx,
+            &actor,
+            "token.read",
+            crate::audit::Object {
+                kind: "token",
+                id: Some(token_id.to_string()),
+                name: None,
+            },
+            "ok",
+            serde_json::json!({"reads": count, "last_read_at": last}),
+        )
+        .await;
+    }
+}
+
+/// Is the token dead? (re-exported for the API)
+pub fn dead(status: TokenStatus) -> bool {
+    is_dead(status)
+}
