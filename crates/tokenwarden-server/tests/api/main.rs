@@ -180,6 +180,7 @@ mod support {
 
 mod auth;
 mod encryption;
+mod engine;
 mod flows;
 mod oidc;
 mod openapi;

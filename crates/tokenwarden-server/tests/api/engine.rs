@@ -1,0 +1,559 @@
+//! The refresh engine, reminders, and apps that stop and resume by themselves, driven by the
+//! injected clock: 90 days pass in a test. Against the Snowflake emulator; webhooks go to a
+//! local receiver, email to a local SMTP sink.
+
+use crate::support::{ADMIN, Db, TestApp, spawn};
+use reqwest::Method;
+use serde_json::json;
+use snowflake_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use tokenwarden_server::engine::run_due_once;
+use tokenwarden_testkit::webhook::WebhookReceiver;
+
+struct World {
+    t: TestApp,
+    emu: RunningEmulator,
+    token_id: String,
+    app_key: String,
+    start: chrono::DateTime<chrono::Utc>,
+}
+
+impl World {
+    /// Moves both clocks (ours and Snowflake's) forward together.
+    fn advance(&self, by: chrono::Duration) {
+        self.t.clock.advance(by);
+        self.emu
+            .emulator
+            .set_clock_offset(self.t.clock_now() - self.start);
+    }
+
+    async fn pass(&self) -> tokenwarden_server::engine::PassReport {
+        run_due_once(&self.t.ctx, self.t.clock_now()).await
+    }
+
+    async fn token(&self) -> serde_json::Value {
+        self.t
+            .admin(
+                Method::GET,
+                &format!("/api/v1/tokens/{}", self.token_id),
+                None,
+            )
+            .await
+            .1
+    }
+
+    async fn app(&self) -> serde_json::Value {
+        self.t
+            .admin(Method::GET, "/api/v1/apps/sales-invoice", None)
+            .await
+            .1
+    }
+
+    async fn read(&self) -> (u16, serde_json::Value) {
+        let (s, b, _) = self
+            .t
+            .send(
+                Method::GET,
+                "/api/v1/access-tokens/snowflake-sales",
+                Some(&self.app_key),
+                None,
+            )
+            .await;
+        (s, b)
+    }
+
+    async fn authorize(&self) {
+        let (s, a) = self
+            .t
+            .admin(
+                Method::POST,
+                &format!("/api/v1/tokens/{}/authorize", self.token_id),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{a}");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let back = snowflake_emulator::sign_in_and_consent(
+            &http,
+            a["authorization_url"].as_str().unwrap(),
+            "ALICE",
+            "alice-pass",
+        )
+        .await
+        .unwrap();
+        let res = self.t.http.get(&back).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+}
+
+/// An authorized Snowflake token used by the app sales-invoice, with the given refresh-token
+/// validity.
+async fn world(validity_secs: u64) -> World {
+    let t = spawn(Db::Sqlite).await;
+    let emu = Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let (s, app) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "sales-invoice", "tokens": ["snowflake-sales"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, tok) = t
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "snowflake-sales", "provider": "snowflake",
+                        "settings": {"account": emu.base_url(), "role": "ANALYST", "refresh_token_validity": validity_secs.to_string()}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let token_id = tok["id"].as_str().unwrap().to_owned();
+    let (_, setup) = t
+        .admin(
+            Method::GET,
+            &format!("/api/v1/tokens/{token_id}/setup"),
+            None,
+        )
+        .await;
+    let runs = emu
+        .emulator
+        .run_script_as("ADMIN", setup["snowflake"]["sql"].as_str().unwrap());
+    assert!(runs[0].outcome.is_ok(), "{:?}", runs[0].outcome);
+    let res = t
+        .http
+        .post(t.url(&format!("/api/v1/tokens/{token_id}/client-secrets")))
+        .bearer_auth(ADMIN)
+        .body(runs[1].outcome.first_value().unwrap().to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let start = t.clock_now();
+    let w = World {
+        t,
+        emu,
+        token_id,
+        app_key: app["api_key"].as_str().unwrap().to_owned(),
+        start,
+    };
+    w.authorize().await;
+    w
+}
+
+/// A webhook channel to a local receiver; returns (receiver, signing secret).
+async fn webhook(t: &TestApp, extra: serde_json::Value) -> (WebhookReceiver, String) {
+    let rx = tokio::task::spawn_blocking(|| WebhookReceiver::start().unwrap())
+        .await
+        .unwrap();
+    let mut body = json!({"name": "ops", "kind": "webhook", "url": rx.url()});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (s, ch) = t
+        .admin(Method::POST, "/api/v1/notification-channels", Some(body))
+        .await;
+    assert_eq!(s, 201, "{ch}");
+    (rx, ch["secret"].as_str().unwrap().to_owned())
+}
+
+/// Event kinds the receiver got, in order, after checking every signature (Standard Webhooks;
+/// each checked as of its own timestamp, since the test's clock has moved on since).
+fn received(rx: &WebhookReceiver, secret: &str) -> Vec<(String, serde_json::Value)> {
+    let secret = secrecy::SecretString::from(secret.to_owned());
+    rx.requests()
+        .iter()
+        .map(|r| {
+            let (id, ts, sig) = (
+                r.header("webhook-id").unwrap(),
+                r.header("webhook-timestamp").unwrap(),
+                r.header("webhook-signature").unwrap(),
+            );
+            tokenwarden_notify::verify(&secret, (id, ts, sig), &r.body, ts.parse().unwrap(), 600)
+                .unwrap_or_else(|e| panic!("bad signature on {id}: {e}"));
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            (body["type"].as_str().unwrap().to_owned(), body)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthorization_resumes_it()
+{
+    let w = world(7_776_000).await; // Snowflake's default: 90 days
+    let (rx, secret) = webhook(&w.t, json!({})).await;
+    let (s, view) =
+        w.t.admin(Method::GET, &format!("/api/v1/tokens/{}", w.token_id), None)
+            .await;
+    assert_eq!((s, view["status"].as_str()), (200, Some("healthy")));
+
+    // Walk 91 days in 6-hour steps, a background pass each step (restarts don't matter: all
+    // bookkeeping is in the database).
+    let mut expiring_at = Vec::new();
+    for step in 0..(91 * 4) {
+        w.advance(chrono::Duration::hours(6));
+        let report = w.pass().await;
+        if report.reminders_sent > 0 {
+            expiring_at.push(step);
+        }
+        if step == 70 * 4 {
+            // Nothing yet: 20 days before expiry the token is healthy.
+            assert_eq!(w.token().await["status"], "healthy");
+        }
+        if step == 78 * 4 {
+            assert_eq!(
+                w.token().await["status"],
+                "expiring_soon",
+                "inside the first lead time (14 d)"
+            );
+        }
+    }
+    // R39: one reminder per lead time (14, 7, 3, 1 days), each once.
+    let events = received(&rx, &secret);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    let expiring: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(k, _)| k == "token.expiring")
+        .map(|(_, b)| b)
+        .collect();
+    let leads: Vec<&str> = expiring
+        .iter()
+        .map(|b| b["data"]["lead_time"].as_str().unwrap())
+        .collect();
+    assert_eq!(leads, ["14d", "7d", "3d", "1d"], "{kinds:?}");
+    assert!(
+        expiring[0]["data"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("sales-invoice"),
+        "{}",
+        expiring[0]
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "token.expired").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "app.stopped").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(expiring_at.len(), 4);
+
+    // Expired: the app stopped with the reason; reads say why; starting it is refused.
+    assert_eq!(w.token().await["status"], "expired");
+    let app = w.app().await;
+    assert_eq!(app["state"], "stopped");
+    assert_eq!(app["stop_reason"], "waiting for token snowflake-sales");
+    let (s, body) = w.read().await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (409, Some("token_needs_reauthorization")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    let (s, body) =
+        w.t.admin(Method::POST, "/api/v1/apps/sales-invoice/start", None)
+            .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("snowflake-sales"),
+        "{body}"
+    );
+    // More passes: nothing is sent twice.
+    for _ in 0..8 {
+        w.advance(chrono::Duration::hours(6));
+        w.pass().await;
+    }
+    assert_eq!(received(&rx, &secret).len(), events.len());
+
+    // Re-authorize (the seed's Update): the app starts again by itself, everyone is told, and a
+    // new reminder schedule starts for the new expiry.
+    w.authorize().await;
+    w.pass().await;
+    assert_eq!(w.token().await["status"], "healthy");
+    let app = w.app().await;
+    assert_eq!(
+        (app["state"].as_str(), app["stop_reason"].as_str()),
+        (Some("running"), None)
+    );
+    assert_eq!(w.read().await.0, 200);
+    let after: Vec<String> = received(&rx, &secret)
+        .into_iter()
+        .map(|(k, _)| k)
+        .skip(events.len())
+        .collect();
+    for k in ["token.authorized", "token.restored", "app.started"] {
+        assert!(after.iter().any(|a| a == k), "{k} missing from {after:?}");
+    }
+    // The delivery log has every delivery.
+    let (_, channels) =
+        w.t.admin(Method::GET, "/api/v1/notification-channels", None)
+            .await;
+    let ch = channels[0]["id"].as_str().unwrap();
+    let (_, log) =
+        w.t.admin(
+            Method::GET,
+            &format!("/api/v1/notification-channels/{ch}/deliveries"),
+            None,
+        )
+        .await;
+    assert_eq!(log.as_array().unwrap().len(), events.len() + after.len());
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["outcome"] == "delivered"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_grant_is_found_by_the_daily_check_and_the_apps_stop_and_resume() {
+    let w = world(7_776_000).await;
+    let (rx, secret) = webhook(&w.t, json!({"events": ["token.needs_reauthorization", "app.stopped", "app.started", "token.restored"]})).await;
+    // A second app stopped by an admin stays stopped through all of this.
+    let (s, _) =
+        w.t.admin(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "batch", "tokens": ["snowflake-sales"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        w.t.admin(Method::POST, "/api/v1/apps/batch/stop", None)
+            .await
+            .0,
+        200
+    );
+
+    let integration = w.emu.emulator.stats().integrations[0].name.clone();
+    w.emu
+        .emulator
+        .revoke_delegated_authorizations("ALICE", &integration);
+    // Nobody reads the token; the daily health refresh finds the revoked grant.
+    w.advance(chrono::Duration::hours(25));
+    w.pass().await;
+    let tok = w.token().await;
+    assert_eq!(tok["status"], "needs_reauthorization", "{tok}");
+    assert_eq!(tok["client_secret_set"], true, "credentials are kept");
+    assert_eq!(
+        w.app().await["stop_reason"],
+        "waiting for token snowflake-sales"
+    );
+    let (_, batch) = w.t.admin(Method::GET, "/api/v1/apps/batch", None).await;
+    assert_eq!(batch["stop_reason"], "stopped by an admin");
+    let kinds: Vec<String> = received(&rx, &secret).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        kinds.contains(&"token.needs_reauthorization".to_string()),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "app.stopped").count(),
+        2,
+        "admin stop + token stop: {kinds:?}"
+    );
+
+    w.authorize().await;
+    assert_eq!(w.app().await["state"], "running");
+    let (_, batch) = w.t.admin(Method::GET, "/api/v1/apps/batch", None).await;
+    assert_eq!(
+        batch["state"], "stopped",
+        "an app stopped by hand stays stopped"
+    );
+    let (s, body) = w.read().await;
+    assert_eq!(s, 200, "{body}");
+    w.pass().await;
+    let kinds: Vec<String> = received(&rx, &secret).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        kinds.contains(&"token.restored".to_string()) && kinds.contains(&"app.started".to_string()),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn tokens_in_use_are_refreshed_ahead_once_per_lifetime_and_reads_never_wait() {
+    let w = world(7_776_000).await;
+    let mut last = String::new();
+    // 30 access-token lifetimes (10 minutes each), read every minute, a pass every minute.
+    for minute in 0..300 {
+        let (s, body) = w.read().await;
+        assert_eq!(s, 200, "minute {minute}: {body}");
+        assert!(
+            body["expires_in"].as_i64().unwrap() >= 60,
+            "min_validity honoured: {body}"
+        );
+        last = body["access_token"].as_str().unwrap().to_owned();
+        w.advance(chrono::Duration::minutes(1));
+        w.pass().await;
+    }
+    assert!(!last.is_empty());
+    let refreshes = w.emu.emulator.stats().counters.refresh_token_grants_ok;
+    // Refreshed ahead at 3/4 of each 10-minute lifetime: about one refresh per 7-8 minutes.
+    assert!(
+        (35..=45).contains(&refreshes),
+        "{refreshes} refreshes in 300 minutes"
+    );
+    // The engine did them: reads never had to refresh on the spot (so never waited).
+    let on_read =
+        w.t.ctx
+            .store
+            .list_audit(&tokenwarden_store::AuditFilter {
+                action: Some("token.refresh".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len();
+    assert_eq!(on_read as u64, refreshes);
+    // Reads were counted in memory and flushed by the passes, not written per read.
+    let health =
+        w.t.ctx
+            .store
+            .get_token_health(tokenwarden_domain::TokenId::parse(&w.token_id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(health.reads_total, 300);
+    let read_events =
+        w.t.ctx
+            .store
+            .list_audit(&tokenwarden_store::AuditFilter {
+                action: Some("token.read".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    assert!(read_events.len() <= 300 && !read_events.is_empty());
+}
+
+#[tokio::test]
+async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_until_it_is_back() {
+    let w = world(7_776_000).await;
+    let (rx, secret) = webhook(&w.t, json!({})).await;
+    rx.set_response(503);
+    let (s, app) =
+        w.t.admin(Method::POST, "/api/v1/apps/sales-invoice/stop", None)
+            .await;
+    assert_eq!((s, app["state"].as_str()), (200, Some("stopped")));
+    w.pass().await;
+    assert_eq!(rx.requests().len(), 1, "first attempt");
+    // Serving is unaffected while deliveries fail.
+    assert_eq!(
+        w.t.admin(Method::POST, "/api/v1/apps/sales-invoice/start", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(w.read().await.0, 200);
+    // Backoff: an immediate pass does not retry; after the delay it does.
+    w.pass().await;
+    let after_immediate = rx.requests().len();
+    w.advance(chrono::Duration::hours(2));
+    w.pass().await;
+    assert!(
+        rx.requests().len() > after_immediate,
+        "retried after the backoff"
+    );
+    rx.set_response(204);
+    for _ in 0..5 {
+        w.advance(chrono::Duration::hours(2));
+        w.pass().await;
+    }
+    let (_, channels) =
+        w.t.admin(Method::GET, "/api/v1/notification-channels", None)
+            .await;
+    let ch = channels[0]["id"].as_str().unwrap();
+    let (_, log) =
+        w.t.admin(
+            Method::GET,
+            &format!("/api/v1/notification-channels/{ch}/deliveries"),
+            None,
+        )
+        .await;
+    let outcomes: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"retry") && outcomes.contains(&"delivered"),
+        "{outcomes:?}"
+    );
+    let kinds: Vec<String> = received(&rx, &secret).into_iter().map(|(k, _)| k).collect();
+    assert!(
+        kinds.contains(&"app.stopped".to_string()) && kinds.contains(&"app.started".to_string()),
+        "{kinds:?}"
+    );
+    // Each event is delivered successfully once even though it was attempted several times.
+    let delivered: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["outcome"] == "delivered")
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    let mut unique = delivered.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), delivered.len());
+    // The test-send button reports what the receiver said.
+    let (s, test) =
+        w.t.admin(
+            Method::POST,
+            &format!("/api/v1/notification-channels/{ch}/test"),
+            None,
+        )
+        .await;
+    assert_eq!((s, test["ok"].as_bool()), (200, Some(true)), "{test}");
+}
+
+#[tokio::test]
+async fn reminders_by_email_reach_an_smtp_sink() {
+    let mut w = world(86_400 * 3).await; // a 3-day refresh token: the 3d and 1d reminders apply
+    let sink =
+        tokio::task::spawn_blocking(|| tokenwarden_testkit::smtp::SmtpSink::start().unwrap())
+            .await
+            .unwrap();
+    let mailer = tokenwarden_notify::Mailer::new(tokenwarden_notify::SmtpSettings {
+        host: "127.0.0.1".into(),
+        port: sink.port,
+        security: tokenwarden_notify::SmtpSecurity::None,
+        username: None,
+        password: None,
+        from: "tokenwarden@example.com".into(),
+        timeout: std::time::Duration::from_secs(5),
+    })
+    .unwrap();
+    w.t.ctx.notifier.mailer = Some(std::sync::Arc::new(mailer));
+    let (s, ch) = w.t.admin(Method::POST, "/api/v1/notification-channels", Some(json!({"name": "admins", "kind": "email", "to": ["ops@example.com"], "events": ["token.expiring"]}))).await;
+    assert_eq!(s, 201, "{ch}");
+    assert!(ch.get("secret").is_none());
+    for _ in 0..(3 * 24) {
+        w.advance(chrono::Duration::hours(1));
+        w.pass().await;
+    }
+    let mails =
+        tokio::task::spawn_blocking(move || sink.wait_for(2, std::time::Duration::from_secs(5)))
+            .await
+            .unwrap();
+    assert_eq!(mails.len(), 2, "3d (at once) and 1d reminders");
+    assert!(mails.iter().all(|m| m.to == ["ops@example.com"]));
+    let subject = mails[0].subject().unwrap();
+    assert!(subject.contains("snowflake-sales"), "{subject}");
+}
