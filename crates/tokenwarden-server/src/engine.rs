@@ -244,7 +244,10 @@ async fn set_status(
     next.status = status;
     next.status_reason = reason;
     match ctx.store.update_token(&next, ctx.clock.now()).await {
-        Ok(stored) => Ok(Some(stored)),
+        Ok(stored) => {
+            ctx.cache.forget_token(stored.id);
+            Ok(Some(stored))
+        }
         Err(StoreError::VersionMismatch(_)) => Ok(None),
         Err(e) => Err(e),
     }

@@ -372,7 +372,10 @@ pub async fn store_response(
         };
         match written {
             Err(StoreError::VersionMismatch(_)) => continue,
-            other => return other,
+            other => {
+                ctx.cache.forget_token(id);
+                return other;
+            }
         }
     }
     Err(StoreError::VersionMismatch("token"))
@@ -530,6 +533,7 @@ async fn refresh_holding(
                 }
                 Err(other) => return Err(ApiError::from(other).into()),
             };
+            ctx.cache.forget_token(id);
             record_failure(ctx, &stored, &e.to_string(), true).await;
             audit::record(
                 ctx,

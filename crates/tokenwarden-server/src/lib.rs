@@ -4,6 +4,7 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod delivery;
 pub mod engine;
 pub mod error;
@@ -80,6 +81,7 @@ pub struct AppContext {
     /// Names this process as a lease owner; unique per process.
     pub instance_id: String,
     pub reads: Arc<reads::ReadCounter>,
+    pub cache: Arc<cache::ReadCache>,
     pub notifier: delivery::Notifier,
 }
 
@@ -100,6 +102,7 @@ impl AppContext {
             oauth: tokenwarden_oauth::OAuthClient::default(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             reads: Arc::new(reads::ReadCounter::default()),
+            cache: Arc::new(cache::ReadCache::default()),
             notifier: delivery::Notifier::default(),
         }
     }

@@ -194,6 +194,7 @@ async fn stop_app_for_token(ctx: &AppContext, mut app: AppRecord, t: &TokenRecor
         });
         match ctx.store.update_app(&app, ctx.clock.now()).await {
             Ok(stopped) => {
+                ctx.cache.clear_served();
                 audit::record(
                     ctx,
                     "system",
@@ -310,6 +311,7 @@ async fn resume_if_healthy(ctx: &AppContext, mut app: AppRecord) {
     app.stop_reason = None;
     match ctx.store.update_app(&app, ctx.clock.now()).await {
         Ok(started) => {
+            ctx.cache.clear_served();
             audit::record(
                 ctx,
                 "system",

@@ -214,6 +214,7 @@ pub async fn patch_app(
         app.tokens = dedup(tokens);
     }
     let updated = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),
@@ -237,6 +238,7 @@ pub async fn delete_app(
 ) -> ApiResult<StatusCode> {
     let app = find_app(&ctx, &id).await?;
     ctx.store.delete_app(app.id).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),
@@ -358,6 +360,7 @@ pub async fn revoke_key(
         return Err(not_found());
     }
     ctx.store.revoke_api_key(kid, ctx.clock.now()).await?;
+    ctx.cache.forget_key(kid);
     audit::record(
         &ctx,
         &who.actor(),
@@ -384,6 +387,7 @@ pub async fn stop_app(
     app.state = AppState::Stopped;
     app.stop_reason = Some(tokenwarden_domain::StopReason::Admin);
     let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),
@@ -429,6 +433,7 @@ pub async fn start_app(
     app.state = AppState::Running;
     app.stop_reason = None;
     let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),

@@ -418,9 +418,56 @@ pub async fn read_access_token(
     Path(name): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> ApiResult<Json<AccessTokenView>> {
+    let min_validity = params.min_validity.unwrap_or(60).min(86_400);
+    let now = ctx.clock.now();
+    let scope = match &who {
+        Principal::App { app_id, .. } => format!("app:{app_id}"),
+        Principal::Admin { .. } => format!("admin:{}", params.app.as_deref().unwrap_or("")),
+    };
+    let cache_key = format!("{scope}:{name}");
+    let min = chrono::Duration::seconds(min_validity as i64);
+    // The hot path: a fresh answer from memory, no database at all.
+    let served = match ctx.cache.served(&cache_key, now, min, false) {
+        Some(hit) => hit,
+        None => match resolve_read(&ctx, &who, &name, &params, min_validity).await {
+            Ok(served) => {
+                ctx.cache.put_served(cache_key, served.clone());
+                served
+            }
+            // R16: the database is down, but a cached token is still valid: keep serving it.
+            Err(ApiError::Unavailable) => ctx
+                .cache
+                .served(&cache_key, now, min, true)
+                .ok_or(ApiError::Unavailable)?,
+            Err(e) => return Err(e),
+        },
+    };
+    if let Some((app, why)) = &served.app_stopped {
+        return Err(ApiError::TokenUnusable {
+            code: "app_stopped",
+            message: format!("app {app} is stopped ({why}); an admin can start it"),
+        });
+    }
+    ctx.reads.record(served.token_id, &who.actor(), now);
+    Ok(Json(AccessTokenView {
+        access_token: served.access.expose_secret().to_owned(),
+        token_type: served.token_type.clone(),
+        expires_in: (served.expires_at - now).num_seconds().max(0),
+        expires_at: served.expires_at,
+    }))
+}
+
+/// The read path through the database: who may read which token, refreshing it if needed.
+async fn resolve_read(
+    ctx: &AppContext,
+    who: &Principal,
+    name: &str,
+    params: &ReadParams,
+    min_validity: u64,
+) -> ApiResult<crate::cache::Served> {
     let not_found = || ApiError::NotFound(format!("token {name:?}"));
-    let token_name = TokenName::parse(&name).map_err(|_| not_found())?;
-    let app = match (&who, &params.app) {
+    let token_name = TokenName::parse(name).map_err(|_| not_found())?;
+    let app = match (who, &params.app) {
         (Principal::App { app_id, .. }, _) => {
             let app = ctx.store.get_app(*app_id).await?;
             if !app.tokens.contains(&token_name) {
@@ -454,34 +501,32 @@ pub async fn read_access_token(
         StoreError::NotFound(_) => not_found(),
         other => other.into(),
     })?;
-    let (t, access) = usable_token(&ctx, t, params.min_validity.unwrap_or(60)).await?;
-    if let Some(a) = &app
-        && a.state == tokenwarden_domain::AppState::Stopped
-        && matches!(who, Principal::App { .. })
-    {
-        let why = a
-            .stop_reason
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_else(|| "stopped".into());
-        return Err(ApiError::TokenUnusable {
-            code: "app_stopped",
-            message: format!("app {} is stopped ({why}); an admin can start it", a.name),
-        });
-    }
-    ctx.reads.record(t.id, &who.actor(), ctx.clock.now());
-    let expires_at = t
-        .material
-        .access_expires_at
-        .unwrap_or_else(|| ctx.clock.now());
-    Ok(Json(AccessTokenView {
-        access_token: access.expose_secret().to_owned(),
+    let (t, access) = usable_token(ctx, t, min_validity).await?;
+    let app_stopped = match (&app, who) {
+        (Some(a), Principal::App { .. }) if a.state == tokenwarden_domain::AppState::Stopped => {
+            Some((
+                a.name.to_string(),
+                a.stop_reason
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "stopped".into()),
+            ))
+        }
+        _ => None,
+    };
+    Ok(crate::cache::Served {
+        token_id: t.id,
+        access,
         token_type: t
             .material
             .token_type
             .clone()
             .unwrap_or_else(|| "Bearer".into()),
-        expires_in: (expires_at - ctx.clock.now()).num_seconds().max(0),
-        expires_at,
-    }))
+        expires_at: t
+            .material
+            .access_expires_at
+            .unwrap_or_else(|| ctx.clock.now()),
+        app_stopped,
+        fetched_at: ctx.clock.now(),
+    })
 }

@@ -350,6 +350,7 @@ pub async fn patch_token(
     // The store checks the version we read: a refresh that committed in between wins, and this
     // edit is refused rather than reverting its token material (R11).
     let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),
@@ -373,6 +374,7 @@ pub async fn delete_token(
 ) -> ApiResult<StatusCode> {
     let t = load(&ctx, &id).await?;
     ctx.store.delete_token(t.id).await?;
+    ctx.cache.clear_served();
     audit::record(
         &ctx,
         &who.actor(),

@@ -136,6 +136,10 @@ async fn r25_revoked_keys_and_query_string_credentials_are_refused() {
         .revoke_api_key(key_id, t.clock.now())
         .await
         .unwrap();
+    // Revoked elsewhere (another instance, the CLI): cached keys are trusted for at most
+    // KEY_FRESH_FOR; revoking through the API takes effect at once (tested elsewhere).
+    t.clock
+        .advance(tokenwarden_server::cache::KEY_FRESH_FOR + chrono::Duration::seconds(1));
     let (s, _, _) = t
         .send(Method::GET, "/api/v1/apps/sales-invoice", Some(key), None)
         .await;
@@ -195,6 +199,10 @@ async fn admin_tokens_made_by_the_cli_path_work_and_can_be_revoked() {
         .revoke_api_key(key.record.id, t.clock.now())
         .await
         .unwrap();
+    // Revoked elsewhere (another instance, the CLI): cached keys are trusted for at most
+    // KEY_FRESH_FOR; revoking through the API takes effect at once (tested elsewhere).
+    t.clock
+        .advance(tokenwarden_server::cache::KEY_FRESH_FOR + chrono::Duration::seconds(1));
     let (s, _, _) = t.send(Method::GET, "/api/v1/apps", Some(k), None).await;
     assert_eq!(s, 401);
 }

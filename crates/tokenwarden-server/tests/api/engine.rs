@@ -557,3 +557,37 @@ async fn reminders_by_email_reach_an_smtp_sink() {
     let subject = mails[0].subject().unwrap();
     assert!(subject.contains("snowflake-sales"), "{subject}");
 }
+
+#[tokio::test]
+async fn r16_with_the_database_down_cached_valid_tokens_keep_being_served() {
+    let w = world(7_776_000).await;
+    let (s, first) = w.read().await;
+    assert_eq!(s, 200);
+    w.t.ctx.store.close().await;
+    // Fresh in memory: answered without the database.
+    let (s, again) = w.read().await;
+    assert_eq!((s, &again["access_token"]), (200, &first["access_token"]));
+    // Later, still valid: served from memory although the database cannot confirm it.
+    w.advance(chrono::Duration::minutes(3));
+    let (s, later) = w.read().await;
+    assert_eq!(s, 200, "{later}");
+    assert!(later["expires_in"].as_i64().unwrap() >= 60);
+    // Nothing that needs the database pretends to work, and readiness says so.
+    let (s, body) = w.t.admin(Method::GET, "/api/v1/apps", None).await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (503, Some("unavailable")),
+        "{body}"
+    );
+    let (s, _, _) = w.t.send(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, 503);
+    // Once the cached token would expire within min_validity, reads stop: never past expiry.
+    w.advance(chrono::Duration::minutes(6));
+    let (s, _) = w.read().await;
+    assert_eq!(s, 503);
+    // A pass with the database down does nothing and does not panic.
+    assert_eq!(
+        w.pass().await,
+        tokenwarden_server::engine::PassReport::default()
+    );
+}

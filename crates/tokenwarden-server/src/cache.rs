@@ -1,0 +1,100 @@
+//! The hot path's memory: recently served access tokens and API keys, so that an app's read is
+//! answered without touching the database while it is fresh, and — when the database is
+//! unreachable — while the cached access token is still valid (R16).
+
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokenwarden_domain::{ApiKeyId, Timestamp, TokenId};
+use tokenwarden_store::ApiKeyRecord;
+
+/// How long a cached answer is used without asking the database again. Short, so that another
+/// instance's refresh, an admin's edit or a revocation is seen within this time.
+pub const FRESH_FOR: chrono::Duration = chrono::Duration::seconds(2);
+/// How long a cached API key is trusted without asking the database again.
+pub const KEY_FRESH_FOR: chrono::Duration = chrono::Duration::seconds(10);
+
+#[derive(Clone)]
+pub struct Served {
+    pub token_id: TokenId,
+    pub access: SecretString,
+    pub token_type: String,
+    pub expires_at: Timestamp,
+    /// The reading app is stopped: (app name, why).
+    pub app_stopped: Option<(String, String)>,
+    pub fetched_at: Timestamp,
+}
+
+#[derive(Default)]
+pub struct ReadCache {
+    served: Mutex<HashMap<String, Served>>,
+    keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadCache")
+    }
+}
+
+impl ReadCache {
+    /// A cached answer still valid for `min_validity`; only if fetched within [`FRESH_FOR`]
+    /// unless `stale_ok` (the database is down).
+    pub fn served(
+        &self,
+        key: &str,
+        now: Timestamp,
+        min_validity: chrono::Duration,
+        stale_ok: bool,
+    ) -> Option<Served> {
+        let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let s = map.get(key)?;
+        let fresh = stale_ok || now - s.fetched_at < FRESH_FOR;
+        (fresh && s.expires_at > now + min_validity).then(|| s.clone())
+    }
+
+    pub fn put_served(&self, key: String, served: Served) {
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(key, served);
+    }
+
+    /// Forgets every cached answer (an app or token changed here).
+    pub fn clear_served(&self) {
+        self.served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Forgets every answer about a token (it changed here: refreshed, edited, marked dead).
+    pub fn forget_token(&self, token: TokenId) {
+        self.served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| s.token_id != token);
+    }
+
+    pub fn key(&self, id: ApiKeyId, now: Timestamp, stale_ok: bool) -> Option<ApiKeyRecord> {
+        let map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let (rec, at) = map.get(&id)?;
+        (stale_ok || now - *at < KEY_FRESH_FOR).then(|| rec.clone())
+    }
+
+    pub fn put_key(&self, rec: ApiKeyRecord, now: Timestamp) {
+        let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(rec.id, (rec, now));
+    }
+
+    pub fn forget_key(&self, id: ApiKeyId) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
