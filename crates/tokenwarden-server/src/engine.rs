@@ -160,7 +160,7 @@ async fn remind(
         let left = exp - now;
         let apps = lifecycle::dependants(ctx, t).await?;
         let mut data = lifecycle::token_data(t, None);
-        data["lead_time"] = serde_json::Value::String(lead_label(*nearest));
+        data["lead"] = serde_json::Value::String(lead_label(*nearest));
         data["apps"] =
             serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
         let days = left.num_hours() as f64 / 24.0;

@@ -38,6 +38,7 @@ pub const EVENT_KINDS: &[&str] = &[
 
 pub fn token_data(t: &TokenRecord, app_name: Option<&str>) -> serde_json::Value {
     serde_json::json!({
+        "refresh_token_expires_at": t.material.refresh_expires_at,
         "token": {
             "id": t.id, "name": t.name, "provider": t.provider,
             "scope": if t.app_id.is_some() { "app" } else { "global" }, "app": app_name,
@@ -166,7 +167,7 @@ pub async fn token_died(ctx: &AppContext, t: &TokenRecord, kind: &str, why: &str
     };
     let mut data = token_data(t, owner.as_deref());
     data["reason"] = serde_json::Value::String(why.to_owned());
-    data["apps"] = serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
+    data["stopped_apps"] = serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
     emit(
         ctx,
         new_event(

@@ -222,7 +222,7 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
         .collect();
     let leads: Vec<&str> = expiring
         .iter()
-        .map(|b| b["data"]["lead_time"].as_str().unwrap())
+        .map(|b| b["data"]["lead"].as_str().unwrap())
         .collect();
     assert_eq!(leads, ["14d", "7d", "3d", "1d"], "{kinds:?}");
     assert!(
