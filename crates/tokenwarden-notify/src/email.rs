@@ -292,9 +292,9 @@ pub fn render_email(event: &Event) -> (String, String) {
     };
 
     let mut body = String::new();
-    let _ = writeln!(body, "{}", clean(&event.summary, 1000));
+    let _ = writeln!(body, "{}", wrap(&clean(&event.summary, 1000), 72));
     let _ = writeln!(body);
-    let _ = writeln!(body, "What to do: {todo}");
+    let _ = writeln!(body, "{}", wrap(&format!("What to do: {todo}"), 72));
     let _ = writeln!(body);
     let _ = writeln!(body, "Details");
     let _ = writeln!(body, "  Event: {}", clean(&event.kind, 60));
@@ -458,6 +458,25 @@ fn clean(s: &str, max: usize) -> String {
     out
 }
 
+/// Breaks `s` into lines of at most `width` characters at spaces (longer words stay whole).
+fn wrap(s: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > width {
+            out.push('\n');
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
 fn human_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -525,10 +544,14 @@ mod tests {
              2025-03-08 09:00 UTC"
         );
         assert!(
-            body.contains(
+            body.replace('\n', " ").contains(
                 "What to do: Re-authorize token \"snowflake-prod\" in tokenwarden before \
                  2025-03-08 09:00 UTC."
             ),
+            "{body}"
+        );
+        assert!(
+            body.lines().take(4).all(|l| l.chars().count() <= 72),
             "{body}"
         );
         assert!(body.contains("(reminder 7d ahead)"), "{body}");
@@ -572,6 +595,13 @@ mod tests {
         e.data = serde_json::json!({"token": {"id": "tok_only"}});
         let (subject, _) = render_email(&e);
         assert!(subject.contains("\"tok_only\" soon"), "{subject}");
+    }
+
+    #[test]
+    fn wraps_at_spaces() {
+        assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc");
+        assert_eq!(wrap("a verylongword b", 4), "a\nverylongword\nb");
+        assert_eq!(wrap("", 4), "");
     }
 
     #[test]

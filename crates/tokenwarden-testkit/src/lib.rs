@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod oidc;
+pub mod smtp;
+pub mod webhook;
 
 /// Environment variable naming an existing PostgreSQL server to create test databases on,
 /// as a URL such as `postgres://postgres@127.0.0.1:5432/postgres`. The user in it must be

@@ -11,7 +11,7 @@
 //! Dropping the [`SmtpSink`] stops it from accepting connections. Only std is used, so it works
 //! from plain `#[test]`s and from `#[tokio::test]`s alike.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -295,7 +295,7 @@ fn serve(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
 /// Reads one line (up to and including `\n`) of at most `max` bytes; 0 at end of input.
 fn read_line(input: &mut impl BufRead, line: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-    let n = input.take(max as u64).read_until(b'\n', line)?;
+    let n = input.by_ref().take(max as u64).read_until(b'\n', line)?;
     if n == max && !line.ends_with(b"\n") {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -469,7 +469,6 @@ fn decode_quoted_printable(s: &str, q_word: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     struct Client {
         input: BufReader<TcpStream>,
@@ -515,7 +514,10 @@ mod tests {
         let sink = SmtpSink::start().unwrap();
         let mut c = Client::connect(sink.port);
         assert!(c.reply().starts_with("220 "));
-        assert_eq!(c.send("EHLO client.test"), "250-localhost\r\n250 8BITMIME\r\n");
+        assert_eq!(
+            c.send("EHLO client.test"),
+            "250-localhost\r\n250 8BITMIME\r\n"
+        );
         assert!(c.send("DATA").starts_with("503 "));
         assert!(c.send("RCPT TO:<a@example.com>").starts_with("503 "));
         assert!(
@@ -633,6 +635,9 @@ mod tests {
             ..mail
         };
         assert_eq!(b64.body(), "éé ok");
-        assert_eq!(decode_encoded_words("=?iso-8859-1?q?x?= y"), "=?iso-8859-1?q?x?= y");
+        assert_eq!(
+            decode_encoded_words("=?iso-8859-1?q?x?= y"),
+            "=?iso-8859-1?q?x?= y"
+        );
     }
 }
