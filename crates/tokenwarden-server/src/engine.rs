@@ -246,6 +246,15 @@ async fn set_status(
     match ctx.store.update_token(&next, ctx.clock.now()).await {
         Ok(stored) => {
             ctx.cache.forget_token(stored.id);
+            crate::audit::record(
+                ctx,
+                "system",
+                "token.status",
+                crate::audit::Object::new("token", stored.id, &stored.name),
+                "ok",
+                serde_json::json!({"from": t.status, "to": stored.status, "reason": stored.status_reason}),
+            )
+            .await;
             Ok(Some(stored))
         }
         Err(StoreError::VersionMismatch(_)) => Ok(None),

@@ -167,7 +167,8 @@ pub async fn token_died(ctx: &AppContext, t: &TokenRecord, kind: &str, why: &str
     };
     let mut data = token_data(t, owner.as_deref());
     data["reason"] = serde_json::Value::String(why.to_owned());
-    data["stopped_apps"] = serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
+    data["stopped_apps"] =
+        serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
     emit(
         ctx,
         new_event(
