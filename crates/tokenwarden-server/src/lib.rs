@@ -12,6 +12,7 @@ pub mod grant;
 pub mod lifecycle;
 mod pages;
 pub mod reads;
+pub mod ui;
 pub mod vault;
 
 use axum::extract::{Request, State};
@@ -83,6 +84,8 @@ pub struct AppContext {
     pub reads: Arc<reads::ReadCounter>,
     pub cache: Arc<cache::ReadCache>,
     pub notifier: delivery::Notifier,
+    /// The admin UI's in-memory state (failed sign-in counters).
+    pub ui: Arc<ui::UiState>,
 }
 
 impl AppContext {
@@ -104,6 +107,7 @@ impl AppContext {
             reads: Arc::new(reads::ReadCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
             notifier: delivery::Notifier::default(),
+            ui: Arc::new(ui::UiState::default()),
         }
     }
 }
@@ -117,6 +121,7 @@ pub fn router(ctx: AppContext) -> axum::Router {
         .route("/readyz", axum::routing::get(readyz))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
         .merge(pages::router())
+        .merge(ui::router(&ctx))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -168,7 +173,9 @@ pub async fn serve(
             }
         }
     });
-    let result = axum::serve(listener, router(ctx.clone()))
+    // The peer address keys the UI's failed sign-in counter (R32).
+    let app = router(ctx.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     reload.abort();

@@ -1,4 +1,4 @@
-//! Pages a browser sees outside the admin UI: the OAuth callback, and its static assets.
+//! Pages a browser sees outside the admin UI's session routes: the OAuth callback, and its static assets.
 //! No inline script (CSP), no third-party resource, no referrer (R6).
 
 use crate::AppContext;
@@ -85,9 +85,16 @@ pub fn html(status: StatusCode, body: String) -> Response {
     res
 }
 
-async fn callback(State(ctx): State<AppContext>, Query(q): Query<CallbackQuery>) -> Response {
-    // UI sessions (a later addition) pass their session hash here; API-started flows have none.
-    let result = grant::complete_callback(&ctx, &q, None).await;
+async fn callback(
+    State(ctx): State<AppContext>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    // A flow started in the UI is bound to that session: the browser must come back with the
+    // same session cookie (SameSite=Lax sends it on this top-level return from the provider).
+    // API- and CLI-started flows are bound to no session and complete in any browser.
+    let session = crate::ui::session::session_hash(&ctx, &headers);
+    let result = grant::complete_callback(&ctx, &q, session.as_deref()).await;
     let (status, outcome, token_id, title, message) = match &result {
         CallbackResult::Authorized { token, detail } => {
             let exp = token

@@ -47,6 +47,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     /// Sets `key` only if it has no value yet; returns whether it was set.
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
+    /// Sets `key` to `value`, replacing any value.
+    async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
+    /// Removes `key`; returns whether it was there.
+    async fn delete_meta(&self, key: &str) -> Result<bool>;
 
     // --- encryption keys -------------------------------------------------------------------
     async fn list_data_keys(&self) -> Result<Vec<StoredDataKey>>;
@@ -181,6 +185,25 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+
+    // --- admins and UI sessions -----------------------------------------------------------
+    /// Adds an admin; `Conflict` if the username is taken.
+    async fn create_admin(&self, admin: &AdminRecord) -> Result<()>;
+    /// Adds the admin only while there is no admin at all (the one-time setup link); of two
+    /// concurrent calls at most one succeeds. Returns whether it was added.
+    async fn create_first_admin(&self, admin: &AdminRecord) -> Result<bool>;
+    async fn count_admins(&self) -> Result<i64>;
+    async fn get_admin(&self, id: &str) -> Result<AdminRecord>;
+    async fn get_admin_by_username(&self, username: &str) -> Result<AdminRecord>;
+    async fn record_admin_login(&self, id: &str, at: Timestamp) -> Result<()>;
+    async fn create_session(&self, session: &SessionRecord) -> Result<()>;
+    /// The session whose id (the hash of its cookie) is `id`; expiry is the caller's to check.
+    async fn get_session(&self, id: &str) -> Result<SessionRecord>;
+    async fn touch_session(&self, id: &str, at: Timestamp) -> Result<()>;
+    /// Ends a session; returns whether it existed.
+    async fn delete_session(&self, id: &str) -> Result<bool>;
+    /// Deletes sessions whose absolute expiry is at or before `now`; returns how many.
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64>;
 
     // --- leases ----------------------------------------------------------------------------
     /// Takes the named lease for `ttl` if it is free, expired, or already `owner`'s.

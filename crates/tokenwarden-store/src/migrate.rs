@@ -27,6 +27,11 @@ const SQLITE: &[Migration] = &[
         name: "health_and_deliveries",
         sql: include_str!("../migrations/sqlite/0003_health_and_deliveries.sql"),
     },
+    Migration {
+        version: 4,
+        name: "admins_sessions",
+        sql: include_str!("../migrations/sqlite/0004_admins_sessions.sql"),
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -44,6 +49,11 @@ const POSTGRES: &[Migration] = &[
         version: 3,
         name: "health_and_deliveries",
         sql: include_str!("../migrations/postgres/0003_health_and_deliveries.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "admins_sessions",
+        sql: include_str!("../migrations/postgres/0004_admins_sessions.sql"),
     },
 ];
 

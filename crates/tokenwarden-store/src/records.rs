@@ -252,3 +252,51 @@ pub struct DeliveryRecord {
     pub status_code: Option<i64>,
     pub error: Option<String>,
 }
+
+/// An admin who signs in to the web UI. `Debug` leaves out the password hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminRecord {
+    pub id: String,
+    pub username: String,
+    /// An argon2id PHC string (`$argon2id$v=19$...`), never the password.
+    pub password_hash: String,
+    pub created_at: Timestamp,
+    pub last_login_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for AdminRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("created_at", &self.created_at)
+            .field("last_login_at", &self.last_login_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in UI session. `id` is the SHA-256 (hex) of the cookie value: the value itself is
+/// never stored. `Debug` leaves out the CSRF token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub admin_id: String,
+    /// Random, per session; every state-changing UI request must carry it.
+    pub csrf_token: String,
+    pub created_at: Timestamp,
+    /// The absolute end of the session.
+    pub expires_at: Timestamp,
+    /// For the idle timeout.
+    pub last_seen_at: Timestamp,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("admin_id", &self.admin_id)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("last_seen_at", &self.last_seen_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -360,6 +360,28 @@ fn lease_from_row(row: &AnyRow, name: &str) -> Result<Lease> {
     })
 }
 
+macro_rules! admin_columns {
+    () => {
+        "id, username, password_hash, created_at, last_login_at"
+    };
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, admin_id, csrf_token, created_at, expires_at, last_seen_at"
+    };
+}
+
+fn admin_from_row(row: &AnyRow) -> Result<AdminRecord> {
+    Ok(AdminRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        created_at: ts(row, "created_at")?,
+        last_login_at: opt_ts(row, "last_login_at")?,
+    })
+}
+
 fn settings_json(t: &TokenRecord) -> String {
     serde_json::to_string(&t.settings).unwrap_or_else(|_| "{}".into())
 }
@@ -502,6 +524,26 @@ impl Store for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_meta(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_meta(&self, key: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM meta WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn list_data_keys(&self) -> Result<Vec<StoredDataKey>> {
@@ -1351,6 +1393,160 @@ impl Store for SqlStore {
         .iter()
         .map(audit_from_row)
         .collect()
+    }
+
+    async fn create_admin(&self, a: &AdminRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO admins (",
+            admin_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .bind(&a.id)
+        .bind(&a.username)
+        .bind(&a.password_hash)
+        .bind(to_millis(a.created_at))
+        .bind(opt_ms(a.last_login_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_first_admin(&self, a: &AdminRecord) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The unique key makes concurrent setups (even on several PostgreSQL instances)
+        // serialise here: the second waits for the first and then finds the marker taken.
+        let marked = sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('first_admin', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&a.id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let done = sqlx::query(concat!(
+            "INSERT INTO admins (",
+            admin_columns!(),
+            ") SELECT $1, $2, $3, $4, NULL WHERE NOT EXISTS (SELECT 1 FROM admins)"
+        ))
+        .bind(&a.id)
+        .bind(&a.username)
+        .bind(&a.password_hash)
+        .bind(to_millis(a.created_at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn count_admins(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM admins")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>(0)?)
+    }
+
+    async fn get_admin(&self, id: &str) -> Result<AdminRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            admin_columns!(),
+            " FROM admins WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("admin"))?;
+        admin_from_row(&row)
+    }
+
+    async fn get_admin_by_username(&self, username: &str) -> Result<AdminRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            admin_columns!(),
+            " FROM admins WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("admin"))?;
+        admin_from_row(&row)
+    }
+
+    async fn record_admin_login(&self, id: &str, at: Timestamp) -> Result<()> {
+        let done = sqlx::query("UPDATE admins SET last_login_at = $1 WHERE id = $2")
+            .bind(to_millis(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("admin"));
+        }
+        Ok(())
+    }
+
+    async fn create_session(&self, se: &SessionRecord) -> Result<()> {
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            session_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&se.id)
+        .bind(&se.admin_id)
+        .bind(&se.csrf_token)
+        .bind(to_millis(se.created_at))
+        .bind(to_millis(se.expires_at))
+        .bind(to_millis(se.last_seen_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_session(&self, id: &str) -> Result<SessionRecord> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("session"))?;
+        Ok(SessionRecord {
+            id: row.try_get("id")?,
+            admin_id: row.try_get("admin_id")?,
+            csrf_token: row.try_get("csrf_token")?,
+            created_at: ts(&row, "created_at")?,
+            expires_at: ts(&row, "expires_at")?,
+            last_seen_at: ts(&row, "last_seen_at")?,
+        })
+    }
+
+    async fn touch_session(&self, id: &str, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+            .bind(to_millis(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_sessions(&self, now: Timestamp) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(to_millis(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn acquire_lease(

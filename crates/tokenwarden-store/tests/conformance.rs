@@ -76,6 +76,7 @@ conformance!(
     channels_crud,
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
+    admins_and_sessions,
 );
 
 fn app(ctx: &Ctx, name: &str, tokens: &[&str]) -> AppRecord {
@@ -1060,4 +1061,90 @@ async fn deliveries_are_logged(ctx: Ctx) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn admins_and_sessions(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let admin = |id: &str, name: &str| AdminRecord {
+        id: id.into(),
+        username: name.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now,
+        last_login_at: None,
+    };
+    assert_eq!(s.count_admins().await.unwrap(), 0);
+    // The one-time setup adds the first admin once, even when raced.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let st = s.clone();
+        let a = admin(&format!("a{i}"), &format!("first{i}"));
+        tasks.push(tokio::spawn(async move { st.create_first_admin(&a).await }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+    assert!(!s.create_first_admin(&admin("late", "late")).await.unwrap());
+
+    s.create_admin(&admin("b", "bob")).await.unwrap();
+    assert!(matches!(
+        s.create_admin(&admin("c", "bob")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.count_admins().await.unwrap(), 2);
+    let bob = s.get_admin_by_username("bob").await.unwrap();
+    assert_eq!(bob, admin("b", "bob"));
+    assert!(!format!("{bob:?}").contains("argon2id"));
+    let later = now + chrono::Duration::minutes(5);
+    s.record_admin_login("b", later).await.unwrap();
+    assert_eq!(s.get_admin("b").await.unwrap().last_login_at, Some(later));
+    assert!(matches!(
+        s.get_admin_by_username("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let session = SessionRecord {
+        id: "f".repeat(64),
+        admin_id: "b".into(),
+        csrf_token: "csrf-value".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(12),
+        last_seen_at: now,
+    };
+    s.create_session(&session).await.unwrap();
+    assert_eq!(s.get_session(&session.id).await.unwrap(), session);
+    s.touch_session(&session.id, later).await.unwrap();
+    assert_eq!(
+        s.get_session(&session.id).await.unwrap().last_seen_at,
+        later
+    );
+    let old = SessionRecord {
+        id: "e".repeat(64),
+        expires_at: now + chrono::Duration::hours(1),
+        ..session.clone()
+    };
+    s.create_session(&old).await.unwrap();
+    assert_eq!(
+        s.purge_sessions(now + chrono::Duration::hours(2))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(matches!(
+        s.get_session(&old.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(s.delete_session(&session.id).await.unwrap());
+    assert!(!s.delete_session(&session.id).await.unwrap());
+
+    s.put_meta("setup", "one").await.unwrap();
+    s.put_meta("setup", "two").await.unwrap();
+    assert_eq!(s.get_meta("setup").await.unwrap().as_deref(), Some("two"));
+    assert!(s.delete_meta("setup").await.unwrap());
+    assert_eq!(s.get_meta("setup").await.unwrap(), None);
 }

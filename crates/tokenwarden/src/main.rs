@@ -134,6 +134,14 @@ enum AdminCommand {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Create an admin who signs in to the web UI. The password (at least 12 characters) is
+    /// asked twice on a terminal, else read from standard input or from --password-file.
+    Create {
+        username: String,
+        /// Read the password from this file (its first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -428,7 +436,75 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
             );
             Ok(())
         }
+        Command::Admin {
+            command:
+                AdminCommand::Create {
+                    username,
+                    password_file,
+                },
+        } => {
+            tokenwarden_server::ui::session::check_username(&username)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = read_new_password(password_file.as_deref())?;
+            let ctx = context(&cfg).await?;
+            let admin =
+                tokenwarden_server::ui::session::create_admin(&ctx, "cli", &username, password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "admin {} created; sign in at {}/login",
+                admin.username,
+                ctx.settings.public_url.trim_end_matches('/')
+            );
+            Ok(())
+        }
     }
+}
+
+/// Reads a line from the terminal without echoing it.
+fn prompt_hidden(prompt: &str) -> Result<String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+    };
+    let hidden = stty("-echo").is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if hidden {
+        let _ = stty("echo");
+    }
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// The new admin's password: from the file, the terminal (twice), or standard input.
+fn read_new_password(file: Option<&Path>) -> Result<secrecy::SecretString> {
+    use std::io::{IsTerminal, Read};
+    let password = if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the password file {}", path.display()))?;
+        text.lines().next().unwrap_or_default().to_owned()
+    } else if std::io::stdin().is_terminal() {
+        let first = prompt_hidden("Password (at least 12 characters): ")?;
+        let second = prompt_hidden("Password again: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text.lines().next().unwrap_or_default().to_owned()
+    };
+    tokenwarden_server::ui::session::check_password(&password)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(password.into())
 }
 
 async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
@@ -577,6 +653,13 @@ async fn serve(cfg: Config) -> Result<()> {
         tracing::warn!(
             "no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`"
         );
+    }
+    match tokenwarden_server::ui::session::setup_link(&ctx).await {
+        Ok(Some(url)) => tracing::warn!(
+            "no admin yet: open {url} to create one (the link works once, for an hour), or run `tokenwarden admin create NAME`"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not make the one-time setup link"),
     }
     tokenwarden_server::serve(listener, ctx, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -186,4 +186,5 @@ mod oidc;
 mod openapi;
 mod setup;
 mod snowflake;
+mod ui;
 mod validation;

@@ -1,0 +1,164 @@
+// tokenwarden admin UI behaviour. No inline script anywhere (CSP script-src 'self'): pages mark
+// elements with data- attributes and this file wires them up.
+(function () {
+  "use strict";
+
+  function csrf() {
+    return document.body.getAttribute("data-csrf") || "";
+  }
+
+  // --- copy buttons: <button data-copy="#selector"> ---------------------------------------
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest ? ev.target.closest("[data-copy]") : null;
+    if (!btn) return;
+    var el = document.querySelector(btn.getAttribute("data-copy"));
+    if (!el) return;
+    var text = "value" in el && el.tagName !== "PRE" ? el.value : el.textContent;
+    var label = btn.textContent;
+    function done(msg) {
+      btn.textContent = msg;
+      setTimeout(function () { btn.textContent = label; }, 1500);
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { done("Copied"); }, function () {
+        fallback();
+      });
+    } else {
+      fallback();
+    }
+    function fallback() {
+      if (el.select) { el.select(); } else {
+        var r = document.createRange(); r.selectNodeContents(el);
+        var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+      }
+      done("Press Ctrl+C");
+    }
+  });
+
+  // --- confirmations: <form data-confirm="..."> -------------------------------------------
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    var msg = form.getAttribute && form.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) ev.preventDefault();
+  }, true);
+
+  // --- live countdowns: <span class="countdown" data-expires-ms data-lead-ms> -------------
+  function span(ms) {
+    var s = Math.floor(Math.abs(ms) / 1000);
+    var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    if (d > 0) return d + " d " + h + " h";
+    if (h > 0) return h + " h " + m + " min";
+    if (m > 0) return m + " min";
+    return s + " s";
+  }
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-expires-ms]").forEach(function (el) {
+      var exp = parseInt(el.getAttribute("data-expires-ms"), 10);
+      if (!exp) return;
+      var left = exp - now;
+      el.textContent = left <= 0 ? "expired " + span(-left) + " ago" : span(left) + " left";
+      // The server's class is authoritative on load; only ever escalate it as time passes.
+      var lead = parseInt(el.getAttribute("data-lead-ms"), 10) || 0;
+      if (left < 86400000) {
+        el.classList.remove("ok", "warn"); el.classList.add("crit");
+      } else if (left <= lead && el.classList.contains("ok")) {
+        el.classList.remove("ok"); el.classList.add("warn");
+      }
+    });
+  }
+  setInterval(tick, 30000);
+
+  // --- the OAuth sign-in popup -------------------------------------------------------------
+  // The form posts (with the CSRF token) to /tokens/{id}/authorize, which answers the
+  // provider's URL; the popup, opened at once so no blocker stops it, is sent there. The
+  // callback page posts {type: "tokenwarden.oauth", outcome, tokenId, message} back to us
+  // (and over a BroadcastChannel, in case the opener link is lost).
+  var pending = null;
+
+  function say(text, cls) {
+    var box = document.getElementById("oauth-message");
+    if (!box) return;
+    box.className = "oauth-message " + (cls || "");
+    box.textContent = text;
+  }
+
+  function refreshStatus(tokenId) {
+    var box = document.getElementById("token-status");
+    if (!box || !window.htmx) return;
+    window.htmx.ajax("GET", "/tokens/" + encodeURIComponent(tokenId) + "/status", {
+      target: "#token-status", swap: "outerHTML"
+    });
+  }
+
+  function finished(data) {
+    if (!data || data.type !== "tokenwarden.oauth") return;
+    if (!pending) return;
+    if (data.tokenId && data.tokenId !== pending.tokenId) return;
+    var p = pending;
+    pending = null;
+    clearInterval(p.poll);
+    if (data.outcome === "ok") {
+      say("Token obtained. " + (data.message || ""), "ok");
+    } else {
+      say("Not authorized: " + (data.message || "the provider refused.") +
+        " The stored token was not changed.", "crit");
+    }
+    refreshStatus(p.tokenId);
+  }
+
+  window.addEventListener("message", function (ev) {
+    if (ev.origin !== window.location.origin) return;
+    finished(ev.data);
+  });
+  if ("BroadcastChannel" in window) {
+    try {
+      new BroadcastChannel("tokenwarden.oauth").onmessage = function (ev) { finished(ev.data); };
+    } catch (e) { /* ignore */ }
+  }
+
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-oauth-popup")) return;
+    if (ev.defaultPrevented) return;
+    var popup = window.open("", "tokenwarden-oauth", "popup,width=560,height=720");
+    if (!popup) return; // blocked: let the form open the link page in a new tab
+    ev.preventDefault();
+    var tokenId = form.getAttribute("data-token-id");
+    try {
+      popup.document.title = "Signing in…";
+      popup.document.body.textContent = "Opening the provider's sign-in…";
+    } catch (e) { /* ignore */ }
+    say("Waiting for the sign-in in the pop-up window…", "pending");
+    if (pending) clearInterval(pending.poll);
+    pending = { tokenId: tokenId, popup: popup, poll: null };
+    fetch(form.action, {
+      method: "POST",
+      headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
+      credentials: "same-origin"
+    }).then(function (res) {
+      return res.json().then(function (body) { return { ok: res.ok, body: body }; });
+    }).then(function (r) {
+      if (!r.ok || !r.body.url) {
+        popup.close();
+        pending = null;
+        say((r.body && r.body.error) || "Could not start the sign-in.", "crit");
+        return;
+      }
+      popup.location.href = r.body.url;
+      var mine = pending;
+      mine.poll = setInterval(function () {
+        if (popup.closed && pending === mine) {
+          clearInterval(mine.poll);
+          pending = null;
+          say("The sign-in window was closed before it finished: nothing changed. Click the button to try again.", "warn");
+          refreshStatus(tokenId);
+        }
+      }, 500);
+    }).catch(function () {
+      popup.close();
+      pending = null;
+      say("Could not reach tokenwarden to start the sign-in.", "crit");
+    });
+  });
+})();

@@ -1,0 +1,457 @@
+//! Apps: their state, the tokens they use, their own tokens, start/stop, API keys.
+
+use super::view::{self, Countdown, Layout, TokenRow};
+use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_other};
+use crate::AppContext;
+use crate::audit::{self, Object};
+use crate::error::ApiError;
+use askama::Template;
+use axum::extract::{Extension, Form, Path, State};
+use axum::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use tokenwarden_domain::{ApiKeyId, AppId, AppName, AppState, KeyLabel, StopReason, TokenName};
+use tokenwarden_store::{ApiKeyKind, AppRecord, StoreError};
+
+async fn load(ctx: &AppContext, id: &str) -> UiResult<AppRecord> {
+    let not_found = || UiError(ApiError::NotFound(format!("app {id:?}")));
+    let aid = AppId::parse(id).ok_or_else(not_found)?;
+    ctx.store.get_app(aid).await.map_err(|e| match e {
+        StoreError::NotFound(_) => not_found(),
+        other => other.into(),
+    })
+}
+
+fn state_of(a: &AppRecord) -> (&'static str, &'static str, String) {
+    match a.state {
+        AppState::Running => ("running", "ok", String::new()),
+        AppState::Stopped => (
+            "stopped",
+            "crit",
+            a.stop_reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ),
+    }
+}
+
+/// A token an app uses, resolved the way reads resolve it: its own, else the global one.
+struct UsedToken {
+    name: String,
+    id: String,
+    scope: &'static str,
+    status: &'static str,
+    class: &'static str,
+    refresh: Countdown,
+}
+
+async fn used_tokens(ctx: &AppContext, a: &AppRecord) -> UiResult<Vec<UsedToken>> {
+    let mut out = Vec::new();
+    for name in &a.tokens {
+        let found = match ctx.store.find_token(Some(a.id), name).await {
+            Ok(t) => Some((t, "app-level")),
+            Err(StoreError::NotFound(_)) => match ctx.store.find_token(None, name).await {
+                Ok(t) => Some((t, "global")),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        out.push(match found {
+            Some((t, scope)) => {
+                let (status, class) = view::status_label(t.status);
+                UsedToken {
+                    name: name.to_string(),
+                    id: t.id.to_string(),
+                    scope,
+                    status,
+                    class,
+                    refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
+                }
+            }
+            None => UsedToken {
+                name: name.to_string(),
+                id: String::new(),
+                scope: "missing",
+                status: "No such token",
+                class: "crit",
+                refresh: view::countdown(ctx, tokenwarden_domain::TokenStatus::NotAuthorized, None),
+            },
+        });
+    }
+    Ok(out)
+}
+
+struct AppRow {
+    id: String,
+    name: String,
+    state: &'static str,
+    state_class: &'static str,
+    reason: String,
+    used: Vec<UsedToken>,
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+struct AppsPage {
+    l: Layout,
+    apps: Vec<AppRow>,
+    error: String,
+    name: String,
+    tokens: String,
+}
+
+async fn apps_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    error: String,
+    name: String,
+    tokens: String,
+) -> UiResult<AppsPage> {
+    let mut apps = Vec::new();
+    for a in ctx.store.list_apps().await? {
+        let (state, state_class, reason) = state_of(&a);
+        apps.push(AppRow {
+            id: a.id.to_string(),
+            name: a.name.to_string(),
+            state,
+            state_class,
+            reason,
+            used: used_tokens(ctx, &a).await?,
+        });
+    }
+    Ok(AppsPage {
+        l: Layout::new(s, "apps", "Apps"),
+        apps,
+        error,
+        name,
+        tokens,
+    })
+}
+
+pub async fn list(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+) -> UiResult {
+    let p = apps_page(&ctx, &s, String::new(), String::new(), String::new()).await?;
+    page(&p)
+}
+
+fn parse_names(text: &str) -> Result<Vec<TokenName>, String> {
+    text.split([',', ' ', '\n', '\r', '\t'])
+        .filter(|n| !n.is_empty())
+        .map(|n| TokenName::parse(n).map_err(|e| format!("token name {n:?}: {e}")))
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    tokens: String,
+}
+
+pub async fn create(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Form(f): Form<CreateForm>,
+) -> UiResult {
+    let again = |error: String| async {
+        let p = apps_page(&ctx, &s, error, f.name.clone(), f.tokens.clone()).await?;
+        page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+    };
+    let name = match AppName::parse(f.name.trim()) {
+        Ok(n) => n,
+        Err(e) => return again(format!("Name: {e}")).await,
+    };
+    let tokens = match parse_names(&f.tokens) {
+        Ok(t) => t,
+        Err(e) => return again(e).await,
+    };
+    match crate::api::create_app_with_key(&ctx, &s.actor(), name, tokens).await {
+        Ok((app, key)) => page(&ShownOnce {
+            l: Layout::new(&s, "apps", "App created"),
+            heading: format!("App {} created", app.name),
+            what: "Its API key — give it to the app. It is shown only this once: only its hash is kept.".into(),
+            secret: key.text.expose_secret().to_owned(),
+            back: format!("/apps/{}", app.id),
+            back_label: format!("Go to {}", app.name),
+        }),
+        Err(ApiError::Conflict(_)) => again(format!("An app named {} exists already.", f.name.trim())).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct KeyRow {
+    id: String,
+    label: String,
+    created: String,
+    revoked: String,
+}
+
+#[derive(Template)]
+#[template(path = "app_detail.html")]
+struct AppPage {
+    l: Layout,
+    id: String,
+    name: String,
+    state: &'static str,
+    state_class: &'static str,
+    reason: String,
+    running: bool,
+    used: Vec<UsedToken>,
+    own: Vec<TokenRow>,
+    keys: Vec<KeyRow>,
+    tokens_text: String,
+    error: String,
+}
+
+async fn app_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    a: &AppRecord,
+    error: String,
+) -> UiResult<AppPage> {
+    let (state, state_class, reason) = state_of(a);
+    let apps = ctx.store.list_apps().await?;
+    let own: Vec<_> = ctx
+        .store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.app_id == Some(a.id))
+        .collect();
+    let keys = ctx
+        .store
+        .list_api_keys(Some(a.id))
+        .await?
+        .into_iter()
+        .filter(|k| k.kind == ApiKeyKind::App)
+        .map(|k| KeyRow {
+            id: k.id.to_string(),
+            label: k.label.to_string(),
+            created: view::fmt_time(Some(k.created_at)),
+            revoked: k
+                .revoked_at
+                .map(|r| view::fmt_time(Some(r)))
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(AppPage {
+        l: Layout::new(s, "apps", a.name.to_string()),
+        id: a.id.to_string(),
+        name: a.name.to_string(),
+        state,
+        state_class,
+        reason,
+        running: a.state == AppState::Running,
+        used: used_tokens(ctx, a).await?,
+        own: super::tokens::rows_for(ctx, &own, &apps),
+        keys,
+        tokens_text: a
+            .tokens
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        error,
+    })
+}
+
+pub async fn detail(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let a = load(&ctx, &id).await?;
+    let p = app_page(&ctx, &s, &a, String::new()).await?;
+    page(&p)
+}
+
+#[derive(Deserialize)]
+pub struct UpdateForm {
+    #[serde(default)]
+    tokens: String,
+}
+
+/// Changes which tokens the app uses.
+pub async fn update(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(f): Form<UpdateForm>,
+) -> UiResult {
+    let mut a = load(&ctx, &id).await?;
+    let mut tokens = match parse_names(&f.tokens) {
+        Ok(t) => t,
+        Err(e) => {
+            let p = app_page(&ctx, &s, &a, e).await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+    };
+    tokens.sort();
+    tokens.dedup();
+    a.tokens = tokens;
+    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "app.update",
+        Object::new("app", a.id, &a.name),
+        "ok",
+        serde_json::json!({"tokens": a.tokens}),
+    )
+    .await;
+    Ok(see_other(&format!("/apps/{}", a.id)))
+}
+
+pub async fn stop(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let mut a = load(&ctx, &id).await?;
+    a.state = AppState::Stopped;
+    a.stop_reason = Some(StopReason::Admin);
+    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "app.stop",
+        Object::new("app", a.id, &a.name),
+        "ok",
+        serde_json::json!({"reason": "stopped by an admin"}),
+    )
+    .await;
+    let ev = crate::lifecycle::new_event(
+        &ctx,
+        "app.stopped",
+        format!("App {} was stopped by {}.", a.name, s.actor()),
+        crate::lifecycle::app_data(&a),
+        vec![a.id.to_string()],
+    );
+    crate::lifecycle::emit(&ctx, ev).await;
+    Ok(see_other(&format!("/apps/{}", a.id)))
+}
+
+pub async fn start(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let mut a = load(&ctx, &id).await?;
+    if let Some((token, status)) = crate::lifecycle::dead_token_of(&ctx, &a).await {
+        let msg = format!(
+            "{} cannot start: token {token} is {status}. Sign in again on the token's page; the app then starts by itself.",
+            a.name
+        );
+        let p = app_page(&ctx, &s, &a, msg).await?;
+        return page_with(StatusCode::CONFLICT, &p);
+    }
+    if a.state == AppState::Running {
+        return Ok(see_other(&format!("/apps/{}", a.id)));
+    }
+    a.state = AppState::Running;
+    a.stop_reason = None;
+    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "app.start",
+        Object::new("app", a.id, &a.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    let ev = crate::lifecycle::new_event(
+        &ctx,
+        "app.started",
+        format!("App {} was started by {}.", a.name, s.actor()),
+        crate::lifecycle::app_data(&a),
+        vec![a.id.to_string()],
+    );
+    crate::lifecycle::emit(&ctx, ev).await;
+    Ok(see_other(&format!("/apps/{}", a.id)))
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    label: String,
+}
+
+pub async fn create_key(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(f): Form<KeyForm>,
+) -> UiResult {
+    let a = load(&ctx, &id).await?;
+    let label_text = if f.label.trim().is_empty() {
+        "key"
+    } else {
+        f.label.trim()
+    };
+    let label = match KeyLabel::parse(label_text) {
+        Ok(l) => l,
+        Err(e) => {
+            let p = app_page(&ctx, &s, &a, format!("Label: {e}")).await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+    };
+    let key = crate::auth::new_key(ApiKeyKind::App, Some(a.id), label, ctx.clock.now());
+    ctx.store.create_api_key(&key.record).await?;
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "app.key_create",
+        Object::new("app", a.id, &a.name),
+        "ok",
+        serde_json::json!({ "api_key_id": key.record.id, "label": key.record.label }),
+    )
+    .await;
+    page(&ShownOnce {
+        l: Layout::new(&s, "apps", "API key created"),
+        heading: format!("New API key “{}” for {}", key.record.label, a.name),
+        what: "Give it to the app. It is shown only this once: only its hash is kept. Revoke the old key once the app uses this one.".into(),
+        secret: key.text.expose_secret().to_owned(),
+        back: format!("/apps/{}", a.id),
+        back_label: format!("Back to {}", a.name),
+    })
+}
+
+pub async fn revoke_key(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path((id, key_id)): Path<(String, String)>,
+) -> UiResult {
+    let a = load(&ctx, &id).await?;
+    let not_found = || {
+        UiError(ApiError::NotFound(format!(
+            "API key {key_id:?} of app {}",
+            a.name
+        )))
+    };
+    let kid = ApiKeyId::parse(&key_id).ok_or_else(not_found)?;
+    let key = ctx.store.get_api_key(kid).await.map_err(|_| not_found())?;
+    if key.app_id != Some(a.id) {
+        return Err(not_found());
+    }
+    ctx.store.revoke_api_key(kid, ctx.clock.now()).await?;
+    ctx.cache.forget_key(kid);
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "app.key_revoke",
+        Object::new("app", a.id, &a.name),
+        "ok",
+        serde_json::json!({ "api_key_id": kid }),
+    )
+    .await;
+    Ok(see_other(&format!("/apps/{}", a.id)))
+}

@@ -1,0 +1,1068 @@
+//! Global Access Tokens: the list, one token, and the token form that walks the two-way
+//! exchange (settings -> redirect URI / Snowflake SQL -> client credentials -> sign-in popup).
+
+use super::view::{self, Countdown, Layout, TokenRow};
+use super::{AdminSession, UiError, UiResult, page, page_with, see_other};
+use crate::AppContext;
+use crate::audit::{self, Object};
+use crate::error::ApiError;
+use crate::grant::{self, RefreshError};
+use askama::Template;
+use axum::Json;
+use axum::extract::{Extension, Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
+use tokenwarden_oauth::Probe;
+use tokenwarden_oauth::snowflake::{self, IntegrationName};
+use tokenwarden_store::{AppRecord, AuditFilter, StoreError, TokenMaterial, TokenRecord};
+
+/// The refresh-token validities offered for Snowflake, in seconds.
+const VALIDITY_CHOICES: &[(u64, &str)] = &[
+    (86_400, "1 day"),
+    (604_800, "7 days"),
+    (2_592_000, "30 days"),
+    (7_776_000, "90 days (Snowflake's default maximum)"),
+    (
+        31_536_000,
+        "1 year (needs Snowflake Support to raise the limit)",
+    ),
+    (
+        157_784_630,
+        "5 years, 157784630 s (the most Snowflake Support grants)",
+    ),
+];
+
+pub(super) async fn load(ctx: &AppContext, id: &str) -> UiResult<TokenRecord> {
+    let tid = TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))?;
+    ctx.store.get_token(tid).await.map_err(|e| match e {
+        StoreError::NotFound(_) => UiError(ApiError::NotFound(format!("token {id:?}"))),
+        other => other.into(),
+    })
+}
+
+// --- the list --------------------------------------------------------------------------
+
+struct Group {
+    provider: String,
+    rows: Vec<TokenRow>,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    l: Layout,
+    groups: Vec<Group>,
+    attention: usize,
+    lead_days: i64,
+}
+
+pub async fn list(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+) -> UiResult {
+    let apps = ctx.store.list_apps().await?;
+    let mut by_provider: BTreeMap<String, Vec<TokenRow>> = BTreeMap::new();
+    for t in ctx.store.list_tokens().await? {
+        if t.app_id.is_some() {
+            continue;
+        }
+        let row = view::token_row(&ctx, &t, &apps);
+        by_provider
+            .entry(row.provider.clone())
+            .or_default()
+            .push(row);
+    }
+    let groups: Vec<Group> = by_provider
+        .into_iter()
+        .map(|(provider, mut rows)| {
+            rows.sort_by(|a, b| a.name.cmp(&b.name));
+            Group { provider, rows }
+        })
+        .collect();
+    let attention = groups
+        .iter()
+        .flat_map(|g| &g.rows)
+        .filter(|r| matches!(r.refresh.class, "warn" | "crit"))
+        .count();
+    page(&TokensPage {
+        l: Layout::new(&s, "tokens", "Global Access Tokens"),
+        groups,
+        attention,
+        lead_days: view::max_lead(&ctx).num_days(),
+    })
+}
+
+// --- settings fields -------------------------------------------------------------------
+
+pub struct FieldView {
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    pub required: bool,
+    pub value: String,
+    pub example: String,
+    pub error: String,
+    pub warning: String,
+    /// (value, label, selected); empty = a text input.
+    pub options: Vec<(String, String, bool)>,
+}
+
+/// Checks one setting: (error, warning). Empty strings when fine.
+fn check_field(ctx: &AppContext, provider: &str, name: &str, value: &str) -> (String, String) {
+    let value = value.trim();
+    if value.is_empty() {
+        return (String::new(), String::new());
+    }
+    if value.len() > 2048 || value.chars().any(char::is_control) {
+        return (
+            "at most 2048 characters, without control characters".into(),
+            String::new(),
+        );
+    }
+    let single = BTreeMap::from([(name.to_owned(), value.to_owned())]);
+    if let Err(e) = ctx.catalog.check_settings(provider, &single) {
+        return (e.to_string(), String::new());
+    }
+    if provider == "snowflake" {
+        match name {
+            "account" => {
+                if let Err(e) = snowflake::SnowflakeAccount::parse(value) {
+                    return (e.0, String::new());
+                }
+            }
+            "role" => {
+                if let Err(e) = snowflake::SnowflakeRole::parse(value) {
+                    return (e.0, String::new());
+                }
+            }
+            "integration_name" => {
+                if let Err(e) = IntegrationName::parse(value) {
+                    return (e.0, String::new());
+                }
+            }
+            "refresh_token_validity" => match value.parse::<u64>() {
+                Ok(v) => match snowflake::check_refresh_validity(v) {
+                    Ok(w) => return (String::new(), w.unwrap_or_default()),
+                    Err(e) => return (e.0, String::new()),
+                },
+                Err(_) => return ("a number of seconds".into(), String::new()),
+            },
+            _ => {}
+        }
+    }
+    (String::new(), String::new())
+}
+
+fn field_views(
+    ctx: &AppContext,
+    provider: &str,
+    values: &BTreeMap<String, String>,
+    with_errors: bool,
+) -> Vec<FieldView> {
+    let Some(t) = ctx.catalog.get(provider) else {
+        return Vec::new();
+    };
+    t.fields
+        .iter()
+        .map(|f| {
+            let value = values.get(&f.name).cloned().unwrap_or_default();
+            let (error, warning) = if with_errors {
+                check_field(ctx, provider, &f.name, &value)
+            } else {
+                (String::new(), String::new())
+            };
+            let options = if provider == "snowflake" && f.name == "refresh_token_validity" {
+                let current = value
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(snowflake::DEFAULT_REFRESH_VALIDITY);
+                let mut o: Vec<(String, String, bool)> = VALIDITY_CHOICES
+                    .iter()
+                    .map(|(v, l)| (v.to_string(), (*l).to_owned(), *v == current))
+                    .collect();
+                if !VALIDITY_CHOICES.iter().any(|(v, _)| *v == current) {
+                    o.push((current.to_string(), format!("{current} s"), true));
+                }
+                o
+            } else {
+                Vec::new()
+            };
+            FieldView {
+                name: f.name.clone(),
+                label: f.label.clone(),
+                help: f.help.clone(),
+                required: f.required,
+                value,
+                example: f
+                    .example
+                    .clone()
+                    .or_else(|| f.default.clone())
+                    .unwrap_or_default(),
+                error,
+                warning,
+                options,
+            }
+        })
+        .collect()
+}
+
+/// Settings from form pairs named `s_<setting>`; empty values are left out (defaults apply).
+fn settings_from(pairs: &[(String, String)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("s_")
+                .map(|n| (n.to_owned(), v.trim().to_owned()))
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+fn field(pairs: &[(String, String)], name: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "partials/fields.html")]
+struct FieldsPartial {
+    fields: Vec<FieldView>,
+    provider: String,
+    form_id: &'static str,
+}
+
+#[derive(Deserialize)]
+pub struct ProviderQuery {
+    provider: Option<String>,
+}
+
+/// htmx: the settings fields of the provider picked on the new-token form.
+pub async fn provider_fields(
+    State(ctx): State<AppContext>,
+    Query(q): Query<ProviderQuery>,
+) -> UiResult {
+    let provider = q.provider.unwrap_or_default();
+    page(&FieldsPartial {
+        fields: field_views(&ctx, &provider, &BTreeMap::new(), false),
+        provider,
+        form_id: "token-form",
+    })
+}
+
+/// htmx: checks one setting as it is typed (`provider` and one `s_<name>` parameter).
+pub async fn check_setting(
+    State(ctx): State<AppContext>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> UiResult {
+    let provider = field(&q, "provider");
+    let (error, warning) = q
+        .iter()
+        .find_map(|(k, v)| k.strip_prefix("s_").map(|n| (n, v)))
+        .map(|(n, v)| check_field(&ctx, &provider, n, v))
+        .unwrap_or_default();
+    let body = if !error.is_empty() {
+        format!(
+            r#"<span class="bad">{}</span>"#,
+            crate::pages::escape(&error)
+        )
+    } else if !warning.is_empty() {
+        format!(
+            r#"<span class="warnmsg">{}</span>"#,
+            crate::pages::escape(&warning)
+        )
+    } else {
+        r#"<span class="good">Looks right.</span>"#.to_owned()
+    };
+    Ok(crate::pages::html(StatusCode::OK, body))
+}
+
+// --- creating --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "token_new.html")]
+struct NewTokenPage {
+    l: Layout,
+    name: String,
+    providers: Vec<(String, String, bool)>,
+    apps: Vec<(String, bool)>,
+    provider: String,
+    fields: Vec<FieldView>,
+    form_id: &'static str,
+    error: String,
+}
+
+#[derive(Deserialize)]
+pub struct NewQuery {
+    app: Option<String>,
+    provider: Option<String>,
+}
+
+async fn new_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    name: String,
+    provider: String,
+    app: String,
+    values: &BTreeMap<String, String>,
+    error: String,
+) -> UiResult<NewTokenPage> {
+    let apps = ctx.store.list_apps().await?;
+    let with_errors = !error.is_empty();
+    Ok(NewTokenPage {
+        l: Layout::new(
+            s,
+            if app.is_empty() { "tokens" } else { "apps" },
+            "New token",
+        ),
+        name,
+        providers: ctx
+            .catalog
+            .all()
+            .map(|p| (p.id.clone(), p.display_name.clone(), p.id == provider))
+            .collect(),
+        apps: apps
+            .iter()
+            .map(|a| (a.name.to_string(), a.name.as_str() == app))
+            .collect(),
+        fields: field_views(ctx, &provider, values, with_errors),
+        provider,
+        form_id: "token-form",
+        error,
+    })
+}
+
+pub async fn new_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Query(q): Query<NewQuery>,
+) -> UiResult {
+    let provider = q.provider.unwrap_or_else(|| "snowflake".into());
+    let p = new_page(
+        &ctx,
+        &s,
+        String::new(),
+        provider,
+        q.app.unwrap_or_default(),
+        &BTreeMap::new(),
+        String::new(),
+    )
+    .await?;
+    page(&p)
+}
+
+pub async fn create(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let name = field(&pairs, "name").trim().to_owned();
+    let provider = field(&pairs, "provider");
+    let app = field(&pairs, "app").trim().to_owned();
+    let settings = settings_from(&pairs);
+    let result: Result<TokenRecord, String> = async {
+        let token_name = TokenName::parse(&name).map_err(|e| format!("Name: {e}"))?;
+        let provider_id = ProviderId::parse(&provider).map_err(|e| format!("Provider: {e}"))?;
+        if ctx.catalog.get(&provider).is_none() {
+            return Err(format!("Unknown provider {provider:?}."));
+        }
+        for (k, v) in &settings {
+            let (e, _) = check_field(&ctx, &provider, k, v);
+            if !e.is_empty() {
+                return Err(format!("Fix the settings below: {k}: {e}"));
+            }
+        }
+        let app_id = if app.is_empty() {
+            None
+        } else {
+            let n = AppName::parse(&app).map_err(|e| format!("App: {e}"))?;
+            Some(
+                ctx.store
+                    .get_app_by_name(&n)
+                    .await
+                    .map_err(|_| format!("There is no app named {app}."))?
+                    .id,
+            )
+        };
+        let now = ctx.clock.now();
+        let t = TokenRecord {
+            id: TokenId(uuid::Uuid::new_v4()),
+            name: token_name,
+            provider: provider_id,
+            app_id,
+            settings: settings.clone(),
+            client_id: None,
+            client_secret: None,
+            client_secret_2: None,
+            material: TokenMaterial::default(),
+            status: TokenStatus::NotAuthorized,
+            status_reason: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        match ctx.store.create_token(&t).await {
+            Ok(()) => Ok(t),
+            Err(StoreError::Conflict(_)) => Err(format!(
+                "A token named {name} already exists {}.",
+                if app.is_empty() {
+                    "among the global tokens".to_owned()
+                } else {
+                    format!("in app {app}")
+                }
+            )),
+            Err(e) => Err(ApiError::from(e).to_string()),
+        }
+    }
+    .await;
+    match result {
+        Ok(t) => {
+            audit::record(
+                &ctx,
+                &s.actor(),
+                "token.create",
+                Object::new("token", t.id, &t.name),
+                "ok",
+                serde_json::json!({"provider": t.provider, "app": (!app.is_empty()).then_some(&app)}),
+            )
+            .await;
+            Ok(see_other(&format!("/tokens/{}/edit", t.id)))
+        }
+        Err(error) => {
+            let p = new_page(&ctx, &s, name, provider, app, &settings, error).await?;
+            page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
+    }
+}
+
+// --- one token -------------------------------------------------------------------------
+
+/// What the status box shows; refreshed by htmx after the sign-in popup finishes.
+pub struct StatusView {
+    pub token_id: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub reason: String,
+    /// The access token's first characters, masked; empty if there is none.
+    pub masked: String,
+    pub access: String,
+    pub access_abs: String,
+    pub refresh: Countdown,
+    pub authorized_at: String,
+}
+
+async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
+    let now = ctx.clock.now();
+    let (status, status_class) = view::status_label(t.status);
+    let masked = match &t.material.access_token {
+        Some(sealed) => match grant::open_material(ctx, t, "access_token", sealed).await {
+            Ok(tok) => {
+                let head: String = tok.expose_secret().chars().take(6).collect();
+                format!("{head}••••••")
+            }
+            Err(_) => "(cannot be decrypted)".into(),
+        },
+        None => String::new(),
+    };
+    StatusView {
+        token_id: t.id.to_string(),
+        status,
+        status_class,
+        reason: t.status_reason.clone().unwrap_or_default(),
+        masked,
+        access: t
+            .material
+            .access_expires_at
+            .map_or_else(|| "—".to_owned(), |e| view::relative(now, e)),
+        access_abs: view::fmt_time(t.material.access_expires_at),
+        refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
+        authorized_at: view::fmt_time(t.material.issued_at),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/status.html")]
+struct StatusPartial {
+    st: StatusView,
+}
+
+pub async fn status_partial(State(ctx): State<AppContext>, Path(id): Path<String>) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    page(&StatusPartial {
+        st: status_view(&ctx, &t).await,
+    })
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    outcome: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "token_detail.html")]
+struct DetailPage {
+    l: Layout,
+    id: String,
+    name: String,
+    provider: String,
+    app: Option<(String, String)>,
+    users: Vec<(String, String)>,
+    settings: Vec<(String, String)>,
+    client_id: String,
+    secret_set: bool,
+    secret2_set: bool,
+    st: StatusView,
+    last_error: String,
+    next_attempt: String,
+    audit: Vec<AuditRow>,
+}
+
+async fn owner(ctx: &AppContext, t: &TokenRecord) -> UiResult<Option<AppRecord>> {
+    Ok(match t.app_id {
+        Some(id) => Some(ctx.store.get_app(id).await?),
+        None => None,
+    })
+}
+
+pub async fn detail(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let app = owner(&ctx, &t).await?;
+    let apps = ctx.store.list_apps().await?;
+    let row = view::token_row(&ctx, &t, &apps);
+    let health = ctx.store.get_token_health(t.id).await?;
+    let audit = ctx
+        .store
+        .list_audit(&AuditFilter {
+            object_id: Some(t.id.to_string()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await?
+        .into_iter()
+        .map(|e| AuditRow {
+            at: view::fmt_time(Some(e.at)),
+            actor: e.actor,
+            action: e.action,
+            outcome: e.outcome,
+            detail: if e.detail.as_object().is_some_and(|o| o.is_empty()) {
+                String::new()
+            } else {
+                e.detail.to_string()
+            },
+        })
+        .collect();
+    page(&DetailPage {
+        l: Layout::new(
+            &s,
+            if app.is_some() { "apps" } else { "tokens" },
+            t.name.to_string(),
+        ),
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        provider: row.provider.clone(),
+        app: app.map(|a| (a.id.to_string(), a.name.to_string())),
+        users: row.apps,
+        settings: t
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        client_id: t.client_id.clone().unwrap_or_default(),
+        secret_set: t.client_secret.is_some(),
+        secret2_set: t.client_secret_2.is_some(),
+        st: status_view(&ctx, &t).await,
+        last_error: health
+            .as_ref()
+            .and_then(|h| h.last_error.clone())
+            .unwrap_or_default(),
+        next_attempt: health
+            .as_ref()
+            .and_then(|h| h.next_attempt_at)
+            .map(|t| view::fmt_time(Some(t)))
+            .unwrap_or_default(),
+        audit,
+    })
+}
+
+// --- the token form --------------------------------------------------------------------
+
+struct SnowflakePanel {
+    integration: String,
+    sql: String,
+    alter_validity: String,
+}
+
+#[derive(Template)]
+#[template(path = "token_edit.html")]
+struct EditPage {
+    l: Layout,
+    id: String,
+    name: String,
+    provider: String,
+    provider_name: String,
+    app: Option<(String, String)>,
+    fields: Vec<FieldView>,
+    form_id: &'static str,
+    client_id: String,
+    client_id_error: String,
+    secret_set: bool,
+    secret2_set: bool,
+    redirect_uri: String,
+    snowflake: Option<SnowflakePanel>,
+    warnings: Vec<String>,
+    notice: String,
+    error: String,
+    paste_error: String,
+    st: StatusView,
+}
+
+#[derive(Default)]
+struct EditState {
+    values: Option<BTreeMap<String, String>>,
+    client_id: Option<String>,
+    client_id_error: String,
+    notice: String,
+    error: String,
+    paste_error: String,
+    with_errors: bool,
+}
+
+async fn edit_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    t: &TokenRecord,
+    e: EditState,
+) -> UiResult<EditPage> {
+    let app = owner(ctx, t).await?;
+    let provider = t.provider.to_string();
+    let values = e.values.unwrap_or_else(|| t.settings.clone());
+    let redirect_uri = ctx.settings.redirect_uri();
+    let mut warnings = Vec::new();
+    let snowflake = if provider == "snowflake" {
+        let integration = t
+            .settings
+            .get("integration_name")
+            .and_then(|n| IntegrationName::parse(n).ok())
+            .unwrap_or_else(|| IntegrationName::for_token(t.name.as_str()));
+        let validity = t
+            .settings
+            .get("refresh_token_validity")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(snowflake::DEFAULT_REFRESH_VALIDITY);
+        match snowflake::setup_sql(
+            &integration,
+            &redirect_uri,
+            validity,
+            &format!("tokenwarden token {}", t.name),
+        ) {
+            Ok(sql) => {
+                warnings.extend(sql.warnings.iter().cloned());
+                Some(SnowflakePanel {
+                    integration: integration.as_str().to_owned(),
+                    sql: format!("{}\n\n{}", sql.create, sql.show_secrets),
+                    alter_validity: sql.alter_validity,
+                })
+            }
+            Err(err) => {
+                warnings.push(err.0);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(err) = grant::resolve(ctx, t) {
+        warnings.push(format!("Before signing in: {err}"));
+    }
+    Ok(EditPage {
+        l: Layout::new(
+            s,
+            if app.is_some() { "apps" } else { "tokens" },
+            format!("Edit {}", t.name),
+        ),
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        provider_name: ctx
+            .catalog
+            .get(&provider)
+            .map_or_else(|| provider.clone(), |p| p.display_name.clone()),
+        fields: field_views(ctx, &provider, &values, e.with_errors),
+        provider,
+        app: app.map(|a| (a.id.to_string(), a.name.to_string())),
+        form_id: "token-form",
+        client_id: e
+            .client_id
+            .unwrap_or_else(|| t.client_id.clone().unwrap_or_default()),
+        client_id_error: e.client_id_error,
+        secret_set: t.client_secret.is_some(),
+        secret2_set: t.client_secret_2.is_some(),
+        redirect_uri,
+        snowflake,
+        warnings,
+        notice: e.notice,
+        error: e.error,
+        paste_error: e.paste_error,
+        st: status_view(ctx, t).await,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct EditQuery {
+    done: Option<String>,
+}
+
+pub async fn edit_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Query(q): Query<EditQuery>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let notice = match q.done.as_deref() {
+        Some("saved") => "Saved.",
+        Some("filled") => {
+            "The client id and secrets were filled from the pasted output. Next: Get OAuth 2.0 Access Token."
+        }
+        _ => "",
+    };
+    let p = edit_page(
+        &ctx,
+        &s,
+        &t,
+        EditState {
+            notice: notice.into(),
+            ..EditState::default()
+        },
+    )
+    .await?;
+    page(&p)
+}
+
+fn check_secret(s: &str) -> bool {
+    !s.trim().is_empty() && s.len() <= 4096 && !s.chars().any(char::is_control)
+}
+
+/// "Update": settings, client id, and the client secrets only if new ones were typed.
+pub async fn save(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let mut t = load(&ctx, &id).await?;
+    let provider = t.provider.to_string();
+    let settings = settings_from(&pairs);
+    let client_id = field(&pairs, "client_id").trim().to_owned();
+    let secret = field(&pairs, "client_secret");
+    let secret2 = field(&pairs, "client_secret_2");
+    let mut bad = settings
+        .iter()
+        .any(|(k, v)| !check_field(&ctx, &provider, k, v).0.is_empty());
+    let mut client_id_error = String::new();
+    if client_id.len() > 512 || client_id.chars().any(char::is_control) {
+        client_id_error = "at most 512 characters, without control characters".into();
+        bad = true;
+    }
+    let mut error = String::new();
+    for (label, v) in [
+        ("client secret", &secret),
+        ("second client secret", &secret2),
+    ] {
+        if !v.is_empty() && !check_secret(v) {
+            error = format!("The {label} must be 1-4096 characters without control characters.");
+            bad = true;
+        }
+    }
+    if bad {
+        let p = edit_page(
+            &ctx,
+            &s,
+            &t,
+            EditState {
+                values: Some(settings),
+                client_id: Some(client_id),
+                client_id_error,
+                error: if error.is_empty() {
+                    "Nothing was saved: fix the fields marked below.".into()
+                } else {
+                    error
+                },
+                with_errors: true,
+                ..EditState::default()
+            },
+        )
+        .await?;
+        return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+    }
+    let mut changed = Vec::new();
+    if settings != t.settings {
+        t.settings = settings;
+        changed.push("settings");
+    }
+    let new_id = (!client_id.is_empty()).then_some(client_id);
+    if new_id != t.client_id {
+        t.client_id = new_id;
+        changed.push("client_id");
+    }
+    let rid = t.id.to_string();
+    if !secret.is_empty() {
+        t.client_secret =
+            Some(
+                ctx.vault
+                    .seal(&SecretString::from(secret), "tokens", "client_secret", &rid),
+            );
+        changed.push("client_secret");
+    }
+    if !secret2.is_empty() {
+        t.client_secret_2 = Some(ctx.vault.seal(
+            &SecretString::from(secret2),
+            "tokens",
+            "client_secret_2",
+            &rid,
+        ));
+        changed.push("client_secret_2");
+    }
+    if !changed.is_empty() {
+        let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
+        ctx.cache.clear_served();
+        audit::record(
+            &ctx,
+            &s.actor(),
+            "token.update",
+            Object::new("token", updated.id, &updated.name),
+            "ok",
+            serde_json::json!({ "changed": changed }),
+        )
+        .await;
+    }
+    Ok(see_other(&format!("/tokens/{}/edit?done=saved", t.id)))
+}
+
+#[derive(Deserialize)]
+pub struct PasteForm {
+    #[serde(default)]
+    pasted: String,
+}
+
+/// The pasted `SYSTEM$SHOW_OAUTH_CLIENT_SECRETS` cell fills the client id and both secrets;
+/// anything else is refused and changes nothing.
+pub async fn paste_secrets(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(f): Form<PasteForm>,
+) -> UiResult {
+    let mut t = load(&ctx, &id).await?;
+    let parsed = match snowflake::parse_client_secrets(&f.pasted) {
+        Ok(p) => p,
+        Err(e) => {
+            let p = edit_page(
+                &ctx,
+                &s,
+                &t,
+                EditState {
+                    paste_error: e.0,
+                    ..EditState::default()
+                },
+            )
+            .await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+    };
+    let rid = t.id.to_string();
+    t.client_id = Some(parsed.client_id);
+    t.client_secret = Some(
+        ctx.vault
+            .seal(&parsed.client_secret, "tokens", "client_secret", &rid),
+    );
+    t.client_secret_2 = parsed
+        .client_secret_2
+        .as_ref()
+        .map(|sec| ctx.vault.seal(sec, "tokens", "client_secret_2", &rid));
+    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "token.client_secrets",
+        Object::new("token", updated.id, &updated.name),
+        "ok",
+        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some(), "via": "ui"}),
+    )
+    .await;
+    Ok(see_other(&format!("/tokens/{}/edit?done=filled", t.id)))
+}
+
+#[derive(Template)]
+#[template(path = "authorize.html")]
+struct AuthorizePage {
+    l: Layout,
+    name: String,
+    url: String,
+}
+
+/// Starts the sign-in, bound to this session: the callback must come back with this session's
+/// cookie. ui.js asks for JSON and sends the popup to the URL; without script, a page with the
+/// link. (A POST, not a GET: starting an attempt writes a row.)
+pub async fn authorize(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    match grant::start_authorization(&ctx, &t, &s.actor(), Some(s.session_hash.clone())).await {
+        Ok(url) if wants_json => Ok(Json(serde_json::json!({"url": url})).into_response()),
+        Ok(url) => page(&AuthorizePage {
+            l: Layout::new(&s, "tokens", format!("Sign in for {}", t.name)),
+            name: t.name.to_string(),
+            url,
+        }),
+        Err(e) if wants_json => Ok((
+            e.status(),
+            Json(serde_json::json!({"error": e.to_string()})),
+        )
+            .into_response()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partials/result.html")]
+pub struct ResultPartial {
+    pub ok: bool,
+    pub title: String,
+    pub message: String,
+}
+
+/// Test connection: for Snowflake `SELECT CURRENT_USER()`, else the provider's probe URL.
+pub async fn test(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let (ok, message) = run_test(&ctx, &t).await;
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "token.test",
+        Object::new("token", t.id, &t.name),
+        if ok { "ok" } else { "failed" },
+        serde_json::json!({"message": message}),
+    )
+    .await;
+    page(&ResultPartial {
+        ok,
+        title: if ok {
+            "Connection works".into()
+        } else {
+            "Connection failed".into()
+        },
+        message,
+    })
+}
+
+async fn run_test(ctx: &AppContext, t: &TokenRecord) -> (bool, String) {
+    let provider = match grant::resolve(ctx, t) {
+        Ok(p) => p,
+        Err(e) => return (false, e.to_string()),
+    };
+    if provider.probe == Probe::None {
+        return (
+            false,
+            "Not available: this provider has no test endpoint (set probe_url).".into(),
+        );
+    }
+    match t.status {
+        TokenStatus::NotAuthorized => {
+            return (
+                false,
+                "Not authorized yet: click “Get OAuth 2.0 Access Token” first.".into(),
+            );
+        }
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
+            return (
+                false,
+                format!(
+                    "The token needs a new sign-in{}.",
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
+    }
+    let needed = ctx.clock.now() + chrono::Duration::seconds(30);
+    let fresh = t.material.access_token.is_some()
+        && t.material.access_expires_at.is_some_and(|e| e > needed);
+    let t = if fresh {
+        t.clone()
+    } else {
+        match grant::refresh(ctx, t.id, needed).await {
+            Ok(t) => t,
+            Err(RefreshError::Api(e)) => return (false, e.to_string()),
+            Err(e) => return (false, e.to_string()),
+        }
+    };
+    let Some(sealed) = t.material.access_token.clone() else {
+        return (false, "There is no access token.".into());
+    };
+    match grant::open_material(ctx, &t, "access_token", &sealed).await {
+        Ok(token) => match ctx.oauth.test_connection(&provider, &token).await {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        },
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+pub async fn delete(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    ctx.store.delete_token(t.id).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "token.delete",
+        Object::new("token", t.id, &t.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(see_other(&match t.app_id {
+        Some(a) => format!("/apps/{a}"),
+        None => "/tokens".into(),
+    }))
+}
+
+/// Rows of an app's own tokens, for the app page.
+pub fn rows_for(ctx: &AppContext, tokens: &[TokenRecord], apps: &[AppRecord]) -> Vec<TokenRow> {
+    tokens
+        .iter()
+        .map(|t| view::token_row(ctx, t, apps))
+        .collect()
+}

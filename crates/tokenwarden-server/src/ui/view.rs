@@ -1,0 +1,173 @@
+//! What the templates show, computed on the server from `ctx.clock` (tests move the clock).
+
+use super::AdminSession;
+use crate::AppContext;
+use tokenwarden_domain::{Timestamp, TokenStatus};
+use tokenwarden_store::{AppRecord, TokenRecord};
+
+/// The frame around every signed-in page.
+pub struct Layout {
+    pub title: String,
+    /// Which nav entry is current: tokens, apps, notifications, audit.
+    pub nav: &'static str,
+    pub username: String,
+    pub csrf: String,
+}
+
+impl Layout {
+    pub fn new(s: &AdminSession, nav: &'static str, title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            nav,
+            username: s.username.clone(),
+            csrf: s.csrf.clone(),
+        }
+    }
+}
+
+/// A refresh token's remaining life, as text and a class: `ok`, `warn` (inside the first
+/// reminder lead time), `crit` (needs action: dead, or under a day left), `muted` (unknown).
+pub struct Countdown {
+    pub class: &'static str,
+    pub text: String,
+    /// Epoch milliseconds of the expiry, for ui.js to tick the text live; 0 = none.
+    pub expires_ms: i64,
+    /// The amber threshold in milliseconds.
+    pub lead_ms: i64,
+    pub absolute: String,
+}
+
+pub fn fmt_time(t: Option<Timestamp>) -> String {
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// "3 d 4 h", "5 h 12 min", "40 s".
+pub fn fmt_span(d: chrono::Duration) -> String {
+    let s = d.num_seconds().abs();
+    let (days, hours, mins) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
+    if days > 0 {
+        format!("{days} d {hours} h")
+    } else if hours > 0 {
+        format!("{hours} h {mins} min")
+    } else if mins > 0 {
+        format!("{mins} min")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// "in 3 d 4 h" or "2 h ago".
+pub fn relative(now: Timestamp, t: Timestamp) -> String {
+    if t >= now {
+        format!("in {}", fmt_span(t - now))
+    } else {
+        format!("{} ago", fmt_span(now - t))
+    }
+}
+
+pub fn max_lead(ctx: &AppContext) -> chrono::Duration {
+    ctx.settings
+        .reminder_lead_times
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or_else(|| chrono::Duration::days(14))
+}
+
+pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestamp>) -> Countdown {
+    let now = ctx.clock.now();
+    let lead = max_lead(ctx);
+    let dead = matches!(
+        status,
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired
+    );
+    let Some(exp) = expires else {
+        return Countdown {
+            class: if dead { "crit" } else { "muted" },
+            text: match status {
+                TokenStatus::NotAuthorized => "not authorized yet".into(),
+                _ if dead => "needs sign-in".into(),
+                _ => "no expiry known".into(),
+            },
+            expires_ms: 0,
+            lead_ms: lead.num_milliseconds(),
+            absolute: String::new(),
+        };
+    };
+    let left = exp - now;
+    let class = if dead || left < chrono::Duration::days(1) {
+        "crit"
+    } else if left <= lead {
+        "warn"
+    } else {
+        "ok"
+    };
+    let text = if left <= chrono::Duration::zero() {
+        format!("expired {} ago", fmt_span(-left))
+    } else {
+        format!("{} left", fmt_span(left))
+    };
+    Countdown {
+        class,
+        text,
+        expires_ms: exp.timestamp_millis(),
+        lead_ms: lead.num_milliseconds(),
+        absolute: fmt_time(Some(exp)),
+    }
+}
+
+pub fn status_label(s: TokenStatus) -> (&'static str, &'static str) {
+    match s {
+        TokenStatus::Healthy => ("Healthy", "ok"),
+        TokenStatus::ExpiringSoon => ("Expiring soon", "warn"),
+        TokenStatus::NeedsReauthorization => ("Needs sign-in", "crit"),
+        TokenStatus::Expired => ("Expired", "crit"),
+        TokenStatus::NotAuthorized => ("Not authorized yet", "muted"),
+    }
+}
+
+/// One token in a list.
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub reason: String,
+    pub access: String,
+    pub refresh: Countdown,
+    /// Apps that use it, (id, name).
+    pub apps: Vec<(String, String)>,
+}
+
+/// `apps` are all apps; those using the token by name (and in its scope) are listed.
+pub fn token_row(ctx: &AppContext, t: &TokenRecord, apps: &[AppRecord]) -> TokenRow {
+    let now = ctx.clock.now();
+    let (status, status_class) = status_label(t.status);
+    let users = apps
+        .iter()
+        .filter(|a| a.tokens.contains(&t.name))
+        .filter(|a| t.app_id.is_none_or(|owner| owner == a.id))
+        .map(|a| (a.id.to_string(), a.name.to_string()))
+        .collect();
+    TokenRow {
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        provider: ctx
+            .catalog
+            .get(t.provider.as_str())
+            .map_or_else(|| t.provider.to_string(), |p| p.display_name.clone()),
+        status,
+        status_class,
+        reason: t.status_reason.clone().unwrap_or_default(),
+        access: t
+            .material
+            .access_expires_at
+            .map_or_else(|| "—".to_owned(), |e| relative(now, e)),
+        refresh: countdown(ctx, t.status, t.material.refresh_expires_at),
+        apps: users,
+    }
+}

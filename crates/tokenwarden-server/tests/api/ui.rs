@@ -1,0 +1,881 @@
+//! The admin web UI over HTTP: setup link, sign-in, sessions, CSRF, security headers, the
+//! token countdowns, the token form's paste box, app keys, and GETs that change nothing.
+
+use crate::support::{Db, TestApp, spawn};
+use reqwest::header::HeaderMap;
+use tokenwarden_domain::{Clock, TokenId, TokenStatus};
+use tokenwarden_store::AuditFilter;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+struct Res {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn done(r: reqwest::RequestBuilder) -> Res {
+    let res = r.send().await.unwrap();
+    Res {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+impl Res {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+
+    /// The `tw_session` cookie this response sets, and its whole Set-Cookie line.
+    fn session_cookie(&self) -> Option<(String, String)> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("tw_session="))
+            .map(|line| {
+                let value = line["tw_session=".len()..]
+                    .split(';')
+                    .next()
+                    .unwrap()
+                    .to_owned();
+                (value, line)
+            })
+    }
+}
+
+/// A signed-in browser: its cookie and the session's CSRF token.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn make_admin(t: &TestApp) {
+    tokenwarden_server::ui::session::create_admin(&t.ctx, "test", USER, PASSWORD.to_owned().into())
+        .await
+        .unwrap();
+}
+
+async fn login(t: &TestApp, user: &str, password: &str) -> Res {
+    done(client().post(t.url("/login")).form(&[
+        ("username", user),
+        ("password", password),
+        ("next", "/apps"),
+    ]))
+    .await
+}
+
+fn csrf_of(body: &str) -> String {
+    let start = body.find("data-csrf=\"").expect("page has a CSRF token") + 11;
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+async fn sign_in(t: &TestApp) -> Browser {
+    let r = login(t, USER, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (value, _) = r.session_cookie().unwrap();
+    let cookie = format!("tw_session={value}");
+    let page = done(client().get(t.url("/tokens")).header("cookie", &cookie)).await;
+    assert_eq!(page.status, 200);
+    Browser {
+        csrf: csrf_of(&page.body),
+        cookie,
+    }
+}
+
+impl Browser {
+    async fn get(&self, t: &TestApp, path: &str) -> Res {
+        done(client().get(t.url(path)).header("cookie", &self.cookie)).await
+    }
+
+    async fn post(&self, t: &TestApp, path: &str, form: &[(&str, &str)]) -> Res {
+        let mut pairs: Vec<(&str, &str)> = form.to_vec();
+        pairs.push(("csrf", &self.csrf));
+        done(
+            client()
+                .post(t.url(path))
+                .header("cookie", &self.cookie)
+                .header("sec-fetch-site", "same-origin")
+                .form(&pairs),
+        )
+        .await
+    }
+}
+
+fn alert(body: &str) -> &str {
+    let start = body.find("role=\"alert\">").expect("an alert") + 13;
+    &body[start..start + body[start..].find('<').unwrap()]
+}
+
+#[tokio::test]
+async fn the_setup_link_creates_the_first_admin_once() {
+    let t = spawn(Db::Sqlite).await;
+    let url = tokenwarden_server::ui::session::setup_link(&t.ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = url.split("token=").nth(1).unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/setup?token=", t.base)));
+    let page = done(client().get(&url)).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Create the first admin"));
+    assert_eq!(
+        done(client().get(t.url("/setup?token=wrong"))).await.status,
+        403
+    );
+    // Too short a password is refused and creates nobody.
+    let short = done(client().post(t.url("/setup")).form(&[
+        ("token", token.as_str()),
+        ("username", "root"),
+        ("password", "short"),
+        ("password2", "short"),
+    ]))
+    .await;
+    assert_eq!(short.status, 400);
+    assert!(alert(&short.body).contains("at least 12"));
+    assert_eq!(t.ctx.store.count_admins().await.unwrap(), 0);
+
+    let form = [
+        ("token", token.as_str()),
+        ("username", "root"),
+        ("password", PASSWORD),
+        ("password2", PASSWORD),
+    ];
+    let made = done(client().post(t.url("/setup")).form(&form)).await;
+    assert_eq!(made.status, 303, "{}", made.body);
+    assert!(made.session_cookie().is_some(), "signed in at once");
+    assert_eq!(t.ctx.store.count_admins().await.unwrap(), 1);
+    // Once only: the same link (and form) no longer work, and no new link is made.
+    let again = done(client().post(t.url("/setup")).form(&form)).await;
+    assert_eq!(again.status, 410);
+    assert_eq!(done(client().get(&url)).await.status, 410);
+    assert_eq!(t.ctx.store.count_admins().await.unwrap(), 1);
+    assert!(
+        tokenwarden_server::ui::session::setup_link(&t.ctx)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_look_the_same_and_repeats_are_rate_limited() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let wrong = login(&t, USER, "not the password at all").await;
+    let unknown = login(&t, "mallory", PASSWORD).await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, 401);
+    assert_eq!(alert(&wrong.body), alert(&unknown.body));
+    assert!(wrong.session_cookie().is_none());
+    // Five failures from this address: the next attempt is refused even with the right password.
+    for _ in 0..3 {
+        assert_eq!(login(&t, USER, "still not it!!").await.status, 401);
+    }
+    let limited = login(&t, USER, PASSWORD).await;
+    assert_eq!(limited.status, 429);
+    assert!(limited.session_cookie().is_none());
+    // After the window it works again.
+    t.clock.advance(chrono::Duration::minutes(16));
+    assert_eq!(login(&t, USER, PASSWORD).await.status, 303);
+
+    let events = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("auth.login".into()),
+            limit: 100,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.outcome.as_str(),
+                e.detail["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons.iter().filter(|r| r.1 == "wrong_password").count(),
+        4
+    );
+    assert!(reasons.contains(&("denied", "unknown_user")));
+    assert!(reasons.contains(&("denied", "rate_limited")));
+    assert_eq!(events[0].outcome, "ok");
+    assert_eq!(events[0].actor, "admin:alice");
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_lax_not_secure_on_http_and_new_at_each_login() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let first = login(&t, USER, PASSWORD).await;
+    assert_eq!(first.status, 303);
+    assert_eq!(first.header("location"), "/apps");
+    let (v1, line) = first.session_cookie().unwrap();
+    assert!(line.contains("HttpOnly"), "{line}");
+    assert!(line.contains("SameSite=Lax"), "{line}");
+    assert!(line.contains("Path=/"), "{line}");
+    assert!(!line.contains("Secure"), "{line}");
+    assert!(v1.len() >= 43, "at least 256 bits, base64url");
+    let (v2, _) = login(&t, USER, PASSWORD).await.session_cookie().unwrap();
+    assert_ne!(v1, v2);
+    // Only the hash is stored.
+    let hash = tokenwarden_server::ui::session::sha256_hex(&v1);
+    assert!(t.ctx.store.get_session(&hash).await.is_ok());
+    assert!(t.ctx.store.get_session(&v1).await.is_err());
+    // An open redirect is not possible through `next`.
+    let r = done(client().post(t.url("/login")).form(&[
+        ("username", USER),
+        ("password", PASSWORD),
+        ("next", "//evil.example"),
+    ]))
+    .await;
+    assert_eq!(r.header("location"), "/tokens");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_idle_sessions_expire() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let out = b.post(&t, "/logout", &[]).await;
+    assert_eq!(out.status, 303);
+    assert!(out.header("set-cookie").contains("Max-Age=0"));
+    let after = b.get(&t, "/tokens").await;
+    assert_eq!(after.status, 303);
+    assert!(after.header("location").starts_with("/login"));
+
+    let b = sign_in(&t).await;
+    t.clock.advance(chrono::Duration::minutes(119));
+    assert_eq!(b.get(&t, "/tokens").await.status, 200);
+    t.clock.advance(chrono::Duration::minutes(119));
+    assert_eq!(b.get(&t, "/tokens").await.status, 200, "use keeps it alive");
+    t.clock.advance(chrono::Duration::minutes(121));
+    assert_eq!(b.get(&t, "/tokens").await.status, 303, "2 h idle ends it");
+    let b = sign_in(&t).await;
+    for _ in 0..6 {
+        t.clock.advance(chrono::Duration::minutes(110));
+        assert_eq!(b.get(&t, "/apps").await.status, 200);
+    }
+    t.clock.advance(chrono::Duration::minutes(110));
+    assert_eq!(
+        b.get(&t, "/apps").await.status,
+        303,
+        "12 h is the most a session lives"
+    );
+}
+
+#[tokio::test]
+async fn every_page_needs_a_session() {
+    let t = spawn(Db::Sqlite).await;
+    let (_, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    for path in [
+        "/".to_owned(),
+        "/tokens".into(),
+        "/tokens/new".into(),
+        format!("/tokens/{id}"),
+        format!("/tokens/{id}/edit"),
+        format!("/tokens/{id}/status"),
+        "/apps".into(),
+        "/notifications".into(),
+        "/audit".into(),
+    ] {
+        let r = done(client().get(t.url(&path))).await;
+        assert_eq!(r.status, 303, "{path}");
+        assert!(r.header("location").starts_with("/login"), "{path}");
+    }
+    let r = done(client().get(t.url("/tokens")).header("hx-request", "true")).await;
+    assert_eq!(r.status, 401);
+    assert!(r.header("hx-redirect").starts_with("/login"));
+    let r = done(
+        client()
+            .post(t.url("/apps"))
+            .form(&[("name", "sneaky"), ("tokens", "")]),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(t.ctx.store.list_apps().await.unwrap().len(), 1);
+    // A forged cookie is no session either.
+    let r = done(
+        client()
+            .get(t.url("/tokens"))
+            .header("cookie", "tw_session=forged"),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+}
+
+#[tokio::test]
+async fn posts_need_the_csrf_token_and_a_same_site_origin() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let form = [("name", "csrf-test"), ("tokens", "")];
+    let missing = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .form(&form),
+    )
+    .await;
+    assert_eq!(missing.status, 403);
+    let wrong = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .form(&[("name", "csrf-test"), ("csrf", "guess")]),
+    )
+    .await;
+    assert_eq!(wrong.status, 403);
+    let cross = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("name", "csrf-test"), ("csrf", b.csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(cross.status, 403);
+    assert!(t.ctx.store.list_apps().await.unwrap().is_empty());
+    // Another session's token does not work for this one.
+    let other = sign_in(&t).await;
+    assert_ne!(other.csrf, b.csrf);
+    let mixed = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .form(&[("name", "csrf-test"), ("csrf", other.csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(mixed.status, 403);
+    assert!(t.ctx.store.list_apps().await.unwrap().is_empty());
+    // The htmx header works as well as the form field.
+    let ok = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .header("x-csrf-token", &b.csrf)
+            .form(&form),
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.body.contains("tw_app_"));
+    assert_eq!(t.ctx.store.list_apps().await.unwrap().len(), 1);
+    let refused = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("auth.csrf_refused".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refused.len(), 4);
+    // Sign-in from another site is refused too.
+    let r = done(
+        client()
+            .post(t.url("/login"))
+            .header("sec-fetch-site", "cross-site")
+            .form(&[("username", USER), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.session_cookie().is_none());
+}
+
+fn assert_secure_html(r: &Res, what: &str) {
+    assert!(r.header("content-type").starts_with("text/html"), "{what}");
+    let csp = r.header("content-security-policy");
+    for needed in [
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(needed), "{what}: {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{what}");
+    assert!(!csp.contains("unsafe-eval"), "{what}");
+    assert_eq!(r.header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(r.header("referrer-policy"), "no-referrer", "{what}");
+    // Nothing the CSP would block: no inline script, style attribute or event handler.
+    let lower = r.body.to_ascii_lowercase();
+    assert!(!lower.contains(" style="), "{what}");
+    assert!(!lower.contains(" onclick="), "{what}");
+    assert!(!lower.contains(" onload="), "{what}");
+    assert!(!lower.contains("javascript:"), "{what}");
+    for (i, _) in lower.match_indices("<script") {
+        assert!(
+            lower[i..i + lower[i..].find('>').unwrap()].contains(" src="),
+            "{what}: inline script"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_html_response_carries_the_security_headers() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    let app_id = app["id"].as_str().unwrap();
+    make_admin(&t).await;
+    assert_secure_html(&done(client().get(t.url("/login"))).await, "/login");
+    assert_secure_html(&login(&t, USER, "wrong password!").await, "failed login");
+    let b = sign_in(&t).await;
+    for path in [
+        "/tokens".to_owned(),
+        "/tokens/new".into(),
+        format!("/tokens/{id}"),
+        format!("/tokens/{id}/edit"),
+        format!("/tokens/{id}/status"),
+        "/apps".into(),
+        format!("/apps/{app_id}"),
+        "/notifications".into(),
+        "/audit".into(),
+        format!("/audit?token={id}&action=token.create"),
+        "/tokens/00000000-0000-0000-0000-000000000000".into(),
+        "/ui/provider-fields?provider=oauth2".into(),
+    ] {
+        let r = b.get(&t, &path).await;
+        assert!(r.status == 200 || r.status == 404, "{path}: {}", r.status);
+        assert_secure_html(&r, &path);
+    }
+    let refused = done(
+        client()
+            .post(t.url("/apps"))
+            .header("cookie", &b.cookie)
+            .form(&[("name", "x")]),
+    )
+    .await;
+    assert_secure_html(&refused, "CSRF refusal");
+    // The vendored assets are served by the binary itself.
+    for (path, kind) in [
+        ("/static/htmx.min.js", "text/javascript"),
+        ("/static/ui.js", "text/javascript"),
+        ("/static/ui.css", "text/css"),
+    ] {
+        let r = done(client().get(t.url(path))).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(r.header("content-type").starts_with(kind), "{path}");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
+    }
+}
+
+/// Gives the token refresh-token material expiring `days` from now.
+async fn expire_in(t: &TestApp, id: &str, days: i64) {
+    let tid = TokenId::parse(id).unwrap();
+    let mut tok = t.ctx.store.get_token(tid).await.unwrap();
+    let now = t.clock.now();
+    tok.status = TokenStatus::Healthy;
+    tok.material.refresh_expires_at = Some(now + chrono::Duration::days(days));
+    tok.material.access_expires_at = Some(now + chrono::Duration::minutes(10));
+    tok.material.issued_at = Some(now);
+    t.ctx.store.update_token(&tok, now).await.unwrap();
+}
+
+fn countdown_class(body: &str) -> &str {
+    let start = body
+        .find("class=\"countdown ")
+        .unwrap_or_else(|| panic!("no countdown in {body}"))
+        + 17;
+    &body[start..start + body[start..].find('"').unwrap()]
+}
+
+#[tokio::test]
+async fn the_refresh_countdown_turns_amber_then_red_as_the_clock_moves() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let (s, token) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "graph-mail", "provider": "microsoft", "settings": {"tenant": "contoso.onmicrosoft.com"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{token}");
+    let id = token["id"].as_str().unwrap();
+    expire_in(&t, id, 30).await;
+    let b = sign_in(&t).await;
+    let page = b.get(&t, "/tokens").await;
+    assert!(page.body.contains("graph-mail"));
+    assert!(
+        page.body.contains("Microsoft"),
+        "grouped under its provider"
+    );
+    assert_eq!(countdown_class(&page.body), "ok");
+    assert!(page.body.contains("30 d 0 h left"));
+    let expires_ms = (t.clock.now() + chrono::Duration::days(30)).timestamp_millis();
+    assert!(
+        page.body
+            .contains(&format!("data-expires-ms=\"{expires_ms}\""))
+    );
+
+    t.clock.advance(chrono::Duration::days(17)); // 13 days left: inside the 14-day lead time
+    let b = sign_in(&t).await; // (the old session has ended meanwhile)
+    let page = b.get(&t, "/tokens").await;
+    assert_eq!(countdown_class(&page.body), "warn");
+    assert!(page.body.contains("13 d 0 h left"));
+
+    t.clock.advance(chrono::Duration::hours(12 * 24 + 13)); // 11 hours left
+    let b = sign_in(&t).await;
+    let page = b.get(&t, "/tokens").await;
+    assert_eq!(countdown_class(&page.body), "crit");
+    assert!(page.body.contains("11 h 0 min left"));
+
+    // A token that needs a new sign-in is red whatever its expiry.
+    expire_in(&t, id, 60).await;
+    let tid = TokenId::parse(id).unwrap();
+    let mut tok = t.ctx.store.get_token(tid).await.unwrap();
+    tok.status = TokenStatus::NeedsReauthorization;
+    t.ctx.store.update_token(&tok, t.clock.now()).await.unwrap();
+    let page = b.get(&t, "/tokens").await;
+    assert_eq!(countdown_class(&page.body), "crit");
+    assert!(page.body.contains("Needs sign-in"));
+}
+
+#[tokio::test]
+async fn pasting_the_client_secrets_output_in_the_form_fills_the_token() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let (s, token) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "snowflake-sales", "provider": "snowflake", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let id = token["id"].as_str().unwrap();
+    let tid = TokenId::parse(id).unwrap();
+    let b = sign_in(&t).await;
+    let edit = b.get(&t, &format!("/tokens/{id}/edit")).await;
+    assert!(edit.body.contains("CREATE SECURITY INTEGRATION"));
+    assert!(edit.body.contains("SYSTEM$SHOW_OAUTH_CLIENT_SECRETS"));
+    assert!(edit.body.contains(&t.url("/oauth/callback")));
+    assert!(edit.body.contains("data-copy=\"#redirect-uri\""));
+
+    let garbage = b
+        .post(
+            &t,
+            &format!("/tokens/{id}/client-secrets"),
+            &[("pasted", "SELECT 1")],
+        )
+        .await;
+    assert_eq!(garbage.status, 422);
+    assert!(garbage.body.contains("class=\"bad\""));
+    let before = t.ctx.store.get_token(tid).await.unwrap();
+    assert!(before.client_id.is_none() && before.client_secret.is_none());
+
+    let cell = r#""{""OAUTH_CLIENT_SECRET_2"":""pIl/2nd+secret="",""OAUTH_CLIENT_SECRET"":""vNy/1st+secret="",""OAUTH_CLIENT_ID"":""kMoBQd6lZ0iRIB5W+LjzHc3CQqM=""}""#;
+    let r = b
+        .post(
+            &t,
+            &format!("/tokens/{id}/client-secrets"),
+            &[("pasted", cell)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        format!("/tokens/{id}/edit?done=filled")
+    );
+    let after = t.ctx.store.get_token(tid).await.unwrap();
+    assert_eq!(
+        after.client_id.as_deref(),
+        Some("kMoBQd6lZ0iRIB5W+LjzHc3CQqM=")
+    );
+    let secrets = tokenwarden_server::grant::client_secrets(&t.ctx, &after)
+        .await
+        .unwrap();
+    let secrets: Vec<_> = secrets
+        .iter()
+        .map(|s| secrecy::ExposeSecret::expose_secret(s).to_owned())
+        .collect();
+    assert_eq!(secrets, ["vNy/1st+secret=", "pIl/2nd+secret="]);
+    // The form shows that secrets are set, never their values.
+    let edit = b.get(&t, &format!("/tokens/{id}/edit?done=filled")).await;
+    assert!(edit.body.contains("••••• set"));
+    assert!(!edit.body.contains("vNy/1st+secret="));
+    assert!(edit.body.contains("kMoBQd6lZ0iRIB5W+LjzHc3CQqM="));
+
+    // "Update" with empty secret fields keeps them; settings are validated per field.
+    let bad = b
+        .post(
+            &t,
+            &format!("/tokens/{id}/edit"),
+            &[
+                ("s_account", "xy12345.us-east-1"),
+                ("s_role", "ACCOUNTADMIN"),
+                ("client_id", "kMoBQd6lZ0iRIB5W+LjzHc3CQqM="),
+                ("client_secret", ""),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("ACCOUNTADMIN"));
+    let good = b
+        .post(
+            &t,
+            &format!("/tokens/{id}/edit"),
+            &[
+                ("s_account", "xy12345.us-east-1"),
+                ("s_role", "REPORTING"),
+                ("s_refresh_token_validity", "2592000"),
+                ("client_id", "kMoBQd6lZ0iRIB5W+LjzHc3CQqM="),
+                ("client_secret", ""),
+                ("client_secret_2", ""),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, 303, "{}", good.body);
+    let saved = t.ctx.store.get_token(tid).await.unwrap();
+    assert_eq!(saved.settings["role"], "REPORTING");
+    assert_eq!(saved.settings["refresh_token_validity"], "2592000");
+    assert_eq!(saved.client_secret, after.client_secret, "kept");
+    let edit = b.get(&t, &format!("/tokens/{id}/edit")).await;
+    assert!(edit.body.contains("OAUTH_REFRESH_TOKEN_VALIDITY = 2592000"));
+}
+
+#[tokio::test]
+async fn app_keys_are_created_once_and_revoked_from_the_app_page() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, _) = t.seed().await;
+    let app_id = app["id"].as_str().unwrap();
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let page = b.get(&t, &format!("/apps/{app_id}")).await;
+    assert!(page.body.contains("sales-invoice"));
+    assert!(page.body.contains("snowflake-sales"), "its app-level token");
+    let created = b
+        .post(&t, &format!("/apps/{app_id}/keys"), &[("label", "ci")])
+        .await;
+    assert_eq!(created.status, 200);
+    let start = created.body.find("tw_app_").unwrap();
+    let key = &created.body[start..start + created.body[start..].find('"').unwrap()];
+    let (s, _, _) = t
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/apps/{app_id}"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "the new key works");
+    // Shown once: the app page lists the key by label only.
+    let page = b.get(&t, &format!("/apps/{app_id}")).await;
+    assert!(page.body.contains("ci"));
+    assert!(!page.body.contains(key));
+    let keys = t
+        .ctx
+        .store
+        .list_api_keys(tokenwarden_domain::AppId::parse(app_id))
+        .await
+        .unwrap();
+    let ci = keys.iter().find(|k| k.label.as_str() == "ci").unwrap();
+    let r = b
+        .post(&t, &format!("/apps/{app_id}/keys/{}/revoke", ci.id), &[])
+        .await;
+    assert_eq!(r.status, 303);
+    let (s, _, _) = t
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/apps/{app_id}"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(s, 401, "the revoked key stops working at once");
+    let page = b.get(&t, &format!("/apps/{app_id}")).await;
+    assert!(page.body.contains("revoked"));
+
+    // Stop and start from the page.
+    assert_eq!(
+        b.post(&t, &format!("/apps/{app_id}/stop"), &[])
+            .await
+            .status,
+        303
+    );
+    let a = t
+        .ctx
+        .store
+        .get_app(tokenwarden_domain::AppId::parse(app_id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.state, tokenwarden_domain::AppState::Stopped);
+    assert!(b.get(&t, "/apps").await.body.contains("stopped"));
+    assert_eq!(
+        b.post(&t, &format!("/apps/{app_id}/start"), &[])
+            .await
+            .status,
+        303
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_started_in_the_ui_completes_only_in_that_session() {
+    let t = spawn(Db::Sqlite).await;
+    let (_, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let start = || async {
+        let r = done(
+            client()
+                .post(t.url(&format!("/tokens/{id}/authorize")))
+                .header("cookie", &b.cookie)
+                .header("x-csrf-token", &b.csrf)
+                .header("accept", "application/json"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let url: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let url = url["url"].as_str().unwrap().to_owned();
+        url.split("state=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    // Without the session cookie (another browser): refused, nothing sent to the provider.
+    let state = start().await;
+    let r = done(client().get(t.url(&format!(
+        "/oauth/callback?state={state}&error=access_denied"
+    ))))
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("another session"));
+    // With it: the session check passes and the provider's refusal is shown.
+    let state = start().await;
+    let r = done(
+        client()
+            .get(t.url(&format!(
+                "/oauth/callback?state={state}&error=access_denied&error_description=user+said+no"
+            )))
+            .header("cookie", &b.cookie),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(r.body.contains("user said no"));
+    // Without script, the POST answers a page with the link instead of JSON.
+    let page = b.post(&t, &format!("/tokens/{id}/authorize"), &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Continue to the provider"));
+}
+
+#[tokio::test]
+async fn get_requests_change_nothing() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    let app_id = app["id"].as_str().unwrap();
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let (s, ch) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/notification-channels",
+            Some(serde_json::json!({"name": "ops", "kind": "email", "to": ["ops@example.com"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let ch_id = ch["id"].as_str().unwrap();
+    let snapshot = || async {
+        let audit = t
+            .ctx
+            .store
+            .list_audit(&AuditFilter {
+                limit: 1000,
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap()
+            .len();
+        let tokens: Vec<_> = t
+            .ctx
+            .store
+            .list_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.version)
+            .collect();
+        let apps: Vec<_> = t
+            .ctx
+            .store
+            .list_apps()
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.version)
+            .collect();
+        let keys = t
+            .ctx
+            .store
+            .list_api_keys(tokenwarden_domain::AppId::parse(app_id))
+            .await
+            .unwrap()
+            .len();
+        let channels = t.ctx.store.list_channels().await.unwrap();
+        (audit, tokens, apps, keys, channels)
+    };
+    let before = snapshot().await;
+    for path in [
+        "/".to_owned(),
+        "/tokens".into(),
+        "/tokens/new".into(),
+        format!("/tokens/{id}"),
+        format!("/tokens/{id}/edit"),
+        format!("/tokens/{id}/status"),
+        // State-changing routes answer GET with 405, never act.
+        format!("/tokens/{id}/authorize"),
+        format!("/tokens/{id}/test"),
+        format!("/tokens/{id}/delete"),
+        format!("/apps/{app_id}/stop"),
+        format!("/apps/{app_id}/keys"),
+        format!("/notifications/{ch_id}/test"),
+        "/logout".into(),
+        "/ui/check-setting?provider=snowflake&s_role=ACCOUNTADMIN".into(),
+        "/apps".into(),
+        format!("/apps/{app_id}"),
+        "/notifications".into(),
+        format!("/notifications/{ch_id}"),
+        "/audit".into(),
+    ] {
+        let r = b.get(&t, &path).await;
+        assert!(
+            r.status == 200 || r.status == 303 || r.status == 405,
+            "{path}: {}",
+            r.status
+        );
+    }
+    assert_eq!(snapshot().await, before);
+    assert_eq!(b.get(&t, "/tokens").await.status, 200, "still signed in");
+    let check = b
+        .get(
+            &t,
+            "/ui/check-setting?provider=snowflake&s_role=ACCOUNTADMIN",
+        )
+        .await;
+    assert!(check.body.contains("class=\"bad\""), "{}", check.body);
+}
