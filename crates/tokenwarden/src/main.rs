@@ -47,6 +47,20 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Try the whole Snowflake workflow offline: the service with a built-in Snowflake emulator,
+    /// a demo admin, and an app waiting for its token. Data lives in a temporary folder unless
+    /// --data-dir is given.
+    Demo {
+        /// Address of the service (default 127.0.0.1:8420).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8420")]
+        listen: String,
+        /// Address of the built-in Snowflake emulator.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9300")]
+        emulator_listen: String,
+        /// Snowflake access-token lifetime in the emulator, in seconds (real Snowflake: 600).
+        #[arg(long, default_value_t = 600)]
+        access_token_ttl: u64,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage the encryption keys that protect stored secrets.
@@ -174,6 +188,19 @@ fn run(cli: Cli) -> Result<()> {
     {
         print!("{}", config::default_toml());
         return Ok(());
+    }
+    if let Command::Demo {
+        listen,
+        emulator_listen,
+        access_token_ttl,
+    } = &cli.command
+    {
+        return demo(
+            cli.global.data_dir.clone(),
+            listen,
+            emulator_listen,
+            *access_token_ttl,
+        );
     }
     let listen = match &cli.command {
         Command::Serve { listen } => listen.clone(),
@@ -332,6 +359,7 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
     match command {
         Command::Config { .. } => Ok(()),
         Command::Serve { .. } => serve(cfg).await,
+        Command::Demo { .. } => Ok(()),
         Command::Migrate => {
             let ctx = context(&cfg).await?;
             println!("database is up to date ({:?})", ctx.store.backend());
@@ -680,4 +708,79 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+const DEMO_ADMIN: &str = "admin";
+const DEMO_PASSWORD: &str = "tokenwarden-demo";
+
+/// `tokenwarden demo`: the emulator in this process, then `serve` on a demo data folder.
+fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64) -> Result<()> {
+    let temp = match &data_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("tokenwarden-demo-")
+                .tempdir()?,
+        ),
+    };
+    let dir = data_dir.unwrap_or_else(|| {
+        temp.as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    });
+    let env: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k == "TOKENWARDEN_LOG")
+        .collect();
+    let overrides = Overrides {
+        data_dir: Some(dir.clone()),
+        listen: Some(listen.to_owned()),
+        ..Default::default()
+    };
+    let cfg = Config::load(&env, &overrides)?;
+    init_logging(&cfg.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let emulator = snowflake_emulator::Emulator::start(
+            snowflake_emulator::EmulatorConfig {
+                access_token_ttl: std::time::Duration::from_secs(ttl.max(1)),
+                ..snowflake_emulator::EmulatorConfig::default_for_tests()
+            },
+            emulator_listen,
+        )
+        .await
+        .with_context(|| format!("cannot start the Snowflake emulator on {emulator_listen}"))?;
+        let ctx = context(&cfg).await?;
+        if ctx.store.count_admins().await? == 0 {
+            tokenwarden_server::ui::session::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let app = AppName::parse("sales-invoice")?;
+            if ctx.store.get_app_by_name(&app).await.is_err() {
+                tokenwarden_server::api::create_app_with_key(&ctx, "demo", app, vec![TokenName::parse("snowflake-sales")?])
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        let emu = emulator.base_url();
+        println!(
+            "\ntokenwarden demo\n\n  Open      http://{addr}/   sign in as {DEMO_ADMIN} / {DEMO_PASSWORD}\n  \
+             Snowflake {emu}/console   (emulator: ADMIN / admin-pass runs the SQL, ALICE / alice-pass signs in)\n\n  \
+             1. Global Access Tokens > New token: provider Snowflake, account {emu}, role ANALYST, name snowflake-sales.\n  \
+             2. Copy the SQL from the setup panel, run it in the Snowflake worksheet as ADMIN.\n  \
+             3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
+             4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
+             5. Update, then Test connection. The app sales-invoice reads the token with its API key.\n\n  \
+             Data: {} ({}). Ctrl-C stops.\n",
+            dir.display(),
+            if temp.is_some() { "deleted when the demo stops" } else { "kept" }
+        );
+        tokenwarden_server::serve(listener, ctx, shutdown_signal()).await?;
+        emulator.shutdown();
+        drop(temp);
+        Ok(())
+    })
 }

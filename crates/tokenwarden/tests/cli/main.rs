@@ -138,6 +138,7 @@ impl Http {
     }
 }
 
+mod instances;
 mod keys;
 mod secrets;
 mod usage;
