@@ -53,6 +53,30 @@ impl Clock for ManualClock {
     }
 }
 
+/// The wall clock plus an offset that can be moved forward while running (`tokenwarden demo`'s
+/// fast-forward, to watch reminders and expiry happen).
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn advance(&self, by: chrono::Duration) {
+        self.offset_ms
+            .fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn offset(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now() + self.offset()
+    }
+}
+
 /// Milliseconds since the Unix epoch: how instants are stored.
 pub fn to_millis(t: Timestamp) -> i64 {
     t.timestamp_millis()

@@ -6,7 +6,7 @@ mod ids;
 mod names;
 mod states;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName};
 pub use states::{AppState, ParseStateError, StopReason, TokenStatus};

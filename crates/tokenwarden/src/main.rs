@@ -751,7 +751,14 @@ fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64
         )
         .await
         .with_context(|| format!("cannot start the Snowflake emulator on {emulator_listen}"))?;
-        let ctx = context(&cfg).await?;
+        let mut ctx = context(&cfg).await?;
+        let clock = Arc::new(tokenwarden_domain::OffsetClock::default());
+        let emu_handle = emulator.emulator.clone();
+        ctx.clock = clock.clone();
+        ctx.demo = Some(Arc::new(tokenwarden_server::DemoHooks {
+            clock,
+            on_advance: Box::new(move |offset| emu_handle.set_clock_offset(offset)),
+        }));
         if ctx.store.count_admins().await? == 0 {
             tokenwarden_server::ui::session::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
                 .await
@@ -774,6 +781,7 @@ fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64
              3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
              4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
              5. Update, then Test connection. The app sales-invoice reads the token with its API key.\n\n  \
+             Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -d '{{\"seconds\": 6912000}}'\n\n  \
              Data: {} ({}). Ctrl-C stops.\n",
             dir.display(),
             if temp.is_some() { "deleted when the demo stops" } else { "kept" }
