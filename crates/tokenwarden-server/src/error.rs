@@ -109,6 +109,10 @@ impl From<StoreError> for ApiError {
             StoreError::VersionMismatch(what) => ApiError::VersionMismatch(format!(
                 "the {what} was changed by someone else; read it again and retry"
             )),
+            StoreError::LeaseLost(_) => ApiError::ProviderUnavailable {
+                message: "the token was being refreshed elsewhere; retry shortly".into(),
+                retry_after: 2,
+            },
             StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
                 tracing::warn!(error = %sqlx_err, "database unavailable");
                 ApiError::Unavailable

@@ -426,14 +426,12 @@ pub async fn refresh(
         )));
     }
     let name = format!("refresh:{id}");
+    // One owner per refresh attempt, not per process: concurrent reads within one instance must
+    // exclude each other too (a same-owner lease would be handed to all of them).
+    let owner = format!("{}:{}", ctx.instance_id, uuid::Uuid::new_v4().simple());
     let Some(lease) = ctx
         .store
-        .acquire_lease(
-            &name,
-            &ctx.instance_id,
-            chrono::Duration::seconds(LEASE_SECONDS),
-            now,
-        )
+        .acquire_lease(&name, &owner, chrono::Duration::seconds(LEASE_SECONDS), now)
         .await
         .map_err(ApiError::from)?
     else {

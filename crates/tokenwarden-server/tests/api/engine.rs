@@ -591,3 +591,38 @@ async fn r16_with_the_database_down_cached_valid_tokens_keep_being_served() {
         tokenwarden_server::engine::PassReport::default()
     );
 }
+
+#[tokio::test]
+async fn r8_concurrent_reads_within_one_instance_cause_one_refresh() {
+    let w = world(7_776_000).await;
+    let before = w.emu.emulator.stats().counters.refresh_token_grants_ok;
+    w.advance(chrono::Duration::seconds(601));
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let http = w.t.http.clone();
+        let url = w.t.url("/api/v1/access-tokens/snowflake-sales");
+        let key = w.app_key.clone();
+        tasks.push(tokio::spawn(async move {
+            let res = http.get(url).bearer_auth(key).send().await.unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (
+                status,
+                body["access_token"].as_str().unwrap_or_default().to_owned(),
+            )
+        }));
+    }
+    let mut tokens = Vec::new();
+    for t in tasks {
+        let (status, token) = t.await.unwrap();
+        assert_eq!(status, 200);
+        tokens.push(token);
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1, "every caller gets the one new token");
+    assert_eq!(
+        w.emu.emulator.stats().counters.refresh_token_grants_ok,
+        before + 1
+    );
+}
