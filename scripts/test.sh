@@ -27,5 +27,29 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets --locked 2>&1 | tee "$log"
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+
+# Browser tests of the admin UI (tests/browser): playwright-core drives Debian's chromium against
+# `tokenwarden demo` (no browser download: the Debian package is the browser).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium for the browser tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+cargo build -p tokenwarden --locked
+browser_log="$(mktemp)"
+trap 'rm -f "$log" "$browser_log"' EXIT
+browser_rc=0
+TOKENWARDEN_BIN="$PWD/target/debug/tokenwarden" \
+  node --test --test-reporter=tap --test-concurrency=1 tests/browser/*.test.mjs 2>&1 | tee "$browser_log" \
+  || browser_rc=$?
+echo "browser test screenshots: $PWD/tests/browser/screenshots"
+[ "$browser_rc" -eq 0 ] || echo "browser tests failed (node --test exit $browser_rc)"
+
+# The closing line totals every cargo test binary and the browser tests (node's `# pass N`,
+# `# fail N`; a cancelled test counts as failed). The script fails if a browser test failed.
+awk -v cargo="$log" -v browser="$browser_log" '
+     FILENAME == cargo && /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     FILENAME == browser && /^# pass [0-9]+$/ { p += $3 }
+     FILENAME == browser && /^# (fail|cancelled) [0-9]+$/ { f += $3 }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log" "$browser_log"
+exit "$browser_rc"

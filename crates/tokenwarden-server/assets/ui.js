@@ -51,12 +51,16 @@
     if (m > 0) return m + " min";
     return s + " s";
   }
+  // Count from the service's clock, not the browser's: each countdown carries the service's
+  // "now" at render time; the browser's clock only measures how much time has passed since.
+  var loadedAt = Date.now();
   function tick() {
-    var now = Date.now();
+    var elapsed = Date.now() - loadedAt;
     document.querySelectorAll(".countdown[data-expires-ms]").forEach(function (el) {
       var exp = parseInt(el.getAttribute("data-expires-ms"), 10);
       if (!exp) return;
-      var left = exp - now;
+      var serverNow = parseInt(el.getAttribute("data-now-ms"), 10) || loadedAt;
+      var left = exp - (serverNow + elapsed);
       el.textContent = left <= 0 ? "expired " + span(-left) + " ago" : span(left) + " left";
       // The server's class is authoritative on load; only ever escalate it as time passes.
       var lead = parseInt(el.getAttribute("data-lead-ms"), 10) || 0;
@@ -101,8 +105,9 @@
     if (data.outcome === "ok") {
       say("Token obtained. " + (data.message || ""), "ok");
     } else {
-      say("Not authorized: " + (data.message || "the provider refused.") +
-        " The stored token was not changed.", "crit");
+      var msg = data.message || "the provider refused. The stored token was not changed.";
+      if (msg.indexOf("not changed") < 0) msg += " The stored token was not changed.";
+      say("Not authorized: " + msg, "crit");
     }
     refreshStatus(p.tokenId);
   }

@@ -360,8 +360,27 @@ pub async fn store_response(
                 t.material.refresh_expires_at = Some(exp);
             }
         }
-        t.status = TokenStatus::Healthy;
-        t.status_reason = None;
+        // A refresh does not make a refresh token that dies soon any younger.
+        let first_lead = ctx
+            .settings
+            .reminder_lead_times
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_else(|| chrono::Duration::days(14));
+        match t.material.refresh_expires_at {
+            Some(exp) if exp - received_at <= first_lead => {
+                t.status = TokenStatus::ExpiringSoon;
+                t.status_reason = Some(format!(
+                    "the refresh token expires {}",
+                    exp.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            _ => {
+                t.status = TokenStatus::Healthy;
+                t.status_reason = None;
+            }
+        }
         let written = match lease {
             Some(l) => {
                 ctx.store

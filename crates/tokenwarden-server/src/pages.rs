@@ -139,7 +139,10 @@ async fn callback(
             "error",
             token_id.to_string(),
             format!("{token_name} was not authorized"),
-            format!("{message}. The stored token was not changed."),
+            format!(
+                "{}. The stored token was not changed.",
+                message.trim_end_matches('.')
+            ),
         ),
     };
     html(

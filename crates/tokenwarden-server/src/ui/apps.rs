@@ -346,8 +346,12 @@ pub async fn start(
     let mut a = load(&ctx, &id).await?;
     if let Some((token, status)) = crate::lifecycle::dead_token_of(&ctx, &a).await {
         let msg = format!(
-            "{} cannot start: token {token} is {status}. Sign in again on the token's page; the app then starts by itself.",
-            a.name
+            "{} cannot start: token {token} {}. Sign in again on the token's page; the app then starts by itself.",
+            a.name,
+            match status {
+                tokenwarden_domain::TokenStatus::Expired => "has expired",
+                _ => "needs a new sign-in",
+            }
         );
         let p = app_page(&ctx, &s, &a, msg).await?;
         return page_with(StatusCode::CONFLICT, &p);

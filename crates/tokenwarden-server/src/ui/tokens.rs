@@ -57,6 +57,7 @@ struct TokensPage {
     l: Layout,
     groups: Vec<Group>,
     attention: usize,
+    dead: usize,
     lead_days: i64,
 }
 
@@ -86,12 +87,18 @@ pub async fn list(
     let attention = groups
         .iter()
         .flat_map(|g| &g.rows)
-        .filter(|r| matches!(r.refresh.class, "warn" | "crit"))
+        .filter(|r| r.refresh.class == "warn")
+        .count();
+    let dead = groups
+        .iter()
+        .flat_map(|g| &g.rows)
+        .filter(|r| r.refresh.class == "crit")
         .count();
     page(&TokensPage {
         l: Layout::new(&s, "tokens", "Global Access Tokens"),
         groups,
         attention,
+        dead,
         lead_days: view::max_lead(&ctx).num_days(),
     })
 }
@@ -463,8 +470,11 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
     let masked = match &t.material.access_token {
         Some(sealed) => match grant::open_material(ctx, t, "access_token", sealed).await {
             Ok(tok) => {
-                let head: String = tok.expose_secret().chars().take(6).collect();
-                format!("{head}••••••")
+                // The end tells tokens apart (Snowflake's all start alike); at most 4 characters.
+                let chars: Vec<char> = tok.expose_secret().chars().collect();
+                let from = chars.len().saturating_sub(4).max(chars.len() / 2);
+                let tail: String = chars[from..].iter().collect();
+                format!("••••••{tail}")
             }
             Err(_) => "(cannot be decrypted)".into(),
         },

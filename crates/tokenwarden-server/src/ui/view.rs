@@ -34,6 +34,9 @@ pub struct Countdown {
     pub expires_ms: i64,
     /// The amber threshold in milliseconds.
     pub lead_ms: i64,
+    /// The service's "now" when the page was made (its clock may differ from the browser's, and
+    /// `tokenwarden demo` can fast-forward it): ui.js counts from it.
+    pub now_ms: i64,
     pub absolute: String,
 }
 
@@ -94,6 +97,7 @@ pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestam
             },
             expires_ms: 0,
             lead_ms: lead.num_milliseconds(),
+            now_ms: ctx.clock.now().timestamp_millis(),
             absolute: String::new(),
         };
     };
@@ -115,6 +119,7 @@ pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestam
         text,
         expires_ms: exp.timestamp_millis(),
         lead_ms: lead.num_milliseconds(),
+        now_ms: ctx.clock.now().timestamp_millis(),
         absolute: fmt_time(Some(exp)),
     }
 }

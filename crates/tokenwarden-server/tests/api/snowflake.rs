@@ -141,7 +141,8 @@ async fn the_seed_workflow_end_to_end() {
     let (_, view) = t
         .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
         .await;
-    assert_eq!(view["status"], "healthy");
+    // A one-day refresh token is inside the first reminder lead time (14 days) from the start.
+    assert_eq!(view["status"], "expiring_soon");
     assert_eq!(
         view["scopes"]
             .as_str()
