@@ -221,3 +221,53 @@ async fn deliver_one(ctx: &AppContext, job: JobRecord, now: Timestamp) -> bool {
         }
     }
 }
+
+/// What a test send did.
+pub struct TestSend {
+    pub ok: bool,
+    /// `delivered`, `retry` or `failed`.
+    pub outcome: &'static str,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+/// Sends a test event to a channel now (the test-send button); audited.
+pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> TestSend {
+    let event = crate::lifecycle::new_event(
+        ctx,
+        "test",
+        format!("Test notification from tokenwarden to channel {}.", ch.name),
+        serde_json::json!({"channel": ch.name}),
+        vec![],
+    );
+    let result = match send(ctx, ch, &event, ctx.clock.now()).await {
+        DeliveryOutcome::Delivered { status } => TestSend {
+            ok: true,
+            outcome: "delivered",
+            status: Some(status),
+            message: format!("delivered (HTTP {status})"),
+        },
+        DeliveryOutcome::Retry { reason, status } => TestSend {
+            ok: false,
+            outcome: "retry",
+            status,
+            message: format!("not delivered, would be retried: {reason}"),
+        },
+        DeliveryOutcome::Failed { reason, status } => TestSend {
+            ok: false,
+            outcome: "failed",
+            status,
+            message: format!("failed: {reason}"),
+        },
+    };
+    crate::audit::record(
+        ctx,
+        actor,
+        "channel.test",
+        crate::audit::Object::new("channel", &ch.id, &ch.name),
+        if result.ok { "ok" } else { "failed" },
+        serde_json::json!({"message": result.message}),
+    )
+    .await;
+    result
+}

@@ -338,3 +338,80 @@ async fn resume_if_healthy(ctx: &AppContext, mut app: AppRecord) {
         Err(e) => tracing::warn!(error = %e, app = %app.name, "could not restart app"),
     }
 }
+
+/// An admin stops an app: it stays stopped until an admin starts it. Audited and announced.
+pub async fn stop_by_admin(
+    ctx: &AppContext,
+    mut app: AppRecord,
+    actor: &str,
+) -> Result<AppRecord, StoreError> {
+    app.state = AppState::Stopped;
+    app.stop_reason = Some(StopReason::Admin);
+    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        "app.stop",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({"reason": "stopped by an admin"}),
+    )
+    .await;
+    let ev = new_event(
+        ctx,
+        "app.stopped",
+        format!("App {} was stopped by {actor}.", app.name),
+        app_data(&app),
+        vec![app.id.to_string()],
+    );
+    emit(ctx, ev).await;
+    Ok(app)
+}
+
+/// Why an app cannot start: a token it uses is dead.
+#[derive(Debug)]
+pub struct CannotStart(pub String);
+
+/// An admin starts an app; refused, with the reason in words, while a token it uses is dead.
+pub async fn start_by_admin(
+    ctx: &AppContext,
+    mut app: AppRecord,
+    actor: &str,
+) -> Result<Result<AppRecord, CannotStart>, StoreError> {
+    if let Some((token, status)) = dead_token_of(ctx, &app).await {
+        let what = match status {
+            TokenStatus::Expired => "has expired",
+            _ => "needs a new sign-in",
+        };
+        return Ok(Err(CannotStart(format!(
+            "{} cannot start: token {token} {what}. Sign in again on the token's page; the app then starts by itself.",
+            app.name
+        ))));
+    }
+    if app.state == AppState::Running {
+        return Ok(Ok(app));
+    }
+    app.state = AppState::Running;
+    app.stop_reason = None;
+    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        "app.start",
+        Object::new("app", app.id, &app.name),
+        "ok",
+        serde_json::json!({}),
+    )
+    .await;
+    let ev = new_event(
+        ctx,
+        "app.started",
+        format!("App {} was started by {actor}.", app.name),
+        app_data(&app),
+        vec![app.id.to_string()],
+    );
+    emit(ctx, ev).await;
+    Ok(Ok(app))
+}

@@ -383,28 +383,8 @@ pub async fn stop_app(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppView>> {
-    let mut app = find_app(&ctx, &id).await?;
-    app.state = AppState::Stopped;
-    app.stop_reason = Some(tokenwarden_domain::StopReason::Admin);
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "app.stop",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({"reason": "stopped by an admin"}),
-    )
-    .await;
-    let ev = crate::lifecycle::new_event(
-        &ctx,
-        "app.stopped",
-        format!("App {} was stopped by {}.", app.name, who.actor()),
-        crate::lifecycle::app_data(&app),
-        vec![app.id.to_string()],
-    );
-    crate::lifecycle::emit(&ctx, ev).await;
+    let app = find_app(&ctx, &id).await?;
+    let app = crate::lifecycle::stop_by_admin(&ctx, app, &who.actor()).await?;
     Ok(Json(AppView::from(&app)))
 }
 
@@ -417,39 +397,12 @@ pub async fn start_app(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppView>> {
-    let mut app = find_app(&ctx, &id).await?;
-    if let Some((token, status)) = crate::lifecycle::dead_token_of(&ctx, &app).await {
-        return Err(ApiError::TokenUnusable {
+    let app = find_app(&ctx, &id).await?;
+    match crate::lifecycle::start_by_admin(&ctx, app, &who.actor()).await? {
+        Ok(app) => Ok(Json(AppView::from(&app))),
+        Err(crate::lifecycle::CannotStart(message)) => Err(ApiError::TokenUnusable {
             code: "token_needs_reauthorization",
-            message: format!(
-                "app {} cannot start: token {token} is {status}; re-authorize it first (the app then starts by itself)",
-                app.name
-            ),
-        });
+            message,
+        }),
     }
-    if app.state == AppState::Running {
-        return Ok(Json(AppView::from(&app)));
-    }
-    app.state = AppState::Running;
-    app.stop_reason = None;
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "app.start",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
-    let ev = crate::lifecycle::new_event(
-        &ctx,
-        "app.started",
-        format!("App {} was started by {}.", app.name, who.actor()),
-        crate::lifecycle::app_data(&app),
-        vec![app.id.to_string()],
-    );
-    crate::lifecycle::emit(&ctx, ev).await;
-    Ok(Json(AppView::from(&app)))
 }

@@ -7,7 +7,7 @@ use crate::AppContext;
 use crate::audit::{self, Object};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::lifecycle::{self, EVENT_KINDS};
+use crate::lifecycle::EVENT_KINDS;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -335,42 +335,12 @@ pub async fn test_channel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TestSendView>> {
     let c = load(&ctx, &id).await?;
-    let event = lifecycle::new_event(
-        &ctx,
-        "test",
-        format!("Test notification from tokenwarden to channel {}.", c.name),
-        serde_json::json!({"channel": c.name}),
-        vec![],
-    );
-    let outcome = crate::delivery::send(&ctx, &c, &event, ctx.clock.now()).await;
-    let (ok, label, status, message) = match outcome {
-        tokenwarden_notify::DeliveryOutcome::Delivered { status } => (
-            true,
-            "delivered",
-            Some(status),
-            format!("delivered (HTTP {status})"),
-        ),
-        tokenwarden_notify::DeliveryOutcome::Retry { reason, status } => {
-            (false, "retry", status, reason)
-        }
-        tokenwarden_notify::DeliveryOutcome::Failed { reason, status } => {
-            (false, "failed", status, reason)
-        }
-    };
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "channel.test",
-        Object::new("channel", &c.id, &c.name),
-        if ok { "ok" } else { "failed" },
-        serde_json::json!({"message": message}),
-    )
-    .await;
+    let r = crate::delivery::test_send(&ctx, &c, &who.actor()).await;
     Ok(Json(TestSendView {
-        ok,
-        outcome: label.into(),
-        status,
-        message,
+        ok: r.ok,
+        outcome: r.outcome.into(),
+        status: r.status,
+        message: r.message,
     }))
 }
 

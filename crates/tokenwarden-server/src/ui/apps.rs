@@ -10,7 +10,7 @@ use axum::extract::{Extension, Form, Path, State};
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use tokenwarden_domain::{ApiKeyId, AppId, AppName, AppState, KeyLabel, StopReason, TokenName};
+use tokenwarden_domain::{ApiKeyId, AppId, AppName, AppState, KeyLabel, TokenName};
 use tokenwarden_store::{ApiKeyKind, AppRecord, StoreError};
 
 async fn load(ctx: &AppContext, id: &str) -> UiResult<AppRecord> {
@@ -313,28 +313,8 @@ pub async fn stop(
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
 ) -> UiResult {
-    let mut a = load(&ctx, &id).await?;
-    a.state = AppState::Stopped;
-    a.stop_reason = Some(StopReason::Admin);
-    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "app.stop",
-        Object::new("app", a.id, &a.name),
-        "ok",
-        serde_json::json!({"reason": "stopped by an admin"}),
-    )
-    .await;
-    let ev = crate::lifecycle::new_event(
-        &ctx,
-        "app.stopped",
-        format!("App {} was stopped by {}.", a.name, s.actor()),
-        crate::lifecycle::app_data(&a),
-        vec![a.id.to_string()],
-    );
-    crate::lifecycle::emit(&ctx, ev).await;
+    let a = load(&ctx, &id).await?;
+    let a = crate::lifecycle::stop_by_admin(&ctx, a, &s.actor()).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
 }
 
@@ -343,44 +323,14 @@ pub async fn start(
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
 ) -> UiResult {
-    let mut a = load(&ctx, &id).await?;
-    if let Some((token, status)) = crate::lifecycle::dead_token_of(&ctx, &a).await {
-        let msg = format!(
-            "{} cannot start: token {token} {}. Sign in again on the token's page; the app then starts by itself.",
-            a.name,
-            match status {
-                tokenwarden_domain::TokenStatus::Expired => "has expired",
-                _ => "needs a new sign-in",
-            }
-        );
-        let p = app_page(&ctx, &s, &a, msg).await?;
-        return page_with(StatusCode::CONFLICT, &p);
+    let a = load(&ctx, &id).await?;
+    match crate::lifecycle::start_by_admin(&ctx, a.clone(), &s.actor()).await? {
+        Ok(a) => Ok(see_other(&format!("/apps/{}", a.id))),
+        Err(crate::lifecycle::CannotStart(msg)) => {
+            let p = app_page(&ctx, &s, &a, msg).await?;
+            page_with(StatusCode::CONFLICT, &p)
+        }
     }
-    if a.state == AppState::Running {
-        return Ok(see_other(&format!("/apps/{}", a.id)));
-    }
-    a.state = AppState::Running;
-    a.stop_reason = None;
-    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "app.start",
-        Object::new("app", a.id, &a.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
-    let ev = crate::lifecycle::new_event(
-        &ctx,
-        "app.started",
-        format!("App {} was started by {}.", a.name, s.actor()),
-        crate::lifecycle::app_data(&a),
-        vec![a.id.to_string()],
-    );
-    crate::lifecycle::emit(&ctx, ev).await;
-    Ok(see_other(&format!("/apps/{}", a.id)))
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_oth
 use crate::AppContext;
 use crate::audit::{self, Object};
 use crate::error::ApiError;
-use crate::lifecycle::{self, EVENT_KINDS};
+use crate::lifecycle::EVENT_KINDS;
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -308,34 +308,8 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> UiResult {
     let c = load(&ctx, &id).await?;
-    let event = lifecycle::new_event(
-        &ctx,
-        "test",
-        format!("Test notification from tokenwarden to channel {}.", c.name),
-        serde_json::json!({"channel": c.name}),
-        vec![],
-    );
-    let outcome = crate::delivery::send(&ctx, &c, &event, ctx.clock.now()).await;
-    let (ok, message) = match outcome {
-        tokenwarden_notify::DeliveryOutcome::Delivered { status } => {
-            (true, format!("delivered (HTTP {status})"))
-        }
-        tokenwarden_notify::DeliveryOutcome::Retry { reason, .. } => {
-            (false, format!("not delivered, would be retried: {reason}"))
-        }
-        tokenwarden_notify::DeliveryOutcome::Failed { reason, .. } => {
-            (false, format!("failed: {reason}"))
-        }
-    };
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "channel.test",
-        Object::new("channel", &c.id, &c.name),
-        if ok { "ok" } else { "failed" },
-        serde_json::json!({"message": message}),
-    )
-    .await;
+    let crate::delivery::TestSend { ok, message, .. } =
+        crate::delivery::test_send(&ctx, &c, &s.actor()).await;
     page(&ResultPartial {
         ok,
         title: if ok {
