@@ -668,3 +668,35 @@ pub async fn record_failure(ctx: &AppContext, t: &TokenRecord, error: &str, perm
         crate::lifecycle::emit(ctx, ev).await;
     }
 }
+
+/// Stores pasted client credentials (Snowflake's `SYSTEM$SHOW_OAUTH_CLIENT_SECRETS` output) in
+/// both slots, sealed; audited. Used by the API and the UI.
+pub async fn apply_client_secrets(
+    ctx: &AppContext,
+    mut t: TokenRecord,
+    parsed: tokenwarden_oauth::snowflake::ClientSecrets,
+    actor: &str,
+) -> Result<TokenRecord, StoreError> {
+    let rid = t.id.to_string();
+    t.client_id = Some(parsed.client_id);
+    t.client_secret = Some(
+        ctx.vault
+            .seal(&parsed.client_secret, "tokens", "client_secret", &rid),
+    );
+    t.client_secret_2 = parsed
+        .client_secret_2
+        .as_ref()
+        .map(|s| ctx.vault.seal(s, "tokens", "client_secret_2", &rid));
+    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        "token.client_secrets",
+        Object::new("token", updated.id, &updated.name),
+        "ok",
+        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some()}),
+    )
+    .await;
+    Ok(updated)
+}

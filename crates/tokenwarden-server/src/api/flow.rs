@@ -189,27 +189,8 @@ pub async fn paste_client_secrets(
         .map_err(|_| ApiError::InvalidRequest("the pasted text is not UTF-8".into()))?;
     let parsed =
         snowflake::parse_client_secrets(text).map_err(|e| ApiError::InvalidRequest(e.0))?;
-    let mut t = load(&ctx, &id).await?;
-    let rid = t.id.to_string();
-    t.client_id = Some(parsed.client_id);
-    t.client_secret = Some(
-        ctx.vault
-            .seal(&parsed.client_secret, "tokens", "client_secret", &rid),
-    );
-    t.client_secret_2 = parsed
-        .client_secret_2
-        .as_ref()
-        .map(|s| ctx.vault.seal(s, "tokens", "client_secret_2", &rid));
-    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "token.client_secrets",
-        Object::new("token", updated.id, &updated.name),
-        "ok",
-        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some()}),
-    )
-    .await;
+    let t = load(&ctx, &id).await?;
+    let updated = grant::apply_client_secrets(&ctx, t, parsed, &who.actor()).await?;
     Ok(Json(view(&ctx, &updated).await?))
 }
 

@@ -875,7 +875,7 @@ pub async fn paste_secrets(
     Path(id): Path<String>,
     Form(f): Form<PasteForm>,
 ) -> UiResult {
-    let mut t = load(&ctx, &id).await?;
+    let t = load(&ctx, &id).await?;
     let parsed = match snowflake::parse_client_secrets(&f.pasted) {
         Ok(p) => p,
         Err(e) => {
@@ -892,28 +892,11 @@ pub async fn paste_secrets(
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };
-    let rid = t.id.to_string();
-    t.client_id = Some(parsed.client_id);
-    t.client_secret = Some(
-        ctx.vault
-            .seal(&parsed.client_secret, "tokens", "client_secret", &rid),
-    );
-    t.client_secret_2 = parsed
-        .client_secret_2
-        .as_ref()
-        .map(|sec| ctx.vault.seal(sec, "tokens", "client_secret_2", &rid));
-    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "token.client_secrets",
-        Object::new("token", updated.id, &updated.name),
-        "ok",
-        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some(), "via": "ui"}),
-    )
-    .await;
-    Ok(see_other(&format!("/tokens/{}/edit?done=filled", t.id)))
+    let updated = grant::apply_client_secrets(&ctx, t, parsed, &s.actor()).await?;
+    Ok(see_other(&format!(
+        "/tokens/{}/edit?done=filled",
+        updated.id
+    )))
 }
 
 #[derive(Template)]
