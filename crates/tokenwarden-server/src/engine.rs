@@ -22,6 +22,28 @@ pub struct PassReport {
     pub delivery_retries: usize,
 }
 
+/// Where lead times set in the UI are kept.
+pub const LEAD_TIMES_KEY: &str = "reminder_lead_times";
+
+/// Parses `14d`, `12h`, `90m` (positive, at most a year).
+pub fn parse_lead(s: &str) -> Result<chrono::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("{t:?} is not a lead time: write a number and d, h or m, e.g. 14d");
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        _ => return Err(bad()),
+    };
+    if n <= 0 || d > chrono::Duration::days(365) {
+        return Err(format!("{t:?} must be positive and at most a year"));
+    }
+    Ok(d)
+}
+
 /// `14d`, `7d`, `12h`, `90m`.
 pub fn lead_label(d: chrono::Duration) -> String {
     if d.num_days() > 0 && d == chrono::Duration::days(d.num_days()) {
@@ -46,6 +68,7 @@ pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
 pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     let mut report = PassReport::default();
     flush_reads(ctx).await;
+    ctx.reload_lead_times().await;
     match ctx.store.list_tokens().await {
         Ok(tokens) => {
             let health: HashMap<TokenId, TokenHealth> = ctx
@@ -138,7 +161,7 @@ async fn remind(
     now: Timestamp,
     report: &mut PassReport,
 ) -> Result<(), StoreError> {
-    let leads = &ctx.settings.reminder_lead_times;
+    let leads = &ctx.lead_times();
     // Every lead time already reached is recorded; only the nearest one is announced, so a
     // service that was down for a week sends one reminder, not three.
     let mut reached: Vec<chrono::Duration> =

@@ -362,11 +362,9 @@ pub async fn store_response(
         }
         // A refresh does not make a refresh token that dies soon any younger.
         let first_lead = ctx
-            .settings
-            .reminder_lead_times
-            .iter()
+            .lead_times()
+            .first()
             .copied()
-            .max()
             .unwrap_or_else(|| chrono::Duration::days(14));
         match t.material.refresh_expires_at {
             Some(exp) if exp - received_at <= first_lead => {

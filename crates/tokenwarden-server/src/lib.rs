@@ -98,6 +98,9 @@ pub struct AppContext {
     pub instance_id: String,
     pub reads: Arc<reads::ReadCounter>,
     pub cache: Arc<cache::ReadCache>,
+    /// Reminder lead times in force: the configured ones, or what an admin set in the UI
+    /// (kept in the database, so every instance follows; reloaded every background pass).
+    pub lead_times: Arc<std::sync::RwLock<Vec<chrono::Duration>>>,
     /// Only in `tokenwarden demo`: moving time forward.
     pub demo: Option<Arc<DemoHooks>>,
     pub notifier: delivery::Notifier,
@@ -106,6 +109,35 @@ pub struct AppContext {
 }
 
 impl AppContext {
+    /// The reminder lead times in force, longest first.
+    pub fn lead_times(&self) -> Vec<chrono::Duration> {
+        let set = self
+            .lead_times
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut v = if set.is_empty() {
+            self.settings.reminder_lead_times.clone()
+        } else {
+            set
+        };
+        v.sort_by(|a, b| b.cmp(a));
+        v
+    }
+
+    /// Picks up lead times an admin set in the UI (on any instance).
+    pub async fn reload_lead_times(&self) {
+        if let Ok(Some(json)) = self.store.get_meta(engine::LEAD_TIMES_KEY).await
+            && let Ok(labels) = serde_json::from_str::<Vec<String>>(&json)
+        {
+            let parsed: Vec<chrono::Duration> = labels
+                .iter()
+                .filter_map(|l| engine::parse_lead(l).ok())
+                .collect();
+            *self.lead_times.write().unwrap_or_else(|e| e.into_inner()) = parsed;
+        }
+    }
+
     /// A context with the built-in provider catalog and a fresh instance id.
     pub fn new(
         store: DynStore,
@@ -124,6 +156,7 @@ impl AppContext {
             reads: Arc::new(reads::ReadCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
             demo: None,
+            lead_times: Arc::new(std::sync::RwLock::new(Vec::new())),
             notifier: delivery::Notifier::default(),
             ui: Arc::new(ui::UiState::default()),
         }

@@ -45,6 +45,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // --- metadata -------------------------------------------------------------------------
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    /// Sets `key` to `value`, replacing any value.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Sets `key` only if it has no value yet; returns whether it was set.
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
     /// Sets `key` to `value`, replacing any value.

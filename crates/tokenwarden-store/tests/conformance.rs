@@ -662,6 +662,12 @@ async fn meta_set_if_absent(ctx: Ctx) {
             .await
             .unwrap()
     );
+    s.set_meta("reminder_lead_times", "[\"7d\"]").await.unwrap();
+    s.set_meta("reminder_lead_times", "[\"3d\"]").await.unwrap();
+    assert_eq!(
+        s.get_meta("reminder_lead_times").await.unwrap().as_deref(),
+        Some("[\"3d\"]")
+    );
     assert_eq!(
         s.get_meta("master_key_check").await.unwrap().as_deref(),
         Some("abc")

@@ -56,6 +56,7 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/apps/{id}/keys", post(apps::create_key))
         .route("/apps/{id}/keys/{key_id}/revoke", post(apps::revoke_key))
         .route("/notifications", get(notify::list).post(notify::create))
+        .route("/notifications/lead-times", post(notify::set_lead_times))
         .route("/notifications/{id}", get(notify::detail))
         .route("/notifications/{id}/enabled", post(notify::set_enabled))
         .route("/notifications/{id}/test", post(notify::test))

@@ -79,6 +79,7 @@ struct NotificationsPage {
     l: Layout,
     channels: Vec<ChannelRow>,
     lead_times: String,
+    lead_labels: String,
     event_kinds: Vec<&'static str>,
     apps: Vec<String>,
     error: String,
@@ -93,15 +94,18 @@ async fn notifications_page(
     for c in ctx.store.list_channels().await? {
         channels.push(row(ctx, &c).await);
     }
-    let mut leads = ctx.settings.reminder_lead_times.clone();
-    leads.sort();
-    leads.reverse();
+    let leads = ctx.lead_times();
     Ok(NotificationsPage {
         l: Layout::new(s, "notifications", "Notifications"),
         channels,
         lead_times: leads
             .iter()
             .map(|d| view::fmt_span(*d))
+            .collect::<Vec<_>>()
+            .join(", "),
+        lead_labels: leads
+            .iter()
+            .map(|d| crate::engine::lead_label(*d))
             .collect::<Vec<_>>()
             .join(", "),
         event_kinds: EVENT_KINDS.to_vec(),
@@ -114,6 +118,63 @@ async fn notifications_page(
             .collect(),
         error,
     })
+}
+
+#[derive(serde::Deserialize)]
+pub struct LeadForm {
+    lead_times: String,
+}
+
+/// Sets the reminder lead times for every instance (kept in the database).
+pub async fn set_lead_times(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    axum::Form(f): axum::Form<LeadForm>,
+) -> UiResult {
+    let parsed: Result<Vec<chrono::Duration>, String> = f
+        .lead_times
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(crate::engine::parse_lead)
+        .collect();
+    let leads = match parsed {
+        Ok(l) if !l.is_empty() && l.len() <= 10 => l,
+        Ok(_) => {
+            let p = notifications_page(
+                &ctx,
+                &s,
+                "give 1 to 10 lead times, e.g. 14d, 7d, 3d, 1d".into(),
+            )
+            .await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+        Err(e) => {
+            let p = notifications_page(&ctx, &s, e).await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
+    };
+    let labels: Vec<String> = leads
+        .iter()
+        .map(|d| crate::engine::lead_label(*d))
+        .collect();
+    ctx.store
+        .set_meta(
+            crate::engine::LEAD_TIMES_KEY,
+            &serde_json::to_string(&labels).unwrap_or_default(),
+        )
+        .await?;
+    ctx.reload_lead_times().await;
+    audit::record(
+        &ctx,
+        &s.actor(),
+        "settings.lead_times",
+        Object::new("settings", "reminder_lead_times", "reminder lead times"),
+        "ok",
+        serde_json::json!({"lead_times": labels}),
+    )
+    .await;
+    Ok(see_other("/notifications"))
 }
 
 pub async fn list(

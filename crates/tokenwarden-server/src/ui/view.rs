@@ -72,11 +72,9 @@ pub fn relative(now: Timestamp, t: Timestamp) -> String {
 }
 
 pub fn max_lead(ctx: &AppContext) -> chrono::Duration {
-    ctx.settings
-        .reminder_lead_times
-        .iter()
+    ctx.lead_times()
+        .first()
         .copied()
-        .max()
         .unwrap_or_else(|| chrono::Duration::days(14))
 }
 

@@ -879,3 +879,52 @@ async fn get_requests_change_nothing() {
         .await;
     assert!(check.body.contains("class=\"bad\""), "{}", check.body);
 }
+
+#[tokio::test]
+async fn reminder_lead_times_are_set_on_the_notifications_page_for_every_instance() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let page = b.get(&t, "/notifications").await;
+    assert!(
+        page.body.contains("14d, 7d, 3d, 1d"),
+        "the configured defaults are shown"
+    );
+    let r = b
+        .post(
+            &t,
+            "/notifications/lead-times",
+            &[("lead_times", "2d, 10d, 12h")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        t.ctx.lead_times(),
+        vec![
+            chrono::Duration::days(10),
+            chrono::Duration::days(2),
+            chrono::Duration::hours(12)
+        ]
+    );
+    // Kept in the database: another instance (a fresh context on the same store) follows.
+    let other = tokenwarden_server::AppContext::new(
+        t.ctx.store.clone(),
+        t.ctx.vault.clone(),
+        t.ctx.clock.clone(),
+        (*t.ctx.settings).clone(),
+    );
+    assert_eq!(
+        other.lead_times().len(),
+        4,
+        "before it reloads: the configured ones"
+    );
+    other.reload_lead_times().await;
+    assert_eq!(other.lead_times()[0], chrono::Duration::days(10));
+    for bad in ["", "2w", "0d", "14"] {
+        let r = b
+            .post(&t, "/notifications/lead-times", &[("lead_times", bad)])
+            .await;
+        assert_eq!(r.status, 422, "{bad:?}");
+    }
+    assert_eq!(t.ctx.lead_times().len(), 3, "refused input changed nothing");
+}
