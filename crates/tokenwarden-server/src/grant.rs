@@ -698,3 +698,131 @@ pub async fn apply_client_secrets(
     .await;
     Ok(updated)
 }
+
+/// Returns the token with an access token valid for at least `min_validity` seconds,
+/// refreshing it if needed, and the opened access token.
+pub async fn usable_token(
+    ctx: &AppContext,
+    t: TokenRecord,
+    min_validity: u64,
+) -> Result<(TokenRecord, SecretString), ApiError> {
+    match t.status {
+        TokenStatus::NotAuthorized => {
+            return Err(ApiError::TokenUnusable {
+                code: "token_not_authorized",
+                message: format!(
+                    "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
+                    t.name, t.id
+                ),
+            });
+        }
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
+            return Err(ApiError::TokenUnusable {
+                code: "token_needs_reauthorization",
+                message: format!(
+                    "token {} needs re-authorization by an admin{}",
+                    t.name,
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
+    }
+    let needed = ctx.clock.now() + chrono::Duration::seconds(min_validity.min(86_400) as i64);
+    let fresh = |t: &TokenRecord| {
+        t.material.access_token.is_some()
+            && t.material.access_expires_at.is_some_and(|e| e > needed)
+    };
+    let mut t = t;
+    if !fresh(&t) {
+        let mut attempts = 0;
+        t = loop {
+            match refresh(ctx, t.id, needed).await {
+                Ok(t) => break t,
+                Err(RefreshError::Busy) if attempts < 50 => {
+                    // Another caller is refreshing: wait for its result.
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let current = ctx.store.get_token(t.id).await?;
+                    if fresh(&current) {
+                        break current;
+                    }
+                }
+                Err(RefreshError::Busy) => {
+                    return Err(ApiError::ProviderUnavailable {
+                        message: "the token is being refreshed; retry shortly".into(),
+                        retry_after: 5,
+                    });
+                }
+                Err(RefreshError::NeedsReauthorization(m)) => {
+                    return Err(ApiError::TokenUnusable {
+                        code: "token_needs_reauthorization",
+                        message: format!(
+                            "token {} needs re-authorization by an admin: {m}",
+                            t.name
+                        ),
+                    });
+                }
+                Err(RefreshError::Unavailable(m)) => {
+                    return Err(ApiError::ProviderUnavailable {
+                        message: format!("token {} could not be refreshed right now: {m}", t.name),
+                        retry_after: 30,
+                    });
+                }
+                Err(RefreshError::Api(e)) => return Err(e),
+            }
+        };
+        if !fresh(&t) {
+            return Err(ApiError::ProviderUnavailable {
+                message: format!(
+                    "the provider issued token {} with less validity than the {min_validity} s asked for",
+                    t.name
+                ),
+                retry_after: 30,
+            });
+        }
+    }
+    let sealed = t
+        .material
+        .access_token
+        .clone()
+        .ok_or_else(|| ApiError::internal("no access token"))?;
+    let opened = open_material(ctx, &t, "access_token", &sealed).await?;
+    Ok((t, opened))
+}
+
+/// "Test connection": for Snowflake `SELECT CURRENT_USER()` through the SQL API, else the
+/// provider's probe URL, with an access token refreshed if needed. Audited. Returns whether it
+/// worked and what the provider said.
+pub async fn test_connection(ctx: &AppContext, t: &TokenRecord, actor: &str) -> (bool, String) {
+    let result = async {
+        let provider = resolve(ctx, t).map_err(|e| e.to_string())?;
+        if provider.probe == tokenwarden_oauth::Probe::None {
+            return Err(
+                "not available: this provider has no test endpoint (set probe_url)".to_owned(),
+            );
+        }
+        let (_, token) = usable_token(ctx, t.clone(), 30)
+            .await
+            .map_err(|e| e.to_string())?;
+        ctx.oauth.test_connection(&provider, &token).await
+    }
+    .await;
+    let (ok, message) = match result {
+        Ok(m) => (true, m),
+        Err(m) => (false, m),
+    };
+    audit::record(
+        ctx,
+        actor,
+        "token.test",
+        Object::new("token", t.id, &t.name),
+        if ok { "ok" } else { "failed" },
+        serde_json::json!({"message": message}),
+    )
+    .await;
+    (ok, message)
+}

@@ -4,19 +4,17 @@
 use super::CommonErrors;
 use super::tokens::{TokenView, load, view};
 use crate::AppContext;
-use crate::audit::{self, Object};
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::grant::{self, RefreshError};
+use crate::grant::{self};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokenwarden_domain::{AppName, TokenName, TokenStatus};
-use tokenwarden_oauth::Probe;
+use tokenwarden_domain::{AppName, TokenName};
 use tokenwarden_oauth::snowflake::{self, IntegrationName};
-use tokenwarden_store::{StoreError, TokenRecord};
+use tokenwarden_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -236,134 +234,8 @@ pub async fn test_connection(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TestView>> {
     let t = load(&ctx, &id).await?;
-    let provider = grant::resolve(&ctx, &t)?;
-    if provider.probe == Probe::None {
-        return Ok(Json(TestView {
-            ok: false,
-            message: "not available: this provider has no test endpoint (set probe_url)".into(),
-        }));
-    }
-    let result = match usable_token(&ctx, t.clone(), 30).await {
-        Ok((t, _)) => {
-            let sealed = t
-                .material
-                .access_token
-                .clone()
-                .ok_or_else(|| ApiError::internal("no access token after refresh"))?;
-            let token = grant::open_material(&ctx, &t, "access_token", &sealed).await?;
-            ctx.oauth.test_connection(&provider, &token).await
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    let (ok, message) = match result {
-        Ok(m) => (true, m),
-        Err(m) => (false, m),
-    };
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "token.test",
-        Object::new("token", t.id, &t.name),
-        if ok { "ok" } else { "failed" },
-        serde_json::json!({"message": message}),
-    )
-    .await;
+    let (ok, message) = grant::test_connection(&ctx, &t, &who.actor()).await;
     Ok(Json(TestView { ok, message }))
-}
-
-/// Returns the token with an access token valid for at least `min_validity` seconds,
-/// refreshing it if needed, and the opened access token.
-async fn usable_token(
-    ctx: &AppContext,
-    t: TokenRecord,
-    min_validity: u64,
-) -> ApiResult<(TokenRecord, secrecy::SecretString)> {
-    match t.status {
-        TokenStatus::NotAuthorized => {
-            return Err(ApiError::TokenUnusable {
-                code: "token_not_authorized",
-                message: format!(
-                    "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
-                    t.name, t.id
-                ),
-            });
-        }
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
-            return Err(ApiError::TokenUnusable {
-                code: "token_needs_reauthorization",
-                message: format!(
-                    "token {} needs re-authorization by an admin{}",
-                    t.name,
-                    t.status_reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
-        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
-    }
-    let needed = ctx.clock.now() + chrono::Duration::seconds(min_validity.min(86_400) as i64);
-    let fresh = |t: &TokenRecord| {
-        t.material.access_token.is_some()
-            && t.material.access_expires_at.is_some_and(|e| e > needed)
-    };
-    let mut t = t;
-    if !fresh(&t) {
-        let mut attempts = 0;
-        t = loop {
-            match grant::refresh(ctx, t.id, needed).await {
-                Ok(t) => break t,
-                Err(RefreshError::Busy) if attempts < 50 => {
-                    // Another caller is refreshing: wait for its result.
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    let current = ctx.store.get_token(t.id).await?;
-                    if fresh(&current) {
-                        break current;
-                    }
-                }
-                Err(RefreshError::Busy) => {
-                    return Err(ApiError::ProviderUnavailable {
-                        message: "the token is being refreshed; retry shortly".into(),
-                        retry_after: 5,
-                    });
-                }
-                Err(RefreshError::NeedsReauthorization(m)) => {
-                    return Err(ApiError::TokenUnusable {
-                        code: "token_needs_reauthorization",
-                        message: format!(
-                            "token {} needs re-authorization by an admin: {m}",
-                            t.name
-                        ),
-                    });
-                }
-                Err(RefreshError::Unavailable(m)) => {
-                    return Err(ApiError::ProviderUnavailable {
-                        message: format!("token {} could not be refreshed right now: {m}", t.name),
-                        retry_after: 30,
-                    });
-                }
-                Err(RefreshError::Api(e)) => return Err(e),
-            }
-        };
-        if !fresh(&t) {
-            return Err(ApiError::ProviderUnavailable {
-                message: format!(
-                    "the provider issued token {} with less validity than the {min_validity} s asked for",
-                    t.name
-                ),
-                retry_after: 30,
-            });
-        }
-    }
-    let sealed = t
-        .material
-        .access_token
-        .clone()
-        .ok_or_else(|| ApiError::internal("no access token"))?;
-    let opened = grant::open_material(ctx, &t, "access_token", &sealed).await?;
-    Ok((t, opened))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -482,7 +354,7 @@ async fn resolve_read(
         StoreError::NotFound(_) => not_found(),
         other => other.into(),
     })?;
-    let (t, access) = usable_token(ctx, t, min_validity).await?;
+    let (t, access) = grant::usable_token(ctx, t, min_validity).await?;
     let app_stopped = match (&app, who) {
         (Some(a), Principal::App { .. }) if a.state == tokenwarden_domain::AppState::Stopped => {
             Some((

@@ -6,7 +6,7 @@ use super::{AdminSession, UiError, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::audit::{self, Object};
 use crate::error::ApiError;
-use crate::grant::{self, RefreshError};
+use crate::grant::{self};
 use askama::Template;
 use axum::Json;
 use axum::extract::{Extension, Form, Path, Query, State};
@@ -16,7 +16,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
-use tokenwarden_oauth::Probe;
 use tokenwarden_oauth::snowflake::{self, IntegrationName};
 use tokenwarden_store::{AppRecord, AuditFilter, StoreError, TokenMaterial, TokenRecord};
 
@@ -952,16 +951,7 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    let (ok, message) = run_test(&ctx, &t).await;
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "token.test",
-        Object::new("token", t.id, &t.name),
-        if ok { "ok" } else { "failed" },
-        serde_json::json!({"message": message}),
-    )
-    .await;
+    let (ok, message) = run_test(&ctx, &t, &s.actor()).await;
     page(&ResultPartial {
         ok,
         title: if ok {
@@ -973,60 +963,14 @@ pub async fn test(
     })
 }
 
-async fn run_test(ctx: &AppContext, t: &TokenRecord) -> (bool, String) {
-    let provider = match grant::resolve(ctx, t) {
-        Ok(p) => p,
-        Err(e) => return (false, e.to_string()),
-    };
-    if provider.probe == Probe::None {
+async fn run_test(ctx: &AppContext, t: &TokenRecord, actor: &str) -> (bool, String) {
+    if t.status == TokenStatus::NotAuthorized {
         return (
             false,
-            "Not available: this provider has no test endpoint (set probe_url).".into(),
+            "Not authorized yet: click “Get OAuth 2.0 Access Token” first.".into(),
         );
     }
-    match t.status {
-        TokenStatus::NotAuthorized => {
-            return (
-                false,
-                "Not authorized yet: click “Get OAuth 2.0 Access Token” first.".into(),
-            );
-        }
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
-            return (
-                false,
-                format!(
-                    "The token needs a new sign-in{}.",
-                    t.status_reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ),
-            );
-        }
-        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
-    }
-    let needed = ctx.clock.now() + chrono::Duration::seconds(30);
-    let fresh = t.material.access_token.is_some()
-        && t.material.access_expires_at.is_some_and(|e| e > needed);
-    let t = if fresh {
-        t.clone()
-    } else {
-        match grant::refresh(ctx, t.id, needed).await {
-            Ok(t) => t,
-            Err(RefreshError::Api(e)) => return (false, e.to_string()),
-            Err(e) => return (false, e.to_string()),
-        }
-    };
-    let Some(sealed) = t.material.access_token.clone() else {
-        return (false, "There is no access token.".into());
-    };
-    match grant::open_material(ctx, &t, "access_token", &sealed).await {
-        Ok(token) => match ctx.oauth.test_connection(&provider, &token).await {
-            Ok(m) => (true, m),
-            Err(m) => (false, m),
-        },
-        Err(e) => (false, e.to_string()),
-    }
+    grant::test_connection(ctx, t, actor).await
 }
 
 pub async fn delete(
