@@ -826,3 +826,43 @@ pub async fn test_connection(ctx: &AppContext, t: &TokenRecord, actor: &str) -> 
     .await;
     (ok, message)
 }
+
+/// The Snowflake setup for a token: the integration name (its setting, else `TW_` + the token
+/// name), the refresh-token validity (its setting, else 90 days) and the SQL to run.
+pub fn snowflake_setup(
+    ctx: &AppContext,
+    t: &TokenRecord,
+) -> Result<
+    (
+        tokenwarden_oauth::snowflake::IntegrationName,
+        u64,
+        tokenwarden_oauth::snowflake::SetupSql,
+    ),
+    String,
+> {
+    use tokenwarden_oauth::snowflake::{self, IntegrationName};
+    let setting = |k: &str| {
+        t.settings
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let integration = match setting("integration_name") {
+        Some(n) => IntegrationName::parse(n).map_err(|e| e.0)?,
+        None => IntegrationName::for_token(t.name.as_str()),
+    };
+    let validity = match setting("refresh_token_validity") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| "refresh_token_validity must be a number of seconds".to_owned())?,
+        None => snowflake::DEFAULT_REFRESH_VALIDITY,
+    };
+    let sql = snowflake::setup_sql(
+        &integration,
+        &ctx.settings.redirect_uri(),
+        validity,
+        &format!("tokenwarden token {}", t.name),
+    )
+    .map_err(|e| e.0)?;
+    Ok((integration, validity, sql))
+}

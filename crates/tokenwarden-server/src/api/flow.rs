@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tokenwarden_domain::{AppName, TokenName};
-use tokenwarden_oauth::snowflake::{self, IntegrationName};
+use tokenwarden_oauth::snowflake::{self};
 use tokenwarden_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
 
@@ -113,31 +113,8 @@ pub async fn setup(
             snowflake: None,
         }));
     }
-    let integration = match t
-        .settings
-        .get("integration_name")
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(n) => IntegrationName::parse(n).map_err(|e| ApiError::InvalidRequest(e.0))?,
-        None => IntegrationName::for_token(t.name.as_str()),
-    };
-    let validity = match t
-        .settings
-        .get("refresh_token_validity")
-        .filter(|v| !v.trim().is_empty())
-    {
-        Some(v) => v.trim().parse().map_err(|_| {
-            ApiError::InvalidRequest("refresh_token_validity must be a number of seconds".into())
-        })?,
-        None => snowflake::DEFAULT_REFRESH_VALIDITY,
-    };
-    let sql = snowflake::setup_sql(
-        &integration,
-        &redirect_uri,
-        validity,
-        &format!("tokenwarden token {}", t.name),
-    )
-    .map_err(|e| ApiError::InvalidRequest(e.0))?;
+    let (integration, validity, sql) =
+        grant::snowflake_setup(&ctx, &t).map_err(ApiError::InvalidRequest)?;
     warnings.extend(sql.warnings.iter().cloned());
     if let Some(role) = t.settings.get("role")
         && let Err(e) = snowflake::SnowflakeRole::parse(role)

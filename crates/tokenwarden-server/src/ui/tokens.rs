@@ -661,23 +661,8 @@ async fn edit_page(
     let redirect_uri = ctx.settings.redirect_uri();
     let mut warnings = Vec::new();
     let snowflake = if provider == "snowflake" {
-        let integration = t
-            .settings
-            .get("integration_name")
-            .and_then(|n| IntegrationName::parse(n).ok())
-            .unwrap_or_else(|| IntegrationName::for_token(t.name.as_str()));
-        let validity = t
-            .settings
-            .get("refresh_token_validity")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(snowflake::DEFAULT_REFRESH_VALIDITY);
-        match snowflake::setup_sql(
-            &integration,
-            &redirect_uri,
-            validity,
-            &format!("tokenwarden token {}", t.name),
-        ) {
-            Ok(sql) => {
+        match grant::snowflake_setup(ctx, t) {
+            Ok((integration, _, sql)) => {
                 warnings.extend(sql.warnings.iter().cloned());
                 Some(SnowflakePanel {
                     integration: integration.as_str().to_owned(),
@@ -686,7 +671,7 @@ async fn edit_page(
                 })
             }
             Err(err) => {
-                warnings.push(err.0);
+                warnings.push(err);
                 None
             }
         }
