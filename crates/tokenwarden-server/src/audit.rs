@@ -25,7 +25,12 @@ impl Object {
         Self {
             kind: "route",
             id: None,
-            name: Some(format!("{} {}", parts.method, parts.uri.path())),
+            // Cut to 200 characters: anyone can send long paths, and each denial is a row.
+            name: Some(format!(
+                "{} {}",
+                parts.method,
+                parts.uri.path().chars().take(200).collect::<String>()
+            )),
         }
     }
 }

@@ -473,6 +473,17 @@ async fn refresh_holding(
     {
         return Ok(t); // someone refreshed it while we waited
     }
+    // Refreshed within the last minute and still valid: the provider's tokens simply live
+    // shorter than asked. Do not refresh again (an app asking for a large min_validity must not
+    // turn every read into a provider call); the caller answers that the validity is short.
+    let now = ctx.clock.now();
+    if t.material.access_expires_at.is_some_and(|e| e > now)
+        && let Ok(Some(h)) = ctx.store.get_token_health(id).await
+        && h.last_success_at
+            .is_some_and(|s| now - s < chrono::Duration::seconds(60))
+    {
+        return Ok(t);
+    }
     let Some(sealed_refresh) = &t.material.refresh_token else {
         return Err(RefreshError::NeedsReauthorization(
             "no refresh token is stored; authorize the token".into(),

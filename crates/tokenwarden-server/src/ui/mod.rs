@@ -193,7 +193,17 @@ pub fn cross_site(headers: &axum::http::HeaderMap) -> bool {
 /// Only a local path may be a post-sign-in destination (no open redirect).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        // Browsers drop tabs and newlines from URLs ("/\t/evil" becomes "//evil"): refuse any
+        // control or space character, and anything that is not a plain local path.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 512
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
         _ => "/tokens".to_owned(),
     }
 }

@@ -39,28 +39,57 @@ pub const SETUP_LINK_TTL: chrono::Duration = chrono::Duration::hours(1);
 pub const MIN_PASSWORD: usize = 12;
 const SETUP_META_KEY: &str = "ui_setup_link";
 
-/// In-memory UI state: recent failed sign-ins by key (`user:<name>` / `ip:<addr>`).
-#[derive(Debug, Default)]
+/// At most this many password checks run at once (argon2id holds ~19 MiB each): a burst of
+/// sign-ins cannot exhaust memory.
+const MAX_CONCURRENT_CHECKS: usize = 4;
+
+/// In-memory UI state: recent sign-in attempts by key (`user:<name>` / `ip:<addr>`).
+#[derive(Debug)]
 pub struct UiState {
     failures: Mutex<HashMap<String, Vec<Timestamp>>>,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            failures: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+        }
+    }
 }
 
 impl UiState {
-    fn recent(&self, key: &str, now: Timestamp) -> usize {
+    /// Counts an attempt for every key *before* the password is checked, and says whether any
+    /// key is over the limit, in one step: parallel requests cannot all slip past the check.
+    fn attempt(&self, keys: &[String], now: Timestamp) -> bool {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(v) = map.get_mut(key) else { return 0 };
-        v.retain(|t| *t > now - FAILURE_WINDOW);
-        v.len()
-    }
-
-    fn fail(&self, keys: &[String], now: Timestamp) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Keep the map small: forget keys with nothing recent.
         if map.len() > 10_000 {
             map.retain(|_, v| v.iter().any(|t| *t > now - FAILURE_WINDOW));
         }
+        let mut limited = false;
         for k in keys {
-            map.entry(k.clone()).or_default().push(now);
+            let v = map.entry(k.clone()).or_default();
+            v.retain(|t| *t > now - FAILURE_WINDOW);
+            if v.len() >= MAX_FAILURES {
+                limited = true;
+            }
+        }
+        if !limited {
+            for k in keys {
+                map.entry(k.clone()).or_default().push(now);
+            }
+        }
+        limited
+    }
+
+    /// A successful sign-in does not count against the user.
+    fn succeeded(&self, key: &str, now: Timestamp) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = map.get_mut(key) {
+            if let Some(pos) = v.iter().rposition(|t| *t == now) {
+                v.remove(pos);
+            }
         }
     }
 
@@ -303,15 +332,19 @@ pub async fn login(
     client: &str,
 ) -> Result<(AdminRecord, NewSession), LoginError> {
     let now = ctx.clock.now();
-    let user_key = format!("user:{}", username.to_ascii_lowercase());
+    // Long or odd usernames are never keys of the limiter (they cannot exist anyway).
+    let user_key = if check_username(username).is_ok() {
+        format!("user:{}", username.to_ascii_lowercase())
+    } else {
+        "user:(invalid)".to_owned()
+    };
     let ip_key = format!("ip:{client}");
     let object = Object {
         kind: "admin",
         id: None,
         name: Some(username.chars().take(64).collect()),
     };
-    if ctx.ui.recent(&user_key, now) >= MAX_FAILURES || ctx.ui.recent(&ip_key, now) >= MAX_FAILURES
-    {
+    if ctx.ui.attempt(&[user_key.clone(), ip_key.clone()], now) {
         audit::record(
             ctx,
             "anonymous",
@@ -331,12 +364,16 @@ pub async fn login(
     let hash = found
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
+    let Ok(_permit) = ctx.ui.checks.try_acquire() else {
+        return Err(LoginError::RateLimited);
+    };
     let ok = tokio::task::spawn_blocking(move || verify_password(&hash, password.expose_secret()))
         .await
         .unwrap_or(false);
     match found {
         Some(admin) if ok => {
             ctx.ui.clear(&user_key);
+            ctx.ui.succeeded(&ip_key, now);
             let session = start_session(ctx, &admin)
                 .await
                 .map_err(LoginError::Internal)?;
@@ -353,7 +390,7 @@ pub async fn login(
             Ok((admin, session))
         }
         found => {
-            ctx.ui.fail(&[user_key, ip_key], now);
+            // The attempt was already counted before the check.
             audit::record(
                 ctx,
                 "anonymous",

@@ -626,3 +626,31 @@ async fn r8_concurrent_reads_within_one_instance_cause_one_refresh() {
         before + 1
     );
 }
+
+#[tokio::test]
+async fn an_app_asking_for_more_validity_than_the_provider_gives_cannot_make_every_read_a_refresh()
+{
+    let w = world(7_776_000).await;
+    let before = w.emu.emulator.stats().counters.token_requests;
+    // Snowflake's tokens live 10 minutes; an hour is asked for, ten times.
+    for _ in 0..10 {
+        let (s, body, h) =
+            w.t.send(
+                Method::GET,
+                "/api/v1/access-tokens/snowflake-sales?min_validity=3600",
+                Some(&w.app_key),
+                None,
+            )
+            .await;
+        assert_eq!(s, 503, "{body}");
+        assert!(h.get("retry-after").is_some());
+        assert!(
+            body["message"].as_str().unwrap().contains("less validity"),
+            "{body}"
+        );
+    }
+    let calls = w.emu.emulator.stats().counters.token_requests - before;
+    assert!(calls <= 1, "{calls} provider calls for 10 reads");
+    // Reads asking for what the provider gives still work.
+    assert_eq!(w.read().await.0, 200);
+}

@@ -928,3 +928,77 @@ async fn reminder_lead_times_are_set_on_the_notifications_page_for_every_instanc
     }
     assert_eq!(t.ctx.lead_times().len(), 3, "refused input changed nothing");
 }
+
+#[tokio::test]
+async fn r32_parallel_wrong_passwords_cannot_slip_past_the_limit() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let mut tasks = Vec::new();
+    for _ in 0..30 {
+        let url = t.url("/login");
+        tasks.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .form(&[
+                    ("username", USER),
+                    ("password", "wrong-password-123"),
+                    ("next", "/apps"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut checked = 0;
+    for task in tasks {
+        if task.await.unwrap() != 429 {
+            checked += 1;
+        }
+    }
+    assert!(
+        checked <= 5,
+        "{checked} password checks ran; the limit is 5 per 15 minutes"
+    );
+}
+
+#[tokio::test]
+async fn r7_the_sign_in_destination_cannot_leave_the_site() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    for next in [
+        "/\t/evil.example/x",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/\n/evil.example",
+    ] {
+        let r = done(client().post(t.url("/login")).form(&[
+            ("username", USER),
+            ("password", PASSWORD),
+            ("next", next),
+        ]))
+        .await;
+        assert_eq!(r.status, 303, "{next:?}");
+        let loc = r
+            .headers
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(loc, "/tokens", "{next:?} must not be followed");
+    }
+    let r = done(client().post(t.url("/login")).form(&[
+        ("username", USER),
+        ("password", PASSWORD),
+        ("next", "/apps"),
+    ]))
+    .await;
+    assert_eq!(
+        r.headers.get("location").unwrap(),
+        "/apps",
+        "a local path is kept"
+    );
+}
