@@ -86,10 +86,10 @@ impl UiState {
     /// A successful sign-in does not count against the user.
     fn succeeded(&self, key: &str, now: Timestamp) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = map.get_mut(key) {
-            if let Some(pos) = v.iter().rposition(|t| *t == now) {
-                v.remove(pos);
-            }
+        if let Some(v) = map.get_mut(key)
+            && let Some(pos) = v.iter().rposition(|t| *t == now)
+        {
+            v.remove(pos);
         }
     }
 
