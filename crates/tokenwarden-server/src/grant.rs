@@ -877,3 +877,49 @@ pub fn snowflake_setup(
     .map_err(|e| e.0)?;
     Ok((integration, validity, sql))
 }
+
+/// Where a token's secrets go: the token endpoint and the test URL its settings resolve to.
+fn destinations(ctx: &AppContext, t: &TokenRecord) -> Option<(String, Option<String>)> {
+    let p = ctx.catalog.resolve(t.provider.as_str(), &t.settings).ok()?;
+    let probe = match p.probe {
+        tokenwarden_oauth::Probe::SnowflakeSql { base_url, .. } => Some(base_url),
+        tokenwarden_oauth::Probe::Url(u) => Some(u),
+        tokenwarden_oauth::Probe::None => None,
+    };
+    Some((p.token_url, probe))
+}
+
+/// An edit that sends the token somewhere else (another token endpoint or test URL) must not
+/// carry the stored secrets there: it needs the client secret again (`new_secret`), and the
+/// token material, which belongs to the old server, is dropped (authorize again). Returns
+/// whether the destination changed; `Err` with the reason when the secret is missing.
+pub fn guard_destination_change(
+    ctx: &AppContext,
+    before: &TokenRecord,
+    after: &mut TokenRecord,
+    new_secret: bool,
+) -> Result<bool, String> {
+    let (Some(old), new) = (destinations(ctx, before), destinations(ctx, after)) else {
+        return Ok(false); // nothing was ever sent anywhere
+    };
+    if new.as_ref() == Some(&old) {
+        return Ok(false);
+    }
+    if !new_secret && (before.client_secret.is_some() || before.client_secret_2.is_some()) {
+        return Err(format!(
+            "this change sends the token to another server ({}); enter the client secret again with it, so the stored one never goes there",
+            new.map(|n| n.0)
+                .unwrap_or_else(|| "an unresolved endpoint".into())
+        ));
+    }
+    if !new_secret {
+        return Ok(true);
+    }
+    after.material = tokenwarden_store::TokenMaterial::default();
+    after.status = TokenStatus::NotAuthorized;
+    after.status_reason = Some("the provider settings changed: authorize again".into());
+    if before.client_secret_2 == after.client_secret_2 {
+        after.client_secret_2 = None;
+    }
+    Ok(true)
+}

@@ -326,6 +326,7 @@ pub async fn patch_token(
     {
         return Err(StoreError::VersionMismatch("token").into());
     }
+    let before = t.clone();
     let mut changed = Vec::new();
     if let Some(name) = req.name {
         t.name = name;
@@ -346,6 +347,11 @@ pub async fn patch_token(
     if let Some(s2) = &req.client_secret_2 {
         t.client_secret_2 = s2.as_ref().map(|s| seal(&ctx, t.id, "client_secret_2", s));
         changed.push("client_secret_2");
+    }
+    if crate::grant::guard_destination_change(&ctx, &before, &mut t, req.client_secret.is_some())
+        .map_err(ApiError::InvalidRequest)?
+    {
+        changed.push("destination");
     }
     // The store checks the version we read: a refresh that committed in between wins, and this
     // edit is refused rather than reverting its token material (R11).

@@ -801,6 +801,7 @@ pub async fn save(
         .await?;
         return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
     }
+    let before = t.clone();
     let mut changed = Vec::new();
     if settings != t.settings {
         t.settings = settings;
@@ -828,6 +829,24 @@ pub async fn save(
             &rid,
         ));
         changed.push("client_secret_2");
+    }
+    match grant::guard_destination_change(&ctx, &before, &mut t, changed.contains(&"client_secret"))
+    {
+        Ok(true) => changed.push("destination"),
+        Ok(false) => {}
+        Err(msg) => {
+            let p = edit_page(
+                &ctx,
+                &s,
+                &before,
+                EditState {
+                    error: msg,
+                    ..EditState::default()
+                },
+            )
+            .await?;
+            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
+        }
     }
     if !changed.is_empty() {
         let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;

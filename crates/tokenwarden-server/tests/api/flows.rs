@@ -73,12 +73,29 @@ async fn apps_and_tokens_crud(t: TestApp) {
     let (_, list) = t.admin(Method::GET, "/api/v1/tokens", None).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
 
+    // Pointing the token at another account without the client secret is refused: the stored
+    // secret must never be sent to a server it was not given for.
+    let (s, refused) = t
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/tokens/{id}"),
+            Some(json!({"settings": {"account": "org-acct", "role": "R"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("client secret again"),
+        "{refused}"
+    );
     // PATCH: change fields, rotate secrets, version checks.
     let (s, patched) = t
         .admin(
             Method::PATCH,
             &format!("/api/v1/tokens/{id}"),
-            Some(json!({"client_id": "new-id", "client_secret_2": "second-SEEDED-2", "settings": {"account": "org-acct", "role": "R"}, "version": 1})),
+            Some(json!({"client_id": "new-id", "client_secret": "first-SEEDED-3", "client_secret_2": "second-SEEDED-2", "settings": {"account": "org-acct", "role": "R"}, "version": 1})),
         )
         .await;
     assert_eq!(s, 200, "{patched}");

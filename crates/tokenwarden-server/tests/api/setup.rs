@@ -39,7 +39,7 @@ async fn setup_answers_the_redirect_uri_and_the_snowflake_sql() {
 
     // A chosen validity above the default maximum is allowed with a warning.
     let (s, _) = t
-        .admin(Method::PATCH, &format!("/api/v1/tokens/{id}"), Some(json!({"settings": {"account": "xy12345", "role": "ANALYST", "refresh_token_validity": "157784630", "integration_name": "my_int"}})))
+        .admin(Method::PATCH, &format!("/api/v1/tokens/{id}"), Some(json!({"settings": {"account": "xy12345", "role": "ANALYST", "refresh_token_validity": "157784630", "integration_name": "my_int"}, "client_secret": "new-secret"})))
         .await;
     assert_eq!(s, 200);
     let (_, setup) = t
