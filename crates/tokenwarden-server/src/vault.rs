@@ -9,8 +9,16 @@ use tokenwarden_store::{DynStore, Sealed, StoreError, StoredDataKey};
 
 const CHECK_KEY: &str = "master_key_check";
 
+/// How long after a rotation an old key may be dropped: every running instance has reloaded
+/// its keyring by then (they do every minute).
+pub const DROP_GRACE: chrono::Duration = chrono::Duration::seconds(120);
+
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
+    #[error(
+        "the key was rotated less than {0} s ago: running instances may still seal with it until they reload their keys; try again in a few minutes"
+    )]
+    TooSoon(i64),
     #[error(
         "the master key is wrong: this database was encrypted with the key whose check value is {expected}, \
          the configured key's is {actual}. Start with the original TOKENWARDEN_MASTER_KEY (or key file)."
@@ -209,7 +217,26 @@ impl Vault {
     }
 
     /// Removes one data key; refused while it is active or any value still uses it.
-    pub async fn drop_key(&self, key_id: &str) -> Result<(), VaultError> {
+    ///
+    /// Also refused within [`DROP_GRACE`] of the last rotation: a running instance may still be
+    /// sealing with the old key until it reloads its keyring (every minute).
+    pub async fn drop_key(&self, key_id: &str, now: Timestamp) -> Result<(), VaultError> {
+        let keys = self.store.list_data_keys().await?;
+        if let Some(active) = keys.iter().find(|k| k.active)
+            && active.key_id != key_id
+            && now - active.created_at < DROP_GRACE
+        {
+            let in_use = self
+                .store
+                .sealed_values()
+                .await?
+                .iter()
+                .filter(|v| tokenwarden_crypto::key_id_of(&v.sealed.0).is_ok_and(|k| k == key_id))
+                .count();
+            if in_use == 0 {
+                return Err(VaultError::TooSoon(DROP_GRACE.num_seconds()));
+            }
+        }
         self.store.delete_data_key(key_id).await?;
         self.reload().await
     }

@@ -596,7 +596,7 @@ async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
             println!("all {ok} stored secrets decrypt with the current keys");
         }
         KeysCommand::Drop { key_id } => {
-            ctx.vault.drop_key(&key_id).await?;
+            ctx.vault.drop_key(&key_id, ctx.clock.now()).await?;
             println!("removed key {key_id}");
         }
     }

@@ -117,3 +117,17 @@ async fn r21_another_master_key_is_refused_before_anything_is_written() {
         "no key was added"
     );
 }
+
+#[tokio::test]
+async fn an_old_key_is_dropped_only_after_every_instance_could_reload() {
+    let t = spawn(Db::Sqlite).await;
+    t.seed().await;
+    let old = t.ctx.vault.active_key_id();
+    t.ctx.vault.rotate(t.clock_now(), false).await.unwrap();
+    let err = t.ctx.vault.drop_key(&old, t.clock_now()).await.unwrap_err();
+    assert!(err.to_string().contains("rotated less than"), "{err}");
+    t.clock
+        .advance(tokenwarden_server::vault::DROP_GRACE + chrono::Duration::seconds(1));
+    t.ctx.vault.drop_key(&old, t.clock_now()).await.unwrap();
+    assert_eq!(t.ctx.vault.verify_all().await.unwrap().1.len(), 0);
+}
