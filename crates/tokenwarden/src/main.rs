@@ -165,6 +165,10 @@ enum AdminTokenCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// List admin bearer tokens (never the tokens themselves).
+    List,
+    /// Revoke an admin bearer token at once (running instances stop accepting it within 10 s).
+    Revoke { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -462,6 +466,60 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
                 "admin token {} created; it is shown only this once",
                 key.record.id
             );
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Token {
+                    command: AdminTokenCommand::List,
+                },
+        } => {
+            let ctx = context(&cfg).await?;
+            println!("{:<36}  {:<24}  {:<26}  REVOKED", "ID", "LABEL", "CREATED");
+            for k in ctx.store.list_api_keys(None).await? {
+                let revoked = k
+                    .revoked_at
+                    .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339());
+                println!(
+                    "{:<36}  {:<24}  {:<26}  {revoked}",
+                    k.id,
+                    k.label,
+                    k.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Token {
+                    command: AdminTokenCommand::Revoke { id },
+                },
+        } => {
+            let ctx = context(&cfg).await?;
+            let key_id = tokenwarden_domain::ApiKeyId::parse(&id).with_context(|| {
+                format!("{id:?} is not an admin token id (see `tokenwarden admin token list`)")
+            })?;
+            let key = ctx
+                .store
+                .get_api_key(key_id)
+                .await
+                .with_context(|| format!("no admin token {id}"))?;
+            if key.kind != tokenwarden_store::ApiKeyKind::Admin {
+                bail!(
+                    "{id} is an app's API key, not an admin token: revoke it on the app (API or UI)"
+                );
+            }
+            ctx.store.revoke_api_key(key_id, ctx.clock.now()).await?;
+            tokenwarden_server::audit::record(
+                &ctx,
+                "cli",
+                "admin_token.revoke",
+                tokenwarden_server::audit::Object::new("api_key", key.id, &key.label),
+                "ok",
+                serde_json::json!({}),
+            )
+            .await;
+            println!("revoked admin token {id}");
             Ok(())
         }
         Command::Admin {

@@ -127,3 +127,40 @@ fn serve_on_postgres_from_a_database_url() {
         "no SQLite file on PostgreSQL"
     );
 }
+
+#[test]
+fn admin_tokens_can_be_listed_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "token", "create", "--label", "ops"],
+    );
+    let (out, err) = text(&o);
+    let admin = out.trim().to_owned();
+    let line = err.lines().find(|l| l.starts_with("admin token ")).unwrap();
+    let id = line.split_whitespace().nth(2).unwrap().to_owned();
+    let o = run(dir.path(), &[], &["admin", "token", "list"]);
+    let (out, _) = text(&o);
+    assert!(out.contains(&id) && out.contains("ops"), "{out}");
+    assert!(!out.contains(&admin), "the token itself is never listed");
+    let server = serve(dir.path(), &[], &[]);
+    let http = Http::new();
+    assert_eq!(
+        http.send("GET", &server.url("/api/v1/apps"), Some(&admin), None)
+            .0,
+        200
+    );
+    server.stop();
+    let o = run(dir.path(), &[], &["admin", "token", "revoke", &id]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["admin", "token", "revoke", "not-an-id"]);
+    assert!(!o.status.success());
+    let server = serve(dir.path(), &[], &[]);
+    assert_eq!(
+        http.send("GET", &server.url("/api/v1/apps"), Some(&admin), None)
+            .0,
+        401
+    );
+    server.stop();
+}
