@@ -271,3 +271,23 @@ pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> Tes
     .await;
     result
 }
+
+/// Email recipients of a channel: at least one, each a plain address.
+pub fn check_recipients(to: &[String]) -> Result<(), String> {
+    if to.is_empty() {
+        return Err("an email channel needs at least one address".into());
+    }
+    for a in to {
+        let ok = a.len() <= 254
+            && a.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty()
+                    && d.contains('.')
+                    && !a.contains(char::is_whitespace)
+                    && !a.contains(['<', '>', ','])
+            });
+        if !ok {
+            return Err(format!("{a:?} is not an email address"));
+        }
+    }
+    Ok(())
+}

@@ -120,26 +120,7 @@ fn check_events(events: &[String]) -> ApiResult<()> {
 }
 
 fn check_recipients(to: &[String]) -> ApiResult<()> {
-    if to.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "an email channel needs at least one address in \"to\"".into(),
-        ));
-    }
-    for a in to {
-        let ok = a.len() <= 254
-            && a.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty()
-                    && d.contains('.')
-                    && !a.contains(char::is_whitespace)
-                    && !a.contains(['<', '>', ','])
-            });
-        if !ok {
-            return Err(ApiError::InvalidRequest(format!(
-                "{a:?} is not an email address"
-            )));
-        }
-    }
-    Ok(())
+    crate::delivery::check_recipients(to).map_err(ApiError::InvalidRequest)
 }
 
 fn check_url(url: &str) -> ApiResult<()> {

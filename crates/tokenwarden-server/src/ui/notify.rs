@@ -185,25 +185,6 @@ pub async fn list(
     page(&p)
 }
 
-fn check_recipients(to: &[String]) -> Result<(), String> {
-    if to.is_empty() {
-        return Err("An email channel needs at least one address.".into());
-    }
-    for a in to {
-        let ok = a.len() <= 254
-            && a.split_once('@').is_some_and(|(l, d)| {
-                !l.is_empty()
-                    && d.contains('.')
-                    && !a.contains(char::is_whitespace)
-                    && !a.contains(['<', '>', ','])
-            });
-        if !ok {
-            return Err(format!("{a:?} is not an email address."));
-        }
-    }
-    Ok(())
-}
-
 pub async fn create(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
@@ -247,7 +228,7 @@ pub async fn create(
                     .filter(|a| !a.is_empty())
                     .map(str::to_owned)
                     .collect();
-                check_recipients(&to)?;
+                crate::delivery::check_recipients(&to)?;
                 (serde_json::json!({"to": to, "events": events}), None)
             }
             _ => return Err("Choose webhook or email.".into()),
