@@ -9,7 +9,10 @@ mod states;
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName};
-pub use states::{AppState, ParseStateError, StopReason, TokenStatus};
+pub use states::{
+    AppState, AuditAction, AuditOutcome, ChannelKind, EventKind, LeadTime, ParseStateError,
+    StopReason, TokenStatus,
+};
 
 /// Every instant in tokenwarden is UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

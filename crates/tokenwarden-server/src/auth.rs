@@ -7,8 +7,9 @@
 //! SHA-256 hash in constant time. Only the hash is stored.
 
 use crate::AppContext;
-use crate::audit;
 use crate::error::ApiError;
+use crate::ops::audit;
+use crate::ops::audit::{Action, Outcome};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use base64::Engine as _;
@@ -71,9 +72,9 @@ pub async fn create_admin_token(
     audit::record(
         ctx,
         actor,
-        "admin_token.create",
+        Action::AdminTokenCreate,
         audit::Object::new("api_key", key.record.id, &key.record.label),
-        "ok",
+        Outcome::Ok,
         serde_json::json!({}),
     )
     .await;
@@ -205,9 +206,9 @@ impl FromRequestParts<AppContext> for Principal {
                 audit::record(
                     ctx,
                     "anonymous",
-                    "auth.denied",
+                    Action::AuthDenied,
                     audit::Object::route(parts),
-                    "denied",
+                    Outcome::Denied,
                     serde_json::json!({ "reason": e.code() }),
                 )
                 .await;
@@ -229,9 +230,9 @@ impl FromRequestParts<AppContext> for Admin {
         audit::record(
             ctx,
             &p.actor(),
-            "auth.forbidden",
+            Action::AuthForbidden,
             audit::Object::route(parts),
-            "denied",
+            Outcome::Denied,
             serde_json::json!({ "reason": "admin only" }),
         )
         .await;

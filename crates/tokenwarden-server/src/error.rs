@@ -95,40 +95,49 @@ impl ApiError {
 
     /// Logs the cause under a short reference and hides it from the client.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-        tracing::error!(%reference, error = %cause, "internal error");
-        ApiError::Internal(reference)
+        crate::ops::Error::internal(cause).into()
+    }
+}
+
+impl From<crate::ops::Error> for ApiError {
+    fn from(e: crate::ops::Error) -> Self {
+        use crate::ops::Error as E;
+        match e {
+            E::Invalid(m) => ApiError::InvalidRequest(m),
+            E::NotFound(what) => ApiError::NotFound(what),
+            E::Conflict(m) => ApiError::Conflict(m),
+            E::VersionMismatch(m) => ApiError::VersionMismatch(m),
+            E::TokenUnusable { code, message } => ApiError::TokenUnusable { code, message },
+            E::ProviderUnavailable {
+                message,
+                retry_after,
+            } => ApiError::ProviderUnavailable {
+                message,
+                retry_after,
+            },
+            E::Unavailable => ApiError::Unavailable,
+            E::Internal(reference) => ApiError::Internal(reference),
+        }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => ApiError::NotFound(what.to_owned()),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::VersionMismatch(what) => ApiError::VersionMismatch(format!(
-                "the {what} was changed by someone else; read it again and retry"
-            )),
-            StoreError::LeaseLost(_) => ApiError::ProviderUnavailable {
-                message: "the token was being refreshed elsewhere; retry shortly".into(),
-                retry_after: 2,
-            },
-            StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
-                tracing::warn!(error = %sqlx_err, "database unavailable");
-                ApiError::Unavailable
-            }
-            other => ApiError::internal(other),
-        }
+        crate::ops::Error::from(e).into()
     }
 }
 
-fn is_unavailable(e: &tokenwarden_store::SqlxError) -> bool {
-    matches!(
-        e,
-        tokenwarden_store::SqlxError::PoolTimedOut
-            | tokenwarden_store::SqlxError::PoolClosed
-            | tokenwarden_store::SqlxError::Io(_)
-    )
+/// Is this store error "the database cannot be reached" (answered 503, not 500)?
+pub(crate) fn store_unavailable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Database(sqlx_err) => matches!(
+            sqlx_err,
+            tokenwarden_store::SqlxError::PoolTimedOut
+                | tokenwarden_store::SqlxError::PoolClosed
+                | tokenwarden_store::SqlxError::Io(_)
+        ),
+        _ => false,
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -2,14 +2,10 @@
 //! [`serve`] runs it on a listener the caller bound (tests bind `127.0.0.1:0`).
 
 pub mod api;
-pub mod audit;
 pub mod auth;
 pub mod cache;
-pub mod delivery;
-pub mod engine;
 pub mod error;
-pub mod grant;
-pub mod lifecycle;
+pub mod ops;
 mod pages;
 pub mod reads;
 pub mod ui;
@@ -22,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
-use tokenwarden_domain::Clock;
+use tokenwarden_domain::{Clock, LeadTime};
 use tokenwarden_store::DynStore;
 
 pub use error::{ApiError, ApiResult, ErrorBody};
@@ -38,15 +34,12 @@ pub struct ServerSettings {
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// When to remind before a refresh token expires (default 14, 7, 3 and 1 days).
-    pub reminder_lead_times: Vec<chrono::Duration>,
+    pub reminder_lead_times: Vec<LeadTime>,
 }
 
 /// The default reminder lead times: 14, 7, 3 and 1 days.
-pub fn default_lead_times() -> Vec<chrono::Duration> {
-    [14, 7, 3, 1]
-        .into_iter()
-        .map(chrono::Duration::days)
-        .collect()
+pub fn default_lead_times() -> Vec<LeadTime> {
+    LeadTime::defaults()
 }
 
 impl std::fmt::Debug for ServerSettings {
@@ -100,17 +93,17 @@ pub struct AppContext {
     pub cache: Arc<cache::ReadCache>,
     /// Reminder lead times in force: the configured ones, or what an admin set in the UI
     /// (kept in the database, so every instance follows; reloaded every background pass).
-    pub lead_times: Arc<std::sync::RwLock<Vec<chrono::Duration>>>,
+    pub lead_times: Arc<std::sync::RwLock<Vec<LeadTime>>>,
     /// Only in `tokenwarden demo`: moving time forward.
     pub demo: Option<Arc<DemoHooks>>,
-    pub notifier: delivery::Notifier,
+    pub notifier: ops::delivery::Notifier,
     /// The admin UI's in-memory state (failed sign-in counters).
     pub ui: Arc<ui::UiState>,
 }
 
 impl AppContext {
     /// The reminder lead times in force, longest first.
-    pub fn lead_times(&self) -> Vec<chrono::Duration> {
+    pub fn lead_times(&self) -> Vec<LeadTime> {
         let set = self
             .lead_times
             .read()
@@ -125,14 +118,22 @@ impl AppContext {
         v
     }
 
+    /// The longest lead time in force: a token is `expiring_soon` from then on.
+    pub fn first_lead_time(&self) -> LeadTime {
+        self.lead_times()
+            .first()
+            .copied()
+            .unwrap_or_else(|| LeadTime::days(14))
+    }
+
     /// Picks up lead times an admin set in the UI (on any instance).
     pub async fn reload_lead_times(&self) {
-        if let Ok(Some(json)) = self.store.get_meta(engine::LEAD_TIMES_KEY).await
+        if let Ok(Some(json)) = self.store.get_meta(ops::channels::LEAD_TIMES_KEY).await
             && let Ok(labels) = serde_json::from_str::<Vec<String>>(&json)
         {
-            let parsed: Vec<chrono::Duration> = labels
+            let parsed: Vec<LeadTime> = labels
                 .iter()
-                .filter_map(|l| engine::parse_lead(l).ok())
+                .filter_map(|l| LeadTime::parse(l).ok())
                 .collect();
             *self.lead_times.write().unwrap_or_else(|e| e.into_inner()) = parsed;
         }
@@ -157,7 +158,7 @@ impl AppContext {
             cache: Arc::new(cache::ReadCache::default()),
             demo: None,
             lead_times: Arc::new(std::sync::RwLock::new(Vec::new())),
-            notifier: delivery::Notifier::default(),
+            notifier: ops::delivery::Notifier::default(),
             ui: Arc::new(ui::UiState::default()),
         }
     }
@@ -219,8 +220,8 @@ pub async fn serve(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let report = engine::run_due_once(&engine_ctx, engine_ctx.clock.now()).await;
-            if report != engine::PassReport::default() {
+            let report = ops::engine::run_due_once(&engine_ctx, engine_ctx.clock.now()).await;
+            if report != ops::engine::PassReport::default() {
                 tracing::info!(?report, "background pass");
             }
         }
@@ -232,7 +233,7 @@ pub async fn serve(
         .await;
     reload.abort();
     engine.abort();
-    engine::flush_reads(&ctx).await;
+    ops::engine::flush_reads(&ctx).await;
     result
 }
 
@@ -276,7 +277,7 @@ async fn demo_advance(State(ctx): State<AppContext>, body: axum::body::Bytes) ->
     let by = chrono::Duration::seconds(adv.seconds);
     d.clock.advance(by);
     (d.on_advance)(d.clock.offset());
-    let report = engine::run_due_once(&ctx, ctx.clock.now()).await;
+    let report = ops::engine::run_due_once(&ctx, ctx.clock.now()).await;
     axum::Json(serde_json::json!({
         "now": ctx.clock.now(), "offset_seconds": d.clock.offset().num_seconds(),
         "pass": {"refreshed": report.refreshed, "reminders_sent": report.reminders_sent, "expired": report.expired, "delivered": report.delivered}

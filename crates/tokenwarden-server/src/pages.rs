@@ -2,7 +2,7 @@
 //! No inline script (CSP), no third-party resource, no referrer (R6).
 
 use crate::AppContext;
-use crate::grant::{self, CallbackQuery, CallbackResult};
+use crate::ops::grant::{self, CallbackQuery, CallbackResult};
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

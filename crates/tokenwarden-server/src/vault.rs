@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use std::sync::{Arc, RwLock};
 use tokenwarden_crypto::{Aad, CryptoError, DataKey, Keyring, MasterKey};
 use tokenwarden_domain::Timestamp;
-use tokenwarden_store::{DynStore, Sealed, StoreError, StoredDataKey};
+use tokenwarden_store::{DynStore, Sealed, SealedColumn, StoreError, StoredDataKey};
 
 const CHECK_KEY: &str = "master_key_check";
 
@@ -121,8 +121,12 @@ impl Vault {
         self.ring().active_key_id().to_owned()
     }
 
-    pub fn seal(&self, secret: &SecretString, table: &str, column: &str, row: &str) -> Sealed {
-        Sealed(self.ring().seal_str(secret, Aad::new(table, column, row)))
+    /// Seals `secret` for `column` of the row `row`: it opens only there.
+    pub fn seal(&self, secret: &SecretString, column: SealedColumn, row: &str) -> Sealed {
+        Sealed(
+            self.ring()
+                .seal_str(secret, Aad::new(column.table(), column.column(), row)),
+        )
     }
 
     /// Opens a sealed secret; reloads the keyring once if the value uses a key this instance has
@@ -130,11 +134,10 @@ impl Vault {
     pub async fn open_secret(
         &self,
         sealed: &Sealed,
-        table: &str,
-        column: &str,
+        column: SealedColumn,
         row: &str,
     ) -> Result<SecretString, VaultError> {
-        let aad = Aad::new(table, column, row);
+        let aad = Aad::new(column.table(), column.column(), row);
         match self.ring().open_str(&sealed.0, aad) {
             Err(CryptoError::UnknownKey(_)) => {
                 self.reload().await?;

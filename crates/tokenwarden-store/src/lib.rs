@@ -31,6 +31,53 @@ pub const SEALED_COLUMNS: &[(&str, &str)] = &[
     ("oauth_states", "verifier"),
 ];
 
+/// A sealed column: the table and column a ciphertext belongs to, which are part of its
+/// encryption context (AAD), so a value copied to another column does not decrypt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedColumn {
+    TokenClientSecret,
+    TokenClientSecret2,
+    TokenAccessToken,
+    TokenRefreshToken,
+    ChannelSecret,
+    OAuthStateVerifier,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 6] = [
+        SealedColumn::TokenClientSecret,
+        SealedColumn::TokenClientSecret2,
+        SealedColumn::TokenAccessToken,
+        SealedColumn::TokenRefreshToken,
+        SealedColumn::ChannelSecret,
+        SealedColumn::OAuthStateVerifier,
+    ];
+
+    /// The table (never change: it is part of every stored ciphertext's context).
+    pub fn table(self) -> &'static str {
+        match self {
+            SealedColumn::TokenClientSecret
+            | SealedColumn::TokenClientSecret2
+            | SealedColumn::TokenAccessToken
+            | SealedColumn::TokenRefreshToken => "tokens",
+            SealedColumn::ChannelSecret => "notification_channels",
+            SealedColumn::OAuthStateVerifier => "oauth_states",
+        }
+    }
+
+    /// The column (never change, like the table).
+    pub fn column(self) -> &'static str {
+        match self {
+            SealedColumn::TokenClientSecret => "client_secret",
+            SealedColumn::TokenClientSecret2 => "client_secret_2",
+            SealedColumn::TokenAccessToken => "access_token",
+            SealedColumn::TokenRefreshToken => "refresh_token",
+            SealedColumn::ChannelSecret => "secret",
+            SealedColumn::OAuthStateVerifier => "verifier",
+        }
+    }
+}
+
 pub type DynStore = Arc<dyn Store>;
 
 #[async_trait]

@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tokenwarden_domain::LeadTime;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 pub const DEFAULT_DATA_DIR: &str = "./tokenwarden-data";
@@ -66,23 +67,9 @@ impl std::fmt::Debug for Smtp {
     }
 }
 
-/// Parses `14d`, `12h`, `90m`.
-pub fn parse_lead_time(s: &str) -> Result<chrono::Duration> {
-    let t = s.trim();
-    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: i64 = num
-        .parse()
-        .with_context(|| format!("lead time {s:?}: write a number and d, h or m, e.g. 14d"))?;
-    let d = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        _ => bail!("lead time {s:?}: write a number and d, h or m, e.g. 14d"),
-    };
-    if n <= 0 || n > 365 * 24 * 60 {
-        bail!("lead time {s:?} must be positive and at most a year");
-    }
-    Ok(d)
+/// Parses `14d`, `12h`, `90m` (the one lead-time parser, shared with the UI).
+pub fn parse_lead_time(s: &str) -> Result<LeadTime> {
+    LeadTime::parse(s).map_err(|e| anyhow::anyhow!("lead time: {e}"))
 }
 
 /// Where the master key comes from.
@@ -110,7 +97,7 @@ pub struct Config {
     /// A folder of the user's own provider templates (`*.toml`).
     pub providers_dir: Option<PathBuf>,
     /// When to remind before a refresh token expires.
-    pub reminder_lead_times: Vec<chrono::Duration>,
+    pub reminder_lead_times: Vec<LeadTime>,
     pub smtp: Option<Smtp>,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
@@ -534,10 +521,7 @@ mod tests {
         assert_eq!(parsed.listen.as_deref(), Some(DEFAULT_LISTEN));
         assert_eq!(parsed.max_body_bytes, Some(DEFAULT_MAX_BODY_BYTES));
         let c = Config::load(&BTreeMap::new(), &Overrides::default()).unwrap();
-        assert_eq!(
-            c.reminder_lead_times,
-            [14, 7, 3, 1].map(chrono::Duration::days)
-        );
+        assert_eq!(c.reminder_lead_times, LeadTime::defaults());
         assert!(c.smtp.is_none());
     }
 }
@@ -559,7 +543,10 @@ mod more_tests {
         .collect();
         let c = Config::load(&env, &Overrides::default()).unwrap();
         assert_eq!(
-            c.reminder_lead_times,
+            c.reminder_lead_times
+                .iter()
+                .map(|l| l.duration())
+                .collect::<Vec<_>>(),
             vec![
                 chrono::Duration::days(30),
                 chrono::Duration::days(1),

@@ -441,13 +441,14 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
                         "there is no global token named {name} (use --app for an app-level token)"
                     ),
                 })?;
-            let url = tokenwarden_server::grant::start_authorization(&ctx, &token, "cli", None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let url =
+                tokenwarden_server::ops::grant::start_authorization(&ctx, &token, "cli", None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{url}");
             eprintln!(
                 "open the URL above in a browser within {} minutes and sign in; tokenwarden must be running at {} to receive the callback",
-                tokenwarden_server::grant::STATE_TTL_MINUTES,
+                tokenwarden_server::ops::grant::STATE_TTL_MINUTES,
                 ctx.settings.redirect_uri()
             );
             Ok(())
@@ -460,7 +461,8 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
         } => {
             let ctx = context(&cfg).await?;
             let label = KeyLabel::parse(&label)?;
-            let key = tokenwarden_server::auth::create_admin_token(&ctx, "cli", label).await?;
+            let key =
+                tokenwarden_server::ops::admins::create_admin_token(&ctx, "cli", label).await?;
             println!("{}", key.text.expose_secret());
             eprintln!(
                 "admin token {} created; it is shown only this once",
@@ -476,7 +478,7 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
         } => {
             let ctx = context(&cfg).await?;
             println!("{:<36}  {:<24}  {:<26}  REVOKED", "ID", "LABEL", "CREATED");
-            for k in ctx.store.list_api_keys(None).await? {
+            for k in tokenwarden_server::ops::admins::list_admin_tokens(&ctx).await? {
                 let revoked = k
                     .revoked_at
                     .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339());
@@ -496,29 +498,7 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
                 },
         } => {
             let ctx = context(&cfg).await?;
-            let key_id = tokenwarden_domain::ApiKeyId::parse(&id).with_context(|| {
-                format!("{id:?} is not an admin token id (see `tokenwarden admin token list`)")
-            })?;
-            let key = ctx
-                .store
-                .get_api_key(key_id)
-                .await
-                .with_context(|| format!("no admin token {id}"))?;
-            if key.kind != tokenwarden_store::ApiKeyKind::Admin {
-                bail!(
-                    "{id} is an app's API key, not an admin token: revoke it on the app (API or UI)"
-                );
-            }
-            ctx.store.revoke_api_key(key_id, ctx.clock.now()).await?;
-            tokenwarden_server::audit::record(
-                &ctx,
-                "cli",
-                "admin_token.revoke",
-                tokenwarden_server::audit::Object::new("api_key", key.id, &key.label),
-                "ok",
-                serde_json::json!({}),
-            )
-            .await;
+            tokenwarden_server::ops::admins::revoke_admin_token(&ctx, "cli", &id).await?;
             println!("revoked admin token {id}");
             Ok(())
         }
@@ -529,12 +509,12 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
                     password_file,
                 },
         } => {
-            tokenwarden_server::ui::session::check_username(&username)
+            tokenwarden_server::ops::admins::check_username(&username)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_new_password(password_file.as_deref())?;
             let ctx = context(&cfg).await?;
             let admin =
-                tokenwarden_server::ui::session::create_admin(&ctx, "cli", &username, password)
+                tokenwarden_server::ops::admins::create_admin(&ctx, "cli", &username, password)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(
@@ -588,7 +568,7 @@ fn read_new_password(file: Option<&Path>) -> Result<secrecy::SecretString> {
         std::io::stdin().read_to_string(&mut text)?;
         text.lines().next().unwrap_or_default().to_owned()
     };
-    tokenwarden_server::ui::session::check_password(&password)
+    tokenwarden_server::ops::admins::check_password(&password)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(password.into())
 }
@@ -597,7 +577,7 @@ async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
     let ctx = context(&cfg).await?;
     match command {
         KeysCommand::Rotate { drop_old } => {
-            let r = ctx.vault.rotate(ctx.clock.now(), drop_old).await?;
+            let r = tokenwarden_server::ops::keys::rotate(&ctx, "cli", drop_old).await?;
             println!("new active key: {}", r.new_key_id);
             println!("re-encrypted {} stored secrets", r.resealed);
             if r.skipped > 0 {
@@ -654,7 +634,7 @@ async fn keys(command: KeysCommand, cfg: Config) -> Result<()> {
             println!("all {ok} stored secrets decrypt with the current keys");
         }
         KeysCommand::Drop { key_id } => {
-            ctx.vault.drop_key(&key_id, ctx.clock.now()).await?;
+            tokenwarden_server::ops::keys::drop_key(&ctx, "cli", &key_id).await?;
             println!("removed key {key_id}");
         }
     }
@@ -670,10 +650,13 @@ async fn app(command: AppCommand, cfg: Config) -> Result<()> {
                 .iter()
                 .map(|t| TokenName::parse(t))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (app, key) =
-                tokenwarden_server::api::create_app_with_key(&ctx, "cli", name, tokens)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (app, key) = tokenwarden_server::ops::apps::create(
+                &ctx,
+                "cli",
+                tokenwarden_server::ops::apps::NewApp { name, tokens },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", key.text.expose_secret());
             eprintln!(
                 "app {} ({}) created; its API key above is shown only this once",
@@ -740,7 +723,7 @@ async fn serve(cfg: Config) -> Result<()> {
             "no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`"
         );
     }
-    match tokenwarden_server::ui::session::setup_link(&ctx).await {
+    match tokenwarden_server::ops::admins::setup_link(&ctx).await {
         Ok(Some(url)) => tracing::warn!(
             "no admin yet: open {url} to create one (the link works once, for an hour), or run `tokenwarden admin create NAME`"
         ),
@@ -818,12 +801,12 @@ fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64
             on_advance: Box::new(move |offset| emu_handle.set_clock_offset(offset)),
         }));
         if ctx.store.count_admins().await? == 0 {
-            tokenwarden_server::ui::session::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
+            tokenwarden_server::ops::admins::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let app = AppName::parse("sales-invoice")?;
             if ctx.store.get_app_by_name(&app).await.is_err() {
-                tokenwarden_server::api::create_app_with_key(&ctx, "demo", app, vec![TokenName::parse("snowflake-sales")?])
+                tokenwarden_server::ops::apps::create(&ctx, "demo", tokenwarden_server::ops::apps::NewApp { name: app, tokens: vec![TokenName::parse("snowflake-sales")?] })
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             }

@@ -1,16 +1,16 @@
 use super::{ApiJson, CommonErrors};
 use crate::AppContext;
-use crate::audit::{self, Object};
-use crate::auth::{self, Admin, Principal};
+use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::ops::{self, apps::AppChanges, apps::NewApp};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
-use tokenwarden_store::{ApiKeyKind, AppRecord, StoreError};
+use tokenwarden_domain::{AppName, KeyLabel, TokenName};
+use tokenwarden_store::AppRecord;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -78,58 +78,9 @@ pub struct CreatedApp {
     created_at: DateTime<Utc>,
 }
 
-fn dedup(mut names: Vec<TokenName>) -> Vec<TokenName> {
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// Creates an app with its first API key and audits it; used by the API and the CLI.
-pub async fn create_app_with_key(
-    ctx: &AppContext,
-    actor: &str,
-    name: AppName,
-    tokens: Vec<TokenName>,
-) -> ApiResult<(AppRecord, auth::NewKey)> {
-    let now = ctx.clock.now();
-    let app = AppRecord {
-        id: AppId::new_v7(now),
-        name,
-        state: AppState::Running,
-        stop_reason: None,
-        tokens: dedup(tokens),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    let label = KeyLabel::parse("initial key").map_err(ApiError::internal)?;
-    let key = auth::new_key(ApiKeyKind::App, Some(app.id), label, now);
-    ctx.store.create_app(&app, &key.record).await?;
-    audit::record(
-        ctx,
-        actor,
-        "app.create",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({ "tokens": app.tokens, "api_key_id": key.record.id }),
-    )
-    .await;
-    Ok((app, key))
-}
-
 /// Finds an app by id or by name.
 pub(crate) async fn find_app(ctx: &AppContext, key: &str) -> ApiResult<AppRecord> {
-    let found = match AppId::parse(key) {
-        Some(id) => ctx.store.get_app(id).await,
-        None => match AppName::parse(key) {
-            Ok(name) => ctx.store.get_app_by_name(&name).await,
-            Err(_) => Err(StoreError::NotFound("app")),
-        },
-    };
-    found.map_err(|e| match e {
-        StoreError::NotFound(_) => ApiError::NotFound(format!("app {key:?}")),
-        other => other.into(),
-    })
+    Ok(ops::apps::find(ctx, key).await?)
 }
 
 /// List apps.
@@ -155,7 +106,15 @@ pub async fn create_app(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateApp>,
 ) -> ApiResult<(StatusCode, Json<CreatedApp>)> {
-    let (app, key) = create_app_with_key(&ctx, &who.actor(), req.name, req.tokens).await?;
+    let (app, key) = ops::apps::create(
+        &ctx,
+        &who.actor(),
+        NewApp {
+            name: req.name,
+            tokens: req.tokens,
+        },
+    )
+    .await?;
     let now = app.created_at;
     Ok((
         StatusCode::CREATED,
@@ -200,30 +159,18 @@ pub async fn patch_app(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PatchApp>,
 ) -> ApiResult<Json<AppView>> {
-    let mut app = find_app(&ctx, &id).await?;
-    if let Some(v) = req.version
-        && v != app.version
-    {
-        return Err(StoreError::VersionMismatch("app").into());
-    }
-    let before = AppView::from(&app);
-    if let Some(name) = req.name {
-        app.name = name;
-    }
-    if let Some(tokens) = req.tokens {
-        app.tokens = dedup(tokens);
-    }
-    let updated = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
+    let app = find_app(&ctx, &id).await?;
+    let updated = ops::apps::update(
         &ctx,
         &who.actor(),
-        "app.update",
-        Object::new("app", updated.id, &updated.name),
-        "ok",
-        serde_json::json!({ "name": [before.name, updated.name.as_str()], "tokens": updated.tokens }),
+        app.id,
+        AppChanges {
+            name: req.name,
+            tokens: req.tokens,
+            version: req.version,
+        },
     )
-    .await;
+    .await?;
     Ok(Json(AppView::from(&updated)))
 }
 
@@ -237,17 +184,7 @@ pub async fn delete_app(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let app = find_app(&ctx, &id).await?;
-    ctx.store.delete_app(app.id).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "app.delete",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
+    ops::apps::delete(&ctx, &who.actor(), app.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -317,21 +254,7 @@ pub async fn create_key(
             .map_err(|e| ApiError::InvalidJson(format!("the request body is not valid: {e}")))?
     };
     let app = find_app(&ctx, &id).await?;
-    let label = match req.label {
-        Some(l) => l,
-        None => KeyLabel::parse("key").map_err(ApiError::internal)?,
-    };
-    let key = auth::new_key(ApiKeyKind::App, Some(app.id), label, ctx.clock.now());
-    ctx.store.create_api_key(&key.record).await?;
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "app.key_create",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({ "api_key_id": key.record.id, "label": key.record.label }),
-    )
-    .await;
+    let (_, key) = ops::apps::create_key(&ctx, &who.actor(), app.id, req.label).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -353,23 +276,7 @@ pub async fn revoke_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let app = find_app(&ctx, &id).await?;
-    let not_found = || ApiError::NotFound(format!("API key {key_id:?} of app {}", app.name));
-    let kid = tokenwarden_domain::ApiKeyId::parse(&key_id).ok_or_else(not_found)?;
-    let key = ctx.store.get_api_key(kid).await.map_err(|_| not_found())?;
-    if key.app_id != Some(app.id) {
-        return Err(not_found());
-    }
-    ctx.store.revoke_api_key(kid, ctx.clock.now()).await?;
-    ctx.cache.forget_key(kid);
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "app.key_revoke",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({ "api_key_id": kid }),
-    )
-    .await;
+    ops::apps::revoke_key(&ctx, &who.actor(), app.id, &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,7 +291,7 @@ pub async fn stop_app(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppView>> {
     let app = find_app(&ctx, &id).await?;
-    let app = crate::lifecycle::stop_by_admin(&ctx, app, &who.actor()).await?;
+    let app = ops::apps::stop(&ctx, &who.actor(), app.id).await?;
     Ok(Json(AppView::from(&app)))
 }
 
@@ -398,11 +305,6 @@ pub async fn start_app(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AppView>> {
     let app = find_app(&ctx, &id).await?;
-    match crate::lifecycle::start_by_admin(&ctx, app, &who.actor()).await? {
-        Ok(app) => Ok(Json(AppView::from(&app))),
-        Err(crate::lifecycle::CannotStart(message)) => Err(ApiError::TokenUnusable {
-            code: "token_needs_reauthorization",
-            message,
-        }),
-    }
+    let app = ops::apps::start(&ctx, &who.actor(), app.id).await?;
+    Ok(Json(AppView::from(&app)))
 }

@@ -6,15 +6,14 @@ use super::tokens::{TokenView, load, view};
 use crate::AppContext;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::grant::{self};
+use crate::ops;
+use crate::ops::grant::{self, read::Reader};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokenwarden_domain::{AppName, TokenName};
 use tokenwarden_oauth::snowflake::{self};
-use tokenwarden_store::StoreError;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,7 +113,7 @@ pub async fn setup(
         }));
     }
     let (integration, validity, sql) =
-        grant::snowflake_setup(&ctx, &t).map_err(ApiError::InvalidRequest)?;
+        ops::tokens::snowflake_setup(&ctx, &t).map_err(ApiError::InvalidRequest)?;
     warnings.extend(sql.warnings.iter().cloned());
     if let Some(role) = t.settings.get("role")
         && let Err(e) = snowflake::SnowflakeRole::parse(role)
@@ -162,10 +161,8 @@ pub async fn paste_client_secrets(
 ) -> ApiResult<Json<TokenView>> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::InvalidRequest("the pasted text is not UTF-8".into()))?;
-    let parsed =
-        snowflake::parse_client_secrets(text).map_err(|e| ApiError::InvalidRequest(e.0))?;
     let t = load(&ctx, &id).await?;
-    let updated = grant::apply_client_secrets(&ctx, t, parsed, &who.actor()).await?;
+    let updated = ops::tokens::paste_client_secrets(&ctx, &who.actor(), t.id, text).await?;
     Ok(Json(view(&ctx, &updated).await?))
 }
 
@@ -248,115 +245,25 @@ pub async fn read_access_token(
     Path(name): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> ApiResult<Json<AccessTokenView>> {
-    let min_validity = params.min_validity.unwrap_or(60).min(86_400);
-    let now = ctx.clock.now();
-    let scope = match &who {
-        Principal::App { app_id, .. } => format!("app:{app_id}"),
-        Principal::Admin { .. } => format!("admin:{}", params.app.as_deref().unwrap_or("")),
-    };
-    let cache_key = format!("{scope}:{name}");
-    let min = chrono::Duration::seconds(min_validity as i64);
-    // The hot path: a fresh answer from memory, no database at all.
-    let served = match ctx.cache.served(&cache_key, now, min, false) {
-        Some(hit) => hit,
-        None => match resolve_read(&ctx, &who, &name, &params, min_validity).await {
-            Ok(served) => {
-                ctx.cache.put_served(cache_key, served.clone());
-                served
-            }
-            // R16: the database is down, but a cached token is still valid: keep serving it.
-            Err(ApiError::Unavailable) => ctx
-                .cache
-                .served(&cache_key, now, min, true)
-                .ok_or(ApiError::Unavailable)?,
-            Err(e) => return Err(e),
+    let reader = match &who {
+        Principal::App { app_id, .. } => Reader::App(*app_id),
+        Principal::Admin { .. } => Reader::Admin {
+            as_app: params.app.as_deref(),
         },
     };
-    if let Some((app, why)) = &served.app_stopped {
-        return Err(ApiError::TokenUnusable {
-            code: "app_stopped",
-            message: format!("app {app} is stopped ({why}); an admin can start it"),
-        });
-    }
-    ctx.reads.record(served.token_id, &who.actor(), now);
+    let served = grant::read::read_access_token(
+        &ctx,
+        reader,
+        &who.actor(),
+        &name,
+        params.min_validity.unwrap_or(60),
+    )
+    .await?;
+    let now = ctx.clock.now();
     Ok(Json(AccessTokenView {
         access_token: served.access.expose_secret().to_owned(),
         token_type: served.token_type.clone(),
         expires_in: (served.expires_at - now).num_seconds().max(0),
         expires_at: served.expires_at,
     }))
-}
-
-/// The read path through the database: who may read which token, refreshing it if needed.
-async fn resolve_read(
-    ctx: &AppContext,
-    who: &Principal,
-    name: &str,
-    params: &ReadParams,
-    min_validity: u64,
-) -> ApiResult<crate::cache::Served> {
-    let not_found = || ApiError::NotFound(format!("token {name:?}"));
-    let token_name = TokenName::parse(name).map_err(|_| not_found())?;
-    let app = match (who, &params.app) {
-        (Principal::App { app_id, .. }, _) => {
-            let app = ctx.store.get_app(*app_id).await?;
-            if !app.tokens.contains(&token_name) {
-                return Err(ApiError::NotFound(format!(
-                    "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
-                    app.name
-                )));
-            }
-            Some(app)
-        }
-        (Principal::Admin { .. }, Some(app)) => {
-            let app_name =
-                AppName::parse(app).map_err(|_| ApiError::NotFound(format!("app {app:?}")))?;
-            Some(
-                ctx.store
-                    .get_app_by_name(&app_name)
-                    .await
-                    .map_err(|_| ApiError::NotFound(format!("app {app:?}")))?,
-            )
-        }
-        (Principal::Admin { .. }, None) => None,
-    };
-    let found = match &app {
-        Some(a) => match ctx.store.find_token(Some(a.id), &token_name).await {
-            Err(StoreError::NotFound(_)) => ctx.store.find_token(None, &token_name).await,
-            other => other,
-        },
-        None => ctx.store.find_token(None, &token_name).await,
-    };
-    let t = found.map_err(|e| match e {
-        StoreError::NotFound(_) => not_found(),
-        other => other.into(),
-    })?;
-    let (t, access) = grant::usable_token(ctx, t, min_validity).await?;
-    let app_stopped = match (&app, who) {
-        (Some(a), Principal::App { .. }) if a.state == tokenwarden_domain::AppState::Stopped => {
-            Some((
-                a.name.to_string(),
-                a.stop_reason
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_else(|| "stopped".into()),
-            ))
-        }
-        _ => None,
-    };
-    Ok(crate::cache::Served {
-        token_id: t.id,
-        access,
-        token_type: t
-            .material
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        expires_at: t
-            .material
-            .access_expires_at
-            .unwrap_or_else(|| ctx.clock.now()),
-        app_stopped,
-        fetched_at: ctx.clock.now(),
-    })
 }

@@ -5,8 +5,6 @@ mod flow;
 mod notifications;
 mod tokens;
 
-pub use apps::create_app_with_key;
-
 use crate::AppContext;
 use crate::error::{ApiError, ErrorBody};
 use axum::extract::rejection::JsonRejection;

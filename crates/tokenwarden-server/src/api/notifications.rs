@@ -1,20 +1,19 @@
 //! Notification channels (webhooks signed the Standard Webhooks way, email), their delivery
 //! log, a test send, and the audit log.
 
-use super::apps::find_app;
 use super::{ApiJson, CommonErrors};
 use crate::AppContext;
-use crate::audit::{self, Object};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::lifecycle::EVENT_KINDS;
+use crate::ops::{self, channels::ChannelChanges, channels::NewChannel, channels::Target};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use tokenwarden_store::{AuditFilter, ChannelRecord, StoreError};
+use tokenwarden_domain::ChannelKind;
+use tokenwarden_store::{AuditFilter, ChannelRecord};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -70,26 +69,26 @@ pub struct ChannelView {
 }
 
 async fn view(ctx: &AppContext, c: &ChannelRecord) -> ChannelView {
-    let strings = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let app = match c.app_id {
         Some(id) => ctx.store.get_app(id).await.ok().map(|a| a.name.to_string()),
         None => None,
+    };
+    let channel = ops::channels::Channel::of(c);
+    let (url, to) = match channel.target {
+        Target::Webhook { url } => (Some(url), Vec::new()),
+        Target::Email { to } => (None, to),
     };
     ChannelView {
         id: c.id.clone(),
         name: c.name.clone(),
         kind: c.kind.clone(),
-        url: c.config["url"].as_str().map(str::to_owned),
-        to: strings(&c.config["to"]),
-        events: strings(&c.config["events"]),
+        url,
+        to,
+        events: channel
+            .events
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect(),
         app,
         enabled: c.enabled,
         created_at: c.created_at,
@@ -98,40 +97,8 @@ async fn view(ctx: &AppContext, c: &ChannelRecord) -> ChannelView {
     }
 }
 
-fn check_name(name: &str) -> ApiResult<()> {
-    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(
-            "name must be 1-100 characters without control characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn check_events(events: &[String]) -> ApiResult<()> {
-    for e in events {
-        if !EVENT_KINDS.contains(&e.as_str()) {
-            return Err(ApiError::InvalidRequest(format!(
-                "unknown event kind {e:?}; known: {}",
-                EVENT_KINDS.join(", ")
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_recipients(to: &[String]) -> ApiResult<()> {
-    crate::delivery::check_recipients(to).map_err(ApiError::InvalidRequest)
-}
-
-fn check_url(url: &str) -> ApiResult<()> {
-    tokenwarden_notify::check_webhook_url(url).map_err(|e| ApiError::InvalidRequest(e.to_string()))
-}
-
 async fn load(ctx: &AppContext, id: &str) -> ApiResult<ChannelRecord> {
-    ctx.store.get_channel(id).await.map_err(|e| match e {
-        StoreError::NotFound(_) => ApiError::NotFound(format!("notification channel {id:?}")),
-        other => other.into(),
-    })
+    Ok(ops::channels::get(ctx, id).await?)
 }
 
 /// List notification channels.
@@ -156,67 +123,26 @@ pub async fn create_channel(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateChannel>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
-    check_name(&req.name)?;
-    check_events(&req.events)?;
-    let id = format!("ch_{}", uuid::Uuid::new_v4().simple());
-    let (config, secret) = match req.kind.as_str() {
-        "webhook" => {
-            let url = req
+    let target = match ops::channels::parse_kind(&req.kind)? {
+        ChannelKind::Webhook => Target::Webhook {
+            url: req
                 .url
-                .clone()
-                .ok_or_else(|| ApiError::InvalidRequest("a webhook channel needs a url".into()))?;
-            check_url(&url)?;
-            (
-                serde_json::json!({"url": url, "events": req.events}),
-                Some(tokenwarden_notify::new_webhook_secret()),
-            )
-        }
-        "email" => {
-            check_recipients(&req.to)?;
-            (
-                serde_json::json!({"to": req.to, "events": req.events}),
-                None,
-            )
-        }
-        other => {
-            return Err(ApiError::InvalidRequest(format!(
-                "kind must be webhook or email, not {other:?}"
-            )));
-        }
+                .ok_or_else(|| ApiError::InvalidRequest("a webhook channel needs a url".into()))?,
+        },
+        ChannelKind::Email => Target::Email { to: req.to },
     };
-    let app_id = match &req.app {
-        Some(a) => Some(
-            find_app(&ctx, a)
-                .await
-                .map_err(|_| ApiError::InvalidRequest(format!("no app named {a}")))?
-                .id,
-        ),
-        None => None,
-    };
-    let now = ctx.clock.now();
-    let rec = ChannelRecord {
-        id: id.clone(),
-        app_id,
-        kind: req.kind.clone(),
-        name: req.name.trim().to_owned(),
-        config,
-        secret: secret
-            .as_ref()
-            .map(|s| ctx.vault.seal(s, "notification_channels", "secret", &id)),
-        enabled: req.enabled,
-        created_at: now,
-        updated_at: now,
-    };
-    ctx.store.create_channel(&rec).await?;
-    audit::record(
+    let (rec, secret) = ops::channels::create(
         &ctx,
         &who.actor(),
-        "channel.create",
-        Object::new("channel", &id, &rec.name),
-        "ok",
-        serde_json::json!({"kind": rec.kind}),
+        NewChannel {
+            name: req.name,
+            target,
+            events: ops::channels::parse_events(&req.events)?,
+            app: req.app,
+            enabled: req.enabled,
+        },
     )
-    .await;
+    .await?;
     let mut v = view(&ctx, &rec).await;
     v.secret = secret.map(|s| s.expose_secret().to_owned());
     Ok((StatusCode::CREATED, Json(v)))
@@ -232,47 +158,23 @@ pub async fn patch_channel(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PatchChannel>,
 ) -> ApiResult<Json<ChannelView>> {
-    let mut c = load(&ctx, &id).await?;
-    if let Some(n) = &req.name {
-        check_name(n)?;
-        c.name = n.trim().to_owned();
-    }
-    if let Some(events) = &req.events {
-        check_events(events)?;
-        c.config["events"] = serde_json::json!(events);
-    }
-    if let Some(url) = &req.url {
-        if c.kind != "webhook" {
-            return Err(ApiError::InvalidRequest(
-                "only a webhook channel has a url".into(),
-            ));
-        }
-        check_url(url)?;
-        c.config["url"] = serde_json::json!(url);
-    }
-    if let Some(to) = &req.to {
-        if c.kind != "email" {
-            return Err(ApiError::InvalidRequest(
-                "only an email channel has recipients".into(),
-            ));
-        }
-        check_recipients(to)?;
-        c.config["to"] = serde_json::json!(to);
-    }
-    if let Some(e) = req.enabled {
-        c.enabled = e;
-    }
-    c.updated_at = ctx.clock.now();
-    ctx.store.update_channel(&c).await?;
-    audit::record(
+    let events = match &req.events {
+        Some(e) => Some(ops::channels::parse_events(e)?),
+        None => None,
+    };
+    let c = ops::channels::update(
         &ctx,
         &who.actor(),
-        "channel.update",
-        Object::new("channel", &c.id, &c.name),
-        "ok",
-        serde_json::json!({}),
+        &id,
+        ChannelChanges {
+            name: req.name,
+            url: req.url,
+            to: req.to,
+            events,
+            enabled: req.enabled,
+        },
     )
-    .await;
+    .await?;
     Ok(Json(view(&ctx, &c).await))
 }
 
@@ -284,17 +186,7 @@ pub async fn delete_channel(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let c = load(&ctx, &id).await?;
-    ctx.store.delete_channel(&c.id).await?;
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "channel.delete",
-        Object::new("channel", &c.id, &c.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
+    ops::channels::delete(&ctx, &who.actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,8 +207,7 @@ pub async fn test_channel(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TestSendView>> {
-    let c = load(&ctx, &id).await?;
-    let r = crate::delivery::test_send(&ctx, &c, &who.actor()).await;
+    let r = ops::channels::test(&ctx, &who.actor(), &id).await?;
     Ok(Json(TestSendView {
         ok: r.ok,
         outcome: r.outcome.into(),

@@ -1,18 +1,17 @@
-use super::apps::find_app;
 use super::{ApiJson, CommonErrors};
 use crate::AppContext;
-use crate::audit::{self, Object};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::ops::{self, tokens::NewToken, tokens::TokenChanges};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
-use tokenwarden_store::{Sealed, StoreError, TokenMaterial, TokenRecord};
+use tokenwarden_store::TokenRecord;
 use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
@@ -124,71 +123,12 @@ pub(crate) async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenVi
     })
 }
 
-fn check_provider_settings(
-    ctx: &AppContext,
-    p: &ProviderId,
-    settings: &BTreeMap<String, String>,
-) -> ApiResult<()> {
-    ctx.catalog
-        .check_settings(p.as_str(), settings)
-        .map_err(|e| ApiError::InvalidRequest(e.to_string()))
-}
-
-fn check_settings(s: &BTreeMap<String, String>) -> ApiResult<()> {
-    for (k, v) in s {
-        let key_ok = !k.is_empty()
-            && k.len() <= 64
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !key_ok {
-            return Err(ApiError::InvalidRequest(format!(
-                "setting name {k:?} must be 1-64 letters, digits or '_'"
-            )));
-        }
-        if v.len() > 2048 || v.chars().any(char::is_control) {
-            return Err(ApiError::InvalidRequest(format!(
-                "setting {k:?} must be at most 2048 characters without control characters"
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn check_client_id(id: &str) -> ApiResult<()> {
-    if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(
-            "client_id must be 1-512 characters without control characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a client secret without ever putting it in the message.
-fn check_secret(field: &str, s: &SecretString) -> ApiResult<()> {
-    let v = s.expose_secret();
-    if v.trim().is_empty() || v.len() > 4096 || v.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(format!(
-            "{field} must be 1-4096 characters without control characters"
-        )));
-    }
-    Ok(())
-}
-
-fn seal(ctx: &AppContext, id: TokenId, column: &str, s: &SecretString) -> Sealed {
-    ctx.vault.seal(s, "tokens", column, &id.to_string())
-}
-
-fn parse_id(id: &str) -> ApiResult<TokenId> {
-    TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))
-}
-
 pub(crate) async fn load(ctx: &AppContext, id: &str) -> ApiResult<TokenRecord> {
-    ctx.store
-        .get_token(parse_id(id)?)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound(_) => ApiError::NotFound(format!("token {id:?}")),
-            other => other.into(),
-        })
+    Ok(ops::tokens::get_by_text(ctx, id).await?)
+}
+
+fn token_id(id: &str) -> ApiResult<TokenId> {
+    TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))
 }
 
 /// List tokens, global and app-level.
@@ -214,71 +154,20 @@ pub async fn create_token(
     Admin(who): Admin,
     ApiJson(req): ApiJson<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<TokenView>)> {
-    check_settings(&req.settings)?;
-    check_provider_settings(&ctx, &req.provider, &req.settings)?;
-    if let Some(id) = &req.client_id {
-        check_client_id(id)?;
-    }
-    for (field, s) in [
-        ("client_secret", &req.client_secret),
-        ("client_secret_2", &req.client_secret_2),
-    ] {
-        if let Some(s) = s {
-            check_secret(field, s)?;
-        }
-    }
-    let app_id = match &req.app {
-        Some(name) => Some(
-            find_app(&ctx, name.as_str())
-                .await
-                .map_err(|e| match e {
-                    ApiError::NotFound(_) => ApiError::InvalidRequest(format!(
-                        "no app named {name}; create it first with POST /api/v1/apps"
-                    )),
-                    other => other,
-                })?
-                .id,
-        ),
-        None => None,
-    };
-    let now = ctx.clock.now();
-    let id = TokenId(uuid::Uuid::new_v4());
-    let token = TokenRecord {
-        id,
-        name: req.name,
-        provider: req.provider,
-        app_id,
-        settings: req.settings,
-        client_id: req.client_id,
-        client_secret: req
-            .client_secret
-            .as_ref()
-            .map(|s| seal(&ctx, id, "client_secret", s)),
-        client_secret_2: req
-            .client_secret_2
-            .as_ref()
-            .map(|s| seal(&ctx, id, "client_secret_2", s)),
-        material: TokenMaterial::default(),
-        status: TokenStatus::NotAuthorized,
-        status_reason: None,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-    };
-    ctx.store.create_token(&token).await?;
-    audit::record(
+    let token = ops::tokens::create(
         &ctx,
         &who.actor(),
-        "token.create",
-        Object::new("token", token.id, &token.name),
-        "ok",
-        serde_json::json!({
-            "provider": token.provider,
-            "app": req.app,
-            "client_secret_set": token.client_secret.is_some(),
-        }),
+        NewToken {
+            name: req.name,
+            provider: req.provider,
+            app: req.app,
+            settings: req.settings,
+            client_id: req.client_id,
+            client_secret: req.client_secret,
+            client_secret_2: req.client_secret_2,
+        },
     )
-    .await;
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&ctx, &token).await?)))
 }
 
@@ -305,67 +194,20 @@ pub async fn patch_token(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PatchToken>,
 ) -> ApiResult<Json<TokenView>> {
-    if let Some(s) = &req.settings {
-        check_settings(s)?;
-    }
-    if let Some(c) = &req.client_id {
-        check_client_id(c)?;
-    }
-    if let Some(s) = &req.client_secret {
-        check_secret("client_secret", s)?;
-    }
-    if let Some(Some(s)) = &req.client_secret_2 {
-        check_secret("client_secret_2", s)?;
-    }
-    let mut t = load(&ctx, &id).await?;
-    if let Some(s) = &req.settings {
-        check_provider_settings(&ctx, &t.provider, s)?;
-    }
-    if let Some(v) = req.version
-        && v != t.version
-    {
-        return Err(StoreError::VersionMismatch("token").into());
-    }
-    let before = t.clone();
-    let mut changed = Vec::new();
-    if let Some(name) = req.name {
-        t.name = name;
-        changed.push("name");
-    }
-    if let Some(s) = req.settings {
-        t.settings = s;
-        changed.push("settings");
-    }
-    if let Some(c) = req.client_id {
-        t.client_id = Some(c);
-        changed.push("client_id");
-    }
-    if let Some(s) = &req.client_secret {
-        t.client_secret = Some(seal(&ctx, t.id, "client_secret", s));
-        changed.push("client_secret");
-    }
-    if let Some(s2) = &req.client_secret_2 {
-        t.client_secret_2 = s2.as_ref().map(|s| seal(&ctx, t.id, "client_secret_2", s));
-        changed.push("client_secret_2");
-    }
-    if crate::grant::guard_destination_change(&ctx, &before, &mut t, req.client_secret.is_some())
-        .map_err(ApiError::InvalidRequest)?
-    {
-        changed.push("destination");
-    }
-    // The store checks the version we read: a refresh that committed in between wins, and this
-    // edit is refused rather than reverting its token material (R11).
-    let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
+    let updated = ops::tokens::update(
         &ctx,
         &who.actor(),
-        "token.update",
-        Object::new("token", updated.id, &updated.name),
-        "ok",
-        serde_json::json!({ "changed": changed }),
+        token_id(&id)?,
+        TokenChanges {
+            name: req.name,
+            settings: req.settings,
+            client_id: req.client_id.map(Some),
+            client_secret: req.client_secret,
+            client_secret_2: req.client_secret_2,
+            version: req.version,
+        },
     )
-    .await;
+    .await?;
     Ok(Json(view(&ctx, &updated).await?))
 }
 
@@ -378,17 +220,6 @@ pub async fn delete_token(
     Admin(who): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let t = load(&ctx, &id).await?;
-    ctx.store.delete_token(t.id).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &who.actor(),
-        "token.delete",
-        Object::new("token", t.id, &t.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
+    ops::tokens::delete(&ctx, &who.actor(), token_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,23 +3,19 @@
 use super::view::{self, Countdown, Layout, TokenRow};
 use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_other};
 use crate::AppContext;
-use crate::audit::{self, Object};
 use crate::error::ApiError;
+use crate::ops::{self, apps::AppChanges, apps::NewApp, grant::read::Scope};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use tokenwarden_domain::{ApiKeyId, AppId, AppName, AppState, KeyLabel, TokenName};
-use tokenwarden_store::{ApiKeyKind, AppRecord, StoreError};
+use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
+use tokenwarden_store::{ApiKeyKind, AppRecord};
 
 async fn load(ctx: &AppContext, id: &str) -> UiResult<AppRecord> {
-    let not_found = || UiError(ApiError::NotFound(format!("app {id:?}")));
-    let aid = AppId::parse(id).ok_or_else(not_found)?;
-    ctx.store.get_app(aid).await.map_err(|e| match e {
-        StoreError::NotFound(_) => not_found(),
-        other => other.into(),
-    })
+    let aid = AppId::parse(id).ok_or_else(|| UiError(ApiError::NotFound(format!("app {id:?}"))))?;
+    Ok(ops::apps::get(ctx, aid).await?)
 }
 
 fn state_of(a: &AppRecord) -> (&'static str, &'static str, String) {
@@ -49,15 +45,15 @@ struct UsedToken {
 async fn used_tokens(ctx: &AppContext, a: &AppRecord) -> UiResult<Vec<UsedToken>> {
     let mut out = Vec::new();
     for name in &a.tokens {
-        let found = match ctx.store.find_token(Some(a.id), name).await {
-            Ok(t) => Some((t, "app-level")),
-            Err(StoreError::NotFound(_)) => match ctx.store.find_token(None, name).await {
-                Ok(t) => Some((t, "global")),
-                Err(StoreError::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => return Err(e.into()),
-        };
+        let found = ops::grant::resolve_token(ctx, Some(a.id), name)
+            .await?
+            .map(|(t, scope)| {
+                let label = match scope {
+                    Scope::App => "app-level",
+                    Scope::Global => "global",
+                };
+                (t, label)
+            });
         out.push(match found {
             Some((t, scope)) => {
                 let (status, class) = view::status_label(t.status);
@@ -170,7 +166,7 @@ pub async fn create(
         Ok(t) => t,
         Err(e) => return again(e).await,
     };
-    match crate::api::create_app_with_key(&ctx, &s.actor(), name, tokens).await {
+    match ops::apps::create(&ctx, &s.actor(), NewApp { name, tokens }).await {
         Ok((app, key)) => page(&ShownOnce {
             l: Layout::new(&s, "apps", "App created"),
             heading: format!("App {} created", app.name),
@@ -179,7 +175,7 @@ pub async fn create(
             back: format!("/apps/{}", app.id),
             back_label: format!("Go to {}", app.name),
         }),
-        Err(ApiError::Conflict(_)) => again(format!("An app named {} exists already.", f.name.trim())).await,
+        Err(ops::Error::Conflict(_)) => again(format!("An app named {} exists already.", f.name.trim())).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -283,28 +279,19 @@ pub async fn update(
     Path(id): Path<String>,
     Form(f): Form<UpdateForm>,
 ) -> UiResult {
-    let mut a = load(&ctx, &id).await?;
-    let mut tokens = match parse_names(&f.tokens) {
+    let a = load(&ctx, &id).await?;
+    let tokens = match parse_names(&f.tokens) {
         Ok(t) => t,
         Err(e) => {
             let p = app_page(&ctx, &s, &a, e).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };
-    tokens.sort();
-    tokens.dedup();
-    a.tokens = tokens;
-    let a = ctx.store.update_app(&a, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "app.update",
-        Object::new("app", a.id, &a.name),
-        "ok",
-        serde_json::json!({"tokens": a.tokens}),
-    )
-    .await;
+    let changes = AppChanges {
+        tokens: Some(tokens),
+        ..AppChanges::default()
+    };
+    let a = ops::apps::update(&ctx, &s.actor(), a.id, changes).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
 }
 
@@ -314,7 +301,7 @@ pub async fn stop(
     Path(id): Path<String>,
 ) -> UiResult {
     let a = load(&ctx, &id).await?;
-    let a = crate::lifecycle::stop_by_admin(&ctx, a, &s.actor()).await?;
+    let a = ops::apps::stop(&ctx, &s.actor(), a.id).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
 }
 
@@ -324,12 +311,13 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> UiResult {
     let a = load(&ctx, &id).await?;
-    match crate::lifecycle::start_by_admin(&ctx, a.clone(), &s.actor()).await? {
+    match ops::apps::start(&ctx, &s.actor(), a.id).await {
         Ok(a) => Ok(see_other(&format!("/apps/{}", a.id))),
-        Err(crate::lifecycle::CannotStart(msg)) => {
-            let p = app_page(&ctx, &s, &a, msg).await?;
+        Err(e @ ops::Error::TokenUnusable { .. }) => {
+            let p = app_page(&ctx, &s, &a, e.to_string()).await?;
             page_with(StatusCode::CONFLICT, &p)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -358,17 +346,7 @@ pub async fn create_key(
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };
-    let key = crate::auth::new_key(ApiKeyKind::App, Some(a.id), label, ctx.clock.now());
-    ctx.store.create_api_key(&key.record).await?;
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "app.key_create",
-        Object::new("app", a.id, &a.name),
-        "ok",
-        serde_json::json!({ "api_key_id": key.record.id, "label": key.record.label }),
-    )
-    .await;
+    let (a, key) = ops::apps::create_key(&ctx, &s.actor(), a.id, Some(label)).await?;
     page(&ShownOnce {
         l: Layout::new(&s, "apps", "API key created"),
         heading: format!("New API key “{}” for {}", key.record.label, a.name),
@@ -385,27 +363,6 @@ pub async fn revoke_key(
     Path((id, key_id)): Path<(String, String)>,
 ) -> UiResult {
     let a = load(&ctx, &id).await?;
-    let not_found = || {
-        UiError(ApiError::NotFound(format!(
-            "API key {key_id:?} of app {}",
-            a.name
-        )))
-    };
-    let kid = ApiKeyId::parse(&key_id).ok_or_else(not_found)?;
-    let key = ctx.store.get_api_key(kid).await.map_err(|_| not_found())?;
-    if key.app_id != Some(a.id) {
-        return Err(not_found());
-    }
-    ctx.store.revoke_api_key(kid, ctx.clock.now()).await?;
-    ctx.cache.forget_key(kid);
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "app.key_revoke",
-        Object::new("app", a.id, &a.name),
-        "ok",
-        serde_json::json!({ "api_key_id": kid }),
-    )
-    .await;
+    ops::apps::revoke_key(&ctx, &s.actor(), a.id, &key_id).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
 }

@@ -1,8 +1,9 @@
 //! Sign-in, sign-out and the one-time setup of the first admin.
 
-use super::session::{self, LoginError};
+use super::session;
 use super::{AdminSession, UiResult, cross_site, error_page, page_with, safe_next, see_other};
 use crate::AppContext;
+use crate::ops::admins::{self, LoginError};
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Extension, FromRequestParts, Query, State};
@@ -48,7 +49,7 @@ pub async fn login_form(
     Query(q): Query<NextQuery>,
 ) -> UiResult {
     if let Some(v) = session::cookie_value(&ctx, &headers)
-        && session::lookup(&ctx, &v).await?.is_some()
+        && admins::lookup(&ctx, &v).await?.is_some()
     {
         return Ok(see_other(&safe_next(q.next.as_deref())));
     }
@@ -91,7 +92,7 @@ pub async fn login(
     }
     let next = safe_next(f.next.as_deref());
     let username = f.username.trim().to_owned();
-    let (status, error) = match session::login(&ctx, &username, f.password, &client).await {
+    let (status, error) = match admins::login(&ctx, &username, f.password, &client).await {
         Ok((_, s)) => {
             return Ok(with_cookie(
                 see_other(&next),
@@ -106,7 +107,7 @@ pub async fn login(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "Too many failed sign-ins. Wait {} minutes and try again.",
-                session::FAILURE_WINDOW.num_minutes()
+                admins::FAILURE_WINDOW.num_minutes()
             ),
         ),
         Err(LoginError::Internal(e)) => return Err(e.into()),
@@ -126,7 +127,7 @@ pub async fn logout(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
 ) -> Response {
-    session::logout(&ctx, &s).await;
+    admins::logout(&ctx, &s).await;
     with_cookie(see_other("/login"), &session::clear_cookie(&ctx))
 }
 
@@ -150,7 +151,7 @@ async fn setup_refusal(ctx: &AppContext, token: &str) -> UiResult<Option<Respons
             "tokenwarden is already set up: sign in, or ask an admin to run `tokenwarden admin create NAME`.",
         )));
     }
-    if !session::setup_link_valid(ctx, token).await? {
+    if !admins::setup_link_valid(ctx, token).await? {
         return Ok(Some(error_page(
             StatusCode::FORBIDDEN,
             "This setup link is not valid (it works once, for an hour). Restart tokenwarden for a new one (it is logged at start-up), or run `tokenwarden admin create NAME`.",
@@ -211,9 +212,9 @@ pub async fn setup(
     if f.password.expose_secret() != f.password2.expose_secret() {
         return again("The two passwords differ.".into());
     }
-    match session::complete_setup(&ctx, &username, f.password).await {
+    match admins::complete_setup(&ctx, &username, f.password).await {
         Ok(Some(admin)) => {
-            let s = session::start_session(&ctx, &admin).await?;
+            let s = admins::start_session(&ctx, &admin).await?;
             Ok(with_cookie(
                 see_other("/tokens"),
                 &session::set_cookie(&ctx, &s.cookie_value),
@@ -223,7 +224,7 @@ pub async fn setup(
             StatusCode::GONE,
             "tokenwarden is already set up: sign in.",
         )),
-        Err(crate::ApiError::InvalidRequest(m)) => again(m),
+        Err(crate::ops::Error::Invalid(m)) => again(m),
         Err(e) => Err(e.into()),
     }
 }

@@ -14,10 +14,12 @@ pub mod session;
 mod tokens;
 mod view;
 
-pub use session::{AdminSession, UiState};
+pub use crate::ops::admins::UiState;
+pub use session::AdminSession;
 
 use crate::AppContext;
 use crate::error::ApiError;
+use crate::ops::audit::{Action, Outcome};
 use crate::pages::{escape, html};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -117,6 +119,12 @@ impl From<StoreError> for UiError {
     }
 }
 
+impl From<crate::ops::Error> for UiError {
+    fn from(e: crate::ops::Error) -> Self {
+        UiError(e.into())
+    }
+}
+
 impl From<askama::Error> for UiError {
     fn from(e: askama::Error) -> Self {
         UiError(ApiError::internal(e))
@@ -212,9 +220,9 @@ pub fn safe_next(next: Option<&str>) -> String {
 /// non-GET request also needs the session's CSRF token and a same-origin `Sec-Fetch-Site`.
 async fn require_session(State(ctx): State<AppContext>, req: Request, next: Next) -> Response {
     let session = match session::cookie_value(&ctx, req.headers()) {
-        Some(v) => match session::lookup(&ctx, &v).await {
+        Some(v) => match crate::ops::admins::lookup(&ctx, &v).await {
             Ok(s) => s,
-            Err(e) => return UiError(e).into_response(),
+            Err(e) => return UiError::from(e).into_response(),
         },
         None => None,
     };
@@ -281,16 +289,16 @@ fn route_of(req: &Request) -> String {
 }
 
 async fn refuse(ctx: &AppContext, session: &AdminSession, route: &str, why: &str) -> Response {
-    crate::audit::record(
+    crate::ops::audit::record(
         ctx,
         &session.actor(),
-        "auth.csrf_refused",
-        crate::audit::Object {
+        Action::AuthCsrfRefused,
+        crate::ops::audit::Object {
             kind: "route",
             id: None,
             name: Some(route.to_owned()),
         },
-        "denied",
+        Outcome::Denied,
         serde_json::json!({"reason": why}),
     )
     .await;

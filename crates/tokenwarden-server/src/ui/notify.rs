@@ -2,26 +2,20 @@
 
 use super::tokens::ResultPartial;
 use super::view::{self, Layout};
-use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_other};
+use super::{AdminSession, ShownOnce, UiResult, page, page_with, see_other};
 use crate::AppContext;
-use crate::audit::{self, Object};
-use crate::error::ApiError;
-use crate::lifecycle::EVENT_KINDS;
+use crate::ops;
+use crate::ops::channels::{Channel, ChannelChanges, NewChannel, Target};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
-use tokenwarden_domain::AppName;
-use tokenwarden_store::{AuditFilter, ChannelRecord, StoreError};
+use tokenwarden_domain::{ChannelKind, EventKind, LeadTime};
+use tokenwarden_store::{AuditFilter, ChannelRecord};
 
 async fn load(ctx: &AppContext, id: &str) -> UiResult<ChannelRecord> {
-    ctx.store.get_channel(id).await.map_err(|e| match e {
-        StoreError::NotFound(_) => {
-            UiError(ApiError::NotFound(format!("notification channel {id:?}")))
-        }
-        other => other.into(),
-    })
+    Ok(ops::channels::get(ctx, id).await?)
 }
 
 struct ChannelRow {
@@ -35,20 +29,12 @@ struct ChannelRow {
 }
 
 async fn row(ctx: &AppContext, c: &ChannelRecord) -> ChannelRow {
-    let list = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let channel = Channel::of(c);
+    let target = match &channel.target {
+        Target::Webhook { url } => url.clone(),
+        Target::Email { to } => to.join(", "),
     };
-    let target = match c.config["url"].as_str() {
-        Some(u) => u.to_owned(),
-        None => list(&c.config["to"]).join(", "),
-    };
-    let events = list(&c.config["events"]);
+    let events: Vec<&str> = channel.events.iter().map(|e| e.as_str()).collect();
     let app = match c.app_id {
         Some(id) => ctx
             .store
@@ -100,15 +86,15 @@ async fn notifications_page(
         channels,
         lead_times: leads
             .iter()
-            .map(|d| view::fmt_span(*d))
+            .map(|d| view::fmt_span(d.duration()))
             .collect::<Vec<_>>()
             .join(", "),
         lead_labels: leads
             .iter()
-            .map(|d| crate::engine::lead_label(*d))
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        event_kinds: EVENT_KINDS.to_vec(),
+        event_kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
         apps: ctx
             .store
             .list_apps()
@@ -131,49 +117,25 @@ pub async fn set_lead_times(
     Extension(s): Extension<AdminSession>,
     axum::Form(f): axum::Form<LeadForm>,
 ) -> UiResult {
-    let parsed: Result<Vec<chrono::Duration>, String> = f
+    let result = match f
         .lead_times
         .split(',')
         .map(str::trim)
         .filter(|x| !x.is_empty())
-        .map(crate::engine::parse_lead)
-        .collect();
-    let leads = match parsed {
-        Ok(l) if !l.is_empty() && l.len() <= 10 => l,
-        Ok(_) => {
-            let p = notifications_page(
-                &ctx,
-                &s,
-                "give 1 to 10 lead times, e.g. 14d, 7d, 3d, 1d".into(),
-            )
-            .await?;
-            return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
-        }
-        Err(e) => {
+        .map(LeadTime::parse)
+        .collect::<Result<Vec<_>, String>>()
+    {
+        Ok(leads) => ops::channels::set_lead_times(&ctx, &s.actor(), leads).await,
+        Err(e) => Err(ops::Error::Invalid(e)),
+    };
+    match result {
+        Ok(()) => {}
+        Err(ops::Error::Invalid(e)) => {
             let p = notifications_page(&ctx, &s, e).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
-    };
-    let labels: Vec<String> = leads
-        .iter()
-        .map(|d| crate::engine::lead_label(*d))
-        .collect();
-    ctx.store
-        .set_meta(
-            crate::engine::LEAD_TIMES_KEY,
-            &serde_json::to_string(&labels).unwrap_or_default(),
-        )
-        .await?;
-    ctx.reload_lead_times().await;
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "settings.lead_times",
-        Object::new("settings", "reminder_lead_times", "reminder lead times"),
-        "ok",
-        serde_json::json!({"lead_times": labels}),
-    )
-    .await;
+        Err(e) => return Err(e.into()),
+    }
     Ok(see_other("/notifications"))
 }
 
@@ -205,78 +167,30 @@ pub async fn create(
         .map(|(_, v)| v.clone())
         .collect();
     let app = get("app");
-    let result: Result<(ChannelRecord, Option<secrecy::SecretString>), String> = async {
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err("The name must be 1-100 characters.".into());
-        }
-        if let Some(e) = events.iter().find(|e| !EVENT_KINDS.contains(&e.as_str())) {
-            return Err(format!("Unknown event kind {e:?}."));
-        }
-        let id = format!("ch_{}", uuid::Uuid::new_v4().simple());
-        let (config, secret) = match kind.as_str() {
-            "webhook" => {
-                let url = get("url");
-                tokenwarden_notify::check_webhook_url(&url).map_err(|e| e.to_string())?;
-                (
-                    serde_json::json!({"url": url, "events": events}),
-                    Some(tokenwarden_notify::new_webhook_secret()),
-                )
-            }
-            "email" => {
-                let to: Vec<String> = get("to")
+    let result = async {
+        let target = match ops::channels::parse_kind(&kind) {
+            Ok(ChannelKind::Webhook) => Target::Webhook { url: get("url") },
+            Ok(ChannelKind::Email) => Target::Email {
+                to: get("to")
                     .split([',', ' ', ';', '\n'])
                     .filter(|a| !a.is_empty())
                     .map(str::to_owned)
-                    .collect();
-                crate::delivery::check_recipients(&to)?;
-                (serde_json::json!({"to": to, "events": events}), None)
-            }
-            _ => return Err("Choose webhook or email.".into()),
+                    .collect(),
+            },
+            Err(_) => return Err(ops::Error::Invalid("choose webhook or email".into())),
         };
-        let app_id = if app.is_empty() {
-            None
-        } else {
-            let n = AppName::parse(&app).map_err(|e| e.to_string())?;
-            Some(
-                ctx.store
-                    .get_app_by_name(&n)
-                    .await
-                    .map_err(|_| format!("There is no app named {app}."))?
-                    .id,
-            )
-        };
-        let now = ctx.clock.now();
-        let rec = ChannelRecord {
-            id: id.clone(),
-            app_id,
-            kind: kind.clone(),
+        let new = NewChannel {
             name: name.clone(),
-            config,
-            secret: secret
-                .as_ref()
-                .map(|sec| ctx.vault.seal(sec, "notification_channels", "secret", &id)),
+            target,
+            events: ops::channels::parse_events(&events)?,
+            app: Some(app.clone()),
             enabled: true,
-            created_at: now,
-            updated_at: now,
         };
-        ctx.store
-            .create_channel(&rec)
-            .await
-            .map_err(|e| ApiError::from(e).to_string())?;
-        Ok((rec, secret))
+        ops::channels::create(&ctx, &s.actor(), new).await
     }
     .await;
     match result {
         Ok((rec, secret)) => {
-            audit::record(
-                &ctx,
-                &s.actor(),
-                "channel.create",
-                Object::new("channel", &rec.id, &rec.name),
-                "ok",
-                serde_json::json!({"kind": rec.kind}),
-            )
-            .await;
             match secret {
                 Some(sec) => page(&ShownOnce {
                     l: Layout::new(&s, "notifications", "Channel created"),
@@ -289,10 +203,11 @@ pub async fn create(
                 None => Ok(see_other("/notifications")),
             }
         }
-        Err(error) => {
+        Err(ops::Error::Invalid(error)) => {
             let p = notifications_page(&ctx, &s, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -308,19 +223,11 @@ pub async fn set_enabled(
     Path(id): Path<String>,
     Form(f): Form<EnabledForm>,
 ) -> UiResult {
-    let mut c = load(&ctx, &id).await?;
-    c.enabled = f.enabled == "true";
-    c.updated_at = ctx.clock.now();
-    ctx.store.update_channel(&c).await?;
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "channel.update",
-        Object::new("channel", &c.id, &c.name),
-        "ok",
-        serde_json::json!({"enabled": c.enabled}),
-    )
-    .await;
+    let changes = ChannelChanges {
+        enabled: Some(f.enabled == "true"),
+        ..ChannelChanges::default()
+    };
+    ops::channels::update(&ctx, &s.actor(), &id, changes).await?;
     Ok(see_other("/notifications"))
 }
 
@@ -329,17 +236,7 @@ pub async fn delete(
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
 ) -> UiResult {
-    let c = load(&ctx, &id).await?;
-    ctx.store.delete_channel(&c.id).await?;
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "channel.delete",
-        Object::new("channel", &c.id, &c.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
+    ops::channels::delete(&ctx, &s.actor(), &id).await?;
     Ok(see_other("/notifications"))
 }
 
@@ -349,9 +246,8 @@ pub async fn test(
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
 ) -> UiResult {
-    let c = load(&ctx, &id).await?;
-    let crate::delivery::TestSend { ok, message, .. } =
-        crate::delivery::test_send(&ctx, &c, &s.actor()).await;
+    let crate::ops::delivery::TestSend { ok, message, .. } =
+        ops::channels::test(&ctx, &s.actor(), &id).await?;
     page(&ResultPartial {
         ok,
         title: if ok {

@@ -2,11 +2,11 @@
 //! exchange (settings -> redirect URI / Snowflake SQL -> client credentials -> sign-in popup).
 
 use super::view::{self, Countdown, Layout, TokenRow};
-use super::{AdminSession, UiError, UiResult, page, page_with, see_other};
+use super::{AdminSession, UiResult, page, page_with, see_other};
 use crate::AppContext;
-use crate::audit::{self, Object};
 use crate::error::ApiError;
-use crate::grant::{self};
+use crate::ops::grant::{self};
+use crate::ops::{self, tokens::NewToken, tokens::TokenChanges};
 use askama::Template;
 use axum::Json;
 use axum::extract::{Extension, Form, Path, Query, State};
@@ -15,9 +15,9 @@ use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
-use tokenwarden_oauth::snowflake::{self, IntegrationName};
-use tokenwarden_store::{AppRecord, AuditFilter, StoreError, TokenMaterial, TokenRecord};
+use tokenwarden_domain::{AppName, ProviderId, TokenName, TokenStatus};
+use tokenwarden_oauth::snowflake::{self};
+use tokenwarden_store::{AppRecord, AuditFilter, TokenRecord};
 
 /// The refresh-token validities offered for Snowflake, in seconds.
 const VALIDITY_CHOICES: &[(u64, &str)] = &[
@@ -36,11 +36,7 @@ const VALIDITY_CHOICES: &[(u64, &str)] = &[
 ];
 
 pub(super) async fn load(ctx: &AppContext, id: &str) -> UiResult<TokenRecord> {
-    let tid = TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))?;
-    ctx.store.get_token(tid).await.map_err(|e| match e {
-        StoreError::NotFound(_) => UiError(ApiError::NotFound(format!("token {id:?}"))),
-        other => other.into(),
-    })
+    Ok(ops::tokens::get_by_text(ctx, id).await?)
 }
 
 // --- the list --------------------------------------------------------------------------
@@ -117,50 +113,13 @@ pub struct FieldView {
     pub options: Vec<(String, String, bool)>,
 }
 
-/// Checks one setting: (error, warning). Empty strings when fine.
+/// Checks one setting as the admin types it: (error, warning), empty strings when fine. The
+/// rule itself is the core's, the same one a save applies.
 fn check_field(ctx: &AppContext, provider: &str, name: &str, value: &str) -> (String, String) {
-    let value = value.trim();
-    if value.is_empty() {
-        return (String::new(), String::new());
+    match ops::tokens::check_setting(ctx, provider, name, value) {
+        Ok(warning) => (String::new(), warning.unwrap_or_default()),
+        Err(e) => (e, String::new()),
     }
-    if value.len() > 2048 || value.chars().any(char::is_control) {
-        return (
-            "at most 2048 characters, without control characters".into(),
-            String::new(),
-        );
-    }
-    let single = BTreeMap::from([(name.to_owned(), value.to_owned())]);
-    if let Err(e) = ctx.catalog.check_settings(provider, &single) {
-        return (e.to_string(), String::new());
-    }
-    if provider == "snowflake" {
-        match name {
-            "account" => {
-                if let Err(e) = snowflake::SnowflakeAccount::parse(value) {
-                    return (e.0, String::new());
-                }
-            }
-            "role" => {
-                if let Err(e) = snowflake::SnowflakeRole::parse(value) {
-                    return (e.0, String::new());
-                }
-            }
-            "integration_name" => {
-                if let Err(e) = IntegrationName::parse(value) {
-                    return (e.0, String::new());
-                }
-            }
-            "refresh_token_validity" => match value.parse::<u64>() {
-                Ok(v) => match snowflake::check_refresh_validity(v) {
-                    Ok(w) => return (String::new(), w.unwrap_or_default()),
-                    Err(e) => return (e.0, String::new()),
-                },
-                Err(_) => return ("a number of seconds".into(), String::new()),
-            },
-            _ => {}
-        }
-    }
-    (String::new(), String::new())
 }
 
 fn field_views(
@@ -375,71 +334,30 @@ pub async fn create(
     let result: Result<TokenRecord, String> = async {
         let token_name = TokenName::parse(&name).map_err(|e| format!("Name: {e}"))?;
         let provider_id = ProviderId::parse(&provider).map_err(|e| format!("Provider: {e}"))?;
-        if ctx.catalog.get(&provider).is_none() {
-            return Err(format!("Unknown provider {provider:?}."));
-        }
-        for (k, v) in &settings {
-            let (e, _) = check_field(&ctx, &provider, k, v);
-            if !e.is_empty() {
-                return Err(format!("Fix the settings below: {k}: {e}"));
-            }
-        }
-        let app_id = if app.is_empty() {
+        let app = if app.is_empty() {
             None
         } else {
-            let n = AppName::parse(&app).map_err(|e| format!("App: {e}"))?;
-            Some(
-                ctx.store
-                    .get_app_by_name(&n)
-                    .await
-                    .map_err(|_| format!("There is no app named {app}."))?
-                    .id,
-            )
+            Some(AppName::parse(&app).map_err(|e| format!("App: {e}"))?)
         };
-        let now = ctx.clock.now();
-        let t = TokenRecord {
-            id: TokenId(uuid::Uuid::new_v4()),
+        let new = NewToken {
             name: token_name,
             provider: provider_id,
-            app_id,
+            app,
             settings: settings.clone(),
             client_id: None,
             client_secret: None,
             client_secret_2: None,
-            material: TokenMaterial::default(),
-            status: TokenStatus::NotAuthorized,
-            status_reason: None,
-            version: 1,
-            created_at: now,
-            updated_at: now,
         };
-        match ctx.store.create_token(&t).await {
-            Ok(()) => Ok(t),
-            Err(StoreError::Conflict(_)) => Err(format!(
-                "A token named {name} already exists {}.",
-                if app.is_empty() {
-                    "among the global tokens".to_owned()
-                } else {
-                    format!("in app {app}")
-                }
-            )),
-            Err(e) => Err(ApiError::from(e).to_string()),
-        }
+        ops::tokens::create(&ctx, &s.actor(), new)
+            .await
+            .map_err(|e| match e {
+                ops::Error::Invalid(m) | ops::Error::Conflict(m) => sentence(&m),
+                other => ApiError::from(other).to_string(),
+            })
     }
     .await;
     match result {
-        Ok(t) => {
-            audit::record(
-                &ctx,
-                &s.actor(),
-                "token.create",
-                Object::new("token", t.id, &t.name),
-                "ok",
-                serde_json::json!({"provider": t.provider, "app": (!app.is_empty()).then_some(&app)}),
-            )
-            .await;
-            Ok(see_other(&format!("/tokens/{}/edit", t.id)))
-        }
+        Ok(t) => Ok(see_other(&format!("/tokens/{}/edit", t.id))),
         Err(error) => {
             let p = new_page(&ctx, &s, name, provider, app, &settings, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
@@ -467,7 +385,14 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
     let now = ctx.clock.now();
     let (status, status_class) = view::status_label(t.status);
     let masked = match &t.material.access_token {
-        Some(sealed) => match grant::open_material(ctx, t, "access_token", sealed).await {
+        Some(sealed) => match grant::open_material(
+            ctx,
+            t,
+            tokenwarden_store::SealedColumn::TokenAccessToken,
+            sealed,
+        )
+        .await
+        {
             Ok(tok) => {
                 // The end tells tokens apart (Snowflake's all start alike); at most 4 characters.
                 let chars: Vec<char> = tok.expose_secret().chars().collect();
@@ -661,7 +586,7 @@ async fn edit_page(
     let redirect_uri = ctx.settings.redirect_uri();
     let mut warnings = Vec::new();
     let snowflake = if provider == "snowflake" {
-        match grant::snowflake_setup(ctx, t) {
+        match ops::tokens::snowflake_setup(ctx, t) {
             Ok((integration, _, sql)) => {
                 warnings.extend(sql.warnings.iter().cloned());
                 Some(SnowflakePanel {
@@ -756,7 +681,7 @@ pub async fn save(
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> UiResult {
-    let mut t = load(&ctx, &id).await?;
+    let t = load(&ctx, &id).await?;
     let provider = t.provider.to_string();
     let settings = settings_from(&pairs);
     let client_id = field(&pairs, "client_id").trim().to_owned();
@@ -801,65 +726,29 @@ pub async fn save(
         .await?;
         return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
     }
-    let before = t.clone();
-    let mut changed = Vec::new();
-    if settings != t.settings {
-        t.settings = settings;
-        changed.push("settings");
-    }
-    let new_id = (!client_id.is_empty()).then_some(client_id);
-    if new_id != t.client_id {
-        t.client_id = new_id;
-        changed.push("client_id");
-    }
-    let rid = t.id.to_string();
-    if !secret.is_empty() {
-        t.client_secret =
-            Some(
-                ctx.vault
-                    .seal(&SecretString::from(secret), "tokens", "client_secret", &rid),
-            );
-        changed.push("client_secret");
-    }
-    if !secret2.is_empty() {
-        t.client_secret_2 = Some(ctx.vault.seal(
-            &SecretString::from(secret2),
-            "tokens",
-            "client_secret_2",
-            &rid,
-        ));
-        changed.push("client_secret_2");
-    }
-    match grant::guard_destination_change(&ctx, &before, &mut t, changed.contains(&"client_secret"))
-    {
-        Ok(true) => changed.push("destination"),
-        Ok(false) => {}
-        Err(msg) => {
+    let changes = TokenChanges {
+        settings: Some(settings),
+        client_id: Some((!client_id.is_empty()).then_some(client_id)),
+        client_secret: (!secret.is_empty()).then(|| SecretString::from(secret)),
+        client_secret_2: (!secret2.is_empty()).then(|| Some(SecretString::from(secret2))),
+        ..TokenChanges::default()
+    };
+    match ops::tokens::update(&ctx, &s.actor(), t.id, changes).await {
+        Ok(_) => {}
+        Err(ops::Error::Invalid(msg)) => {
             let p = edit_page(
                 &ctx,
                 &s,
-                &before,
+                &t,
                 EditState {
-                    error: msg,
+                    error: sentence(&msg),
                     ..EditState::default()
                 },
             )
             .await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
-    }
-    if !changed.is_empty() {
-        let updated = ctx.store.update_token(&t, ctx.clock.now()).await?;
-        ctx.cache.clear_served();
-        audit::record(
-            &ctx,
-            &s.actor(),
-            "token.update",
-            Object::new("token", updated.id, &updated.name),
-            "ok",
-            serde_json::json!({ "changed": changed }),
-        )
-        .await;
+        Err(e) => return Err(e.into()),
     }
     Ok(see_other(&format!("/tokens/{}/edit?done=saved", t.id)))
 }
@@ -879,23 +768,23 @@ pub async fn paste_secrets(
     Form(f): Form<PasteForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    let parsed = match snowflake::parse_client_secrets(&f.pasted) {
-        Ok(p) => p,
-        Err(e) => {
+    let updated = match ops::tokens::paste_client_secrets(&ctx, &s.actor(), t.id, &f.pasted).await {
+        Ok(u) => u,
+        Err(ops::Error::Invalid(e)) => {
             let p = edit_page(
                 &ctx,
                 &s,
                 &t,
                 EditState {
-                    paste_error: e.0,
+                    paste_error: e,
                     ..EditState::default()
                 },
             )
             .await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
+        Err(e) => return Err(e.into()),
     };
-    let updated = grant::apply_client_secrets(&ctx, t, parsed, &s.actor()).await?;
     Ok(see_other(&format!(
         "/tokens/{}/edit?done=filled",
         updated.id
@@ -931,11 +820,14 @@ pub async fn authorize(
             name: t.name.to_string(),
             url,
         }),
-        Err(e) if wants_json => Ok((
-            e.status(),
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response()),
+        Err(e) if wants_json => {
+            let message = e.to_string();
+            Ok((
+                ApiError::from(e).status(),
+                Json(serde_json::json!({"error": message})),
+            )
+                .into_response())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -983,17 +875,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    ctx.store.delete_token(t.id).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        &ctx,
-        &s.actor(),
-        "token.delete",
-        Object::new("token", t.id, &t.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
+    let t = ops::tokens::delete(&ctx, &s.actor(), t.id).await?;
     Ok(see_other(&match t.app_id {
         Some(a) => format!("/apps/{a}"),
         None => "/tokens".into(),
@@ -1006,4 +888,17 @@ pub fn rows_for(ctx: &AppContext, tokens: &[TokenRecord], apps: &[AppRecord]) ->
         .iter()
         .map(|t| view::token_row(ctx, t, apps))
         .collect()
+}
+
+/// A core message as a sentence for the page: capitalised, with a full stop.
+fn sentence(m: &str) -> String {
+    let mut c = m.chars();
+    let mut out: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    };
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }

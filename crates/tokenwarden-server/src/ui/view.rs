@@ -72,10 +72,7 @@ pub fn relative(now: Timestamp, t: Timestamp) -> String {
 }
 
 pub fn max_lead(ctx: &AppContext) -> chrono::Duration {
-    ctx.lead_times()
-        .first()
-        .copied()
-        .unwrap_or_else(|| chrono::Duration::days(14))
+    ctx.first_lead_time().duration()
 }
 
 pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestamp>) -> Countdown {

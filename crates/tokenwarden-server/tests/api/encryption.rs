@@ -28,7 +28,11 @@ async fn r20_a_secret_copied_to_another_row_does_not_open() {
     let opened = t
         .ctx
         .vault
-        .open_secret(&sealed_a, "tokens", "client_secret", &a.id.to_string())
+        .open_secret(
+            &sealed_a,
+            tokenwarden_store::SealedColumn::TokenClientSecret,
+            &a.id.to_string(),
+        )
         .await
         .unwrap();
     assert_eq!(opened.expose_secret(), "vNy-client-secret-SEEDED-1");
@@ -36,14 +40,22 @@ async fn r20_a_secret_copied_to_another_row_does_not_open() {
     assert!(
         t.ctx
             .vault
-            .open_secret(&sealed_a, "tokens", "client_secret", &b.id.to_string())
+            .open_secret(
+                &sealed_a,
+                tokenwarden_store::SealedColumn::TokenClientSecret,
+                &b.id.to_string()
+            )
             .await
             .is_err()
     );
     assert!(
         t.ctx
             .vault
-            .open_secret(&sealed_a, "tokens", "refresh_token", &a.id.to_string())
+            .open_secret(
+                &sealed_a,
+                tokenwarden_store::SealedColumn::TokenRefreshToken,
+                &a.id.to_string()
+            )
             .await
             .is_err()
     );
@@ -56,8 +68,7 @@ async fn r20_a_secret_copied_to_another_row_does_not_open() {
         .vault
         .open_secret(
             b2.client_secret.as_ref().unwrap(),
-            "tokens",
-            "client_secret",
+            tokenwarden_store::SealedColumn::TokenClientSecret,
             &b.id.to_string(),
         )
         .await;

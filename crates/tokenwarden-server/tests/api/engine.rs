@@ -6,7 +6,7 @@ use crate::support::{ADMIN, Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
 use snowflake_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use tokenwarden_server::engine::run_due_once;
+use tokenwarden_server::ops::engine::run_due_once;
 use tokenwarden_testkit::webhook::WebhookReceiver;
 
 struct World {
@@ -26,7 +26,7 @@ impl World {
             .set_clock_offset(self.t.clock_now() - self.start);
     }
 
-    async fn pass(&self) -> tokenwarden_server::engine::PassReport {
+    async fn pass(&self) -> tokenwarden_server::ops::engine::PassReport {
         run_due_once(&self.t.ctx, self.t.clock_now()).await
     }
 
@@ -588,7 +588,7 @@ async fn r16_with_the_database_down_cached_valid_tokens_keep_being_served() {
     // A pass with the database down does nothing and does not panic.
     assert_eq!(
         w.pass().await,
-        tokenwarden_server::engine::PassReport::default()
+        tokenwarden_server::ops::engine::PassReport::default()
     );
 }
 

@@ -117,8 +117,7 @@ async fn pasted_secrets_fill_the_token_and_garbage_changes_nothing() {
         .vault
         .open_secret(
             rec.client_secret.as_ref().unwrap(),
-            "tokens",
-            "client_secret",
+            tokenwarden_store::SealedColumn::TokenClientSecret,
             id,
         )
         .await
@@ -128,8 +127,7 @@ async fn pasted_secrets_fill_the_token_and_garbage_changes_nothing() {
         .vault
         .open_secret(
             rec.client_secret_2.as_ref().unwrap(),
-            "tokens",
-            "client_secret_2",
+            tokenwarden_store::SealedColumn::TokenClientSecret2,
             id,
         )
         .await

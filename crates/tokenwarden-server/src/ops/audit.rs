@@ -35,14 +35,16 @@ impl Object {
     }
 }
 
+pub use tokenwarden_domain::{AuditAction as Action, AuditOutcome as Outcome};
+
 /// Appends an audit record. A failure to write it is logged, not returned: the audit log must
 /// not turn a successful change into an error answer.
 pub async fn record(
     ctx: &AppContext,
     actor: &str,
-    action: &str,
+    action: Action,
     object: Object,
-    outcome: &str,
+    outcome: Outcome,
     detail: serde_json::Value,
 ) {
     let at = ctx.clock.now();
@@ -50,14 +52,14 @@ pub async fn record(
         id: uuid::Uuid::new_v4().to_string(),
         at,
         actor: actor.to_owned(),
-        action: action.to_owned(),
+        action: action.as_str().to_owned(),
         object_type: object.kind.to_owned(),
         object_id: object.id,
         object_name: object.name,
-        outcome: outcome.to_owned(),
+        outcome: outcome.as_str().to_owned(),
         detail,
     };
     if let Err(e) = ctx.store.append_audit(&event).await {
-        tracing::error!(error = %e, action, "could not write audit record");
+        tracing::error!(error = %e, action = action.as_str(), "could not write audit record");
     }
 }

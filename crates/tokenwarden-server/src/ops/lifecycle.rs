@@ -2,8 +2,9 @@
 //! token they use dies and start again by themselves when it is re-authorized.
 
 use crate::AppContext;
-use crate::audit::{self, Object};
+use crate::ops::audit::{self, Action, Object, Outcome};
 use serde::{Deserialize, Serialize};
+pub use tokenwarden_domain::EventKind;
 use tokenwarden_domain::{AppState, StopReason, Timestamp, TokenStatus};
 use tokenwarden_store::{AppRecord, JobRecord, StoreError, TokenRecord};
 
@@ -23,18 +24,6 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
 }
-
-pub const EVENT_KINDS: &[&str] = &[
-    "token.authorized",
-    "token.refresh_failed",
-    "token.needs_reauthorization",
-    "token.expiring",
-    "token.expired",
-    "token.restored",
-    "app.stopped",
-    "app.started",
-    "test",
-];
 
 pub fn token_data(t: &TokenRecord, app_name: Option<&str>) -> serde_json::Value {
     serde_json::json!({
@@ -74,7 +63,10 @@ pub async fn emit(ctx: &AppContext, event: Event) {
                     .collect()
             })
             .unwrap_or_default();
-        if !wanted.is_empty() && !wanted.contains(&event.kind) && event.kind != "test" {
+        if !wanted.is_empty()
+            && !wanted.contains(&event.kind)
+            && event.kind != EventKind::Test.as_str()
+        {
             continue;
         }
         if let Some(app) = ch.app_id
@@ -103,14 +95,14 @@ pub async fn emit(ctx: &AppContext, event: Event) {
 
 pub fn new_event(
     ctx: &AppContext,
-    kind: &str,
+    kind: EventKind,
     summary: String,
     data: serde_json::Value,
     apps: Vec<String>,
 ) -> Event {
     Event {
         id: format!("evt_{}", uuid::Uuid::new_v4().simple()),
-        kind: kind.into(),
+        kind: kind.as_str().to_owned(),
         at: ctx.clock.now(),
         summary,
         data,
@@ -145,21 +137,13 @@ async fn app_name(ctx: &AppContext, t: &TokenRecord) -> Option<String> {
     }
 }
 
-/// Is this token unable to serve until an admin acts?
-pub fn is_dead(status: TokenStatus) -> bool {
-    matches!(
-        status,
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired
-    )
-}
-
 /// A token died (`needs_reauthorization` or `expired`, already stored): tell the channels, stop
 /// every app depending on it with the reason, and tell each app.
-pub async fn token_died(ctx: &AppContext, t: &TokenRecord, kind: &str, why: &str) {
+pub async fn token_died(ctx: &AppContext, t: &TokenRecord, kind: EventKind, why: &str) {
     let owner = app_name(ctx, t).await;
     let apps = dependants(ctx, t).await.unwrap_or_default();
     let summary = match kind {
-        "token.expired" => format!(
+        EventKind::TokenExpired => format!(
             "The refresh token of {} expired; an admin must re-authorize it. {why}",
             t.name
         ),
@@ -200,9 +184,9 @@ async fn stop_app_for_token(ctx: &AppContext, mut app: AppRecord, t: &TokenRecor
                 audit::record(
                     ctx,
                     "system",
-                    "app.stop",
+                    Action::AppStop,
                     Object::new("app", stopped.id, &stopped.name),
-                    "ok",
+                    Outcome::Ok,
                     serde_json::json!({"reason": format!("waiting for token {}", t.name)}),
                 )
                 .await;
@@ -214,7 +198,7 @@ async fn stop_app_for_token(ctx: &AppContext, mut app: AppRecord, t: &TokenRecor
                     ctx,
                     new_event(
                         ctx,
-                        "app.stopped",
+                        EventKind::AppStopped,
                         summary,
                         app_data(&stopped),
                         vec![stopped.id.to_string()],
@@ -255,19 +239,19 @@ pub async fn token_authorized(ctx: &AppContext, t: &TokenRecord, was: TokenStatu
         ctx,
         new_event(
             ctx,
-            "token.authorized",
+            EventKind::TokenAuthorized,
             format!("Token {} was authorized by {actor}.{exp}", t.name),
             token_data(t, owner.as_deref()),
             app_ids.clone(),
         ),
     )
     .await;
-    if is_dead(was) {
+    if was.is_dead() {
         emit(
             ctx,
             new_event(
                 ctx,
-                "token.restored",
+                EventKind::TokenRestored,
                 format!(
                     "Token {} works again; the apps waiting for it are starting.",
                     t.name
@@ -290,12 +274,8 @@ pub async fn token_authorized(ctx: &AppContext, t: &TokenRecord, was: TokenStatu
 /// The first dead token an app uses, if any: (name, status).
 pub async fn dead_token_of(ctx: &AppContext, app: &AppRecord) -> Option<(String, TokenStatus)> {
     for name in &app.tokens {
-        let t = match ctx.store.find_token(Some(app.id), name).await {
-            Err(StoreError::NotFound(_)) => ctx.store.find_token(None, name).await,
-            other => other,
-        };
-        if let Ok(t) = t
-            && is_dead(t.status)
+        if let Ok(Some((t, _))) = crate::ops::grant::resolve_token(ctx, Some(app.id), name).await
+            && t.status.is_dead()
         {
             return Some((t.name.to_string(), t.status));
         }
@@ -317,9 +297,9 @@ async fn resume_if_healthy(ctx: &AppContext, mut app: AppRecord) {
             audit::record(
                 ctx,
                 "system",
-                "app.start",
+                Action::AppStart,
                 Object::new("app", started.id, &started.name),
-                "ok",
+                Outcome::Ok,
                 serde_json::json!({"reason": "its tokens work again"}),
             )
             .await;
@@ -327,7 +307,7 @@ async fn resume_if_healthy(ctx: &AppContext, mut app: AppRecord) {
                 ctx,
                 new_event(
                     ctx,
-                    "app.started",
+                    EventKind::AppStarted,
                     format!("App {} started again: its tokens work.", started.name),
                     app_data(&started),
                     vec![started.id.to_string()],
@@ -337,81 +317,4 @@ async fn resume_if_healthy(ctx: &AppContext, mut app: AppRecord) {
         }
         Err(e) => tracing::warn!(error = %e, app = %app.name, "could not restart app"),
     }
-}
-
-/// An admin stops an app: it stays stopped until an admin starts it. Audited and announced.
-pub async fn stop_by_admin(
-    ctx: &AppContext,
-    mut app: AppRecord,
-    actor: &str,
-) -> Result<AppRecord, StoreError> {
-    app.state = AppState::Stopped;
-    app.stop_reason = Some(StopReason::Admin);
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        ctx,
-        actor,
-        "app.stop",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({"reason": "stopped by an admin"}),
-    )
-    .await;
-    let ev = new_event(
-        ctx,
-        "app.stopped",
-        format!("App {} was stopped by {actor}.", app.name),
-        app_data(&app),
-        vec![app.id.to_string()],
-    );
-    emit(ctx, ev).await;
-    Ok(app)
-}
-
-/// Why an app cannot start: a token it uses is dead.
-#[derive(Debug)]
-pub struct CannotStart(pub String);
-
-/// An admin starts an app; refused, with the reason in words, while a token it uses is dead.
-pub async fn start_by_admin(
-    ctx: &AppContext,
-    mut app: AppRecord,
-    actor: &str,
-) -> Result<Result<AppRecord, CannotStart>, StoreError> {
-    if let Some((token, status)) = dead_token_of(ctx, &app).await {
-        let what = match status {
-            TokenStatus::Expired => "has expired",
-            _ => "needs a new sign-in",
-        };
-        return Ok(Err(CannotStart(format!(
-            "{} cannot start: token {token} {what}. Sign in again on the token's page; the app then starts by itself.",
-            app.name
-        ))));
-    }
-    if app.state == AppState::Running {
-        return Ok(Ok(app));
-    }
-    app.state = AppState::Running;
-    app.stop_reason = None;
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        ctx,
-        actor,
-        "app.start",
-        Object::new("app", app.id, &app.name),
-        "ok",
-        serde_json::json!({}),
-    )
-    .await;
-    let ev = new_event(
-        ctx,
-        "app.started",
-        format!("App {} was started by {actor}.", app.name),
-        app_data(&app),
-        vec![app.id.to_string()],
-    );
-    emit(ctx, ev).await;
-    Ok(Ok(app))
 }

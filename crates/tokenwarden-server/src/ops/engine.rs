@@ -5,10 +5,11 @@
 //! unique keys, so several instances neither skip nor repeat work (R39, R40).
 
 use crate::AppContext;
-use crate::grant::{self, RefreshError};
-use crate::lifecycle::{self, is_dead};
+use crate::ops::audit::{Action, Outcome};
+use crate::ops::grant::{self, RefreshError};
+use crate::ops::lifecycle;
 use std::collections::HashMap;
-use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
+use tokenwarden_domain::{LeadTime, Timestamp, TokenId, TokenStatus};
 use tokenwarden_store::{StoreError, TokenHealth, TokenRecord};
 
 /// What one pass did, for tests and logs.
@@ -20,39 +21,6 @@ pub struct PassReport {
     pub expired: usize,
     pub delivered: usize,
     pub delivery_retries: usize,
-}
-
-/// Where lead times set in the UI are kept.
-pub const LEAD_TIMES_KEY: &str = "reminder_lead_times";
-
-/// Parses `14d`, `12h`, `90m` (positive, at most a year).
-pub fn parse_lead(s: &str) -> Result<chrono::Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let bad = || format!("{t:?} is not a lead time: write a number and d, h or m, e.g. 14d");
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "d" => chrono::Duration::days(n),
-        "h" => chrono::Duration::hours(n),
-        "m" => chrono::Duration::minutes(n),
-        _ => return Err(bad()),
-    };
-    if n <= 0 || d > chrono::Duration::days(365) {
-        return Err(format!("{t:?} must be positive and at most a year"));
-    }
-    Ok(d)
-}
-
-/// `14d`, `7d`, `12h`, `90m`.
-pub fn lead_label(d: chrono::Duration) -> String {
-    if d.num_days() > 0 && d == chrono::Duration::days(d.num_days()) {
-        format!("{}d", d.num_days())
-    } else if d.num_hours() > 0 && d == chrono::Duration::hours(d.num_hours()) {
-        format!("{}h", d.num_hours())
-    } else {
-        format!("{}m", d.num_minutes())
-    }
 }
 
 /// How long before an access token expires it is refreshed ahead of time: a quarter of its
@@ -91,7 +59,7 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
         }
         Err(e) => tracing::warn!(error = %e, "background pass skipped: database unavailable"),
     }
-    crate::delivery::deliver_due(ctx, now, &mut report).await;
+    crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
     report
 }
 
@@ -164,14 +132,17 @@ async fn remind(
     let leads = &ctx.lead_times();
     // Every lead time already reached is recorded; only the nearest one is announced, so a
     // service that was down for a week sends one reminder, not three.
-    let mut reached: Vec<chrono::Duration> =
-        leads.iter().copied().filter(|l| now >= exp - *l).collect();
+    let mut reached: Vec<LeadTime> = leads
+        .iter()
+        .copied()
+        .filter(|l| now >= exp - l.duration())
+        .collect();
     reached.sort();
     let mut newly = Vec::new();
     for lead in &reached {
         if ctx
             .store
-            .record_reminder(t.id, exp, &lead_label(*lead), now)
+            .record_reminder(t.id, exp, &lead.to_string(), now)
             .await?
         {
             newly.push(*lead);
@@ -183,7 +154,7 @@ async fn remind(
         let left = exp - now;
         let apps = lifecycle::dependants(ctx, t).await?;
         let mut data = lifecycle::token_data(t, None);
-        data["lead"] = serde_json::Value::String(lead_label(*nearest));
+        data["lead"] = serde_json::Value::String(nearest.to_string());
         data["apps"] =
             serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
         let days = left.num_hours() as f64 / 24.0;
@@ -205,7 +176,7 @@ async fn remind(
             ctx,
             lifecycle::new_event(
                 ctx,
-                "token.expiring",
+                crate::ops::lifecycle::EventKind::TokenExpiring,
                 summary,
                 data,
                 apps.iter().map(|a| a.id.to_string()).collect(),
@@ -214,12 +185,10 @@ async fn remind(
         .await;
         report.reminders_sent += 1;
     }
-    let first_lead = leads
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or_else(|| chrono::Duration::days(14));
-    if t.status == TokenStatus::Healthy && now >= exp - first_lead {
+    if t.status == TokenStatus::Healthy
+        && TokenStatus::from_refresh_expiry(Some(exp), now, ctx.first_lead_time())
+            == TokenStatus::ExpiringSoon
+    {
         set_status(
             ctx,
             t,
@@ -249,7 +218,13 @@ async fn expire(
         exp.format("%Y-%m-%d %H:%M UTC")
     );
     if let Some(stored) = set_status(ctx, t, TokenStatus::Expired, Some(reason.clone())).await? {
-        lifecycle::token_died(ctx, &stored, "token.expired", &reason).await;
+        lifecycle::token_died(
+            ctx,
+            &stored,
+            crate::ops::lifecycle::EventKind::TokenExpired,
+            &reason,
+        )
+        .await;
         report.expired += 1;
     }
     Ok(())
@@ -269,12 +244,12 @@ async fn set_status(
     match ctx.store.update_token(&next, ctx.clock.now()).await {
         Ok(stored) => {
             ctx.cache.forget_token(stored.id);
-            crate::audit::record(
+            crate::ops::audit::record(
                 ctx,
                 "system",
-                "token.status",
-                crate::audit::Object::new("token", stored.id, &stored.name),
-                "ok",
+                Action::TokenStatus,
+                crate::ops::audit::Object::new("token", stored.id, &stored.name),
+                Outcome::Ok,
                 serde_json::json!({"from": t.status, "to": stored.status, "reason": stored.status_reason}),
             )
             .await;
@@ -292,23 +267,18 @@ pub async fn flush_reads(ctx: &AppContext) {
             tracing::warn!(error = %e, "could not flush read counts");
             continue;
         }
-        crate::audit::record(
+        crate::ops::audit::record(
             ctx,
             &actor,
-            "token.read",
-            crate::audit::Object {
+            Action::TokenRead,
+            crate::ops::audit::Object {
                 kind: "token",
                 id: Some(token_id.to_string()),
                 name: None,
             },
-            "ok",
+            Outcome::Ok,
             serde_json::json!({"reads": count, "last_read_at": last}),
         )
         .await;
     }
-}
-
-/// Is the token dead? (re-exported for the API)
-pub fn dead(status: TokenStatus) -> bool {
-    is_dead(status)
 }

@@ -2,10 +2,12 @@
 //! channel (signed webhook or email), log the attempt, and retry with backoff or give up.
 
 use crate::AppContext;
-use crate::engine::PassReport;
-use crate::lifecycle::Event;
+use crate::ops::audit::{Action, Outcome};
+use crate::ops::engine::PassReport;
+use crate::ops::lifecycle::Event;
 use tokenwarden_domain::Timestamp;
 use tokenwarden_notify::{DeliveryOutcome, Mailer, WebhookTarget, Webhooks};
+use tokenwarden_store::SealedColumn;
 use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
 
 /// The senders. Email is available only when SMTP is configured.
@@ -100,7 +102,7 @@ pub async fn send(
             };
             let secret = match ctx
                 .vault
-                .open_secret(sealed, "notification_channels", "secret", &ch.id)
+                .open_secret(sealed, SealedColumn::ChannelSecret, &ch.id)
                 .await
             {
                 Ok(s) => s,
@@ -233,9 +235,9 @@ pub struct TestSend {
 
 /// Sends a test event to a channel now (the test-send button); audited.
 pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> TestSend {
-    let event = crate::lifecycle::new_event(
+    let event = crate::ops::lifecycle::new_event(
         ctx,
-        "test",
+        crate::ops::lifecycle::EventKind::Test,
         format!("Test notification from tokenwarden to channel {}.", ch.name),
         serde_json::json!({"channel": ch.name}),
         vec![],
@@ -260,12 +262,16 @@ pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> Tes
             message: format!("failed: {reason}"),
         },
     };
-    crate::audit::record(
+    crate::ops::audit::record(
         ctx,
         actor,
-        "channel.test",
-        crate::audit::Object::new("channel", &ch.id, &ch.name),
-        if result.ok { "ok" } else { "failed" },
+        Action::ChannelTest,
+        crate::ops::audit::Object::new("channel", &ch.id, &ch.name),
+        if result.ok {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        },
         serde_json::json!({"message": result.message}),
     )
     .await;

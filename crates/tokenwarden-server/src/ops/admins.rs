@@ -1,0 +1,528 @@
+//! Admins: accounts that sign in to the web UI (sign-in, sessions, the one-time setup link;
+//! R29-R32) and admin tokens for the API.
+//!
+//! - Passwords are stored as argon2id PHC strings; an unknown username is checked against a
+//!   dummy hash so both failures take about as long and answer the same.
+//! - A session cookie carries 256 random bits; the database keeps only its SHA-256. Each sign-in
+//!   makes a new value; sign-out deletes the row. Sessions end 12 h after sign-in or after 2 h
+//!   without a request.
+//! - `SameSite=Lax`, deliberately not `Strict`: the provider sends the sign-in popup back to
+//!   `/oauth/callback` with a cross-site top-level GET, and the callback needs the cookie to
+//!   check that the flow returns to the session that started it. Lax is safe here because no
+//!   UI GET changes anything, and every POST needs the session's CSRF token as well.
+//! - Failed sign-ins are counted per username and per client address: the 6th within 15
+//!   minutes is refused with 429 without checking the password.
+
+use crate::AppContext;
+use crate::ops::audit::{self, Action, Object, Outcome};
+use crate::ops::{Error, Result};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use subtle::ConstantTimeEq;
+use tokenwarden_domain::Timestamp;
+use tokenwarden_store::{AdminRecord, SessionRecord, StoreError};
+
+/// Absolute session lifetime.
+pub const SESSION_MAX: chrono::Duration = chrono::Duration::hours(12);
+/// Idle timeout.
+pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(2);
+/// Failed sign-ins allowed per window, per username and per client address.
+pub const MAX_FAILURES: usize = 5;
+pub const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// How long the one-time setup link works.
+pub const SETUP_LINK_TTL: chrono::Duration = chrono::Duration::hours(1);
+pub const MIN_PASSWORD: usize = 12;
+const SETUP_META_KEY: &str = "ui_setup_link";
+
+/// At most this many password checks run at once (argon2id holds ~19 MiB each): a burst of
+/// sign-ins cannot exhaust memory.
+const MAX_CONCURRENT_CHECKS: usize = 4;
+
+/// In-memory UI state: recent sign-in attempts by key (`user:<name>` / `ip:<addr>`).
+#[derive(Debug)]
+pub struct UiState {
+    failures: Mutex<HashMap<String, Vec<Timestamp>>>,
+    checks: tokio::sync::Semaphore,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            failures: Mutex::default(),
+            checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+        }
+    }
+}
+
+impl UiState {
+    /// Counts an attempt for every key *before* the password is checked, and says whether any
+    /// key is over the limit, in one step: parallel requests cannot all slip past the check.
+    fn attempt(&self, keys: &[String], now: Timestamp) -> bool {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.retain(|_, v| v.iter().any(|t| *t > now - FAILURE_WINDOW));
+        }
+        let mut limited = false;
+        for k in keys {
+            let v = map.entry(k.clone()).or_default();
+            v.retain(|t| *t > now - FAILURE_WINDOW);
+            if v.len() >= MAX_FAILURES {
+                limited = true;
+            }
+        }
+        if !limited {
+            for k in keys {
+                map.entry(k.clone()).or_default().push(now);
+            }
+        }
+        limited
+    }
+
+    /// A successful sign-in does not count against the user.
+    fn succeeded(&self, key: &str, now: Timestamp) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = map.get_mut(key)
+            && let Some(pos) = v.iter().rposition(|t| *t == now)
+        {
+            v.remove(pos);
+        }
+    }
+
+    fn clear(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// The signed-in admin, put into the request by the session middleware.
+#[derive(Debug, Clone)]
+pub struct AdminSession {
+    pub admin_id: String,
+    pub username: String,
+    pub csrf: String,
+    /// SHA-256 (hex) of the cookie value: binds UI-started OAuth flows to this session.
+    pub session_hash: String,
+}
+
+impl AdminSession {
+    /// How the admin appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!("admin:{}", self.username)
+    }
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = tokenwarden_crypto::random_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes).
+pub fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(Error::internal)
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash nobody knows the password of, checked for unknown usernames.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&random_token()).unwrap_or_default())
+}
+
+pub fn check_username(username: &str) -> Result<()> {
+    let ok = !username.is_empty()
+        && username.len() <= 64
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(
+            "the username must be 1-64 letters, digits or . _ - @".into(),
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD {
+        return Err(Error::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD} characters"
+        )));
+    }
+    if password.len() > 1024 {
+        return Err(Error::Invalid(
+            "the password must be at most 1024 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn hash_blocking(password: SecretString) -> Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(password.expose_secret()))
+        .await
+        .map_err(Error::internal)?
+}
+
+fn new_admin(username: &str, hash: String, now: Timestamp) -> AdminRecord {
+    AdminRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.to_owned(),
+        password_hash: hash,
+        created_at: now,
+        last_login_at: None,
+    }
+}
+
+/// Creates an admin who signs in to the UI (`tokenwarden admin create`); audited.
+pub async fn create_admin(
+    ctx: &AppContext,
+    actor: &str,
+    username: &str,
+    password: SecretString,
+) -> Result<AdminRecord> {
+    check_username(username)?;
+    check_password(password.expose_secret())?;
+    let admin = new_admin(username, hash_blocking(password).await?, ctx.clock.now());
+    ctx.store.create_admin(&admin).await.map_err(|e| match e {
+        StoreError::Conflict(_) => Error::Conflict(format!("an admin named {username} exists")),
+        other => other.into(),
+    })?;
+    audit::record(
+        ctx,
+        actor,
+        Action::AdminCreate,
+        Object::new("admin", &admin.id, &admin.username),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(admin)
+}
+
+/// When no admin exists yet: makes a new one-time setup link (valid an hour; only its hash is
+/// stored) and returns its URL. `None` once an admin exists.
+pub async fn setup_link(ctx: &AppContext) -> Result<Option<String>> {
+    if ctx.store.count_admins().await? > 0 {
+        ctx.store.delete_meta(SETUP_META_KEY).await?;
+        return Ok(None);
+    }
+    let token = random_token();
+    let expires = ctx.clock.now() + SETUP_LINK_TTL;
+    ctx.store
+        .put_meta(
+            SETUP_META_KEY,
+            &format!(
+                "{}:{}",
+                sha256_hex(&token),
+                tokenwarden_domain::clock::to_millis(expires)
+            ),
+        )
+        .await?;
+    Ok(Some(format!(
+        "{}/setup?token={token}",
+        ctx.settings.public_url.trim_end_matches('/')
+    )))
+}
+
+/// Is `token` the current, unexpired setup link?
+pub async fn setup_link_valid(ctx: &AppContext, token: &str) -> Result<bool> {
+    let Some(stored) = ctx.store.get_meta(SETUP_META_KEY).await? else {
+        return Ok(false);
+    };
+    let Some((hash, expires)) = stored.split_once(':') else {
+        return Ok(false);
+    };
+    let Ok(expires) = expires.parse::<i64>() else {
+        return Ok(false);
+    };
+    let same: bool = sha256_hex(token).as_bytes().ct_eq(hash.as_bytes()).into();
+    Ok(same && ctx.clock.now() < tokenwarden_domain::clock::from_millis(expires))
+}
+
+/// Creates the first admin through the setup link; false if one exists already.
+pub async fn complete_setup(
+    ctx: &AppContext,
+    username: &str,
+    password: SecretString,
+) -> Result<Option<AdminRecord>> {
+    check_username(username)?;
+    check_password(password.expose_secret())?;
+    let admin = new_admin(username, hash_blocking(password).await?, ctx.clock.now());
+    if !ctx.store.create_first_admin(&admin).await? {
+        return Ok(None);
+    }
+    ctx.store.delete_meta(SETUP_META_KEY).await?;
+    audit::record(
+        ctx,
+        "setup-link",
+        Action::AdminCreate,
+        Object::new("admin", &admin.id, &admin.username),
+        Outcome::Ok,
+        serde_json::json!({"via": "one-time setup link"}),
+    )
+    .await;
+    Ok(Some(admin))
+}
+
+/// Why a sign-in failed; both kinds of wrong credentials look the same to the caller.
+#[derive(Debug)]
+pub enum LoginError {
+    WrongCredentials,
+    RateLimited,
+    Internal(Error),
+}
+
+/// A new session: the cookie value (shown to the browser only) and its row.
+pub struct NewSession {
+    pub cookie_value: SecretString,
+    pub record: SessionRecord,
+}
+
+/// Starts a session for an admin: a new random cookie value, a new CSRF token.
+pub async fn start_session(ctx: &AppContext, admin: &AdminRecord) -> Result<NewSession> {
+    let now = ctx.clock.now();
+    let value = random_token();
+    let record = SessionRecord {
+        id: sha256_hex(&value),
+        admin_id: admin.id.clone(),
+        csrf_token: random_token(),
+        created_at: now,
+        expires_at: now + SESSION_MAX,
+        last_seen_at: now,
+    };
+    ctx.store.create_session(&record).await?;
+    let _ = ctx.store.purge_sessions(now).await;
+    Ok(NewSession {
+        cookie_value: value.into(),
+        record,
+    })
+}
+
+/// Checks a username and password; on success starts a session. Audited either way.
+pub async fn login(
+    ctx: &AppContext,
+    username: &str,
+    password: SecretString,
+    client: &str,
+) -> Result<(AdminRecord, NewSession), LoginError> {
+    let now = ctx.clock.now();
+    // Long or odd usernames are never keys of the limiter (they cannot exist anyway).
+    let user_key = if check_username(username).is_ok() {
+        format!("user:{}", username.to_ascii_lowercase())
+    } else {
+        "user:(invalid)".to_owned()
+    };
+    let ip_key = format!("ip:{client}");
+    let object = Object {
+        kind: "admin",
+        id: None,
+        name: Some(username.chars().take(64).collect()),
+    };
+    if ctx.ui.attempt(&[user_key.clone(), ip_key.clone()], now) {
+        audit::record(
+            ctx,
+            "anonymous",
+            Action::AuthLogin,
+            object,
+            Outcome::Denied,
+            serde_json::json!({"reason": "rate_limited", "client": client}),
+        )
+        .await;
+        return Err(LoginError::RateLimited);
+    }
+    let found = match ctx.store.get_admin_by_username(username).await {
+        Ok(a) => Some(a),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(LoginError::Internal(e.into())),
+    };
+    let hash = found
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
+    let Ok(_permit) = ctx.ui.checks.try_acquire() else {
+        return Err(LoginError::RateLimited);
+    };
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, password.expose_secret()))
+        .await
+        .unwrap_or(false);
+    match found {
+        Some(admin) if ok => {
+            ctx.ui.clear(&user_key);
+            ctx.ui.succeeded(&ip_key, now);
+            let session = start_session(ctx, &admin)
+                .await
+                .map_err(LoginError::Internal)?;
+            let _ = ctx.store.record_admin_login(&admin.id, now).await;
+            audit::record(
+                ctx,
+                &format!("admin:{}", admin.username),
+                Action::AuthLogin,
+                Object::new("admin", &admin.id, &admin.username),
+                Outcome::Ok,
+                serde_json::json!({"client": client}),
+            )
+            .await;
+            Ok((admin, session))
+        }
+        found => {
+            // The attempt was already counted before the check.
+            audit::record(
+                ctx,
+                "anonymous",
+                Action::AuthLogin,
+                object,
+                Outcome::Denied,
+                serde_json::json!({
+                    "reason": if found.is_some() { "wrong_password" } else { "unknown_user" },
+                    "client": client,
+                }),
+            )
+            .await;
+            Err(LoginError::WrongCredentials)
+        }
+    }
+}
+
+/// The session a cookie value names, if it is still valid; refreshes its idle timer (at most
+/// once a minute, so browsing is not a stream of writes).
+pub async fn lookup(ctx: &AppContext, cookie_value: &str) -> Result<Option<AdminSession>> {
+    let id = sha256_hex(cookie_value);
+    let s = match ctx.store.get_session(&id).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let now = ctx.clock.now();
+    if now >= s.expires_at || now >= s.last_seen_at + SESSION_IDLE {
+        let _ = ctx.store.delete_session(&id).await;
+        return Ok(None);
+    }
+    let admin = match ctx.store.get_admin(&s.admin_id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if now - s.last_seen_at > chrono::Duration::minutes(1) {
+        let _ = ctx.store.touch_session(&id, now).await;
+    }
+    Ok(Some(AdminSession {
+        admin_id: admin.id,
+        username: admin.username,
+        csrf: s.csrf_token,
+        session_hash: id,
+    }))
+}
+
+/// Ends a session.
+pub async fn logout(ctx: &AppContext, session: &AdminSession) {
+    let _ = ctx.store.delete_session(&session.session_hash).await;
+    audit::record(
+        ctx,
+        &session.actor(),
+        Action::AuthLogout,
+        Object::new("admin", &session.admin_id, &session.username),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+}
+
+/// Is the public URL https (then the cookie is `Secure` and `__Host-` prefixed)?
+
+/// Makes and stores an admin token (`tokenwarden admin token create`); the caller shows it
+/// once (only its hash is kept).
+pub async fn create_admin_token(
+    ctx: &AppContext,
+    actor: &str,
+    label: tokenwarden_domain::KeyLabel,
+) -> Result<crate::auth::NewKey> {
+    let key = crate::auth::new_key(
+        tokenwarden_store::ApiKeyKind::Admin,
+        None,
+        label,
+        ctx.clock.now(),
+    );
+    ctx.store.create_api_key(&key.record).await?;
+    audit::record(
+        ctx,
+        actor,
+        Action::AdminTokenCreate,
+        Object::new("api_key", key.record.id, &key.record.label),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(key)
+}
+
+/// Every admin token (never the tokens themselves).
+pub async fn list_admin_tokens(ctx: &AppContext) -> Result<Vec<tokenwarden_store::ApiKeyRecord>> {
+    Ok(ctx
+        .store
+        .list_api_keys(None)
+        .await?
+        .into_iter()
+        .filter(|k| k.kind == tokenwarden_store::ApiKeyKind::Admin)
+        .collect())
+}
+
+/// Revokes an admin token by id; an app's key is refused (revoke it on its app).
+pub async fn revoke_admin_token(
+    ctx: &AppContext,
+    actor: &str,
+    id: &str,
+) -> Result<tokenwarden_store::ApiKeyRecord> {
+    let key_id = tokenwarden_domain::ApiKeyId::parse(id).ok_or_else(|| {
+        Error::Invalid(format!(
+            "{id:?} is not an admin token id (see `tokenwarden admin token list`)"
+        ))
+    })?;
+    let key = ctx
+        .store
+        .get_api_key(key_id)
+        .await
+        .map_err(Error::not_found_as(format!("admin token {id}")))?;
+    if key.kind != tokenwarden_store::ApiKeyKind::Admin {
+        return Err(Error::Invalid(format!(
+            "{id} is an app's API key, not an admin token: revoke it on the app (API or UI)"
+        )));
+    }
+    ctx.store.revoke_api_key(key_id, ctx.clock.now()).await?;
+    ctx.cache.forget_key(key_id);
+    audit::record(
+        ctx,
+        actor,
+        Action::AdminTokenRevoke,
+        Object::new("api_key", key.id, &key.label),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(key)
+}

@@ -1,0 +1,320 @@
+//! Notification channels (webhooks signed the Standard Webhooks way, email lists): create,
+//! change, delete, test; and the reminder lead times every instance follows.
+
+use crate::AppContext;
+use crate::ops::audit::{self, Action, Object, Outcome};
+use crate::ops::{Error, Result};
+use secrecy::SecretString;
+use tokenwarden_domain::{AppName, ChannelKind, EventKind, LeadTime};
+use tokenwarden_store::{ChannelRecord, SealedColumn, StoreError};
+
+/// Where the UI keeps the lead times an admin set (for every instance).
+pub const LEAD_TIMES_KEY: &str = "reminder_lead_times";
+
+/// Where a channel delivers: the kind and its own settings together, so a webhook without a
+/// URL or an email channel with a URL cannot be written down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Webhook { url: String },
+    Email { to: Vec<String> },
+}
+
+impl Target {
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Target::Webhook { .. } => ChannelKind::Webhook,
+            Target::Email { .. } => ChannelKind::Email,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match self {
+            Target::Webhook { url } => tokenwarden_notify::check_webhook_url(url)
+                .map_err(|e| Error::Invalid(e.to_string())),
+            Target::Email { to } => {
+                crate::ops::delivery::check_recipients(to).map_err(Error::Invalid)
+            }
+        }
+    }
+}
+
+/// A channel as stored, read back into types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub target: Target,
+    /// Event kinds it hears; empty = all.
+    pub events: Vec<EventKind>,
+}
+
+impl Channel {
+    /// Reads a stored channel's kind and configuration.
+    pub fn of(rec: &ChannelRecord) -> Channel {
+        let strings = |v: &serde_json::Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let target = match ChannelKind::parse(&rec.kind) {
+            Ok(ChannelKind::Email) => Target::Email {
+                to: strings(&rec.config["to"]),
+            },
+            _ => Target::Webhook {
+                url: rec.config["url"].as_str().unwrap_or_default().to_owned(),
+            },
+        };
+        let events = strings(&rec.config["events"])
+            .iter()
+            .filter_map(|e| EventKind::parse(e).ok())
+            .collect();
+        Channel { target, events }
+    }
+
+    fn config(&self) -> serde_json::Value {
+        let events: Vec<&str> = self.events.iter().map(|e| e.as_str()).collect();
+        match &self.target {
+            Target::Webhook { url } => serde_json::json!({"url": url, "events": events}),
+            Target::Email { to } => serde_json::json!({"to": to, "events": events}),
+        }
+    }
+}
+
+/// A new channel.
+#[derive(Debug)]
+pub struct NewChannel {
+    pub name: String,
+    pub target: Target,
+    /// Event kinds to send; empty = all.
+    pub events: Vec<EventKind>,
+    /// Only events about this app and the tokens it uses (a per-app channel).
+    pub app: Option<String>,
+    pub enabled: bool,
+}
+
+/// A change to a channel; `None` fields stay as they are.
+#[derive(Debug, Default)]
+pub struct ChannelChanges {
+    pub name: Option<String>,
+    /// A webhook channel's URL.
+    pub url: Option<String>,
+    /// An email channel's recipients.
+    pub to: Option<Vec<String>>,
+    pub events: Option<Vec<EventKind>>,
+    pub enabled: Option<bool>,
+}
+
+/// Parses event kinds by their text (`token.expiring`); the error lists the known ones.
+pub fn parse_events<S: AsRef<str>>(texts: &[S]) -> Result<Vec<EventKind>> {
+    texts
+        .iter()
+        .map(|t| {
+            EventKind::parse(t.as_ref()).map_err(|_| {
+                Error::Invalid(format!(
+                    "unknown event kind {:?}; known: {}",
+                    t.as_ref(),
+                    EventKind::ALL
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Parses a channel kind; the error says which exist.
+pub fn parse_kind(text: &str) -> Result<ChannelKind> {
+    ChannelKind::parse(text)
+        .map_err(|_| Error::Invalid(format!("kind must be webhook or email, not {text:?}")))
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "name must be 1-100 characters without control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The channel with this id.
+pub async fn get(ctx: &AppContext, id: &str) -> Result<ChannelRecord> {
+    ctx.store
+        .get_channel(id)
+        .await
+        .map_err(Error::not_found_as(format!("notification channel {id:?}")))
+}
+
+/// Creates a channel; a webhook gets a new signing secret, returned this once (stored sealed).
+pub async fn create(
+    ctx: &AppContext,
+    actor: &str,
+    new: NewChannel,
+) -> Result<(ChannelRecord, Option<SecretString>)> {
+    let name = check_name(&new.name)?;
+    new.target.check()?;
+    let app_id = match new.app.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) => {
+            let missing = || Error::Invalid(format!("there is no app named {a}"));
+            let n = AppName::parse(a).map_err(|_| missing())?;
+            Some(
+                ctx.store
+                    .get_app_by_name(&n)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound(_) => missing(),
+                        other => other.into(),
+                    })?
+                    .id,
+            )
+        }
+        None => None,
+    };
+    let id = format!("ch_{}", uuid::Uuid::new_v4().simple());
+    let secret = match new.target {
+        Target::Webhook { .. } => Some(tokenwarden_notify::new_webhook_secret()),
+        Target::Email { .. } => None,
+    };
+    let channel = Channel {
+        target: new.target,
+        events: new.events,
+    };
+    let now = ctx.clock.now();
+    let rec = ChannelRecord {
+        id: id.clone(),
+        app_id,
+        kind: channel.target.kind().as_str().to_owned(),
+        name,
+        config: channel.config(),
+        secret: secret
+            .as_ref()
+            .map(|s| ctx.vault.seal(s, SealedColumn::ChannelSecret, &id)),
+        enabled: new.enabled,
+        created_at: now,
+        updated_at: now,
+    };
+    ctx.store.create_channel(&rec).await?;
+    audit::record(
+        ctx,
+        actor,
+        Action::ChannelCreate,
+        Object::new("channel", &id, &rec.name),
+        Outcome::Ok,
+        serde_json::json!({"kind": rec.kind}),
+    )
+    .await;
+    Ok((rec, secret))
+}
+
+/// Changes a channel: its name, its webhook URL or email recipients, the events it hears,
+/// whether it is enabled.
+pub async fn update(
+    ctx: &AppContext,
+    actor: &str,
+    id: &str,
+    changes: ChannelChanges,
+) -> Result<ChannelRecord> {
+    let mut c = get(ctx, id).await?;
+    let mut channel = Channel::of(&c);
+    let mut changed = Vec::new();
+    if let Some(n) = &changes.name {
+        c.name = check_name(n)?;
+        changed.push("name");
+    }
+    if let Some(events) = &changes.events {
+        channel.events = events.clone();
+        changed.push("events");
+    }
+    if let Some(url) = &changes.url {
+        let Target::Webhook { url: u } = &mut channel.target else {
+            return Err(Error::Invalid("only a webhook channel has a url".into()));
+        };
+        *u = url.clone();
+        changed.push("url");
+    }
+    if let Some(to) = &changes.to {
+        let Target::Email { to: t } = &mut channel.target else {
+            return Err(Error::Invalid(
+                "only an email channel has recipients".into(),
+            ));
+        };
+        *t = to.clone();
+        changed.push("to");
+    }
+    channel.target.check()?;
+    if let Some(e) = changes.enabled {
+        c.enabled = e;
+        changed.push("enabled");
+    }
+    c.config = channel.config();
+    c.updated_at = ctx.clock.now();
+    ctx.store.update_channel(&c).await?;
+    audit::record(
+        ctx,
+        actor,
+        Action::ChannelUpdate,
+        Object::new("channel", &c.id, &c.name),
+        Outcome::Ok,
+        serde_json::json!({"changed": changed, "enabled": c.enabled}),
+    )
+    .await;
+    Ok(c)
+}
+
+/// Deletes a channel.
+pub async fn delete(ctx: &AppContext, actor: &str, id: &str) -> Result<ChannelRecord> {
+    let c = get(ctx, id).await?;
+    ctx.store.delete_channel(&c.id).await?;
+    audit::record(
+        ctx,
+        actor,
+        Action::ChannelDelete,
+        Object::new("channel", &c.id, &c.name),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(c)
+}
+
+/// Sends a test event to a channel now (not through the queue) and says what happened.
+pub async fn test(
+    ctx: &AppContext,
+    actor: &str,
+    id: &str,
+) -> Result<crate::ops::delivery::TestSend> {
+    let c = get(ctx, id).await?;
+    Ok(crate::ops::delivery::test_send(ctx, &c, actor).await)
+}
+
+/// Sets the reminder lead times for every instance (kept in the database; each instance
+/// picks them up on its next background pass, this one at once). 1 to 10 of them.
+pub async fn set_lead_times(ctx: &AppContext, actor: &str, leads: Vec<LeadTime>) -> Result<()> {
+    if leads.is_empty() || leads.len() > 10 {
+        return Err(Error::Invalid(
+            "give 1 to 10 lead times, e.g. 14d, 7d, 3d, 1d".into(),
+        ));
+    }
+    let mut leads = leads;
+    leads.sort_by(|a, b| b.cmp(a));
+    leads.dedup();
+    let labels: Vec<String> = leads.iter().map(ToString::to_string).collect();
+    let json = serde_json::to_string(&labels).map_err(Error::internal)?;
+    ctx.store.set_meta(LEAD_TIMES_KEY, &json).await?;
+    ctx.reload_lead_times().await;
+    audit::record(
+        ctx,
+        actor,
+        Action::SettingsLeadTimes,
+        Object::new("settings", "reminder_lead_times", "reminder lead times"),
+        Outcome::Ok,
+        serde_json::json!({"lead_times": labels}),
+    )
+    .await;
+    Ok(())
+}

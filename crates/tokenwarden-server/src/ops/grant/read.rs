@@ -1,0 +1,254 @@
+//! The usable token: which token a name means for an app, and an access token from it that is
+//! valid long enough, refreshed first if needed.
+
+use super::open_material;
+use super::refresh::{RefreshError, refresh};
+use crate::AppContext;
+use crate::cache::Served;
+use crate::ops::{Error, Result};
+use secrecy::SecretString;
+use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
+use tokenwarden_store::{SealedColumn, StoreError, TokenRecord};
+
+/// Returns the token with an access token valid for at least `min_validity` seconds,
+/// refreshing it if needed, and the opened access token.
+pub async fn usable_token(
+    ctx: &AppContext,
+    t: TokenRecord,
+    min_validity: u64,
+) -> Result<(TokenRecord, SecretString)> {
+    match t.status {
+        TokenStatus::NotAuthorized => {
+            return Err(Error::TokenUnusable {
+                code: "token_not_authorized",
+                message: format!(
+                    "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
+                    t.name, t.id
+                ),
+            });
+        }
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
+            return Err(Error::TokenUnusable {
+                code: "token_needs_reauthorization",
+                message: format!(
+                    "token {} needs re-authorization by an admin{}",
+                    t.name,
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
+    }
+    let needed = ctx.clock.now() + chrono::Duration::seconds(min_validity.min(86_400) as i64);
+    let fresh = |t: &TokenRecord| {
+        t.material.access_token.is_some()
+            && t.material.access_expires_at.is_some_and(|e| e > needed)
+    };
+    let mut t = t;
+    if !fresh(&t) {
+        let mut attempts = 0;
+        t = loop {
+            match refresh(ctx, t.id, needed).await {
+                Ok(t) => break t,
+                Err(RefreshError::Busy) if attempts < 50 => {
+                    // Another caller is refreshing: wait for its result.
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let current = ctx.store.get_token(t.id).await?;
+                    if fresh(&current) {
+                        break current;
+                    }
+                }
+                Err(RefreshError::Busy) => {
+                    return Err(Error::ProviderUnavailable {
+                        message: "the token is being refreshed; retry shortly".into(),
+                        retry_after: 5,
+                    });
+                }
+                Err(RefreshError::NeedsReauthorization(m)) => {
+                    return Err(Error::TokenUnusable {
+                        code: "token_needs_reauthorization",
+                        message: format!(
+                            "token {} needs re-authorization by an admin: {m}",
+                            t.name
+                        ),
+                    });
+                }
+                Err(RefreshError::Unavailable(m)) => {
+                    return Err(Error::ProviderUnavailable {
+                        message: format!("token {} could not be refreshed right now: {m}", t.name),
+                        retry_after: 30,
+                    });
+                }
+                Err(RefreshError::Core(e)) => return Err(e),
+            }
+        };
+        if !fresh(&t) {
+            return Err(Error::ProviderUnavailable {
+                message: format!(
+                    "the provider issued token {} with less validity than the {min_validity} s asked for",
+                    t.name
+                ),
+                retry_after: 30,
+            });
+        }
+    }
+    let sealed = t
+        .material
+        .access_token
+        .clone()
+        .ok_or_else(|| Error::internal("no access token"))?;
+    let opened = open_material(ctx, &t, SealedColumn::TokenAccessToken, &sealed).await?;
+    Ok((t, opened))
+}
+
+/// Where a token name resolved to for an app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The app's own app-level token of that name.
+    App,
+    /// The global token of that name.
+    Global,
+}
+
+/// The token a name means for `app`: its own app-level token of that name, else the global
+/// one; without an app, the global one. `None` when there is neither. The one place this rule
+/// lives.
+pub async fn resolve_token(
+    ctx: &AppContext,
+    app: Option<AppId>,
+    name: &TokenName,
+) -> Result<Option<(TokenRecord, Scope)>> {
+    if let Some(app) = app {
+        match ctx.store.find_token(Some(app), name).await {
+            Ok(t) => return Ok(Some((t, Scope::App))),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match ctx.store.find_token(None, name).await {
+        Ok(t) => Ok(Some((t, Scope::Global))),
+        Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Who reads an access token.
+#[derive(Debug, Clone, Copy)]
+pub enum Reader<'a> {
+    /// An app, with its API key: only tokens it uses; its own app-level token first.
+    App(AppId),
+    /// An admin, optionally reading as the app named `as_app`.
+    Admin { as_app: Option<&'a str> },
+}
+
+/// The read path: a current access token of `name` for `reader`, valid for at least
+/// `min_validity` seconds (at most a day), from memory while fresh, else from the database
+/// (refreshed first if needed); while the database is down, a cached token still valid is
+/// served. `actor` is how the reader is counted in the read statistics.
+pub async fn read_access_token(
+    ctx: &AppContext,
+    reader: Reader<'_>,
+    actor: &str,
+    name: &str,
+    min_validity: u64,
+) -> Result<Served> {
+    let min_validity = min_validity.min(86_400);
+    let now = ctx.clock.now();
+    let scope = match reader {
+        Reader::App(app_id) => format!("app:{app_id}"),
+        Reader::Admin { as_app } => format!("admin:{}", as_app.unwrap_or("")),
+    };
+    let cache_key = format!("{scope}:{name}");
+    let min = chrono::Duration::seconds(min_validity as i64);
+    // The hot path: a fresh answer from memory, no database at all.
+    let served = match ctx.cache.served(&cache_key, now, min, false) {
+        Some(hit) => hit,
+        None => match read_from_store(ctx, reader, name, min_validity).await {
+            Ok(served) => {
+                ctx.cache.put_served(cache_key, served.clone());
+                served
+            }
+            // R16: the database is down, but a cached token is still valid: keep serving it.
+            Err(Error::Unavailable) => ctx
+                .cache
+                .served(&cache_key, now, min, true)
+                .ok_or(Error::Unavailable)?,
+            Err(e) => return Err(e),
+        },
+    };
+    if let Some((app, why)) = &served.app_stopped {
+        return Err(Error::TokenUnusable {
+            code: "app_stopped",
+            message: format!("app {app} is stopped ({why}); an admin can start it"),
+        });
+    }
+    ctx.reads.record(served.token_id, actor, now);
+    Ok(served)
+}
+
+/// The read path through the database: who may read which token, refreshing it if needed.
+async fn read_from_store(
+    ctx: &AppContext,
+    reader: Reader<'_>,
+    name: &str,
+    min_validity: u64,
+) -> Result<Served> {
+    let not_found = || Error::NotFound(format!("token {name:?}"));
+    let token_name = TokenName::parse(name).map_err(|_| not_found())?;
+    let app = match reader {
+        Reader::App(app_id) => {
+            let app = ctx.store.get_app(app_id).await?;
+            if !app.tokens.contains(&token_name) {
+                return Err(Error::NotFound(format!(
+                    "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
+                    app.name
+                )));
+            }
+            Some(app)
+        }
+        Reader::Admin { as_app: Some(app) } => {
+            let app_name =
+                AppName::parse(app).map_err(|_| Error::NotFound(format!("app {app:?}")))?;
+            Some(
+                ctx.store
+                    .get_app_by_name(&app_name)
+                    .await
+                    .map_err(Error::not_found_as(format!("app {app:?}")))?,
+            )
+        }
+        Reader::Admin { as_app: None } => None,
+    };
+    let (t, _) = resolve_token(ctx, app.as_ref().map(|a| a.id), &token_name)
+        .await?
+        .ok_or_else(not_found)?;
+    let (t, access) = usable_token(ctx, t, min_validity).await?;
+    let app_stopped = match (&app, reader) {
+        (Some(a), Reader::App(_)) if a.state == AppState::Stopped => Some((
+            a.name.to_string(),
+            a.stop_reason
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "stopped".into()),
+        )),
+        _ => None,
+    };
+    Ok(Served {
+        token_id: t.id,
+        access,
+        token_type: t
+            .material
+            .token_type
+            .clone()
+            .unwrap_or_else(|| "Bearer".into()),
+        expires_at: t
+            .material
+            .access_expires_at
+            .unwrap_or_else(|| ctx.clock.now()),
+        app_stopped,
+        fetched_at: ctx.clock.now(),
+    })
+}

@@ -1,0 +1,376 @@
+//! Refreshing a token under an owner-checked lease, storing a token response, and the
+//! token's refresh health (failures, backoff).
+
+use super::client_secrets;
+use crate::AppContext;
+use crate::ops::audit::{self, Action, Object, Outcome};
+use crate::ops::{Error, Result};
+use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
+use tokenwarden_oauth::ResolvedProvider;
+use tokenwarden_oauth::client::{ClientCredentials, Grant, TokenError, TokenResponse};
+use tokenwarden_store::SealedColumn;
+use tokenwarden_store::{Lease, StoreError, TokenRecord};
+
+/// Writes a token response into the row, under a version check (re-reading on conflicts), and
+/// under `lease` when given. Expiries count from `received_at`, our own receive time (R15).
+/// A response without a refresh token keeps the stored one and its expiry (R10).
+pub async fn store_response(
+    ctx: &AppContext,
+    id: TokenId,
+    provider: &ResolvedProvider,
+    resp: &TokenResponse,
+    received_at: Timestamp,
+    new_grant: bool,
+    lease: Option<&Lease>,
+) -> Result<TokenRecord, StoreError> {
+    let access = ctx.vault.seal(
+        &resp.access_token,
+        SealedColumn::TokenAccessToken,
+        &id.to_string(),
+    );
+    let refresh = resp.refresh_token.as_ref().map(|r| {
+        ctx.vault
+            .seal(r, SealedColumn::TokenRefreshToken, &id.to_string())
+    });
+    let lifetime = resp
+        .expires_in
+        .unwrap_or(provider.default_access_token_lifetime)
+        .min(10 * 365 * 86_400);
+    let access_expires_at = received_at + chrono::Duration::seconds(lifetime as i64);
+    for _ in 0..5 {
+        let mut t = ctx.store.get_token(id).await?;
+        t.material.access_token = Some(access.clone());
+        t.material.access_expires_at = Some(access_expires_at);
+        t.material.token_type = Some(resp.token_type.clone());
+        if let Some(scope) = &resp.scope {
+            t.material.scopes = Some(scope.clone());
+        }
+        let reported = resp
+            .refresh_token_expires_in
+            .map(|s| received_at + chrono::Duration::seconds(s.min(20 * 365 * 86_400) as i64));
+        if new_grant {
+            t.material.refresh_token = refresh.clone();
+            t.material.issued_at = Some(received_at);
+            t.material.refresh_expires_at = reported.or_else(|| {
+                provider
+                    .refresh_token_validity
+                    .map(|v| received_at + chrono::Duration::seconds(v as i64))
+            });
+            if t.material.scopes.is_none() {
+                t.material.scopes = Some(provider.scopes.clone());
+            }
+        } else if let Some(r) = &refresh {
+            t.material.refresh_token = Some(r.clone());
+            if let Some(exp) = reported {
+                t.material.refresh_expires_at = Some(exp);
+            }
+        }
+        // A refresh does not make a refresh token that dies soon any younger.
+        match t.material.refresh_expires_at {
+            Some(exp)
+                if TokenStatus::from_refresh_expiry(
+                    Some(exp),
+                    received_at,
+                    ctx.first_lead_time(),
+                ) == TokenStatus::ExpiringSoon =>
+            {
+                t.status = TokenStatus::ExpiringSoon;
+                t.status_reason = Some(format!(
+                    "the refresh token expires {}",
+                    exp.format("%Y-%m-%d %H:%M UTC")
+                ));
+            }
+            _ => {
+                t.status = TokenStatus::Healthy;
+                t.status_reason = None;
+            }
+        }
+        let written = match lease {
+            Some(l) => {
+                ctx.store
+                    .update_token_under_lease(&t, l, ctx.clock.now())
+                    .await
+            }
+            None => ctx.store.update_token(&t, ctx.clock.now()).await,
+        };
+        match written {
+            Err(StoreError::VersionMismatch(_)) => continue,
+            other => {
+                ctx.cache.forget_token(id);
+                return other;
+            }
+        }
+    }
+    Err(StoreError::VersionMismatch("token"))
+}
+
+/// Why a refresh did not give a token.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("the token needs re-authorization: {0}")]
+    NeedsReauthorization(String),
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    #[error("another instance is refreshing this token")]
+    Busy,
+    #[error(transparent)]
+    Core(#[from] Error),
+}
+
+const LEASE_SECONDS: i64 = 30;
+
+/// Refreshes a token: take the token's lease, re-read the row (another instance may have
+/// refreshed already), call the provider, commit access and refresh token together while still
+/// holding the lease. Permanent refusals mark the token `needs_reauthorization` (after a
+/// re-read shows nobody rotated it meanwhile); transient ones change nothing.
+pub async fn refresh(
+    ctx: &AppContext,
+    id: TokenId,
+    min_valid_until: Timestamp,
+) -> Result<TokenRecord, RefreshError> {
+    let now = ctx.clock.now();
+    // Backing off after transient failures: say when the next attempt is, do not hammer.
+    if let Ok(Some(h)) = ctx.store.get_token_health(id).await
+        && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
+    {
+        let current = ctx.store.get_token(id).await.map_err(Error::from)?;
+        if current
+            .material
+            .access_expires_at
+            .is_some_and(|e| e > min_valid_until)
+        {
+            return Ok(current);
+        }
+        return Err(RefreshError::Unavailable(format!(
+            "{} (next attempt in {} s)",
+            h.last_error
+                .unwrap_or_else(|| "the last refresh failed".into()),
+            (next - now).num_seconds().max(1)
+        )));
+    }
+    let name = format!("refresh:{id}");
+    // One owner per refresh attempt, not per process: concurrent reads within one instance must
+    // exclude each other too (a same-owner lease would be handed to all of them).
+    let owner = format!("{}:{}", ctx.instance_id, uuid::Uuid::new_v4().simple());
+    let Some(lease) = ctx
+        .store
+        .acquire_lease(&name, &owner, chrono::Duration::seconds(LEASE_SECONDS), now)
+        .await
+        .map_err(Error::from)?
+    else {
+        return Err(RefreshError::Busy);
+    };
+    let result = refresh_holding(ctx, id, min_valid_until, &lease).await;
+    let _ = ctx.store.release_lease(&lease).await;
+    result
+}
+
+async fn refresh_holding(
+    ctx: &AppContext,
+    id: TokenId,
+    min_valid_until: Timestamp,
+    lease: &Lease,
+) -> Result<TokenRecord, RefreshError> {
+    let t = ctx.store.get_token(id).await.map_err(Error::from)?;
+    if t.material.access_token.is_some()
+        && t.material
+            .access_expires_at
+            .is_some_and(|e| e > min_valid_until)
+    {
+        return Ok(t); // someone refreshed it while we waited
+    }
+    // Refreshed within the last minute and still valid: the provider's tokens simply live
+    // shorter than asked. Do not refresh again (an app asking for a large min_validity must not
+    // turn every read into a provider call); the caller answers that the validity is short.
+    let now = ctx.clock.now();
+    if t.material.access_expires_at.is_some_and(|e| e > now)
+        && let Ok(Some(h)) = ctx.store.get_token_health(id).await
+        && h.last_success_at
+            .is_some_and(|s| now - s < chrono::Duration::seconds(60))
+    {
+        return Ok(t);
+    }
+    let Some(sealed_refresh) = &t.material.refresh_token else {
+        return Err(RefreshError::NeedsReauthorization(
+            "no refresh token is stored; authorize the token".into(),
+        ));
+    };
+    if matches!(
+        t.status,
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::NotAuthorized
+    ) {
+        return Err(RefreshError::NeedsReauthorization(
+            t.status_reason
+                .clone()
+                .unwrap_or_else(|| t.status.to_string()),
+        ));
+    }
+    let provider = crate::ops::grant::resolve(ctx, &t)?;
+    let refresh_token = ctx
+        .vault
+        .open_secret(
+            sealed_refresh,
+            SealedColumn::TokenRefreshToken,
+            &id.to_string(),
+        )
+        .await
+        .map_err(Error::internal)?;
+    let secrets = client_secrets(ctx, &t).await?;
+    let creds = ClientCredentials {
+        client_id: t.client_id.as_deref().unwrap_or_default(),
+        secrets,
+    };
+    match ctx
+        .oauth
+        .token(
+            &provider,
+            &creds,
+            &Grant::Refresh {
+                refresh_token: &refresh_token,
+            },
+        )
+        .await
+    {
+        Ok(resp) => {
+            let received_at = ctx.clock.now();
+            let stored = store_response(ctx, id, &provider, &resp, received_at, false, Some(lease))
+                .await
+                .map_err(Error::from)?;
+            record_success(ctx, &stored, received_at).await;
+            audit::record(
+                ctx,
+                "system",
+                Action::TokenRefresh,
+                Object::new("token", id, &t.name),
+                Outcome::Ok,
+                serde_json::json!({"rotated": resp.refresh_token.is_some()}),
+            )
+            .await;
+            Ok(stored)
+        }
+        Err(e) if e.is_permanent() => {
+            // R13: only if the row still holds the refresh token we sent.
+            let current = ctx.store.get_token(id).await.map_err(Error::from)?;
+            if current.material.refresh_token.as_ref() != Some(sealed_refresh) {
+                return Ok(current);
+            }
+            let mut marked = current.clone();
+            marked.status = TokenStatus::NeedsReauthorization;
+            marked.status_reason = Some(format!("refresh refused: {e}"));
+            let stored = match ctx
+                .store
+                .update_token_under_lease(&marked, lease, ctx.clock.now())
+                .await
+            {
+                Ok(stored) => stored,
+                Err(StoreError::VersionMismatch(_)) | Err(StoreError::LeaseLost(_)) => {
+                    // Changed meanwhile (re-authorized, or another instance took over): its news wins.
+                    return Ok(ctx.store.get_token(id).await.map_err(Error::from)?);
+                }
+                Err(other) => return Err(Error::from(other).into()),
+            };
+            ctx.cache.forget_token(id);
+            record_failure(ctx, &stored, &e.to_string(), true).await;
+            audit::record(
+                ctx,
+                "system",
+                Action::TokenNeedsReauthorization,
+                Object::new("token", id, &t.name),
+                Outcome::Failed,
+                serde_json::json!({"error": e.to_string()}),
+            )
+            .await;
+            crate::ops::lifecycle::token_died(
+                ctx,
+                &stored,
+                crate::ops::lifecycle::EventKind::TokenNeedsReauthorization,
+                &format!("the provider refused the refresh token ({e})"),
+            )
+            .await;
+            Err(RefreshError::NeedsReauthorization(e.to_string()))
+        }
+        Err(TokenError::Transient(m)) | Err(TokenError::Refused { error: m, .. }) => {
+            audit::record(
+                ctx,
+                "system",
+                Action::TokenRefreshFailed,
+                Object::new("token", id, &t.name),
+                Outcome::Failed,
+                serde_json::json!({"error": m}),
+            )
+            .await;
+            record_failure(ctx, &t, &m, false).await;
+            Err(RefreshError::Unavailable(m))
+        }
+    }
+}
+
+/// Resets the failure streak after a successful refresh or authorization.
+pub async fn record_success(ctx: &AppContext, t: &TokenRecord, at: Timestamp) {
+    let mut h = ctx
+        .store
+        .get_token_health(t.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| tokenwarden_store::TokenHealth::new(t.id));
+    h.last_attempt_at = Some(at);
+    h.last_success_at = Some(at);
+    h.failures = 0;
+    h.next_attempt_at = None;
+    h.last_error = None;
+    if let Err(e) = ctx.store.put_token_health(&h).await {
+        tracing::warn!(error = %e, "could not record refresh success");
+    }
+}
+
+/// Capped exponential backoff with full jitter: 15 s, 30 s, 1 min, ... at most 30 min.
+pub fn backoff(failures: i64, jitter01: f64) -> chrono::Duration {
+    let exp = failures.clamp(1, 12) as u32 - 1;
+    let cap_ms = (15_000i64 << exp).min(30 * 60 * 1000);
+    let jittered = cap_ms / 2 + ((cap_ms / 2) as f64 * jitter01.clamp(0.0, 1.0)) as i64;
+    chrono::Duration::milliseconds(jittered)
+}
+
+/// Records a failed attempt; a transient failure schedules the next try with backoff and, on
+/// the first failure of a streak, tells the channels.
+pub async fn record_failure(ctx: &AppContext, t: &TokenRecord, error: &str, permanent: bool) {
+    let now = ctx.clock.now();
+    let mut h = ctx
+        .store
+        .get_token_health(t.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| tokenwarden_store::TokenHealth::new(t.id));
+    h.last_attempt_at = Some(now);
+    h.failures += 1;
+    h.last_error = Some(error.chars().take(500).collect());
+    let jitter = f64::from(tokenwarden_crypto::random_bytes::<1>()[0]) / 256.0;
+    h.next_attempt_at = if permanent {
+        None
+    } else {
+        Some(now + backoff(h.failures, jitter))
+    };
+    if let Err(e) = ctx.store.put_token_health(&h).await {
+        tracing::warn!(error = %e, "could not record refresh failure");
+    }
+    if !permanent && h.failures == 1 {
+        let apps = crate::ops::lifecycle::dependants(ctx, t)
+            .await
+            .unwrap_or_default();
+        let mut data = crate::ops::lifecycle::token_data(t, None);
+        data["error"] = serde_json::Value::String(error.chars().take(500).collect());
+        let ev = crate::ops::lifecycle::new_event(
+            ctx,
+            crate::ops::lifecycle::EventKind::TokenRefreshFailed,
+            format!(
+                "Refreshing token {} failed ({error}); retrying with backoff, the current access token is still served while valid.",
+                t.name
+            ),
+            data,
+            apps.iter().map(|a| a.id.to_string()).collect(),
+        );
+        crate::ops::lifecycle::emit(ctx, ev).await;
+    }
+}

@@ -1,0 +1,481 @@
+//! Tokens: create, change (rename, settings, client credentials), delete; the pasted
+//! Snowflake client-secrets cell; the Snowflake setup SQL. Every rule about what a token may
+//! hold is here, applied to the token that results from a change, whoever asks.
+
+use crate::AppContext;
+use crate::ops::audit::{self, Action, Object, Outcome};
+use crate::ops::{Error, Result};
+use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
+use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
+use tokenwarden_oauth::snowflake::{self, IntegrationName};
+use tokenwarden_store::{Sealed, SealedColumn, StoreError, TokenMaterial, TokenRecord};
+
+/// A new token, as an admin describes it.
+#[derive(Debug)]
+pub struct NewToken {
+    pub name: TokenName,
+    pub provider: ProviderId,
+    /// The owning app's name: `Some` = an app-level token, `None` = a global one.
+    pub app: Option<AppName>,
+    /// Connection settings; empty values are left out (the provider's defaults apply).
+    pub settings: BTreeMap<String, String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_secret_2: Option<SecretString>,
+}
+
+/// A change to a token; `None` fields stay as they are.
+#[derive(Debug, Default)]
+pub struct TokenChanges {
+    pub name: Option<TokenName>,
+    /// Replaces all connection settings.
+    pub settings: Option<BTreeMap<String, String>>,
+    /// `Some(None)` clears the client id.
+    pub client_id: Option<Option<String>>,
+    pub client_secret: Option<SecretString>,
+    /// `Some(None)` clears the second slot.
+    pub client_secret_2: Option<Option<SecretString>>,
+    /// Apply only if the token is still at this version; without it, the change applies to
+    /// the current state (re-read and retried if a refresh commits meanwhile).
+    pub version: Option<i64>,
+}
+
+/// The token with this id.
+pub async fn get(ctx: &AppContext, id: TokenId) -> Result<TokenRecord> {
+    ctx.store
+        .get_token(id)
+        .await
+        .map_err(Error::not_found_as(format!("token {:?}", id.to_string())))
+}
+
+/// The token whose id is this text (an unparsable id is simply not found).
+pub async fn get_by_text(ctx: &AppContext, id: &str) -> Result<TokenRecord> {
+    let tid = TokenId::parse(id).ok_or_else(|| Error::NotFound(format!("token {id:?}")))?;
+    get(ctx, tid).await
+}
+
+/// Checks one connection setting of `provider` on its own: `Ok(Some(warning))` when it is
+/// accepted with a warning. Used for the whole token, and by the UI as the admin types.
+pub fn check_setting(
+    ctx: &AppContext,
+    provider: &str,
+    name: &str,
+    value: &str,
+) -> Result<Option<String>, String> {
+    let key_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !key_ok {
+        return Err(format!(
+            "setting name {name:?} must be 1-64 ASCII letters, digits or '_'"
+        ));
+    }
+    if value.len() > 2048 || value.chars().any(char::is_control) {
+        return Err("at most 2048 characters, without control characters".into());
+    }
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let single = BTreeMap::from([(name.to_owned(), value.to_owned())]);
+    ctx.catalog
+        .check_settings(provider, &single)
+        .map_err(|e| e.to_string())?;
+    if provider == "snowflake" {
+        match name {
+            "account" => {
+                snowflake::SnowflakeAccount::parse(value).map_err(|e| e.0)?;
+            }
+            "role" => {
+                snowflake::SnowflakeRole::parse(value).map_err(|e| e.0)?;
+            }
+            "integration_name" => {
+                IntegrationName::parse(value).map_err(|e| e.0)?;
+            }
+            "refresh_token_validity" => {
+                let v = value
+                    .parse::<u64>()
+                    .map_err(|_| "a number of seconds".to_owned())?;
+                return snowflake::check_refresh_validity(v).map_err(|e| e.0);
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+fn check_settings(
+    ctx: &AppContext,
+    provider: &ProviderId,
+    s: &BTreeMap<String, String>,
+) -> Result<()> {
+    if ctx.catalog.get(provider.as_str()).is_none() {
+        return Err(Error::Invalid(format!(
+            "unknown provider {:?}; GET /api/v1/providers lists them",
+            provider.as_str()
+        )));
+    }
+    for (k, v) in s {
+        check_setting(ctx, provider.as_str(), k, v)
+            .map_err(|e| Error::Invalid(format!("setting {k}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_client_id(id: &str) -> Result<()> {
+    if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "client_id must be 1-512 characters without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a client secret without ever putting it in the message.
+fn check_secret(field: &str, s: &SecretString) -> Result<()> {
+    let v = s.expose_secret();
+    if v.trim().is_empty() || v.len() > 4096 || v.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "{field} must be 1-4096 characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn seal(ctx: &AppContext, id: TokenId, column: SealedColumn, s: &SecretString) -> Sealed {
+    ctx.vault.seal(s, column, &id.to_string())
+}
+
+fn name_taken(name: &TokenName, app: Option<&AppName>) -> Error {
+    Error::Conflict(match app {
+        Some(a) => format!("a token named {name} already exists in app {a}"),
+        None => format!("a token named {name} already exists among the global tokens"),
+    })
+}
+
+/// Creates a token (`not_authorized` until someone signs in). Secrets are sealed.
+pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<TokenRecord> {
+    check_settings(ctx, &new.provider, &new.settings)?;
+    if let Some(id) = &new.client_id {
+        check_client_id(id)?;
+    }
+    for (field, s) in [
+        ("client_secret", &new.client_secret),
+        ("client_secret_2", &new.client_secret_2),
+    ] {
+        if let Some(s) = s {
+            check_secret(field, s)?;
+        }
+    }
+    let app_id = match &new.app {
+        Some(name) => Some(
+            ctx.store
+                .get_app_by_name(name)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound(_) => {
+                        Error::Invalid(format!("there is no app named {name}; create it first"))
+                    }
+                    other => other.into(),
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    let now = ctx.clock.now();
+    let id = TokenId(uuid::Uuid::new_v4());
+    let token = TokenRecord {
+        id,
+        name: new.name,
+        provider: new.provider,
+        app_id,
+        settings: new.settings,
+        client_id: new.client_id,
+        client_secret: new
+            .client_secret
+            .as_ref()
+            .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret, s)),
+        client_secret_2: new
+            .client_secret_2
+            .as_ref()
+            .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s)),
+        material: TokenMaterial::default(),
+        status: TokenStatus::NotAuthorized,
+        status_reason: None,
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    ctx.store.create_token(&token).await.map_err(|e| match e {
+        StoreError::Conflict(_) => name_taken(&token.name, new.app.as_ref()),
+        other => other.into(),
+    })?;
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenCreate,
+        Object::new("token", token.id, &token.name),
+        Outcome::Ok,
+        serde_json::json!({
+            "provider": token.provider,
+            "app": new.app,
+            "client_secret_set": token.client_secret.is_some(),
+        }),
+    )
+    .await;
+    Ok(token)
+}
+
+/// Applies `changes` to the token: validated field by field, then the resulting token as a
+/// whole (with the rules of creation). A change that sends the token to another server needs
+/// the client secret again and drops the old material. Without a `version`, a concurrent
+/// refresh is not a conflict: the change is re-applied to the newest state.
+pub async fn update(
+    ctx: &AppContext,
+    actor: &str,
+    id: TokenId,
+    changes: TokenChanges,
+) -> Result<TokenRecord> {
+    if let Some(Some(c)) = &changes.client_id {
+        check_client_id(c)?;
+    }
+    if let Some(s) = &changes.client_secret {
+        check_secret("client_secret", s)?;
+    }
+    if let Some(Some(s)) = &changes.client_secret_2 {
+        check_secret("client_secret_2", s)?;
+    }
+    // Seal once: a retry must not produce different ciphertexts for the same change.
+    let secret = changes
+        .client_secret
+        .as_ref()
+        .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret, s));
+    let secret_2 = changes.client_secret_2.as_ref().map(|s2| {
+        s2.as_ref()
+            .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s))
+    });
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let before = get(ctx, id).await?;
+        if let Some(v) = changes.version
+            && v != before.version
+        {
+            return Err(StoreError::VersionMismatch("token").into());
+        }
+        let mut t = before.clone();
+        let mut changed = Vec::new();
+        if let Some(name) = &changes.name
+            && *name != t.name
+        {
+            t.name = name.clone();
+            changed.push("name");
+        }
+        if let Some(s) = &changes.settings
+            && *s != t.settings
+        {
+            check_settings(ctx, &t.provider, s)?;
+            t.settings = s.clone();
+            changed.push("settings");
+        }
+        if let Some(c) = &changes.client_id
+            && *c != t.client_id
+        {
+            t.client_id = c.clone();
+            changed.push("client_id");
+        }
+        if let Some(s) = &secret {
+            t.client_secret = Some(s.clone());
+            changed.push("client_secret");
+        }
+        if let Some(s2) = &secret_2 {
+            t.client_secret_2 = s2.clone();
+            changed.push("client_secret_2");
+        }
+        if guard_destination_change(ctx, &before, &mut t, secret.is_some())
+            .map_err(Error::Invalid)?
+        {
+            changed.push("destination");
+        }
+        if changed.is_empty() {
+            return Ok(before);
+        }
+        // The store checks the version we read: a refresh that committed in between is never
+        // reverted (R11); this edit is then applied again to what it wrote.
+        let updated = match ctx.store.update_token(&t, ctx.clock.now()).await {
+            Ok(u) => u,
+            Err(StoreError::VersionMismatch(_)) if changes.version.is_none() && attempts < 5 => {
+                continue;
+            }
+            Err(StoreError::Conflict(_)) => {
+                let app = match t.app_id {
+                    Some(a) => Some(ctx.store.get_app(a).await?.name),
+                    None => None,
+                };
+                return Err(name_taken(&t.name, app.as_ref()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        ctx.cache.clear_served();
+        audit::record(
+            ctx,
+            actor,
+            Action::TokenUpdate,
+            Object::new("token", updated.id, &updated.name),
+            Outcome::Ok,
+            serde_json::json!({ "changed": changed }),
+        )
+        .await;
+        return Ok(updated);
+    }
+}
+
+/// Deletes a token (apps that use it by name then find the global one, or none).
+pub async fn delete(ctx: &AppContext, actor: &str, id: TokenId) -> Result<TokenRecord> {
+    let t = get(ctx, id).await?;
+    ctx.store.delete_token(t.id).await?;
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenDelete,
+        Object::new("token", t.id, &t.name),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(t)
+}
+
+/// Stores pasted client credentials (Snowflake's `SYSTEM$SHOW_OAUTH_CLIENT_SECRETS` output
+/// cell) in both slots, sealed. Anything that is not such a cell is refused and changes
+/// nothing.
+pub async fn paste_client_secrets(
+    ctx: &AppContext,
+    actor: &str,
+    id: TokenId,
+    pasted: &str,
+) -> Result<TokenRecord> {
+    let parsed = snowflake::parse_client_secrets(pasted).map_err(|e| Error::Invalid(e.0))?;
+    let secret = seal(
+        ctx,
+        id,
+        SealedColumn::TokenClientSecret,
+        &parsed.client_secret,
+    );
+    let secret_2 = parsed
+        .client_secret_2
+        .as_ref()
+        .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s));
+    let mut attempts = 0;
+    let updated = loop {
+        attempts += 1;
+        let mut t = get(ctx, id).await?;
+        t.client_id = Some(parsed.client_id.clone());
+        t.client_secret = Some(secret.clone());
+        t.client_secret_2 = secret_2.clone();
+        match ctx.store.update_token(&t, ctx.clock.now()).await {
+            Ok(u) => break u,
+            Err(StoreError::VersionMismatch(_)) if attempts < 5 => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenClientSecrets,
+        Object::new("token", updated.id, &updated.name),
+        Outcome::Ok,
+        serde_json::json!({"client_secret_2": updated.client_secret_2.is_some()}),
+    )
+    .await;
+    Ok(updated)
+}
+
+/// The Snowflake setup for a token: the integration name (its setting, else `TW_` + the token
+/// name), the refresh-token validity (its setting, else 90 days) and the SQL to run.
+pub fn snowflake_setup(
+    ctx: &AppContext,
+    t: &TokenRecord,
+) -> Result<
+    (
+        tokenwarden_oauth::snowflake::IntegrationName,
+        u64,
+        tokenwarden_oauth::snowflake::SetupSql,
+    ),
+    String,
+> {
+    use tokenwarden_oauth::snowflake::{self, IntegrationName};
+    let setting = |k: &str| {
+        t.settings
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let integration = match setting("integration_name") {
+        Some(n) => IntegrationName::parse(n).map_err(|e| e.0)?,
+        None => IntegrationName::for_token(t.name.as_str()),
+    };
+    let validity = match setting("refresh_token_validity") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| "refresh_token_validity must be a number of seconds".to_owned())?,
+        None => snowflake::DEFAULT_REFRESH_VALIDITY,
+    };
+    let sql = snowflake::setup_sql(
+        &integration,
+        &ctx.settings.redirect_uri(),
+        validity,
+        &format!("tokenwarden token {}", t.name),
+    )
+    .map_err(|e| e.0)?;
+    Ok((integration, validity, sql))
+}
+
+/// Where a token's secrets go: the token endpoint and the test URL its settings resolve to.
+fn destinations(ctx: &AppContext, t: &TokenRecord) -> Option<(String, Option<String>)> {
+    let p = ctx.catalog.resolve(t.provider.as_str(), &t.settings).ok()?;
+    let probe = match p.probe {
+        tokenwarden_oauth::Probe::SnowflakeSql { base_url, .. } => Some(base_url),
+        tokenwarden_oauth::Probe::Url(u) => Some(u),
+        tokenwarden_oauth::Probe::None => None,
+    };
+    Some((p.token_url, probe))
+}
+
+/// An edit that sends the token somewhere else (another token endpoint or test URL) must not
+/// carry the stored secrets there: it needs the client secret again (`new_secret`), and the
+/// token material, which belongs to the old server, is dropped (authorize again). Returns
+/// whether the destination changed; `Err` with the reason when the secret is missing.
+pub fn guard_destination_change(
+    ctx: &AppContext,
+    before: &TokenRecord,
+    after: &mut TokenRecord,
+    new_secret: bool,
+) -> Result<bool, String> {
+    let (Some(old), new) = (destinations(ctx, before), destinations(ctx, after)) else {
+        return Ok(false); // nothing was ever sent anywhere
+    };
+    if new.as_ref() == Some(&old) {
+        return Ok(false);
+    }
+    if !new_secret && (before.client_secret.is_some() || before.client_secret_2.is_some()) {
+        return Err(format!(
+            "this change sends the token to another server ({}); enter the client secret again with it, so the stored one never goes there",
+            new.map(|n| n.0)
+                .unwrap_or_else(|| "an unresolved endpoint".into())
+        ));
+    }
+    if !new_secret {
+        return Ok(true);
+    }
+    after.material = tokenwarden_store::TokenMaterial::default();
+    after.status = TokenStatus::NotAuthorized;
+    after.status_reason = Some("the provider settings changed: authorize again".into());
+    if before.client_secret_2 == after.client_secret_2 {
+        after.client_secret_2 = None;
+    }
+    Ok(true)
+}
