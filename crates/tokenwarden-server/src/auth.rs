@@ -61,26 +61,6 @@ fn prefix(kind: ApiKeyKind) -> &'static str {
     }
 }
 
-/// Makes and stores an admin token (`tokenwarden admin token create`); audited.
-pub async fn create_admin_token(
-    ctx: &AppContext,
-    actor: &str,
-    label: KeyLabel,
-) -> Result<NewKey, ApiError> {
-    let key = new_key(ApiKeyKind::Admin, None, label, ctx.clock.now());
-    ctx.store.create_api_key(&key.record).await?;
-    audit::record(
-        ctx,
-        actor,
-        Action::AdminTokenCreate,
-        audit::Object::new("api_key", key.record.id, &key.record.label),
-        Outcome::Ok,
-        serde_json::json!({}),
-    )
-    .await;
-    Ok(key)
-}
-
 /// Makes a key with 256 bits of randomness.
 pub fn new_key(kind: ApiKeyKind, app_id: Option<AppId>, label: KeyLabel, now: Timestamp) -> NewKey {
     let id = ApiKeyId(uuid::Uuid::new_v4());

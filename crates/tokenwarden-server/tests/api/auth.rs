@@ -165,7 +165,7 @@ async fn r25_revoked_keys_and_query_string_credentials_are_refused() {
 #[tokio::test]
 async fn admin_tokens_made_by_the_cli_path_work_and_can_be_revoked() {
     let t = spawn(Db::Sqlite).await;
-    let key = tokenwarden_server::auth::create_admin_token(
+    let key = tokenwarden_server::ops::admins::create_admin_token(
         &t.ctx,
         "cli",
         tokenwarden_domain::KeyLabel::parse("ops").unwrap(),
