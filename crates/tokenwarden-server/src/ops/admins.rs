@@ -453,8 +453,6 @@ pub async fn logout(ctx: &AppContext, session: &AdminSession) {
     .await;
 }
 
-/// Is the public URL https (then the cookie is `Secure` and `__Host-` prefixed)?
-
 /// Makes and stores an admin token (`tokenwarden admin token create`); the caller shows it
 /// once (only its hash is kept).
 pub async fn create_admin_token(

@@ -7,6 +7,7 @@ use crate::ops::admins::{SESSION_MAX, sha256_hex};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+/// Is the public URL https (then the cookie is `Secure` and `__Host-` prefixed)?
 pub fn secure(ctx: &AppContext) -> bool {
     ctx.settings.public_url.starts_with("https://")
 }
