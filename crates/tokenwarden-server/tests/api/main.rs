@@ -179,6 +179,7 @@ mod support {
 }
 
 mod auth;
+mod core;
 mod encryption;
 mod engine;
 mod flows;
