@@ -113,22 +113,13 @@ impl From<StoreError> for ApiError {
                 message: "the token was being refreshed elsewhere; retry shortly".into(),
                 retry_after: 2,
             },
-            StoreError::Database(sqlx_err) if is_unavailable(&sqlx_err) => {
-                tracing::warn!(error = %sqlx_err, "database unavailable");
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
                 ApiError::Unavailable
             }
             other => ApiError::internal(other),
         }
     }
-}
-
-fn is_unavailable(e: &tokenwarden_store::SqlxError) -> bool {
-    matches!(
-        e,
-        tokenwarden_store::SqlxError::PoolTimedOut
-            | tokenwarden_store::SqlxError::PoolClosed
-            | tokenwarden_store::SqlxError::Io(_)
-    )
 }
 
 impl IntoResponse for ApiError {

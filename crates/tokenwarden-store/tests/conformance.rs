@@ -567,10 +567,7 @@ async fn data_keys_and_sealed_values(ctx: Ctx) {
     s.create_token(&t).await.unwrap();
     let sealed = s.sealed_values().await.unwrap();
     assert_eq!(sealed.len(), 1);
-    assert_eq!(
-        (sealed[0].table, sealed[0].column),
-        ("tokens", "client_secret")
-    );
+    assert_eq!(sealed[0].column, SealedColumn::TokenClientSecret);
     assert_eq!(sealed[0].row_id, t.id.to_string());
 
     // k1 is still used by that value, k2 is active: neither may go.
@@ -1148,8 +1145,8 @@ async fn admins_and_sessions(ctx: Ctx) {
     assert!(s.delete_session(&session.id).await.unwrap());
     assert!(!s.delete_session(&session.id).await.unwrap());
 
-    s.put_meta("setup", "one").await.unwrap();
-    s.put_meta("setup", "two").await.unwrap();
+    s.set_meta("setup", "one").await.unwrap();
+    s.set_meta("setup", "two").await.unwrap();
     assert_eq!(s.get_meta("setup").await.unwrap().as_deref(), Some("two"));
     assert!(s.delete_meta("setup").await.unwrap());
     assert_eq!(s.get_meta("setup").await.unwrap(), None);
