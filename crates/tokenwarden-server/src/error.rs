@@ -129,15 +129,7 @@ impl From<StoreError> for ApiError {
 
 /// Is this store error "the database cannot be reached" (answered 503, not 500)?
 pub(crate) fn store_unavailable(e: &StoreError) -> bool {
-    match e {
-        StoreError::Database(sqlx_err) => matches!(
-            sqlx_err,
-            tokenwarden_store::SqlxError::PoolTimedOut
-                | tokenwarden_store::SqlxError::PoolClosed
-                | tokenwarden_store::SqlxError::Io(_)
-        ),
-        _ => false,
-    }
+    matches!(e, StoreError::Unavailable(_))
 }
 
 impl IntoResponse for ApiError {

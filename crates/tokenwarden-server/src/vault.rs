@@ -175,7 +175,7 @@ impl Vault {
         let ring = self.ring();
         let (mut resealed, mut skipped) = (0, 0);
         for value in self.store.sealed_values().await? {
-            let aad = Aad::new(value.table, value.column, &value.row_id);
+            let aad = Aad::new(value.column.table(), value.column.column(), &value.row_id);
             let new = ring.reseal(&value.sealed.0, aad)?;
             if new == value.sealed.0 {
                 continue;
@@ -211,9 +211,10 @@ impl Vault {
         let ring = self.ring();
         let (mut ok, mut failed) = (0, Vec::new());
         for v in self.store.sealed_values().await? {
-            match ring.open(&v.sealed.0, Aad::new(v.table, v.column, &v.row_id)) {
+            let (table, column) = (v.column.table(), v.column.column());
+            match ring.open(&v.sealed.0, Aad::new(table, column, &v.row_id)) {
                 Ok(_) => ok += 1,
-                Err(e) => failed.push(format!("{}.{} of row {}: {e}", v.table, v.column, v.row_id)),
+                Err(e) => failed.push(format!("{table}.{column} of row {}: {e}", v.row_id)),
             }
         }
         Ok((ok, failed))

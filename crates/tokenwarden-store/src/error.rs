@@ -1,5 +1,8 @@
 /// What can go wrong in the store. `NotFound`, `Conflict` and `VersionMismatch` are expected
-/// outcomes callers act on; `Database` is everything else.
+/// outcomes callers act on; `Unavailable` means the database cannot be reached right now (worth
+/// a retry later); `Database` is everything else.
+///
+/// No variant carries a driver type: the database's own message is kept as text.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
@@ -15,27 +18,43 @@ pub enum StoreError {
     LeaseLost(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database cannot be reached: no connection within the pool's timeout, the pool was
+    /// closed, an I/O or TLS failure, or the server refusing connections or shutting down.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    #[error("migration {version} failed: {source}")]
-    Migration {
-        version: i64,
-        #[source]
-        source: sqlx::Error,
-    },
+    Database(String),
+    /// A migration could not be applied, or the applied ones do not match this binary's.
+    #[error("migration {version} failed: {message}")]
+    Migration { version: i64, message: String },
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
 }
 
+/// The store's own conversion of driver errors; the driver error never leaves the crate.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e
-            && db.is_unique_violation()
-        {
-            return StoreError::Conflict(db.message().to_owned());
+        use sqlx::Error as E;
+        match &e {
+            E::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            E::Database(db) if db.code().as_deref().is_some_and(is_unavailable_sqlstate) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                StoreError::Unavailable(e.to_string())
+            }
+            E::ColumnDecode { .. } | E::Decode(_) => StoreError::Corrupt(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
         }
-        StoreError::Database(e)
     }
+}
+
+/// PostgreSQL error codes that mean "the server cannot serve us now" rather than "this query is
+/// wrong": connection exceptions (class 08), too many connections, and shutdowns.
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "53300" | "57P01" | "57P02" | "57P03")
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,11 +1,25 @@
 //! tokenwarden's storage boundary.
 //!
 //! [`Store`] is the one trait the rest of the product talks to. [`SqlStore`] implements it once,
-//! over a strictly portable schema (TEXT, BIGINT, BLOB/BYTEA; instants as epoch milliseconds), on
-//! SQLite (the embedded default: WAL, `synchronous=FULL`) and PostgreSQL (several instances behind
-//! a load balancer). The backend is chosen from the URL scheme at start-up; the only
+//! over sqlx's `Any` driver and a strictly portable schema (TEXT, BIGINT, BLOB/BYTEA; instants as
+//! epoch milliseconds; flags as 0/1 BIGINT, since `Any` cannot read BOOLEAN on SQLite), on
+//! SQLite (the embedded default: WAL, `synchronous=FULL`) and PostgreSQL (several instances
+//! behind a load balancer). The backend is chosen from the URL scheme at start-up; the only
 //! backend-specific parts are the migrations folder and connection set-up, so queries are
 //! written once rather than once per backend.
+//!
+//! Layout:
+//! - `sql/`: [`SqlStore`]; `sql/mod.rs` holds the connection set-up and routes each [`Store`]
+//!   method to one file per aggregate (`tokens`, `apps`, `channels`, `admins`, `leases`,
+//!   `audit`, `keys`). Each file reads its rows into `#[derive(sqlx::FromRow)]` structs, converted
+//!   into the records ([`TokenRecord`], [`AppRecord`], ...) by `TryFrom`: a stored value that does
+//!   not parse is [`StoreError::Corrupt`].
+//! - `migrate.rs`: sqlx's migrator (`sqlx::migrate!` over `migrations/sqlite` or
+//!   `migrations/postgres`, recorded in `_sqlx_migrations` with checksums, under its
+//!   PostgreSQL advisory lock), which also adopts databases recorded by the former migrator in
+//!   `schema_migrations`.
+//! - `records.rs`: what the store keeps; `error.rs`: [`StoreError`], which carries no driver
+//!   type.
 
 mod error;
 mod migrate;
@@ -15,68 +29,10 @@ mod sql;
 pub use error::{Result, StoreError};
 pub use records::*;
 pub use sql::{Backend, SqlStore};
-pub use sqlx::Error as SqlxError;
 
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokenwarden_domain::{ApiKeyId, AppId, AppName, Timestamp, TokenId, TokenName};
-
-/// Every sealed column: (table, column). Re-encryption walks exactly these.
-pub const SEALED_COLUMNS: &[(&str, &str)] = &[
-    ("tokens", "client_secret"),
-    ("tokens", "client_secret_2"),
-    ("tokens", "access_token"),
-    ("tokens", "refresh_token"),
-    ("notification_channels", "secret"),
-    ("oauth_states", "verifier"),
-];
-
-/// A sealed column: the table and column a ciphertext belongs to, which are part of its
-/// encryption context (AAD), so a value copied to another column does not decrypt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SealedColumn {
-    TokenClientSecret,
-    TokenClientSecret2,
-    TokenAccessToken,
-    TokenRefreshToken,
-    ChannelSecret,
-    OAuthStateVerifier,
-}
-
-impl SealedColumn {
-    pub const ALL: [SealedColumn; 6] = [
-        SealedColumn::TokenClientSecret,
-        SealedColumn::TokenClientSecret2,
-        SealedColumn::TokenAccessToken,
-        SealedColumn::TokenRefreshToken,
-        SealedColumn::ChannelSecret,
-        SealedColumn::OAuthStateVerifier,
-    ];
-
-    /// The table (never change: it is part of every stored ciphertext's context).
-    pub fn table(self) -> &'static str {
-        match self {
-            SealedColumn::TokenClientSecret
-            | SealedColumn::TokenClientSecret2
-            | SealedColumn::TokenAccessToken
-            | SealedColumn::TokenRefreshToken => "tokens",
-            SealedColumn::ChannelSecret => "notification_channels",
-            SealedColumn::OAuthStateVerifier => "oauth_states",
-        }
-    }
-
-    /// The column (never change, like the table).
-    pub fn column(self) -> &'static str {
-        match self {
-            SealedColumn::TokenClientSecret => "client_secret",
-            SealedColumn::TokenClientSecret2 => "client_secret_2",
-            SealedColumn::TokenAccessToken => "access_token",
-            SealedColumn::TokenRefreshToken => "refresh_token",
-            SealedColumn::ChannelSecret => "secret",
-            SealedColumn::OAuthStateVerifier => "verifier",
-        }
-    }
-}
 
 pub type DynStore = Arc<dyn Store>;
 
@@ -87,7 +43,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
 
-    /// Closes every connection; later calls fail.
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
 
     // --- metadata -------------------------------------------------------------------------
@@ -96,8 +52,6 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Sets `key` only if it has no value yet; returns whether it was set.
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<bool>;
-    /// Sets `key` to `value`, replacing any value.
-    async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
     /// Removes `key`; returns whether it was there.
     async fn delete_meta(&self, key: &str) -> Result<bool>;
 
@@ -107,7 +61,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn insert_data_key(&self, key: &StoredDataKey) -> Result<()>;
     /// Removes a data key; refused with `Conflict` while any sealed value still uses it.
     async fn delete_data_key(&self, key_id: &str) -> Result<()>;
-    /// Every sealed value in the database.
+    /// Every sealed value in the database, in the columns of [`SealedColumn::ALL`].
     async fn sealed_values(&self) -> Result<Vec<SealedRef>>;
     /// Replaces one sealed value if it is still `r.sealed` (compare-and-swap, so a concurrent
     /// write is never overwritten). Returns whether it was replaced.

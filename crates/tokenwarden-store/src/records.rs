@@ -124,11 +124,60 @@ pub struct StoredDataKey {
     pub created_at: Timestamp,
 }
 
+/// Every column that holds a [`Sealed`] value. Re-encryption walks exactly these.
+///
+/// [`SealedColumn::table`] and [`SealedColumn::column`] are also part of each value's
+/// encryption context (its AAD, with the row id): they must never change, or the values
+/// already stored stop opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedColumn {
+    TokenClientSecret,
+    TokenClientSecret2,
+    TokenAccessToken,
+    TokenRefreshToken,
+    ChannelSecret,
+    OAuthStateVerifier,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 6] = [
+        SealedColumn::TokenClientSecret,
+        SealedColumn::TokenClientSecret2,
+        SealedColumn::TokenAccessToken,
+        SealedColumn::TokenRefreshToken,
+        SealedColumn::ChannelSecret,
+        SealedColumn::OAuthStateVerifier,
+    ];
+
+    /// The table holding the column (every one has a TEXT `id` primary key).
+    pub fn table(self) -> &'static str {
+        match self {
+            SealedColumn::TokenClientSecret
+            | SealedColumn::TokenClientSecret2
+            | SealedColumn::TokenAccessToken
+            | SealedColumn::TokenRefreshToken => "tokens",
+            SealedColumn::ChannelSecret => "notification_channels",
+            SealedColumn::OAuthStateVerifier => "oauth_states",
+        }
+    }
+
+    pub fn column(self) -> &'static str {
+        match self {
+            SealedColumn::TokenClientSecret => "client_secret",
+            SealedColumn::TokenClientSecret2 => "client_secret_2",
+            SealedColumn::TokenAccessToken => "access_token",
+            SealedColumn::TokenRefreshToken => "refresh_token",
+            SealedColumn::ChannelSecret => "secret",
+            SealedColumn::OAuthStateVerifier => "verifier",
+        }
+    }
+}
+
 /// One sealed value somewhere in the database, for re-encryption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedRef {
-    pub table: &'static str,
-    pub column: &'static str,
+    pub column: SealedColumn,
+    /// The `id` of the row in [`SealedColumn::table`].
     pub row_id: String,
     pub sealed: Sealed,
 }

@@ -77,6 +77,54 @@ conformance!(
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
     admins_and_sessions,
+    list_apps_returns_every_apps_bindings,
+    a_closed_store_is_unavailable,
+);
+
+/// A database nothing has been done to yet, for the migration tests.
+struct Fresh {
+    url: String,
+    backend: Backend,
+    clock: ManualClock,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn fresh_sqlite() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    Fresh {
+        url: format!("sqlite://{}", dir.path().join("tw.db").display()),
+        backend: Backend::Sqlite,
+        clock: ManualClock::at_epoch(),
+        _dir: Some(dir),
+    }
+}
+
+fn fresh_postgres() -> Fresh {
+    Fresh {
+        url: tokenwarden_testkit::require_postgres().url,
+        backend: Backend::Postgres,
+        clock: ManualClock::at_epoch(),
+        _dir: None,
+    }
+}
+
+macro_rules! on_fresh_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_fresh {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fresh_sqlite()).await }) +
+        }
+        mod postgres_fresh {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::fresh_postgres()).await }) +
+        }
+    };
+}
+
+on_fresh_databases!(
+    old_migrator_databases_are_adopted,
+    an_older_old_migrator_database_is_adopted_and_completed,
+    an_old_migrator_database_newer_than_this_binary_is_refused,
 );
 
 fn app(ctx: &Ctx, name: &str, tokens: &[&str]) -> AppRecord {
@@ -567,10 +615,7 @@ async fn data_keys_and_sealed_values(ctx: Ctx) {
     s.create_token(&t).await.unwrap();
     let sealed = s.sealed_values().await.unwrap();
     assert_eq!(sealed.len(), 1);
-    assert_eq!(
-        (sealed[0].table, sealed[0].column),
-        ("tokens", "client_secret")
-    );
+    assert_eq!(sealed[0].column, SealedColumn::TokenClientSecret);
     assert_eq!(sealed[0].row_id, t.id.to_string());
 
     // k1 is still used by that value, k2 is active: neither may go.
@@ -1148,9 +1193,279 @@ async fn admins_and_sessions(ctx: Ctx) {
     assert!(s.delete_session(&session.id).await.unwrap());
     assert!(!s.delete_session(&session.id).await.unwrap());
 
-    s.put_meta("setup", "one").await.unwrap();
-    s.put_meta("setup", "two").await.unwrap();
+    s.set_meta("setup", "one").await.unwrap();
+    s.set_meta("setup", "two").await.unwrap();
     assert_eq!(s.get_meta("setup").await.unwrap().as_deref(), Some("two"));
     assert!(s.delete_meta("setup").await.unwrap());
     assert_eq!(s.get_meta("setup").await.unwrap(), None);
+}
+
+async fn list_apps_returns_every_apps_bindings(ctx: Ctx) {
+    // Bindings are read for all apps at once: each app must get exactly its own, sorted.
+    let s = &ctx.store;
+    let apps = [
+        app(&ctx, "gamma", &["graph"]),
+        app(&ctx, "alpha", &["snowflake-sales", "graph"]),
+        app(&ctx, "delta", &["y", "x-1", "x"]),
+        app(&ctx, "beta", &[]),
+    ];
+    for a in &apps {
+        s.create_app(a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    }
+    fn names(tokens: &[TokenName]) -> Vec<&str> {
+        tokens.iter().map(|t| t.as_str()).collect()
+    }
+    let listed = s.list_apps().await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|a| (a.name.as_str(), names(&a.tokens)))
+            .collect::<Vec<_>>(),
+        [
+            ("alpha", vec!["graph", "snowflake-sales"]),
+            ("beta", vec![]),
+            ("delta", vec!["x", "x-1", "y"]),
+            ("gamma", vec!["graph"]),
+        ]
+    );
+    for a in &listed {
+        assert_eq!(s.get_app(a.id).await.unwrap(), *a);
+        assert_eq!(s.get_app_by_name(&a.name).await.unwrap(), *a);
+    }
+    // The apps using a token come with all their bindings, not only that one.
+    let users = s
+        .apps_using_token(&TokenName::parse("graph").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        users
+            .iter()
+            .map(|a| (a.name.as_str(), names(&a.tokens)))
+            .collect::<Vec<_>>(),
+        [
+            ("alpha", vec!["graph", "snowflake-sales"]),
+            ("gamma", vec!["graph"]),
+        ]
+    );
+}
+
+async fn a_closed_store_is_unavailable(ctx: Ctx) {
+    // The HTTP layer answers 503 for `Unavailable`; the driver's error type stays inside.
+    let s = &ctx.store;
+    s.ping().await.unwrap();
+    s.close().await;
+    let err = s.ping().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = s.list_apps().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// The former migrator's files, as it applied them.
+fn old_migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
+    match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/sqlite/0001_initial.sql"),
+            ),
+            (
+                2,
+                "oauth_states",
+                include_str!("../migrations/sqlite/0002_oauth_states.sql"),
+            ),
+            (
+                3,
+                "health_and_deliveries",
+                include_str!("../migrations/sqlite/0003_health_and_deliveries.sql"),
+            ),
+            (
+                4,
+                "admins_sessions",
+                include_str!("../migrations/sqlite/0004_admins_sessions.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "initial",
+                include_str!("../migrations/postgres/0001_initial.sql"),
+            ),
+            (
+                2,
+                "oauth_states",
+                include_str!("../migrations/postgres/0002_oauth_states.sql"),
+            ),
+            (
+                3,
+                "health_and_deliveries",
+                include_str!("../migrations/postgres/0003_health_and_deliveries.sql"),
+            ),
+            (
+                4,
+                "admins_sessions",
+                include_str!("../migrations/postgres/0004_admins_sessions.sql"),
+            ),
+        ],
+    }
+}
+
+/// A raw connection pool to `db`, beside the store (`mode=rwc` creates a SQLite file).
+async fn raw_pool(db: &Fresh) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = match db.backend {
+        Backend::Sqlite => format!("{}?mode=rwc", db.url),
+        Backend::Postgres => db.url.clone(),
+    };
+    sqlx::AnyPool::connect(&url).await.unwrap()
+}
+
+/// Makes `db` what the former migrator (table `schema_migrations`) left after applying
+/// migrations 1..=`up_to`.
+async fn old_migrator_database(db: &Fresh, up_to: i64) {
+    let pool = raw_pool(db).await;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations \
+         (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    for (version, name, sql) in old_migrations(db.backend) {
+        if version > up_to {
+            break;
+        }
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::raw_sql(sql).execute(&mut *tx).await.unwrap();
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(1_700_000_000_000i64)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    pool.close().await;
+}
+
+async fn recorded_versions(db: &Fresh) -> Vec<i64> {
+    let pool = raw_pool(db).await;
+    let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    versions
+}
+
+async fn has_old_table(db: &Fresh) -> bool {
+    let pool = raw_pool(db).await;
+    let found = sqlx::query("SELECT version FROM schema_migrations")
+        .fetch_all(&pool)
+        .await
+        .is_ok();
+    pool.close().await;
+    found
+}
+
+async fn old_migrator_databases_are_adopted(db: Fresh) {
+    old_migrator_database(&db, 4).await;
+    // Data written before the upgrade.
+    let old = SqlStore::connect(&db.url).await.unwrap();
+    let a = AppRecord {
+        id: AppId::new_v7(db.clock.now()),
+        name: AppName::parse("kept").unwrap(),
+        state: AppState::Running,
+        stop_reason: None,
+        tokens: vec![TokenName::parse("sf").unwrap()],
+        version: 1,
+        created_at: db.clock.now(),
+        updated_at: db.clock.now(),
+    };
+    let key = ApiKeyRecord {
+        id: ApiKeyId(uuid::Uuid::new_v4()),
+        kind: ApiKeyKind::App,
+        app_id: Some(a.id),
+        label: KeyLabel::parse("first key").unwrap(),
+        secret_hash: vec![7; 32],
+        created_at: db.clock.now(),
+        revoked_at: None,
+    };
+    old.create_app(&a, &key).await.unwrap();
+    old.close().await;
+
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    assert_eq!(
+        store.migrate(db.clock.now()).await.unwrap(),
+        0,
+        "nothing re-applied"
+    );
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
+    assert!(
+        !has_old_table(&db).await,
+        "schema_migrations is dropped once adopted"
+    );
+    assert_eq!(store.get_app(a.id).await.unwrap(), a);
+    store.close().await;
+    // Opened again: the recorded checksums match the embedded files.
+    let again = SqlStore::open(&db.url, db.clock.now()).await.unwrap();
+    assert_eq!(again.migrate(db.clock.now()).await.unwrap(), 0);
+    assert_eq!(again.count_admins().await.unwrap(), 0);
+}
+
+async fn an_older_old_migrator_database_is_adopted_and_completed(db: Fresh) {
+    old_migrator_database(&db, 2).await;
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    assert_eq!(
+        store.migrate(db.clock.now()).await.unwrap(),
+        2,
+        "3 and 4 applied"
+    );
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
+    assert_eq!(store.count_admins().await.unwrap(), 0);
+    assert_eq!(store.list_token_health().await.unwrap(), vec![]);
+}
+
+async fn an_old_migrator_database_newer_than_this_binary_is_refused(db: Fresh) {
+    old_migrator_database(&db, 4).await;
+    let pool = raw_pool(&db).await;
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'future', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    let err = store.migrate(db.clock.now()).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Migration { version: 5, message } if message.contains("newer")),
+        "{err}"
+    );
+    // Nothing was adopted: the old record is left as it was.
+    assert!(has_old_table(&db).await);
+    assert_eq!(recorded_versions(&db).await, Vec::<i64>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_instances_starting_at_once_apply_each_migration_once() {
+    // sqlx's migration lock (an advisory lock) serialises them. SQLite has one process.
+    let db = fresh_postgres();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        let now = db.clock.now();
+        tasks.push(tokio::spawn(async move {
+            SqlStore::connect(&url).await?.migrate(now).await
+        }));
+    }
+    let mut applied = 0;
+    for t in tasks {
+        applied += t.await.unwrap().unwrap();
+    }
+    assert_eq!(applied, 4);
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
 }

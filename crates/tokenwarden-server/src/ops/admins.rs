@@ -236,7 +236,7 @@ pub async fn setup_link(ctx: &AppContext) -> Result<Option<String>> {
     let token = random_token();
     let expires = ctx.clock.now() + SETUP_LINK_TTL;
     ctx.store
-        .put_meta(
+        .set_meta(
             SETUP_META_KEY,
             &format!(
                 "{}:{}",

@@ -1,0 +1,79 @@
+//! The audit log: append-only, read newest first.
+
+use super::{ms, parse_json, ts};
+use crate::records::{AuditEvent, AuditFilter};
+use crate::{Result, StoreError};
+use sqlx::AnyPool;
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    id: String,
+    at: i64,
+    actor: String,
+    action: String,
+    object_type: String,
+    object_id: Option<String>,
+    object_name: Option<String>,
+    outcome: String,
+    detail: String,
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(r: AuditRow) -> Result<Self> {
+        Ok(AuditEvent {
+            id: r.id,
+            at: ts(r.at),
+            actor: r.actor,
+            action: r.action,
+            object_type: r.object_type,
+            object_id: r.object_id,
+            object_name: r.object_name,
+            outcome: r.outcome,
+            detail: parse_json("audit_events.detail", &r.detail)?,
+        })
+    }
+}
+
+pub(super) async fn append(pool: &AnyPool, e: &AuditEvent) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_events \
+         (id, at, actor, action, object_type, object_id, object_name, outcome, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&e.id)
+    .bind(ms(e.at))
+    .bind(&e.actor)
+    .bind(&e.action)
+    .bind(&e.object_type)
+    .bind(e.object_id.clone())
+    .bind(e.object_name.clone())
+    .bind(&e.outcome)
+    .bind(e.detail.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Newest first; a filter field left `None` matches everything; `limit` defaults to 100 and is
+/// capped at 1000.
+pub(super) async fn list(pool: &AnyPool, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
+    let limit = if f.limit <= 0 { 100 } else { f.limit.min(1000) };
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT id, at, actor, action, object_type, object_id, object_name, outcome, detail \
+         FROM audit_events \
+         WHERE ($1 = '' OR object_id = $1) AND ($2 = '' OR action = $2) \
+           AND ($3 = '' OR actor = $3) \
+         ORDER BY at DESC, id DESC LIMIT $4",
+    )
+    .bind(f.object_id.clone().unwrap_or_default())
+    .bind(f.action.clone().unwrap_or_default())
+    .bind(f.actor.clone().unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}

@@ -1,0 +1,554 @@
+//! Tokens, their authorization attempts (`oauth_states`), their refresh bookkeeping
+//! (`token_health`) and the reminders sent about them (`reminders_sent`).
+
+use super::{
+    ms, opt_ms, opt_ts, parse, parse_id, parse_json, parse_opt_app_id, sealed, sealed_bytes, ts,
+};
+use crate::records::*;
+use crate::{Result, StoreError};
+use sqlx::AnyPool;
+use tokenwarden_domain::{AppId, ProviderId, Timestamp, TokenId, TokenName, TokenStatus};
+
+// --- tokens ---------------------------------------------------------------------------------
+
+macro_rules! token_columns {
+    () => {
+        "id, name, provider, app_id, settings, client_id, client_secret, client_secret_2, \
+         access_token, refresh_token, token_type, scopes, access_expires_at, refresh_expires_at, \
+         issued_at, status, status_reason, version, created_at, updated_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: String,
+    name: String,
+    provider: String,
+    app_id: Option<String>,
+    settings: String,
+    client_id: Option<String>,
+    client_secret: Option<Vec<u8>>,
+    client_secret_2: Option<Vec<u8>>,
+    access_token: Option<Vec<u8>>,
+    refresh_token: Option<Vec<u8>>,
+    token_type: Option<String>,
+    scopes: Option<String>,
+    access_expires_at: Option<i64>,
+    refresh_expires_at: Option<i64>,
+    issued_at: Option<i64>,
+    status: String,
+    status_reason: Option<String>,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(r: TokenRow) -> Result<Self> {
+        Ok(TokenRecord {
+            id: parse_id("tokens.id", &r.id, TokenId::parse)?,
+            name: parse("tokens.name", TokenName::parse(&r.name))?,
+            provider: parse("tokens.provider", ProviderId::parse(&r.provider))?,
+            app_id: parse_opt_app_id("tokens.app_id", r.app_id)?,
+            settings: parse_json("tokens.settings", &r.settings)?,
+            client_id: r.client_id,
+            client_secret: sealed(r.client_secret),
+            client_secret_2: sealed(r.client_secret_2),
+            material: TokenMaterial {
+                access_token: sealed(r.access_token),
+                refresh_token: sealed(r.refresh_token),
+                token_type: r.token_type,
+                scopes: r.scopes,
+                access_expires_at: opt_ts(r.access_expires_at),
+                refresh_expires_at: opt_ts(r.refresh_expires_at),
+                issued_at: opt_ts(r.issued_at),
+            },
+            status: parse("tokens.status", TokenStatus::parse(&r.status))?,
+            status_reason: r.status_reason,
+            version: r.version,
+            created_at: ts(r.created_at),
+            updated_at: ts(r.updated_at),
+        })
+    }
+}
+
+fn settings_json(t: &TokenRecord) -> String {
+    serde_json::to_string(&t.settings).unwrap_or_else(|_| "{}".into())
+}
+
+/// `tokens.scope_key`: '' for a global token, the owning app's id for an app-level one, so that
+/// one UNIQUE (scope_key, name) makes names unique per scope on both backends.
+fn scope_key(app: Option<AppId>) -> String {
+    app.map(|a| a.to_string()).unwrap_or_default()
+}
+
+/// The conflict message for a token name taken in its scope.
+fn name_taken(t: &TokenRecord) -> String {
+    match t.app_id {
+        None => format!("a global token named {} already exists", t.name),
+        Some(_) => format!("this app already has a token named {}", t.name),
+    }
+}
+
+pub(super) async fn create(pool: &AnyPool, t: &TokenRecord) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO tokens (",
+        token_columns!(),
+        ", scope_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+         $15, $16, $17, $18, $19, $20, $21)"
+    ))
+    .bind(t.id.to_string())
+    .bind(t.name.as_str())
+    .bind(t.provider.as_str())
+    .bind(t.app_id.map(|a| a.to_string()))
+    .bind(settings_json(t))
+    .bind(t.client_id.clone())
+    .bind(sealed_bytes(&t.client_secret))
+    .bind(sealed_bytes(&t.client_secret_2))
+    .bind(sealed_bytes(&t.material.access_token))
+    .bind(sealed_bytes(&t.material.refresh_token))
+    .bind(t.material.token_type.clone())
+    .bind(t.material.scopes.clone())
+    .bind(opt_ms(t.material.access_expires_at))
+    .bind(opt_ms(t.material.refresh_expires_at))
+    .bind(opt_ms(t.material.issued_at))
+    .bind(t.status.as_str())
+    .bind(t.status_reason.clone())
+    .bind(t.version)
+    .bind(ms(t.created_at))
+    .bind(ms(t.updated_at))
+    .bind(scope_key(t.app_id))
+    .execute(pool)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(name_taken(t)),
+        other => other,
+    })?;
+    Ok(())
+}
+
+pub(super) async fn get(pool: &AnyPool, id: TokenId) -> Result<TokenRecord> {
+    sqlx::query_as::<_, TokenRow>(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM tokens WHERE id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("token"))?
+    .try_into()
+}
+
+pub(super) async fn find(
+    pool: &AnyPool,
+    app: Option<AppId>,
+    name: &TokenName,
+) -> Result<TokenRecord> {
+    sqlx::query_as::<_, TokenRow>(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM tokens WHERE scope_key = $1 AND name = $2"
+    ))
+    .bind(scope_key(app))
+    .bind(name.as_str())
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("token"))?
+    .try_into()
+}
+
+pub(super) async fn list(pool: &AnyPool) -> Result<Vec<TokenRecord>> {
+    sqlx::query_as::<_, TokenRow>(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM tokens ORDER BY provider, name, id"
+    ))
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}
+
+/// Writes `t` if the stored version is still `t.version` (and, with `lease`, while the lease is
+/// held): one UPDATE, so the checks and the write are atomic on both backends.
+pub(super) async fn update(
+    pool: &AnyPool,
+    t: &TokenRecord,
+    now: Timestamp,
+    lease: Option<&Lease>,
+) -> Result<TokenRecord> {
+    let lease_cond = if lease.is_some() {
+        " AND EXISTS (SELECT 1 FROM leases WHERE name = $22 AND owner = $23 AND fencing = $24 \
+         AND expires_at > $20)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "UPDATE tokens SET name = $1, provider = $2, scope_key = $3, settings = $4, \
+         client_id = $5, client_secret = $6, client_secret_2 = $7, access_token = $8, \
+         refresh_token = $9, token_type = $10, scopes = $11, access_expires_at = $12, \
+         refresh_expires_at = $13, issued_at = $14, status = $15, status_reason = $16, \
+         version = $17, app_id = $18, updated_at = $20 \
+         WHERE id = $19 AND version = $21{lease_cond}"
+    );
+    // Audited: built only from the constant lease condition above.
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(t.name.as_str())
+        .bind(t.provider.as_str())
+        .bind(scope_key(t.app_id))
+        .bind(settings_json(t))
+        .bind(t.client_id.clone())
+        .bind(sealed_bytes(&t.client_secret))
+        .bind(sealed_bytes(&t.client_secret_2))
+        .bind(sealed_bytes(&t.material.access_token))
+        .bind(sealed_bytes(&t.material.refresh_token))
+        .bind(t.material.token_type.clone())
+        .bind(t.material.scopes.clone())
+        .bind(opt_ms(t.material.access_expires_at))
+        .bind(opt_ms(t.material.refresh_expires_at))
+        .bind(opt_ms(t.material.issued_at))
+        .bind(t.status.as_str())
+        .bind(t.status_reason.clone())
+        .bind(t.version + 1)
+        .bind(t.app_id.map(|a| a.to_string()))
+        .bind(t.id.to_string())
+        .bind(ms(now))
+        .bind(t.version);
+    if let Some(l) = lease {
+        q = q.bind(l.name.clone()).bind(l.owner.clone()).bind(l.fencing);
+    }
+    let done = q
+        .execute(pool)
+        .await
+        .map_err(|e| match StoreError::from(e) {
+            StoreError::Conflict(_) => StoreError::Conflict(format!(
+                "a token named {} already exists {}",
+                t.name,
+                if t.app_id.is_some() {
+                    "for this app"
+                } else {
+                    "among global tokens"
+                }
+            )),
+            other => other,
+        })?;
+    if done.rows_affected() == 1 {
+        return get(pool, t.id).await;
+    }
+    // Tell apart: gone, changed by someone else, or lease lost.
+    let current = get(pool, t.id).await?;
+    if current.version != t.version {
+        return Err(StoreError::VersionMismatch("token"));
+    }
+    match lease {
+        Some(l) => Err(StoreError::LeaseLost(l.name.clone())),
+        None => Err(StoreError::VersionMismatch("token")),
+    }
+}
+
+pub(super) async fn delete(pool: &AnyPool, id: TokenId) -> Result<()> {
+    let done = sqlx::query("DELETE FROM tokens WHERE id = $1")
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("token"));
+    }
+    Ok(())
+}
+
+// --- authorization attempts -----------------------------------------------------------------
+
+macro_rules! state_columns {
+    () => {
+        "id, state_hash, token_id, started_by, session_hash, verifier, redirect_uri, created_at, \
+         expires_at, used_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct OAuthStateRow {
+    id: String,
+    state_hash: String,
+    token_id: String,
+    started_by: String,
+    session_hash: Option<String>,
+    verifier: Option<Vec<u8>>,
+    redirect_uri: String,
+    created_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl TryFrom<OAuthStateRow> for OAuthStateRecord {
+    type Error = StoreError;
+
+    fn try_from(r: OAuthStateRow) -> Result<Self> {
+        Ok(OAuthStateRecord {
+            id: r.id,
+            state_hash: r.state_hash,
+            token_id: parse_id("oauth_states.token_id", &r.token_id, TokenId::parse)?,
+            started_by: r.started_by,
+            session_hash: r.session_hash,
+            verifier: sealed(r.verifier),
+            redirect_uri: r.redirect_uri,
+            created_at: ts(r.created_at),
+            expires_at: ts(r.expires_at),
+            used_at: opt_ts(r.used_at),
+        })
+    }
+}
+
+pub(super) async fn create_oauth_state(pool: &AnyPool, st: &OAuthStateRecord) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO oauth_states (",
+        state_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
+    .bind(&st.id)
+    .bind(&st.state_hash)
+    .bind(st.token_id.to_string())
+    .bind(&st.started_by)
+    .bind(st.session_hash.clone())
+    .bind(sealed_bytes(&st.verifier))
+    .bind(&st.redirect_uri)
+    .bind(ms(st.created_at))
+    .bind(ms(st.expires_at))
+    .bind(opt_ms(st.used_at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn consume_oauth_state(
+    pool: &AnyPool,
+    state_hash: &str,
+    now: Timestamp,
+) -> Result<StateOutcome> {
+    // One UPDATE marks it used only if unused and unexpired: of two racing callbacks, one wins.
+    let consumed = sqlx::query_as::<_, OAuthStateRow>(concat!(
+        "UPDATE oauth_states SET used_at = $1 \
+         WHERE state_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING ",
+        state_columns!()
+    ))
+    .bind(ms(now))
+    .bind(state_hash)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(row) = consumed {
+        return Ok(StateOutcome::Consumed(row.try_into()?));
+    }
+    let seen = sqlx::query_as::<_, OAuthStateRow>(concat!(
+        "SELECT ",
+        state_columns!(),
+        " FROM oauth_states WHERE state_hash = $1"
+    ))
+    .bind(state_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match seen {
+        None => StateOutcome::Unknown,
+        Some(s) if s.used_at.is_some() => StateOutcome::AlreadyUsed,
+        Some(_) => StateOutcome::Expired,
+    })
+}
+
+pub(super) async fn purge_oauth_states(pool: &AnyPool, before: Timestamp) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+        .bind(ms(before))
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+// --- refresh bookkeeping --------------------------------------------------------------------
+
+macro_rules! health_columns {
+    () => {
+        "token_id, last_attempt_at, last_success_at, failures, next_attempt_at, last_error, \
+         last_read_at, reads_total"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct HealthRow {
+    token_id: String,
+    last_attempt_at: Option<i64>,
+    last_success_at: Option<i64>,
+    failures: i64,
+    next_attempt_at: Option<i64>,
+    last_error: Option<String>,
+    last_read_at: Option<i64>,
+    reads_total: i64,
+}
+
+impl TryFrom<HealthRow> for TokenHealth {
+    type Error = StoreError;
+
+    fn try_from(r: HealthRow) -> Result<Self> {
+        Ok(TokenHealth {
+            token_id: parse_id("token_health.token_id", &r.token_id, TokenId::parse)?,
+            last_attempt_at: opt_ts(r.last_attempt_at),
+            last_success_at: opt_ts(r.last_success_at),
+            failures: r.failures,
+            next_attempt_at: opt_ts(r.next_attempt_at),
+            last_error: r.last_error,
+            last_read_at: opt_ts(r.last_read_at),
+            reads_total: r.reads_total,
+        })
+    }
+}
+
+pub(super) async fn get_health(pool: &AnyPool, id: TokenId) -> Result<Option<TokenHealth>> {
+    sqlx::query_as::<_, HealthRow>(concat!(
+        "SELECT ",
+        health_columns!(),
+        " FROM token_health WHERE token_id = $1"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(pool)
+    .await?
+    .map(TryInto::try_into)
+    .transpose()
+}
+
+pub(super) async fn list_health(pool: &AnyPool) -> Result<Vec<TokenHealth>> {
+    sqlx::query_as::<_, HealthRow>(concat!("SELECT ", health_columns!(), " FROM token_health"))
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
+}
+
+pub(super) async fn put_health(pool: &AnyPool, h: &TokenHealth) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO token_health (",
+        health_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (token_id) DO UPDATE SET last_attempt_at = excluded.last_attempt_at, \
+         last_success_at = excluded.last_success_at, failures = excluded.failures, \
+         next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error, \
+         last_read_at = excluded.last_read_at, reads_total = excluded.reads_total"
+    ))
+    .bind(h.token_id.to_string())
+    .bind(opt_ms(h.last_attempt_at))
+    .bind(opt_ms(h.last_success_at))
+    .bind(h.failures)
+    .bind(opt_ms(h.next_attempt_at))
+    .bind(h.last_error.clone())
+    .bind(opt_ms(h.last_read_at))
+    .bind(h.reads_total)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn add_reads(
+    pool: &AnyPool,
+    id: TokenId,
+    reads: i64,
+    last_read_at: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO token_health (token_id, failures, last_read_at, reads_total) \
+         VALUES ($1, 0, $2, $3) \
+         ON CONFLICT (token_id) DO UPDATE SET \
+           reads_total = token_health.reads_total + excluded.reads_total, \
+           last_read_at = CASE WHEN token_health.last_read_at IS NULL \
+                                 OR token_health.last_read_at < excluded.last_read_at \
+                          THEN excluded.last_read_at ELSE token_health.last_read_at END",
+    )
+    .bind(id.to_string())
+    .bind(ms(last_read_at))
+    .bind(reads)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+// --- reminders ------------------------------------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+struct ReminderRow {
+    refresh_expires_at: i64,
+    lead: String,
+    sent_at: i64,
+}
+
+pub(super) async fn record_reminder(
+    pool: &AnyPool,
+    token_id: TokenId,
+    refresh_expires_at: Timestamp,
+    lead: &str,
+    sent_at: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO reminders_sent (token_id, refresh_expires_at, lead, sent_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (token_id, refresh_expires_at, lead) DO NOTHING",
+    )
+    .bind(token_id.to_string())
+    .bind(ms(refresh_expires_at))
+    .bind(lead)
+    .bind(ms(sent_at))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn list_reminders(
+    pool: &AnyPool,
+    token_id: TokenId,
+) -> Result<Vec<(Timestamp, String, Timestamp)>> {
+    Ok(sqlx::query_as::<_, ReminderRow>(
+        "SELECT refresh_expires_at, lead, sent_at FROM reminders_sent \
+         WHERE token_id = $1 ORDER BY sent_at, lead",
+    )
+    .bind(token_id.to_string())
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (ts(r.refresh_expires_at), r.lead, ts(r.sent_at)))
+    .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_token_row_is_reported_with_its_column() {
+        let row = TokenRow {
+            id: "not-a-uuid".into(),
+            name: "sf".into(),
+            provider: "snowflake".into(),
+            app_id: None,
+            settings: "{}".into(),
+            client_id: None,
+            client_secret: None,
+            client_secret_2: None,
+            access_token: None,
+            refresh_token: None,
+            token_type: None,
+            scopes: None,
+            access_expires_at: None,
+            refresh_expires_at: None,
+            issued_at: None,
+            status: "healthy".into(),
+            status_reason: None,
+            version: 1,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let err = TokenRecord::try_from(row).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m.starts_with("tokens.id")),
+            "{err}"
+        );
+    }
+}
