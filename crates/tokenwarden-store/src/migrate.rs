@@ -5,8 +5,8 @@
 //!
 //! Several instances may start at once on one PostgreSQL database: sqlx's migration lock (a
 //! session-level advisory lock per database) is held around the whole of [`run`], so one
-//! applies and the others then find nothing left to do. On SQLite the lock is a no-op: the embedded database
-//! has one tokenwarden process.
+//! applies and the others then find nothing left to do. On SQLite that lock is a no-op (the
+//! embedded database has one tokenwarden process).
 //!
 //! Databases made before sqlx's migrator recorded their versions in `schema_migrations`; the
 //! first run adopts them (see [`adopt_legacy`]).
