@@ -333,6 +333,7 @@ async fn context(cfg: &Config) -> Result<AppContext> {
             bootstrap_admin_token: cfg.admin_token.clone(),
             max_body_bytes: cfg.max_body_bytes,
             reminder_lead_times: cfg.reminder_lead_times.clone(),
+            engine_interval: cfg.engine_interval,
         },
     );
     if let Some(smtp) = &cfg.smtp {
