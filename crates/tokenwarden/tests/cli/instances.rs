@@ -482,6 +482,63 @@ async fn r8_fifty_concurrent_reads_of_an_expired_token_over_three_instances_caus
     assert_eq!(answer["data"][0][0], "ALICE", "{answer}");
 }
 
+/// R8 across instances, at a chosen moment: while instance 1's refresh is held at the provider
+/// (before the grant), reads of the expired token on instances 2 and 3 do not call the provider
+/// themselves: they wait for the lease holder and, as it does not finish, answer 503 with
+/// Retry-After. Released, the one refresh serves every instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r8_while_one_instance_refreshes_the_others_never_call_the_provider() {
+    let _serial = SERIAL.lock().await;
+    let f = Fleet::start(4, false).await;
+    let emu = &f.emu.emulator;
+    let expiry = parse_time(&f.token_view(0).await["access_token_expires_at"]);
+    let mut hold = emu.hold_next_refresh(HoldPoint::BeforeGrant);
+    let until_expiry = (expiry - SystemClock.now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until_expiry + Duration::from_millis(50)).await;
+    let before = emu.stats().counters;
+
+    let http = f.http.clone();
+    let base = f.nodes[0].base();
+    let key = f.api_key.clone();
+    let first = tokio::spawn(async move {
+        read_token(&http, 0, &base, &key, "?min_validity=0")
+            .await
+            .unwrap()
+    });
+    tokio::time::timeout(Duration::from_secs(60), hold.held())
+        .await
+        .expect("instance 1 never sent the refresh");
+    for node in [1, 2] {
+        let r = f.app_read(node, "?min_validity=0").await;
+        assert_eq!(
+            (r.status, r.retry_after.is_some()),
+            (503, true),
+            "instance {} did not wait for the lease holder: {r:?}",
+            node + 1
+        );
+        let calls = emu.stats().counters.token_requests - before.token_requests;
+        assert_eq!(calls, 1, "instance {} called the provider too", node + 1);
+    }
+    hold.release();
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{first:?}");
+    let token = first.token().unwrap().to_owned();
+    for node in 0..3 {
+        let r = f.app_read(node, "?min_validity=0").await;
+        assert_eq!(r.token(), Some(token.as_str()), "{r:?}");
+    }
+    let after = emu.stats().counters;
+    assert_eq!(
+        (
+            after.token_requests - before.token_requests,
+            after.refresh_token_grants_ok - before.refresh_token_grants_ok
+        ),
+        (1, 1),
+        "{after:?}"
+    );
+    assert!(f.snowflake_accepts(&token).await.0);
+}
+
 /// Only 200 with a token, 409 saying what to do, and 503 with Retry-After may ever be answered.
 fn bad_reads(reads: &[Read]) -> Vec<&Read> {
     reads
