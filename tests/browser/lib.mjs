@@ -1,8 +1,7 @@
-// Shared helpers of the browser tests: start `tokenwarden demo` on free ports, launch Debian's
-// chromium through playwright-core, and walk the admin UI the way a person does.
+// Shared helpers of the browser tests: start `tokenwarden demo` on ports the system picks,
+// launch Debian's chromium through playwright-core, and walk the admin UI the way a person does.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,19 +18,6 @@ export const ADMIN = { username: 'admin', password: 'tokenwarden-demo' };
 export const SNOWFLAKE_ADMIN = { username: 'ADMIN', password: 'admin-pass' };
 export const ALICE = { username: 'ALICE', password: 'alice-pass' };
 export const DAY = 86_400;
-
-/** A port nobody listens on right now (the OS picks it). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,27 +53,10 @@ async function within(promise, ms, onTimeout) {
   }
 }
 
-async function waitHttp(url, deadline, child) {
-  let last;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`tokenwarden demo exited (${child.exitCode ?? child.signalCode}) before ${url} answered`);
-    }
-    try {
-      const res = await fetch(url, { redirect: 'manual' });
-      if (res.status < 500) return;
-      last = `HTTP ${res.status}`;
-    } catch (e) {
-      last = e.message;
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not answer in time: ${last}`);
-}
-
 /**
- * Starts `tokenwarden --data-dir <tmp> demo` on free ports; resolves when both the service and
- * the emulator answer. `stop()` sends SIGTERM, then SIGKILL after 5 s, and deletes the folder.
+ * Starts `tokenwarden --data-dir <tmp> demo` on ports the system picks (`127.0.0.1:0`) and
+ * resolves once it has printed where the service and the emulator listen (both are bound by
+ * then). `stop()` sends SIGTERM, then SIGKILL after 5 s, and deletes the folder.
  */
 export async function startDemo(label) {
   if (!fs.existsSync(bin)) {
@@ -95,55 +64,50 @@ export async function startDemo(label) {
   }
   fs.mkdirSync(shotsDir, { recursive: true });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `tw-browser-${label}-`));
-  let lastError;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const [twPort, emuPort] = [await freePort(), await freePort()];
-    if (twPort === emuPort) continue;
-    const logPath = path.join(shotsDir, `${label}-demo.log`);
-    const log = fs.openSync(logPath, 'w');
-    const child = spawn(
-      bin,
-      ['--data-dir', dataDir, 'demo', '--listen', `127.0.0.1:${twPort}`, '--emulator-listen', `127.0.0.1:${emuPort}`],
-      { stdio: ['ignore', log, log], env: { ...process.env, TOKENWARDEN_LOG: process.env.TOKENWARDEN_LOG || 'info' } },
-    );
-    fs.closeSync(log);
-    live.add(child);
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    exited.then(() => live.delete(child));
-    const demo = {
-      tw: `http://127.0.0.1:${twPort}`,
-      emu: `http://127.0.0.1:${emuPort}`,
-      dataDir,
-      logPath,
-      child,
-      async stop() {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGTERM');
-          const done = await within(exited.then(() => true), 5000, () => false);
-          if (!done) {
-            child.kill('SIGKILL');
-            await exited;
-          }
-        }
-        fs.rmSync(dataDir, { recursive: true, force: true });
-      },
-    };
-    try {
-      const deadline = Date.now() + 20_000;
-      await waitHttp(`${demo.tw}/healthz`, deadline, child);
-      await waitHttp(`${demo.emu}/console`, deadline, child);
-      return demo;
-    } catch (e) {
-      lastError = e;
-      if (child.exitCode === null && child.signalCode === null) {
+  const logPath = path.join(shotsDir, `${label}-demo.log`);
+  const log = fs.createWriteStream(logPath);
+  const child = spawn(
+    bin,
+    ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0', '--emulator-listen', '127.0.0.1:0'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENWARDEN_LOG: process.env.TOKENWARDEN_LOG || 'info' } },
+  );
+  live.add(child);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  exited.then(() => live.delete(child));
+  child.stderr.pipe(log, { end: false });
+  // The banner on stdout: "Open      http://127.0.0.1:PORT/" and "Snowflake http://127.0.0.1:PORT/console".
+  const addresses = new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk) => {
+      log.write(chunk);
+      text += chunk.toString();
+      const tw = /Open\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(text);
+      const emu = /Snowflake\s+(http:\/\/127\.0\.0\.1:\d+)\/console/.exec(text);
+      if (tw && emu) resolve({ tw: tw[1], emu: emu[1] });
+    });
+    exited.then((code) => reject(new Error(`tokenwarden demo exited (${code ?? child.signalCode}) before it listened; see ${logPath}`)));
+  });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const done = await within(exited.then(() => true), 5000, () => false);
+      if (!done) {
         child.kill('SIGKILL');
         await exited;
       }
-      // A port taken between freePort() and the bind: try again with others.
     }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    // A guard only: the banner comes as soon as both are bound.
+    const { tw, emu } = await within(addresses, 120_000, () => {
+      throw new Error(`tokenwarden demo did not say where it listens within 120 s; see ${logPath}`);
+    });
+    return { tw, emu, dataDir, logPath, child, stop };
+  } catch (e) {
+    await stop();
+    throw e;
   }
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  throw new Error(`could not start tokenwarden demo: ${lastError?.message}`);
 }
 
 export const launchArgs = [

@@ -68,7 +68,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
       assert.match(stopped, /stopped/);
       assert.match(stopped, /waiting for token snowflake-sales/);
       assert.match(stopped, /Needs sign-in/);
-    }, 10_000);
+    }, 60_000);
     await shot(page, '03-apps-stopped');
 
     // The app's page says the same, and starting it by hand is refused with the reason.
@@ -94,7 +94,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
       const row = await appRow().innerText();
       assert.match(row, /running/);
       assert.doesNotMatch(row, /waiting for token/);
-    }, 15_000);
+    }, 60_000);
     await shot(page, '03-apps-running-again');
   });
 
@@ -116,6 +116,9 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
     ]);
     await page.locator('#oauth-message').getByText('Waiting for the sign-in in the pop-up window').waitFor();
     await popup.getByRole('button', { name: 'Sign in' }).waitFor();
+    // Marks the status box now shown: the reload replaces the element, so a box without the
+    // mark is the reloaded one.
+    await status.evaluate((el) => { el.dataset.beforeClose = '1'; });
     await popup.close();
 
     const message = page.locator('#oauth-message');
@@ -124,7 +127,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
     assert.match(await message.innerText(), /Click the button to try again/);
     await shot(page, '04-popup-closed');
     // The status box is reloaded, and shows the same token.
-    await page.waitForTimeout(500);
+    await page.locator('#token-status:not([data-before-close])').waitFor({ timeout: 60_000 });
     assert.equal(await status.locator('code.masked').textContent(), masked);
     assert.match(await status.innerText(), /Healthy/);
   });

@@ -107,6 +107,62 @@ pub enum Fault {
     MissingAccessToken,
 }
 
+/// Where [`Emulator::hold_next_refresh`] holds the next refresh-token grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldPoint {
+    /// Before the grant is looked at: nothing has happened at the provider yet.
+    BeforeGrant,
+    /// After the grant was made (tokens issued, a single-use refresh token consumed, counted in
+    /// the stats), before the answer is sent.
+    AfterGrant,
+}
+
+/// The emulator's side of a hold.
+pub(crate) struct ArmedHold {
+    pub point: HoldPoint,
+    pub held: tokio::sync::oneshot::Sender<()>,
+    /// `true`: go on; `false`: the request is lost before the provider looks at it.
+    pub release: tokio::sync::oneshot::Receiver<bool>,
+}
+
+/// The test's side of [`Emulator::hold_next_refresh`]: wait until a refresh is held, then
+/// release it (dropping the handle releases it too).
+#[derive(Debug)]
+pub struct RefreshHold {
+    held: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: Option<tokio::sync::oneshot::Sender<bool>>,
+}
+
+impl RefreshHold {
+    /// Waits until a refresh-token request arrived and is held at the chosen point.
+    ///
+    /// # Panics
+    ///
+    /// If the emulator dropped the hold without holding anything (e.g. a new hold replaced it).
+    pub async fn held(&mut self) {
+        if let Some(rx) = self.held.take() {
+            rx.await
+                .expect("the hold was replaced before any refresh came");
+        }
+    }
+
+    /// Lets the held refresh go on (its answer goes to whoever still waits for it).
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// As if the request never reached the provider: one held at [`HoldPoint::BeforeGrant`] is
+    /// answered 503 without being looked at (nothing granted, nothing consumed, not counted as
+    /// a grant). At [`HoldPoint::AfterGrant`] it is too late for that: the same as `release`.
+    pub fn lose(mut self) {
+        if let Some(tx) = self.release.take() {
+            let _ = tx.send(false);
+        }
+    }
+}
+
 /// What [`Emulator::stats`] reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
@@ -212,6 +268,23 @@ impl Emulator {
     /// (replaces any fault still armed; `times == 0` disarms).
     pub fn inject_token_fault(&self, fault: Fault, times: u32) {
         self.lock().fault = (times > 0).then_some((fault, times));
+    }
+
+    /// The next refresh-token grant (`grant_type=refresh_token`) waits at `point` until the
+    /// returned handle is released or dropped: a test can act (kill the client, say) at a known
+    /// moment of the exchange. Replaces a hold armed before.
+    pub fn hold_next_refresh(&self, point: HoldPoint) -> RefreshHold {
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+        self.lock().refresh_hold = Some(ArmedHold {
+            point,
+            held: held_tx,
+            release: release_rx,
+        });
+        RefreshHold {
+            held: Some(held_rx),
+            release: Some(release_tx),
+        }
     }
 
     /// As `ALTER USER <user> REMOVE DELEGATED AUTHORIZATIONS FROM SECURITY INTEGRATION

@@ -656,15 +656,37 @@ async fn token_request(State(emu): State<Emulator>, headers: HeaderMap, body: By
 
     let form = params(&body);
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
-    let mut inner = emu.lock();
-    let result = token_inner(&mut inner, &headers, &form, &grant_type);
-    let counters = &mut inner.counters;
-    match (grant_type.as_str(), result.is_ok()) {
-        ("authorization_code", true) => counters.authorization_code_grants_ok += 1,
-        ("authorization_code", false) => counters.authorization_code_grants_failed += 1,
-        ("refresh_token", true) => counters.refresh_token_grants_ok += 1,
-        ("refresh_token", false) => counters.refresh_token_grants_failed += 1,
-        _ => {}
+    let hold = if grant_type == "refresh_token" {
+        emu.lock().refresh_hold.take()
+    } else {
+        None
+    };
+    let hold = match hold {
+        Some(h) if h.point == crate::HoldPoint::BeforeGrant => {
+            let _ = h.held.send(());
+            if h.release.await == Ok(false) {
+                return html_error(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable");
+            }
+            None
+        }
+        other => other,
+    };
+    let result = {
+        let mut inner = emu.lock();
+        let result = token_inner(&mut inner, &headers, &form, &grant_type);
+        let counters = &mut inner.counters;
+        match (grant_type.as_str(), result.is_ok()) {
+            ("authorization_code", true) => counters.authorization_code_grants_ok += 1,
+            ("authorization_code", false) => counters.authorization_code_grants_failed += 1,
+            ("refresh_token", true) => counters.refresh_token_grants_ok += 1,
+            ("refresh_token", false) => counters.refresh_token_grants_failed += 1,
+            _ => {}
+        }
+        result
+    };
+    if let Some(h) = hold {
+        let _ = h.held.send(());
+        let _ = h.release.await;
     }
     match result {
         Ok(resp) => {

@@ -226,6 +226,8 @@ pub(crate) struct Inner {
     pub access_tokens: HashMap<String, AccessEntry>,
     pub counters: Counters,
     pub base_url: Option<String>,
+    /// Armed by [`crate::Emulator::hold_next_refresh`]: the next refresh-token grant waits.
+    pub refresh_hold: Option<crate::ArmedHold>,
 }
 
 impl Inner {
@@ -272,6 +274,7 @@ impl Inner {
             access_tokens: HashMap::new(),
             counters: Counters::default(),
             base_url: None,
+            refresh_hold: None,
         }
     }
 

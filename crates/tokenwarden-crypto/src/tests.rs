@@ -60,13 +60,17 @@ fn r22_rotation_old_values_still_open_and_reseal_moves_them() {
     let old = Keyring::new(k1.clone(), []);
     let sealed = old.seal(b"v", aad("r"));
     let k2 = DataKey::generate("k2").unwrap();
-    let ring = Keyring::new(k2, [k1]);
+    let ring = Keyring::new(k2.clone(), [k1]);
     assert_eq!(&*ring.open(&sealed, aad("r")).unwrap(), b"v");
     let moved = ring.reseal(&sealed, aad("r")).unwrap();
     assert_eq!(key_id_of(&moved).unwrap(), "k2");
+    assert_ne!(moved, sealed);
     assert_eq!(key_id_of(&ring.seal(b"n", aad("r"))).unwrap(), "k2");
-    // After dropping k1, the moved value still opens; the old one is refused by name.
-    let only_k2 = Keyring::new(DataKey::generate("k3").unwrap(), []);
+    // After dropping k1, the moved value still opens (same plaintext, same row); the old one is
+    // refused by name.
+    let only_k2 = Keyring::new(k2, []);
+    assert_eq!(&*only_k2.open(&moved, aad("r")).unwrap(), b"v");
+    assert!(only_k2.open(&moved, aad("other-row")).is_err());
     assert_eq!(
         only_k2.open(&sealed, aad("r")).unwrap_err(),
         CryptoError::UnknownKey("k1".into())

@@ -35,6 +35,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// When to remind before a refresh token expires (default 14, 7, 3 and 1 days).
     pub reminder_lead_times: Vec<LeadTime>,
+    /// How often [`serve`] runs a background pass ([`ENGINE_TICK`] by default); `None`: never by
+    /// itself (tests drive the engine, e.g. with `engine::run_due_once`, or rely on reads only).
+    pub engine_interval: Option<Duration>,
 }
 
 /// The default reminder lead times: 14, 7, 3 and 1 days.
@@ -52,6 +55,7 @@ impl std::fmt::Debug for ServerSettings {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("reminder_lead_times", &self.reminder_lead_times)
+            .field("engine_interval", &self.engine_interval)
             .finish()
     }
 }
@@ -193,7 +197,7 @@ pub fn router(ctx: AppContext) -> axum::Router {
         .with_state(ctx)
 }
 
-/// How often the background pass runs.
+/// How often the background pass runs by default.
 pub const ENGINE_TICK: Duration = Duration::from_secs(5);
 
 /// Serves until `shutdown` completes; runs the background engine meanwhile.
@@ -215,8 +219,13 @@ pub async fn serve(
         }
     });
     let engine_ctx = ctx.clone();
+    let engine_interval = ctx.settings.engine_interval;
     let engine = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(ENGINE_TICK);
+        let Some(every) = engine_interval else {
+            tracing::info!("background passes are off (engine_interval)");
+            return;
+        };
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

@@ -12,6 +12,7 @@ use tokenwarden_domain::LeadTime;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 pub const DEFAULT_DATA_DIR: &str = "./tokenwarden-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const ENGINE_INTERVAL_SECS: u64 = tokenwarden_server::ENGINE_TICK.as_secs();
 
 /// The file's shape. Every key is optional; unknown keys are refused.
 #[derive(Debug, Default, Deserialize)]
@@ -27,6 +28,8 @@ pub struct FileConfig {
     pub log: Option<String>,
     pub providers_dir: Option<PathBuf>,
     pub reminder_lead_times: Option<Vec<String>>,
+    /// Seconds between background passes, or `"off"` (see [`parse_engine_interval`]).
+    pub engine_interval: Option<toml::Value>,
     pub smtp: Option<FileSmtp>,
 }
 
@@ -99,6 +102,8 @@ pub struct Config {
     /// When to remind before a refresh token expires.
     pub reminder_lead_times: Vec<LeadTime>,
     pub smtp: Option<Smtp>,
+    /// Time between background passes; `None`: never by itself (`engine_interval = "off"`).
+    pub engine_interval: Option<std::time::Duration>,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -131,6 +136,7 @@ impl std::fmt::Debug for Config {
             .field("providers_dir", &self.providers_dir)
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("smtp", &self.smtp)
+            .field("engine_interval", &self.engine_interval)
             .finish()
     }
 }
@@ -170,6 +176,7 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_LOG",
     "TOKENWARDEN_PROVIDERS_DIR",
     "TOKENWARDEN_REMINDER_LEAD_TIMES",
+    "TOKENWARDEN_ENGINE_INTERVAL",
     "TOKENWARDEN_SMTP_HOST",
     "TOKENWARDEN_SMTP_PORT",
     "TOKENWARDEN_SMTP_SECURITY",
@@ -295,6 +302,19 @@ impl Config {
             .collect::<Result<Vec<_>>>()?;
         reminder_lead_times.sort_by(|a, b| b.cmp(a));
         reminder_lead_times.dedup();
+        let engine_interval = match (get("TOKENWARDEN_ENGINE_INTERVAL"), file.engine_interval) {
+            (Some(v), _) => parse_engine_interval(&v)
+                .with_context(|| format!("TOKENWARDEN_ENGINE_INTERVAL={v:?}"))?,
+            (None, Some(toml::Value::Integer(n))) => parse_engine_interval(&n.to_string())
+                .context("engine_interval in the config file")?,
+            (None, Some(toml::Value::String(v))) => {
+                parse_engine_interval(&v).context("engine_interval in the config file")?
+            }
+            (None, Some(other)) => {
+                bail!("engine_interval {other} must be a number of seconds or \"off\"")
+            }
+            (None, None) => Some(tokenwarden_server::ENGINE_TICK),
+        };
         let fs = file.smtp.unwrap_or_default();
         let smtp_host = get("TOKENWARDEN_SMTP_HOST").or(fs.host);
         let smtp = match smtp_host {
@@ -342,6 +362,7 @@ impl Config {
         Ok(Self {
             reminder_lead_times,
             smtp,
+            engine_interval,
             listen,
             data_dir,
             database_url,
@@ -358,6 +379,19 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
+}
+
+/// `engine_interval`: whole seconds between background passes; `0` or `off`: no passes by
+/// themselves (tests that drive the engine; an instance that only serves reads).
+pub fn parse_engine_interval(v: &str) -> Result<Option<std::time::Duration>> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let secs: u64 = v
+        .parse()
+        .with_context(|| format!("{v:?} is not a number of seconds or \"off\""))?;
+    Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
 }
 
 /// `tokenwarden config default`: the defaults as a commented TOML file.
@@ -400,6 +434,10 @@ log = "info"
 
 # When to remind people before a refresh token expires (TOKENWARDEN_REMINDER_LEAD_TIMES="14d,7d,3d,1d").
 reminder_lead_times = ["14d", "7d", "3d", "1d"]
+
+# Seconds between background passes (refresh ahead, reminders, daily checks, notification
+# delivery); 0 or "off": none (TOKENWARDEN_ENGINE_INTERVAL).
+engine_interval = {ENGINE_INTERVAL_SECS}
 
 # Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
 # _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.
@@ -523,6 +561,39 @@ mod tests {
         let c = Config::load(&BTreeMap::new(), &Overrides::default()).unwrap();
         assert_eq!(c.reminder_lead_times, LeadTime::defaults());
         assert!(c.smtp.is_none());
+        assert_eq!(
+            parsed.engine_interval,
+            Some(toml::Value::Integer(ENGINE_INTERVAL_SECS as i64))
+        );
+        assert_eq!(c.engine_interval, Some(tokenwarden_server::ENGINE_TICK));
+    }
+
+    #[test]
+    fn the_engine_interval_can_be_set_or_switched_off() {
+        let with = |v: &str| {
+            Config::load(
+                &env(&[("TOKENWARDEN_ENGINE_INTERVAL", v)]),
+                &Overrides::default(),
+            )
+        };
+        assert_eq!(
+            with("2").unwrap().engine_interval,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(with("off").unwrap().engine_interval, None);
+        assert_eq!(with("0").unwrap().engine_interval, None);
+        assert!(with("5s").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tw.toml");
+        std::fs::write(&file, "engine_interval = \"off\"\n").unwrap();
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&env(&[]), &flags).unwrap().engine_interval,
+            None
+        );
     }
 }
 

@@ -333,6 +333,7 @@ async fn context(cfg: &Config) -> Result<AppContext> {
             bootstrap_admin_token: cfg.admin_token.clone(),
             max_body_bytes: cfg.max_body_bytes,
             reminder_lead_times: cfg.reminder_lead_times.clone(),
+            engine_interval: cfg.engine_interval,
         },
     );
     if let Some(smtp) = &cfg.smtp {
@@ -777,12 +778,17 @@ fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64
         listen: Some(listen.to_owned()),
         ..Default::default()
     };
-    let cfg = Config::load(&env, &overrides)?;
+    let mut cfg = Config::load(&env, &overrides)?;
     init_logging(&cfg.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Bound first: with `--listen 127.0.0.1:0` the system picks the port, and the demo's
+        // public URL (never configured: only TOKENWARDEN_LOG is read) is where it really listens.
+        let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        cfg.public_url = format!("http://{addr}");
         let emulator = snowflake_emulator::Emulator::start(
             snowflake_emulator::EmulatorConfig {
                 access_token_ttl: std::time::Duration::from_secs(ttl.max(1)),
@@ -811,8 +817,6 @@ fn demo(data_dir: Option<PathBuf>, listen: &str, emulator_listen: &str, ttl: u64
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
-        let addr = listener.local_addr()?;
         let emu = emulator.base_url();
         println!(
             "\ntokenwarden demo\n\n  Open      http://{addr}/   sign in as {DEMO_ADMIN} / {DEMO_PASSWORD}\n  \

@@ -38,7 +38,7 @@ async fn an_email_reaches_the_sink() {
         .await;
     assert_eq!(outcome, DeliveryOutcome::Delivered { status: 250 });
 
-    let mails = sink.wait_for(1, Duration::from_secs(5));
+    let mails = sink.wait_for(1, Duration::from_secs(60));
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
     assert_eq!(mail.from, "tokenwarden@example.com");
@@ -75,7 +75,7 @@ async fn non_ascii_names_survive() {
     let event = sample_event(kinds::TOKEN_EXPIRED, "Zürich-Lager ✓");
     let outcome = mailer.send(&to(&["ops@example.com"]), &event).await;
     assert!(outcome.is_delivered(), "{outcome:?}");
-    let mail = sink.wait_for(1, Duration::from_secs(5)).remove(0);
+    let mail = sink.wait_for(1, Duration::from_secs(60)).remove(0);
     let (subject, _) = render_email(&event);
     assert_eq!(mail.subject().as_deref(), Some(subject.as_str()));
     assert!(mail.subject().unwrap().contains("Zürich-Lager ✓"));
@@ -153,12 +153,17 @@ async fn a_silent_server_is_retried_after_the_timeout() {
         ..settings(port)
     })
     .unwrap();
+    // A silent server never answers: the send can only end by giving up at its own timeout
+    // (the guard below is far from it).
     let start = Instant::now();
-    let outcome = mailer
-        .send(&to(&["ops@example.com"]), &sample_event(kinds::TEST, "t"))
-        .await;
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        mailer.send(&to(&["ops@example.com"]), &sample_event(kinds::TEST, "t")),
+    )
+    .await
+    .expect("the SMTP timeout did not apply");
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
     assert!(outcome.is_retry(), "{outcome:?}");
     drop(listener);
 }

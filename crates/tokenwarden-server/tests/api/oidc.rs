@@ -6,6 +6,14 @@ use reqwest::Method;
 use serde_json::json;
 use tokenwarden_testkit::oidc::{OidcProvider, OidcProviderConfig, require_oidc_provider};
 
+on_both_databases!(
+    code_exchange_refresh_with_rotation_and_reauthorization,
+    r2_forged_reused_and_expired_states_never_reach_the_token_endpoint,
+    r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token,
+    provider_errors_and_a_wrong_client_secret_leave_the_token_untouched,
+    a_client_secret_post_client_signs_in_and_refreshes,
+);
+
 async fn provider_for(t: &TestApp) -> OidcProvider {
     let redirect_uri = format!("{}/oauth/callback", t.base);
     tokio::task::spawn_blocking(move || {
@@ -76,9 +84,8 @@ fn requests(op: &OidcProvider, grant: &str) -> u64 {
     op.token_requests(grant).unwrap()
 }
 
-#[tokio::test]
-async fn code_exchange_refresh_with_rotation_and_reauthorization() {
-    let t = spawn(Db::Sqlite).await;
+async fn code_exchange_refresh_with_rotation_and_reauthorization(db: Db) {
+    let t = spawn(db).await;
     let op = provider_for(&t).await;
     let (id, app_key) = setup(&t, &op, &op.issuer).await;
 
@@ -259,9 +266,8 @@ async fn code_exchange_refresh_with_rotation_and_reauthorization() {
     assert_eq!(s, 200);
 }
 
-#[tokio::test]
-async fn r2_forged_reused_and_expired_states_never_reach_the_token_endpoint() {
-    let t = spawn(Db::Sqlite).await;
+async fn r2_forged_reused_and_expired_states_never_reach_the_token_endpoint(db: Db) {
+    let t = spawn(db).await;
     let op = provider_for(&t).await;
     let (id, _) = setup(&t, &op, &op.issuer).await;
     let callback = t.follow_to_callback(&start(&t, &id).await).await;
@@ -299,9 +305,8 @@ async fn r2_forged_reused_and_expired_states_never_reach_the_token_endpoint() {
     assert_eq!(requests(&op, "authorization_code"), 1);
 }
 
-#[tokio::test]
-async fn r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token() {
-    let t = spawn(Db::Sqlite).await;
+async fn r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token(db: Db) {
+    let t = spawn(db).await;
     let op = provider_for(&t).await;
     // Configured issuer differs from what the provider sends in `iss`.
     let (id, _) = setup(&t, &op, "http://127.0.0.1:1/other-issuer").await;
@@ -326,9 +331,8 @@ async fn r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token(
     }
 }
 
-#[tokio::test]
-async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched() {
-    let t = spawn(Db::Sqlite).await;
+async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched(db: Db) {
+    let t = spawn(db).await;
     let op = provider_for(&t).await;
     let (id, _) = setup(&t, &op, &op.issuer).await;
     // The provider redirects back with an error.
@@ -358,10 +362,8 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched() {
     assert_eq!(s, 200);
     let callback = t.follow_to_callback(&start(&t, &id).await).await;
     assert_eq!(get_page(&t, &callback).await.0, 200);
-    // Both wrong: refused with the provider's words, and the stored material is unchanged.
-    let (_, before) = t
-        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
-        .await;
+    // Both wrong: refused with the provider's words, and the stored material is unchanged (the
+    // clock moves first, so material stored now would show a new authorized_at and expiry).
     let (s, _) = t
         .admin(
             Method::PATCH,
@@ -370,6 +372,10 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched() {
         )
         .await;
     assert_eq!(s, 200);
+    let (_, before) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    t.clock.advance(chrono::Duration::minutes(5));
     let callback = t.follow_to_callback(&start(&t, &id).await).await;
     let (s, page, _) = get_page(&t, &callback).await;
     assert_eq!(s, 502);
@@ -378,5 +384,84 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched() {
         .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
         .await;
     assert_eq!(after["status"], "healthy");
-    assert_eq!(after["authorized_at"], before["authorized_at"]);
+    for field in [
+        "authorized_at",
+        "access_token_expires_at",
+        "refresh_token_expires_at",
+        "version",
+    ] {
+        assert_eq!(after[field], before[field], "{field}: {before} vs {after}");
+    }
+    assert!(before["authorized_at"].is_string(), "{before}");
+}
+
+/// The provider's second client accepts only `client_secret_post` (id and secret in the form):
+/// with `client_auth = body` the code exchange and a refresh work; with HTTP Basic the same
+/// client is refused.
+async fn a_client_secret_post_client_signs_in_and_refreshes(db: Db) {
+    let t = spawn(db).await;
+    let op = provider_for(&t).await;
+    let create = |name: &str, client_auth: &str| {
+        json!({
+            "name": name, "provider": "oauth2",
+            "settings": {
+                "authorization_url": op.authorization_endpoint(), "token_url": op.token_endpoint(),
+                "scope": "openid api:read", "issuer": op.issuer, "probe_url": op.userinfo_endpoint(),
+                "client_auth": client_auth
+            },
+            "client_id": op.post_client_id(), "client_secret": "tw-client-secret+/="
+        })
+    };
+    let (s, tok) = t
+        .admin(Method::POST, "/api/v1/tokens", Some(create("post", "body")))
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let id = tok["id"].as_str().unwrap().to_owned();
+    let (s, app) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "reader", "tokens": ["post"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let key = app["api_key"].as_str().unwrap().to_owned();
+
+    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let (s, page, _) = get_page(&t, &callback).await;
+    assert_eq!(s, 200, "{page}");
+    assert_eq!(requests(&op, "authorization_code"), 1);
+    let read = || t.send(Method::GET, "/api/v1/access-tokens/post", Some(&key), None);
+    let (s, first, _) = read().await;
+    assert_eq!(s, 200, "{first}");
+    // Past the lifetime: a refresh, authenticated the same way.
+    t.clock.advance(chrono::Duration::seconds(301));
+    let (s, second, _) = read().await;
+    assert_eq!(s, 200, "{second}");
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_eq!(requests(&op, "refresh_token"), 1);
+    let (s, test) = t
+        .admin(Method::POST, &format!("/api/v1/tokens/{id}/test"), None)
+        .await;
+    assert_eq!((s, test["ok"].as_bool()), (200, Some(true)), "{test}");
+
+    // The same client with HTTP Basic: the provider refuses the exchange.
+    let (s, tok) = t
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(create("basic", "basic")),
+        )
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let basic_id = tok["id"].as_str().unwrap().to_owned();
+    let callback = t.follow_to_callback(&start(&t, &basic_id).await).await;
+    let (s, page, _) = get_page(&t, &callback).await;
+    assert_eq!(s, 502, "{page}");
+    assert!(page.contains("invalid_client"), "{page}");
+    let view = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{basic_id}"), None)
+        .await
+        .1;
+    assert_eq!(view["status"], "not_authorized", "{view}");
 }

@@ -7,6 +7,13 @@ use reqwest::Method;
 use serde_json::json;
 use snowflake_emulator::{Emulator, EmulatorConfig, Fault, RunningEmulator};
 
+on_both_databases!(
+    the_seed_workflow_end_to_end,
+    provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauthorization,
+    snowflake_refusals_reach_the_admin_word_for_word,
+    single_use_refresh_tokens_are_rotated_and_committed_before_use,
+);
+
 async fn emulator() -> RunningEmulator {
     Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
         .await
@@ -69,9 +76,8 @@ async fn read(t: &TestApp, key: &str) -> (u16, serde_json::Value, reqwest::heade
     .await
 }
 
-#[tokio::test]
-async fn the_seed_workflow_end_to_end() {
-    let t = spawn(Db::Sqlite).await;
+async fn the_seed_workflow_end_to_end(db: Db) {
+    let t = spawn(db).await;
     let emu = emulator().await;
     let e = &emu.emulator;
 
@@ -231,9 +237,8 @@ async fn the_seed_workflow_end_to_end() {
     assert_eq!(read(&t, &key).await.0, 200);
 }
 
-#[tokio::test]
-async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauthorization() {
-    let t = spawn(Db::Sqlite).await;
+async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauthorization(db: Db) {
+    let t = spawn(db).await;
     let emu = emulator().await;
     let e = &emu.emulator;
     let (s, tok) = t
@@ -307,7 +312,13 @@ async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauth
     let (s, _, _) = read(&t, &key).await;
     assert_eq!(s, 200);
 
-    // A provider refusal at sign-in (deny) is shown plainly and stores nothing.
+    // A provider refusal at sign-in (deny) is shown plainly and stores nothing (the clock moves
+    // first: material stored now would carry new times).
+    let (_, before) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    let (_, served_before, _) = read(&t, &key).await;
+    t.clock.advance(chrono::Duration::seconds(5));
     let (_, a) = t
         .admin(
             Method::POST,
@@ -327,6 +338,25 @@ async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauth
     let res = t.http.get(&denied).send().await.unwrap();
     assert_eq!(res.status(), 502);
     assert!(res.text().await.unwrap().contains("access_denied"));
+    let (_, after) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
+        .await;
+    for field in [
+        "status",
+        "version",
+        "authorized_at",
+        "access_token_expires_at",
+        "refresh_token_expires_at",
+        "scopes",
+    ] {
+        assert_eq!(after[field], before[field], "{field}: {before} vs {after}");
+    }
+    let (s, served_after, _) = read(&t, &key).await;
+    assert_eq!(s, 200, "{served_after}");
+    assert_eq!(
+        served_after["access_token"], served_before["access_token"],
+        "the denied sign-in replaced the token"
+    );
 
     // The admin removes ALICE's delegated authorizations: the next refresh is refused for good.
     let integration = e.stats().integrations[0].name.clone();
@@ -355,9 +385,8 @@ async fn provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauth
     assert_eq!(read(&t, &key).await.0, 200);
 }
 
-#[tokio::test]
-async fn snowflake_refusals_reach_the_admin_word_for_word() {
-    let t = spawn(Db::Sqlite).await;
+async fn snowflake_refusals_reach_the_admin_word_for_word(db: Db) {
+    let t = spawn(db).await;
     let emu = emulator().await;
     let e = &emu.emulator;
     let (_, tok) = t
@@ -427,9 +456,8 @@ async fn snowflake_refusals_reach_the_admin_word_for_word() {
     assert_eq!(v["status"], "not_authorized");
 }
 
-#[tokio::test]
-async fn single_use_refresh_tokens_are_rotated_and_committed_before_use() {
-    let t = spawn(Db::Sqlite).await;
+async fn single_use_refresh_tokens_are_rotated_and_committed_before_use(db: Db) {
+    let t = spawn(db).await;
     let emu = emulator().await;
     let e = &emu.emulator;
     let (_, tok) = t

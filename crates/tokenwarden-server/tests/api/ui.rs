@@ -728,6 +728,14 @@ async fn app_keys_are_created_once_and_revoked_from_the_app_page() {
             .status,
         303
     );
+    let a = t
+        .ctx
+        .store
+        .get_app(tokenwarden_domain::AppId::parse(app_id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(a.state, tokenwarden_domain::AppState::Running);
+    assert_eq!(a.stop_reason, None);
 }
 
 #[tokio::test]
@@ -961,10 +969,37 @@ async fn r32_parallel_wrong_passwords_cannot_slip_past_the_limit() {
             checked += 1;
         }
     }
+    // At most 5 (fewer when checks were also turned away for running at the same time), and
+    // not none: a limiter that refuses everything is no limiter.
     assert!(
-        checked <= 5,
+        (1..=5).contains(&checked),
         "{checked} password checks ran; the limit is 5 per 15 minutes"
     );
+    // One by one, in a new window: exactly 5 wrong passwords are checked, the 6th attempt is
+    // refused unchecked (the right password too), and once the window has passed the right
+    // password signs in.
+    t.clock.advance(chrono::Duration::minutes(16));
+    let attempt = |password: &'static str| {
+        done(client().post(t.url("/login")).form(&[
+            ("username", USER),
+            ("password", password),
+            ("next", "/apps"),
+        ]))
+    };
+    for n in 1..=5 {
+        let r = attempt("wrong-password-123").await;
+        assert!(
+            r.status != 429 && r.status != 303,
+            "wrong password {n}: {}",
+            r.status
+        );
+    }
+    assert_eq!(attempt("wrong-password-123").await.status, 429);
+    assert_eq!(attempt(PASSWORD).await.status, 429);
+    t.clock.advance(chrono::Duration::minutes(16));
+    let r = attempt(PASSWORD).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.headers.get("location").unwrap(), "/apps");
 }
 
 #[tokio::test]
@@ -1005,4 +1040,162 @@ async fn r7_the_sign_in_destination_cannot_leave_the_site() {
         "/apps",
         "a local path is kept"
     );
+}
+
+/// Deleting a token, changing an app's tokens, and creating, disabling, enabling and deleting a
+/// notification channel from the pages: each changes what the API then shows.
+#[tokio::test]
+async fn token_delete_app_update_and_channel_changes_from_the_pages() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let (app, token) = t.seed().await;
+    let app_id = app["id"].as_str().unwrap();
+    let token_id = token["id"].as_str().unwrap();
+
+    // App update: the tokens it uses (sorted, deduplicated); a bad name changes nothing.
+    let r = b
+        .post(
+            &t,
+            &format!("/apps/{app_id}"),
+            &[("tokens", "zeta, alpha alpha\nsnowflake-sales")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (_, a) = t
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/apps/{app_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a["tokens"],
+        serde_json::json!(["alpha", "snowflake-sales", "zeta"])
+    );
+    let r = b
+        .post(&t, &format!("/apps/{app_id}"), &[("tokens", "Not A Name!")])
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let (_, a) = t
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/apps/{app_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        a["tokens"],
+        serde_json::json!(["alpha", "snowflake-sales", "zeta"])
+    );
+
+    // Token delete: gone from the API, back to the app's page (it was the app's own token).
+    let r = b.post(&t, &format!("/tokens/{token_id}/delete"), &[]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        r.headers.get("location").unwrap().to_str().unwrap(),
+        format!("/apps/{app_id}")
+    );
+    let (s, _) = t
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, list) = t.admin(reqwest::Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(list, serde_json::json!([]));
+
+    // Channels: create (the secret shown once), disable, enable, delete.
+    let r = b
+        .post(
+            &t,
+            "/notifications",
+            &[
+                ("name", "ops"),
+                ("kind", "webhook"),
+                ("url", "http://127.0.0.1:9/hook"),
+                ("events", "app.stopped"),
+                ("app", "sales-invoice"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("whsec_"), "the secret is shown once");
+    let channels = || async {
+        t.admin(reqwest::Method::GET, "/api/v1/notification-channels", None)
+            .await
+            .1
+    };
+    let ch = channels().await;
+    assert_eq!(ch.as_array().unwrap().len(), 1, "{ch}");
+    assert_eq!(
+        (
+            &ch[0]["name"],
+            &ch[0]["events"],
+            &ch[0]["app"],
+            &ch[0]["enabled"]
+        ),
+        (
+            &serde_json::json!("ops"),
+            &serde_json::json!(["app.stopped"]),
+            &serde_json::json!("sales-invoice"),
+            &serde_json::json!(true)
+        )
+    );
+    let id = ch[0]["id"].as_str().unwrap().to_owned();
+    let r = b
+        .post(
+            &t,
+            &format!("/notifications/{id}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(channels().await[0]["enabled"], false);
+    let r = b
+        .post(
+            &t,
+            &format!("/notifications/{id}/enabled"),
+            &[("enabled", "true")],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(channels().await[0]["enabled"], true);
+    // A bad one is refused with the reason and not created.
+    let r = b
+        .post(
+            &t,
+            "/notifications",
+            &[("name", "bad"), ("kind", "webhook"), ("url", "not a url")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(channels().await.as_array().unwrap().len(), 1);
+    let r = b
+        .post(&t, &format!("/notifications/{id}/delete"), &[])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(channels().await, serde_json::json!([]));
+    // Each change is audited under the admin's name.
+    let (_, audit) = t
+        .admin(reqwest::Method::GET, "/api/v1/audit?limit=1000", None)
+        .await;
+    for action in [
+        "app.update",
+        "token.delete",
+        "channel.create",
+        "channel.update",
+        "channel.delete",
+    ] {
+        assert!(
+            audit
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == action && e["actor"].as_str().unwrap().contains(USER)),
+            "{action} not audited: {audit}"
+        );
+    }
 }

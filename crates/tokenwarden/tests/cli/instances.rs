@@ -1,113 +1,78 @@
 //! Three `tokenwarden serve` processes on one PostgreSQL database, in front of the Snowflake
 //! emulator (in this process): fifty concurrent reads of an expired token refresh it once (R8),
-//! kill -9 of an instance mid-run loses no token (R12, R40), and restarting every instance loses
-//! no app state and no token (R40).
+//! kill -9 of an instance at a chosen moment of a refresh loses no token (R12, R40), and
+//! restarting every instance loses no app state and no token (R40).
 //!
-//! Every instance shares the database, the master key, the admin token and the public URL (that
-//! of instance 1, so the provider sends the browser back there); each has its own data folder.
+//! Nothing here depends on timing: every instance runs with its background passes off
+//! (`TOKENWARDEN_ENGINE_INTERVAL=off`), so the only refreshes are those the test's reads cause;
+//! each instance binds a port of the system's choosing and says which; the kills happen while the
+//! emulator holds a refresh at a chosen point (`Emulator::hold_next_refresh`). Waits are for
+//! events (an answer, an expiry, a lease running out), with generous ceilings only as guards.
+//!
+//! Every instance shares the database, the master key, the admin token and the public URL (a
+//! load balancer's, in front of all of them; the test delivers the provider's redirect to
+//! instance 1); each has its own data folder.
 
-use crate::{ADMIN, Server, cmd};
+use crate::{ADMIN, Server, cmd, spawn_listening};
 use serde_json::{Value, json};
-use snowflake_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use snowflake_emulator::{Emulator, EmulatorConfig, HoldPoint, RunningEmulator};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwarden_domain::{Clock, SystemClock, Timestamp};
 
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const TOKEN: &str = "snowflake-sales";
 const APP: &str = "sales-invoice";
+/// The public URL: a load balancer in front of the instances (never contacted by the tests).
+const PUBLIC_URL: &str = "https://tokenwarden.example.test";
+/// How long a refresh lease lasts (tokenwarden-server's grant module): the wait before another
+/// instance may take over a lease a killed one held.
+const LEASE: Duration = Duration::from_secs(30);
 
-/// These tests run one at a time: the R8 test times its reads between the instances'
-/// background passes, and nine instances of the other tests hammering the CPU (and the
-/// database) alongside would stretch a burst past the quiet window it was given.
+/// These tests run one at a time: each starts three servers and a PostgreSQL-backed fleet, and
+/// two cores are better spent on one fleet at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Like `serve`, on a chosen port (the public URL must be known before the first instance
-/// starts). Returns once the port accepts connections, with that instant: the instance's
-/// background engine passes start then and every `ENGINE_TICK` after.
-fn serve_on(dir: &Path, env: &[(&str, &str)], port: u16) -> (Server, Instant) {
-    let log = dir.join(format!("serve-{port}.log"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .unwrap();
-    let mut c = cmd(dir, env);
-    c.arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(file));
-    let mut child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "serve on port {port} exited with {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "serve on port {port} did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    (server, Instant::now())
-}
-
-/// One instance: its port and data folder survive restarts. Dropping it kills the process.
+/// One instance: its data folder survives restarts (its port does not: each start binds a new
+/// one). Dropping it kills the process.
 struct Node {
-    port: u16,
     dir: tempfile::TempDir,
     server: Option<Server>,
-    started: Instant,
-    /// Whether it is meant to be up (readers skip it, and forgive its connection errors, when
-    /// it is not).
-    alive: Arc<AtomicBool>,
+    /// The base URL of the running process, shared with readers (a restart changes it); `None`
+    /// while it is down.
+    base: Arc<Mutex<Option<String>>>,
 }
 
 impl Node {
+    fn log(&self) -> std::path::PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.base
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("the instance runs")
     }
 
     fn start(&mut self, env: &[(String, String)]) {
-        assert!(
-            self.server.is_none(),
-            "instance on {} already runs",
-            self.port
-        );
+        assert!(self.server.is_none(), "the instance already runs");
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let (server, started) = serve_on(self.dir.path(), &env, self.port);
+        let mut c = cmd(self.dir.path(), &env);
+        c.arg("serve").stdout(std::process::Stdio::null());
+        let server = spawn_listening(c, &self.log());
+        *self.base.lock().unwrap() = Some(server.base.clone());
         self.server = Some(server);
-        self.started = started;
-        self.alive.store(true, Ordering::SeqCst);
     }
 
-    /// SIGKILL (as `kill -9`, sent directly to be quick): no shutdown code runs. Returns what
-    /// it logged.
+    /// SIGKILL (as `kill -9`, sent directly): no shutdown code runs. Returns what it logged.
     fn kill9(&mut self) -> String {
-        self.alive.store(false, Ordering::SeqCst);
+        *self.base.lock().unwrap() = None;
         let mut server = self.server.take().expect("the instance runs");
         server.child.kill().unwrap();
-        let exit = server.child.wait().unwrap();
+        let exit = server.reap();
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&exit),
             Some(9),
@@ -118,7 +83,7 @@ impl Node {
 
     /// SIGTERM, waiting for the graceful shutdown. Returns what it logged.
     fn stop(&mut self) -> String {
-        self.alive.store(false, Ordering::SeqCst);
+        *self.base.lock().unwrap() = None;
         self.server.take().expect("the instance runs").stop()
     }
 }
@@ -127,16 +92,14 @@ impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut server) = self.server.take() {
             let _ = server.child.kill();
-            let _ = server.child.wait();
+            server.reap();
         }
         if std::thread::panicking() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join(format!("serve-{}.log", self.port)))
-                    .unwrap_or_default();
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
             eprintln!(
-                "--- instance on port {} (last 40 lines of its log) ---\n{}",
-                self.port,
+                "--- instance in {} (last 40 lines of its log) ---\n{}",
+                self.dir.path().display(),
                 lines[lines.len().saturating_sub(40)..].join("\n")
             );
         }
@@ -146,6 +109,8 @@ impl Drop for Node {
 /// One answer of `GET /api/v1/access-tokens/{name}`.
 #[derive(Debug, Clone)]
 struct Read {
+    /// Which instance answered (shown when an assertion fails).
+    #[allow(dead_code)]
     node: usize,
     status: u16,
     retry_after: Option<String>,
@@ -196,11 +161,6 @@ fn parse_time(v: &Value) -> Timestamp {
         .with_timezone(&chrono::Utc)
 }
 
-/// A few bits of randomness, for "random-ish" moments.
-fn random_u16() -> u16 {
-    u16::from_le_bytes(tokenwarden_crypto::random_bytes::<2>())
-}
-
 /// Three instances, an app using the token, and the token authorized through the emulator.
 struct Fleet {
     emu: RunningEmulator,
@@ -227,31 +187,21 @@ impl Fleet {
         )
         .await
         .unwrap();
-        let mut ports = BTreeSet::new();
-        while ports.len() < 3 {
-            ports.insert(tokenwarden_testkit::free_port());
-        }
-        let ports: Vec<u16> = ports.into_iter().collect();
         let env: Vec<(String, String)> = [
             ("TOKENWARDEN_DATABASE_URL", db),
             ("TOKENWARDEN_MASTER_KEY", MASTER_KEY.to_owned()),
             ("TOKENWARDEN_ADMIN_TOKEN", ADMIN.to_owned()),
-            (
-                "TOKENWARDEN_PUBLIC_URL",
-                format!("http://127.0.0.1:{}", ports[0]),
-            ),
+            ("TOKENWARDEN_PUBLIC_URL", PUBLIC_URL.to_owned()),
+            ("TOKENWARDEN_ENGINE_INTERVAL", "off".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let mut nodes: Vec<Node> = ports
-            .iter()
-            .map(|&port| Node {
-                port,
+        let mut nodes: Vec<Node> = (0..3)
+            .map(|_| Node {
                 dir: tempfile::tempdir().unwrap(),
                 server: None,
-                started: Instant::now(),
-                alive: Arc::new(AtomicBool::new(false)),
+                base: Arc::new(Mutex::new(None)),
             })
             .collect();
         for node in &mut nodes {
@@ -345,11 +295,17 @@ impl Fleet {
         )
         .await
         .unwrap();
-        assert!(
-            callback.starts_with(&format!("{}/oauth/callback?", self.nodes[0].base())),
-            "{callback}"
-        );
-        let res = self.http.get(&callback).send().await.unwrap();
+        // The provider sends the browser to the public URL; the load balancer passes it to
+        // instance 1.
+        let query = callback
+            .strip_prefix(&format!("{PUBLIC_URL}/oauth/callback?"))
+            .unwrap_or_else(|| panic!("not to the public URL: {callback}"));
+        let res = self
+            .http
+            .get(format!("{}/oauth/callback?{query}", self.nodes[0].base()))
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         let page = res.text().await.unwrap();
         assert_eq!(status, 200, "{page}");
@@ -431,28 +387,6 @@ impl Fleet {
     }
 }
 
-/// The first instant at or after `earliest` around which no instance starts a background pass:
-/// none in `[t - before, t + window]`. The engine ticks every `ENGINE_TICK` from the instance's
-/// start (`MissedTickBehavior::Delay`; a pass takes milliseconds).
-fn quiet_moment(nodes: &[Node], earliest: Instant, before: Duration, window: Duration) -> Instant {
-    let tick = tokenwarden_server::ENGINE_TICK.as_millis();
-    let mut t = earliest;
-    for _ in 0..400 {
-        let quiet = nodes.iter().all(|n| {
-            let from = (t - before)
-                .saturating_duration_since(n.started)
-                .as_millis();
-            let next = n.started + Duration::from_millis((from.div_ceil(tick) * tick) as u64);
-            next > t + window
-        });
-        if quiet {
-            return t;
-        }
-        t += Duration::from_millis(25);
-    }
-    panic!("no moment without a background pass in 10 s");
-}
-
 /// R8: fifty concurrent reads of an expired token, spread over three instances on one
 /// PostgreSQL, cause exactly one refresh request at the provider, and every caller gets the new
 /// token.
@@ -476,22 +410,13 @@ async fn r8_fifty_concurrent_reads_of_an_expired_token_over_three_instances_caus
         "{before:?}"
     );
 
-    // Right after expiry -- but at a moment when no instance's background pass runs during the
-    // burst: once an instance has served a read, its next pass refreshes a 4-second token ahead
-    // of time (as it should), and that second, later refresh must not be mistaken for one
-    // caused by the burst.
+    // Right after expiry (no background pass runs: only reads refresh).
     let until_expiry = (first_expiry - SystemClock.now())
         .to_std()
         .unwrap_or_default();
-    let window = Duration::from_millis(1200);
-    let start = quiet_moment(
-        &f.nodes,
-        Instant::now() + until_expiry + Duration::from_millis(150),
-        Duration::from_millis(300),
-        window,
-    );
-    tokio::time::sleep_until(start.into()).await;
+    tokio::time::sleep(until_expiry + Duration::from_millis(50)).await;
     assert!(SystemClock.now() > first_expiry);
+    let start = Instant::now();
 
     let tasks: Vec<_> = (0..50)
         .map(|i| {
@@ -530,7 +455,7 @@ async fn r8_fifty_concurrent_reads_of_an_expired_token_over_three_instances_caus
     let facts = format!(
         "{} of 50 reads failed, {} different tokens served, (token requests, refreshes ok, \
          refreshes failed) at the provider during the burst: {at_provider:?} (the burst took \
-         {took:?}, with no background pass for {window:?}); failed reads: {failed:#?}",
+         {took:?}); failed reads: {failed:#?}",
         failed.len(),
         served.len()
     );
@@ -557,121 +482,66 @@ async fn r8_fifty_concurrent_reads_of_an_expired_token_over_three_instances_caus
     assert_eq!(answer["data"][0][0], "ALICE", "{answer}");
 }
 
-/// R12, R40: reading through three instances while one is killed with SIGKILL at a random-ish
-/// moment (right after Snowflake answers a refresh) and restarted; single-use refresh tokens
-/// (every refresh rotates the refresh token, and sending a used one revokes the grant), access
-/// tokens of 3 s (refreshed all the time). No read gets a 5xx but a 503 with Retry-After; the
-/// token ends readable and working from every instance, or flagged `needs_reauthorization` with
-/// an alert -- never silently broken, never deleted -- and a flag must be the kill's doing (a
-/// granted refresh that was never committed), not the live instances'.
+/// R8 across instances, at a chosen moment: while instance 1's refresh is held at the provider
+/// (before the grant), reads of the expired token on instances 2 and 3 do not call the provider
+/// themselves: they wait for the lease holder and, as it does not finish, answer 503 with
+/// Retry-After. Released, the one refresh serves every instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn r12_r40_kill_9_an_instance_and_no_token_is_lost() {
+async fn r8_while_one_instance_refreshes_the_others_never_call_the_provider() {
     let _serial = SERIAL.lock().await;
-    let mut f = Fleet::start(3, true).await;
-    let first = f.app_read(0, "?min_validity=0").await;
+    let f = Fleet::start(4, false).await;
+    let emu = &f.emu.emulator;
+    let expiry = parse_time(&f.token_view(0).await["access_token_expires_at"]);
+    let mut hold = emu.hold_next_refresh(HoldPoint::BeforeGrant);
+    let until_expiry = (expiry - SystemClock.now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until_expiry + Duration::from_millis(50)).await;
+    let before = emu.stats().counters;
+
+    let http = f.http.clone();
+    let base = f.nodes[0].base();
+    let key = f.api_key.clone();
+    let first = tokio::spawn(async move {
+        read_token(&http, 0, &base, &key, "?min_validity=0")
+            .await
+            .unwrap()
+    });
+    tokio::time::timeout(Duration::from_secs(60), hold.held())
+        .await
+        .expect("instance 1 never sent the refresh");
+    for node in [1, 2] {
+        let r = f.app_read(node, "?min_validity=0").await;
+        assert_eq!(
+            (r.status, r.retry_after.is_some()),
+            (503, true),
+            "instance {} did not wait for the lease holder: {r:?}",
+            node + 1
+        );
+        let calls = emu.stats().counters.token_requests - before.token_requests;
+        assert_eq!(calls, 1, "instance {} called the provider too", node + 1);
+    }
+    hold.release();
+    let first = first.await.unwrap();
     assert_eq!(first.status, 200, "{first:?}");
-
-    // Readers: two per instance, each reading every 50 ms over a fresh connection (a pooled
-    // connection to a killed process would fail after its restart).
-    let run_for = Duration::from_secs(15);
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..6)
-        .map(|r| {
-            let node = r % 3;
-            let base = f.nodes[node].base();
-            let alive = f.nodes[node].alive.clone();
-            let stop = stop.clone();
-            let key = f.api_key.clone();
-            let http = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap();
-            tokio::spawn(async move {
-                let mut reads = Vec::new();
-                let mut transport_errors = Vec::new();
-                while !stop.load(Ordering::SeqCst) {
-                    if alive.load(Ordering::SeqCst) {
-                        match read_token(&http, node, &base, &key, "?min_validity=0").await {
-                            Ok(read) => reads.push(read),
-                            // A request in flight when the instance was killed.
-                            Err(_) if !alive.load(Ordering::SeqCst) => {}
-                            Err(e) => transport_errors.push(format!("instance {node}: {e}")),
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                (reads, transport_errors)
-            })
-        })
-        .collect();
-
-    let run_start = Instant::now();
-    let kill_after = Duration::from_millis(4000 + u64::from(random_u16() % 5000));
-    let victim = usize::from(random_u16() % 3);
-    tokio::time::sleep_until((run_start + kill_after).into()).await;
-    let at_kill = f.token_view((victim + 1) % 3).await;
-    let counters_at_kill = f.emu.emulator.stats().counters;
-    // The kill comes right after Snowflake answers a refresh (at most 4 s later): when the
-    // victim sent it, it dies between the provider's answer and its commit, holding the lease
-    // and the only copy of the rotated refresh token -- the interesting moment.
-    let latest = Instant::now() + Duration::from_secs(4);
-    while f.emu.emulator.stats().counters.refresh_token_grants_ok
-        == counters_at_kill.refresh_token_grants_ok
-        && Instant::now() < latest
-    {
-        std::thread::sleep(Duration::from_micros(500));
+    let token = first.token().unwrap().to_owned();
+    for node in 0..3 {
+        let r = f.app_read(node, "?min_validity=0").await;
+        assert_eq!(r.token(), Some(token.as_str()), "{r:?}");
     }
-    f.nodes[victim].kill9();
-    let killed_at = run_start.elapsed();
-    eprintln!(
-        "R12: killed instance {victim} with SIGKILL {killed_at:?} into the run (token {}; \
-         refreshes at the provider before: {} ok, {} refused; now {} ok)",
-        at_kill["status"],
-        counters_at_kill.refresh_token_grants_ok,
-        counters_at_kill.refresh_token_grants_failed,
-        f.emu.emulator.stats().counters.refresh_token_grants_ok
+    let after = emu.stats().counters;
+    assert_eq!(
+        (
+            after.token_requests - before.token_requests,
+            after.refresh_token_grants_ok - before.refresh_token_grants_ok
+        ),
+        (1, 1),
+        "{after:?}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let env = f.env();
-    f.nodes[victim].start(&env);
-    eprintln!(
-        "R12: restarted instance {victim} {:?} into the run",
-        run_start.elapsed()
-    );
-    // Read on for a while through the restarted instance too.
-    let end = (run_start + run_for).max(Instant::now() + Duration::from_secs(3));
-    tokio::time::sleep_until(end.into()).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut reads = Vec::new();
-    let mut transport_errors = Vec::new();
-    for r in readers {
-        let (rs, errs) = r.await.unwrap();
-        reads.extend(rs);
-        transport_errors.extend(errs);
-    }
+    assert!(f.snowflake_accepts(&token).await.0);
+}
 
-    let mut summary: BTreeMap<(usize, u16, String), usize> = BTreeMap::new();
-    for r in &reads {
-        *summary
-            .entry((r.node, r.status, r.code().to_owned()))
-            .or_default() += 1;
-    }
-    eprintln!(
-        "R12: {} reads, {} refreshes at the provider: {summary:?}",
-        reads.len(),
-        f.emu.emulator.stats().counters.refresh_token_grants_ok
-    );
-    assert!(
-        transport_errors.is_empty(),
-        "a live instance did not answer: {transport_errors:#?}"
-    );
-    assert!(
-        reads.len() > 100,
-        "too few reads to mean anything: {}",
-        reads.len()
-    );
-    let bad: Vec<&Read> = reads
+/// Only 200 with a token, 409 saying what to do, and 503 with Retry-After may ever be answered.
+fn bad_reads(reads: &[Read]) -> Vec<&Read> {
+    reads
         .iter()
         .filter(|r| match r.status {
             200 => r.token().is_none(),
@@ -679,85 +549,94 @@ async fn r12_r40_kill_9_an_instance_and_no_token_is_lost() {
             503 => r.retry_after.is_none(),
             _ => true,
         })
-        .collect();
+        .collect()
+}
+
+/// What happened around a kill, for the assertions.
+struct AfterKill {
+    /// Every read answered by a live instance from the kill to the end state.
+    reads: Vec<Read>,
+    /// The provider's counters while the refresh was held, just before the kill.
+    at_kill: snowflake_emulator::Counters,
+}
+
+/// The token is read from instance 2 once expired: instance 2 takes the refresh lease and sends
+/// the refresh, which the provider holds at `point`. Instance 2 is killed with SIGKILL there;
+/// then the provider's hold ends (`lose`: as if the request had never arrived). Instance 2 is
+/// started again, and every instance is read until `done` says the end state is reached.
+async fn kill_during_a_refresh(
+    f: &mut Fleet,
+    point: HoldPoint,
+    lose: bool,
+    done: impl AsyncFnMut(&Fleet, &[Read]) -> bool,
+) -> AfterKill {
+    let mut done = done;
+    let victim = 1;
+    let first = f.app_read(0, "?min_validity=0").await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let expiry = parse_time(&f.token_view(0).await["access_token_expires_at"]);
+    let mut hold = f.emu.emulator.hold_next_refresh(point);
+    let until_expiry = (expiry - SystemClock.now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until_expiry + Duration::from_millis(50)).await;
+
+    let http = f.http.clone();
+    let base = f.nodes[victim].base();
+    let key = f.api_key.clone();
+    let victims_read =
+        tokio::spawn(
+            async move { read_token(&http, victim, &base, &key, "?min_validity=0").await },
+        );
+    tokio::time::timeout(Duration::from_secs(60), hold.held())
+        .await
+        .expect("instance 2 never sent the refresh");
+    let at_kill = f.emu.emulator.stats().counters;
+    f.nodes[victim].kill9();
+    if lose {
+        hold.lose();
+    } else {
+        hold.release();
+    }
+    let answer = victims_read.await.unwrap();
+    assert!(
+        answer.is_err(),
+        "the killed instance answered its read: {answer:?}"
+    );
+    let env = f.env();
+    f.nodes[victim].start(&env);
+
+    // The lease the killed instance held blocks refreshes until it runs out: the guard allows
+    // for that and a loaded machine.
+    let waited = Instant::now();
+    let deadline = waited + LEASE + Duration::from_secs(90);
+    let mut reads = Vec::new();
+    loop {
+        for node in 0..3 {
+            reads.push(f.app_read(node, "?min_validity=0").await);
+        }
+        if done(&*f, &reads).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no end state {:?} after the kill: {}; last reads: {:#?}",
+            waited.elapsed(),
+            f.token_view(0).await,
+            &reads[reads.len().saturating_sub(3)..]
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let bad = bad_reads(&reads);
     assert!(
         bad.is_empty(),
         "only 200, 409 (needs re-authorization / app stopped) and 503 with Retry-After are \
          allowed: {bad:#?}"
     );
+    AfterKill { reads, at_kill }
+}
 
-    // The end state: either working from every instance, or flagged with an alert. A lease held
-    // by the killed process blocks refreshes until it runs out (30 s), hence the patience.
-    let deadline = Instant::now() + Duration::from_secs(45);
-    let mut last: Vec<Option<String>> = vec![None; 3];
-    let mut working = [false; 3];
-    let (flagged, outcome) = loop {
-        let view = f.token_view(0).await;
-        if view["status"] == "needs_reauthorization" {
-            let (s, audit) = f
-                .admin(
-                    1,
-                    "GET",
-                    &format!(
-                        "/api/v1/audit?action=token.needs_reauthorization&object_id={}",
-                        f.token_id
-                    ),
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200, "{audit}");
-            assert!(
-                audit.as_array().is_some_and(|a| !a.is_empty()),
-                "flagged without an alert: {audit}"
-            );
-            // Not served any more (an instance may answer from its 2-second cache a moment).
-            for node in 0..3 {
-                let until = Instant::now() + Duration::from_secs(5);
-                loop {
-                    let r = f.app_read(node, "?min_validity=1").await;
-                    if r.status == 409 {
-                        break;
-                    }
-                    assert!(Instant::now() < until, "a flagged token is served: {r:?}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-            break (
-                true,
-                format!("flagged needs_reauthorization: {}", view["status_reason"]),
-            );
-        }
-        assert!(
-            matches!(view["status"].as_str(), Some("healthy" | "expiring_soon")),
-            "{view}"
-        );
-        for node in 0..3 {
-            if working[node] {
-                continue;
-            }
-            let r = f.app_read(node, "?min_validity=1").await;
-            match r.token() {
-                Some(token) if r.status == 200 => {
-                    let (ok, answer) = f.snowflake_accepts(token).await;
-                    working[node] = ok;
-                    last[node] = Some(format!("200, Snowflake answered {answer}"));
-                }
-                _ => last[node] = Some(format!("{r:?}")),
-            }
-        }
-        if working.iter().all(|w| *w) {
-            break (false, "readable and working from every instance".to_owned());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the token is neither usable from every instance nor flagged: {view}\nlast answers: \
-             {last:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    // Refreshes Snowflake granted but the database never got show as the difference between
-    // Snowflake's count and the audited (committed) ones: the killed process died holding one.
-    let (_, audited) = f
+/// The refreshes committed to the database (each is audited as it is stored).
+async fn committed_refreshes(f: &Fleet) -> usize {
+    let (s, audited) = f
         .admin(
             2,
             "GET",
@@ -768,40 +647,129 @@ async fn r12_r40_kill_9_an_instance_and_no_token_is_lost() {
             None,
         )
         .await;
+    assert_eq!(s, 200, "{audited}");
+    audited.as_array().unwrap().len()
+}
+
+/// R12, R40: single-use refresh tokens (each refresh rotates it; a used one sent again revokes
+/// the grant). An instance is killed right after the provider granted its refresh and before
+/// the answer reached it, so before the store write: the rotated refresh token is lost with it.
+/// The token is not lost silently: once the lease runs out a live instance tries the stored
+/// refresh token, the provider refuses it, and the token is flagged `needs_reauthorization`
+/// with an alert, never deleted, never served again; no read meanwhile gets anything but the
+/// allowed answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r12_r40_kill_9_after_the_provider_granted_a_refresh_flags_the_token_with_an_alert() {
+    let _serial = SERIAL.lock().await;
+    let mut f = Fleet::start(3, true).await;
+    let after = kill_during_a_refresh(
+        &mut f,
+        HoldPoint::AfterGrant,
+        false,
+        async |f: &Fleet, _: &[Read]| f.token_view(0).await["status"] == "needs_reauthorization",
+    )
+    .await;
+    assert_eq!(
+        (
+            after.at_kill.refresh_token_grants_ok,
+            after.at_kill.refresh_token_grants_failed
+        ),
+        (1, 0),
+        "the killed instance's refresh was granted, nothing else happened: {:?}",
+        after.at_kill
+    );
     let counters = f.emu.emulator.stats().counters;
-    eprintln!(
-        "R12: outcome: {outcome}; Snowflake answered {} refreshes and refused {}, {} refreshes \
-         were committed (audited)",
-        counters.refresh_token_grants_ok,
-        counters.refresh_token_grants_failed,
-        audited.as_array().map_or(0, Vec::len)
+    assert_eq!(
+        (
+            counters.refresh_token_grants_ok,
+            counters.refresh_token_grants_failed
+        ),
+        (1, 1),
+        "one more refresh, with the stored (used) refresh token, refused: {counters:?}"
     );
-    // Whose doing was it? Until the kill nothing may have gone wrong: no refresh refused (a
-    // refresh token sent twice revokes the grant), the token healthy -- otherwise the token died
-    // of plain concurrent reads and this run tested nothing about killing.
+    assert_eq!(
+        committed_refreshes(&f).await,
+        0,
+        "the granted refresh was never stored"
+    );
+    let view = f.token_view(1).await;
+    assert_eq!(view["status"], "needs_reauthorization", "{view}");
+    let (s, audit) = f
+        .admin(
+            1,
+            "GET",
+            &format!(
+                "/api/v1/audit?action=token.needs_reauthorization&object_id={}",
+                f.token_id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{audit}");
     assert!(
-        matches!(
-            at_kill["status"].as_str(),
-            Some("healthy" | "expiring_soon")
-        ) && counters_at_kill.refresh_token_grants_failed == 0,
-        "before any instance was killed the token is {} ({}) and Snowflake refused {} of {} \
-         refreshes: live instances sent a used refresh token again",
-        at_kill["status"],
-        at_kill["status_reason"],
-        counters_at_kill.refresh_token_grants_failed,
-        counters_at_kill.refresh_token_grants_failed + counters_at_kill.refresh_token_grants_ok
+        audit.as_array().is_some_and(|a| !a.is_empty()),
+        "flagged without an alert: {audit}"
     );
-    // A flag is the right end only when the kill lost a rotated refresh token: then some granted
-    // refresh was never committed. If every granted one was, the refused refresh re-sent a
-    // refresh token that a live instance had already used -- not the kill's doing.
-    let committed = audited.as_array().map_or(0, Vec::len) as u64;
+    // Not served any more, from any instance (one may answer from its 2-second cache a moment).
+    for node in 0..3 {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = f.app_read(node, "?min_validity=0").await;
+            if (r.status, r.code()) == (409, "token_needs_reauthorization") {
+                break;
+            }
+            assert!(bad_reads(std::slice::from_ref(&r)).is_empty(), "{r:?}");
+            assert!(Instant::now() < until, "a flagged token is served: {r:?}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     assert!(
-        !flagged || counters.refresh_token_grants_ok > committed,
-        "the token was flagged although every refresh Snowflake granted ({}) was committed: \
-         live instances sent a used refresh token again ({} refreshes refused)",
-        counters.refresh_token_grants_ok,
-        counters.refresh_token_grants_failed
+        after.reads.iter().all(|r| r.status != 200),
+        "{:#?}",
+        after.reads
     );
+}
+
+/// R12, R40: the same kill, but before the provider looked at the refresh (the request is lost
+/// with the instance). Nothing was granted, so nothing is lost: once the lease runs out a live
+/// instance refreshes with the stored refresh token, and every instance serves the new token,
+/// which Snowflake accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn r12_r40_kill_9_before_the_provider_granted_a_refresh_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut f = Fleet::start(3, true).await;
+    let after = kill_during_a_refresh(
+        &mut f,
+        HoldPoint::BeforeGrant,
+        true,
+        async |_: &Fleet, reads: &[Read]| {
+            let last_round = &reads[reads.len() - 3..];
+            last_round.iter().all(|r| r.status == 200)
+        },
+    )
+    .await;
+    assert_eq!(
+        after.at_kill.refresh_token_grants_ok, 0,
+        "{:?}",
+        after.at_kill
+    );
+    let last_round = &after.reads[after.reads.len() - 3..];
+    let served: BTreeSet<&str> = last_round.iter().filter_map(Read::token).collect();
+    assert_eq!(served.len(), 1, "{last_round:#?}");
+    let token = served.into_iter().next().unwrap();
+    let (ok, answer) = f.snowflake_accepts(token).await;
+    assert!(ok, "Snowflake refuses the served token: {answer}");
+    let counters = f.emu.emulator.stats().counters;
+    assert_eq!(
+        (
+            counters.refresh_token_grants_ok,
+            counters.refresh_token_grants_failed
+        ),
+        (1, 0),
+        "{counters:?}"
+    );
+    assert_eq!(committed_refreshes(&f).await, 1);
+    assert_eq!(f.token_view(2).await["status"], "healthy");
 }
 
 /// R40: stop an app, restart every instance (SIGTERM, then start again on the same database):
@@ -836,8 +804,8 @@ async fn r40_restarting_every_instance_loses_no_app_state_or_token() {
             log.lines()
                 .last()
                 .is_some_and(|l| l.trim_end().ends_with("stopped")),
-            "instance on {} did not shut down gracefully:\n{log}",
-            node.port
+            "instance in {} did not shut down gracefully:\n{log}",
+            node.dir.path().display()
         );
     }
     let env = f.env();

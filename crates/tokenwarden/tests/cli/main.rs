@@ -13,11 +13,22 @@ struct Server {
     child: Child,
     base: String,
     log: PathBuf,
+    /// Copies the child's stderr into `log`; ends when the child exits.
+    tee: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Waits for the child (already exited or signalled) and for its log to be complete.
+    fn reap(&mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
+        if let Some(tee) = self.tee.take() {
+            let _ = tee.join();
+        }
+        status
     }
 
     /// Stops with SIGTERM (graceful) and returns everything it logged.
@@ -34,8 +45,54 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.reap();
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `c` (a `tokenwarden serve` command; `--listen 127.0.0.1:0` is added) with its stderr
+/// appended to `log`, and returns once it has said which address it listens on: the port is
+/// chosen by the system when the child binds, so no other process can take it meanwhile.
+fn spawn_listening(mut c: Command, log: &Path) -> Server {
+    use std::io::{BufRead, Write};
+    c.arg("--listen").arg("127.0.0.1:0").stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tee = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(file, "{line}");
+            if line.contains("tokenwarden is listening")
+                && let Some(at) = line.find("address=http://")
+            {
+                let rest = &line[at + "address=".len()..];
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or(rest).to_owned());
+            }
+        }
+    });
+    // A guard only: the address comes as soon as the child has bound its port.
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(base) => Server {
+            child,
+            base,
+            log: log.to_owned(),
+            tee: Some(tee),
+        },
+        Err(e) => {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            let _ = tee.join();
+            panic!(
+                "serve never said where it listens ({e}; {status}): {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
     }
 }
 
@@ -62,36 +119,18 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// Starts `tokenwarden serve` in `dir` on a free port and waits for /healthz.
+/// Starts `tokenwarden serve` in `dir` on a port of the system's choosing; returns once it
+/// listens.
 fn serve(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> Server {
-    let port = tokenwarden_testkit::free_port();
-    let log = dir.join(format!("serve-{port}.log"));
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let log = dir.join(format!("serve-{n}.log"));
     let mut c = cmd(dir, env);
-    c.arg("serve")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .args(extra);
+    c.arg("serve").args(extra);
     c.stdout(Stdio::from(
         std::fs::File::create(dir.join("stdout.log")).unwrap(),
     ));
-    c.stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
-    let mut child = c.spawn().unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "serve exited with {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server { child, base, log }
+    spawn_listening(c, &log)
 }
 
 /// A small synchronous HTTP client so the tests read top to bottom.
