@@ -5,7 +5,7 @@ use crate::AppContext;
 use crate::auth::{self, NewKey};
 use crate::ops::audit::{self, Action, Object, Outcome};
 use crate::ops::lifecycle::{self, EventKind};
-use crate::ops::{Error, Result};
+use crate::ops::{Error, Result, retrying};
 use tokenwarden_domain::{
     ApiKeyId, AppId, AppName, AppState, KeyLabel, StopReason, TokenName, TokenStatus,
 };
@@ -101,9 +101,8 @@ pub async fn update(
     id: AppId,
     changes: AppChanges,
 ) -> Result<AppRecord> {
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    let changes = &changes;
+    retrying(changes.version, move || async move {
         let before = get(ctx, id).await?;
         if let Some(v) = changes.version
             && v != before.version
@@ -120,14 +119,14 @@ pub async fn update(
         if app.name == before.name && app.tokens == before.tokens {
             return Ok(before);
         }
-        let updated = match ctx.store.update_app(&app, ctx.clock.now()).await {
-            Ok(u) => u,
-            Err(StoreError::VersionMismatch(_)) if changes.version.is_none() && attempts < 5 => {
-                continue;
-            }
-            Err(StoreError::Conflict(_)) => return Err(name_taken(&app.name)),
-            Err(e) => return Err(e.into()),
-        };
+        let updated = ctx
+            .store
+            .update_app(&app, ctx.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => name_taken(&app.name),
+                other => other.into(),
+            })?;
         ctx.cache.clear_served();
         audit::record(
             ctx,
@@ -138,8 +137,9 @@ pub async fn update(
             serde_json::json!({ "name": [before.name.as_str(), updated.name.as_str()], "tokens": updated.tokens }),
         )
         .await;
-        return Ok(updated);
-    }
+        Ok(updated)
+    })
+    .await
 }
 
 /// Deletes an app with its app-level tokens and API keys.
@@ -217,10 +217,13 @@ pub async fn revoke_key(
 
 /// An admin stops an app: it stays stopped until an admin starts it. Audited and announced.
 pub async fn stop(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord> {
-    let mut app = get(ctx, id).await?;
-    app.state = AppState::Stopped;
-    app.stop_reason = Some(StopReason::Admin);
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
+    let app = retrying(None, move || async move {
+        let mut app = get(ctx, id).await?;
+        app.state = AppState::Stopped;
+        app.stop_reason = Some(StopReason::Admin);
+        Ok(ctx.store.update_app(&app, ctx.clock.now()).await?)
+    })
+    .await?;
     ctx.cache.clear_served();
     audit::record(
         ctx,
@@ -244,6 +247,33 @@ pub async fn stop(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord>
 
 /// An admin starts an app; refused, with the reason in words, while a token it uses is dead.
 pub async fn start(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord> {
+    let app = retrying(None, move || start_once(ctx, id)).await?;
+    if let Some(app) = app {
+        ctx.cache.clear_served();
+        audit::record(
+            ctx,
+            actor,
+            Action::AppStart,
+            Object::new("app", app.id, &app.name),
+            Outcome::Ok,
+            serde_json::json!({}),
+        )
+        .await;
+        let ev = lifecycle::new_event(
+            ctx,
+            EventKind::AppStarted,
+            format!("App {} was started by {actor}.", app.name),
+            lifecycle::app_data(&app),
+            vec![app.id.to_string()],
+        );
+        lifecycle::emit(ctx, ev).await;
+        return Ok(app);
+    }
+    get(ctx, id).await
+}
+
+/// One attempt at starting: `None` when the app was running already.
+async fn start_once(ctx: &AppContext, id: AppId) -> Result<Option<AppRecord>> {
     let mut app = get(ctx, id).await?;
     if let Some((token, status)) = lifecycle::dead_token_of(ctx, &app).await {
         let what = match status {
@@ -259,28 +289,9 @@ pub async fn start(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord
         });
     }
     if app.state == AppState::Running {
-        return Ok(app);
+        return Ok(None);
     }
     app.state = AppState::Running;
     app.stop_reason = None;
-    let app = ctx.store.update_app(&app, ctx.clock.now()).await?;
-    ctx.cache.clear_served();
-    audit::record(
-        ctx,
-        actor,
-        Action::AppStart,
-        Object::new("app", app.id, &app.name),
-        Outcome::Ok,
-        serde_json::json!({}),
-    )
-    .await;
-    let ev = lifecycle::new_event(
-        ctx,
-        EventKind::AppStarted,
-        format!("App {} was started by {actor}.", app.name),
-        lifecycle::app_data(&app),
-        vec![app.id.to_string()],
-    );
-    lifecycle::emit(ctx, ev).await;
-    Ok(app)
+    Ok(Some(ctx.store.update_app(&app, ctx.clock.now()).await?))
 }

@@ -66,6 +66,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How often a read-modify-write is tried again when the row changed under it.
+const WRITE_ATTEMPTS: usize = 10;
+
+/// Runs one read-modify-write `attempt` (read the row, apply the change, write it under the
+/// version read). A caller that sent no `version` of its own means "apply to the current
+/// state": when someone else wrote in between (a refresh, another edit), the attempt is made
+/// again on the new state, a few times. A caller that sent a version is told it is stale.
+pub(crate) async fn retrying<T, F: Future<Output = Result<T>>>(
+    client_version: Option<i64>,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(Error::VersionMismatch(_))
+                if client_version.is_none() && tries < WRITE_ATTEMPTS => {}
+            other => return other,
+        }
+    }
+}
+
 impl Error {
     /// Logs the cause under a short reference and hides it from the caller.
     pub fn internal(cause: impl std::fmt::Display) -> Self {

@@ -4,7 +4,7 @@
 
 use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
-use crate::ops::{Error, Result};
+use crate::ops::{Error, Result, retrying};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
@@ -255,9 +255,8 @@ pub async fn update(
         s2.as_ref()
             .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s))
     });
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
+    let (changes, secret, secret_2) = (&changes, &secret, &secret_2);
+    retrying(changes.version, move || async move {
         let before = get(ctx, id).await?;
         if let Some(v) = changes.version
             && v != before.version
@@ -305,9 +304,6 @@ pub async fn update(
         // reverted (R11); this edit is then applied again to what it wrote.
         let updated = match ctx.store.update_token(&t, ctx.clock.now()).await {
             Ok(u) => u,
-            Err(StoreError::VersionMismatch(_)) if changes.version.is_none() && attempts < 5 => {
-                continue;
-            }
             Err(StoreError::Conflict(_)) => {
                 let app = match t.app_id {
                     Some(a) => Some(ctx.store.get_app(a).await?.name),
@@ -327,8 +323,9 @@ pub async fn update(
             serde_json::json!({ "changed": changed }),
         )
         .await;
-        return Ok(updated);
-    }
+        Ok(updated)
+    })
+    .await
 }
 
 /// Deletes a token (apps that use it by name then find the global one, or none).
@@ -368,19 +365,15 @@ pub async fn paste_client_secrets(
         .client_secret_2
         .as_ref()
         .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s));
-    let mut attempts = 0;
-    let updated = loop {
-        attempts += 1;
+    let (parsed, secret, secret_2) = (&parsed, &secret, &secret_2);
+    let updated = retrying(None, move || async move {
         let mut t = get(ctx, id).await?;
         t.client_id = Some(parsed.client_id.clone());
         t.client_secret = Some(secret.clone());
         t.client_secret_2 = secret_2.clone();
-        match ctx.store.update_token(&t, ctx.clock.now()).await {
-            Ok(u) => break u,
-            Err(StoreError::VersionMismatch(_)) if attempts < 5 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
+        Ok(ctx.store.update_token(&t, ctx.clock.now()).await?)
+    })
+    .await?;
     ctx.cache.clear_served();
     audit::record(
         ctx,

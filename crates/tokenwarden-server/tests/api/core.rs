@@ -261,3 +261,42 @@ async fn every_operation_is_audited_with_its_typed_action() {
     assert_eq!(actions, ["token.create", "token.delete"]);
     assert!(rows.iter().all(|r| r.actor == "admin:test"));
 }
+
+async fn concurrent_starts_and_stops_never_conflict(db: Db) {
+    let t = spawn(db).await;
+    let (app, _) = ops::apps::create(
+        &t.ctx,
+        "test",
+        NewApp {
+            name: AppName::parse("a").unwrap(),
+            tokens: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let ctx = t.ctx.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    ops::apps::stop(&ctx, "test", app.id).await
+                } else {
+                    ops::apps::start(&ctx, "test", app.id).await
+                }
+            })
+        })
+        .collect();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_and_stops_never_conflict_on_sqlite() {
+    concurrent_starts_and_stops_never_conflict(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_and_stops_never_conflict_on_postgres() {
+    concurrent_starts_and_stops_never_conflict(Db::Postgres).await;
+}
