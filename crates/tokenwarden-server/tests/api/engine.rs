@@ -2,7 +2,7 @@
 //! injected clock: 90 days pass in a test. Against the Snowflake emulator; webhooks go to a
 //! local receiver, email to a local SMTP sink.
 
-use crate::support::{ADMIN, Db, TestApp, spawn};
+use crate::support::{Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
 use snowflake_emulator::{Emulator, EmulatorConfig, RunningEmulator};
@@ -72,29 +72,7 @@ impl World {
     }
 
     async fn authorize(&self) {
-        let (s, a) = self
-            .t
-            .admin(
-                Method::POST,
-                &format!("/api/v1/tokens/{}/authorize", self.token_id),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{a}");
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let back = snowflake_emulator::sign_in_and_consent(
-            &http,
-            a["authorization_url"].as_str().unwrap(),
-            "ALICE",
-            "alice-pass",
-        )
-        .await
-        .unwrap();
-        let res = self.t.http.get(&back).send().await.unwrap();
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        self.t.sign_in(&self.token_id).await;
     }
 }
 
@@ -113,36 +91,14 @@ async fn world(db: Db, validity_secs: u64) -> World {
         )
         .await;
     assert_eq!(s, 201);
-    let (s, tok) = t
-        .admin(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({"name": "snowflake-sales", "provider": "snowflake",
-                        "settings": {"account": emu.base_url(), "role": "ANALYST", "refresh_token_validity": validity_secs.to_string()}})),
+    let token_id = t
+        .authorized_snowflake_token(
+            &emu,
+            "snowflake-sales",
+            json!({"settings": {"account": emu.base_url(), "role": "ANALYST",
+                                "refresh_token_validity": validity_secs.to_string()}}),
         )
         .await;
-    assert_eq!(s, 201, "{tok}");
-    let token_id = tok["id"].as_str().unwrap().to_owned();
-    let (_, setup) = t
-        .admin(
-            Method::GET,
-            &format!("/api/v1/tokens/{token_id}/setup"),
-            None,
-        )
-        .await;
-    let runs = emu
-        .emulator
-        .run_script_as("ADMIN", setup["snowflake"]["sql"].as_str().unwrap());
-    assert!(runs[0].outcome.is_ok(), "{:?}", runs[0].outcome);
-    let res = t
-        .http
-        .post(t.url(&format!("/api/v1/tokens/{token_id}/client-secrets")))
-        .bearer_auth(ADMIN)
-        .body(runs[1].outcome.first_value().unwrap().to_owned())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
     let start = t.clock_now();
     let w = World {
         t,
@@ -151,7 +107,6 @@ async fn world(db: Db, validity_secs: u64) -> World {
         app_key: app["api_key"].as_str().unwrap().to_owned(),
         start,
     };
-    w.authorize().await;
     w
 }
 

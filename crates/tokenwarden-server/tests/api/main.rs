@@ -23,6 +23,16 @@ mod support {
         _server: tokio::task::JoinHandle<()>,
     }
 
+    /// A Snowflake emulator for one test, on a port of its own.
+    pub async fn emulator() -> snowflake_emulator::RunningEmulator {
+        snowflake_emulator::Emulator::start(
+            snowflake_emulator::EmulatorConfig::default_for_tests(),
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap()
+    }
+
     #[derive(Clone, Copy, Debug)]
     pub enum Db {
         Sqlite,
@@ -158,6 +168,33 @@ mod support {
             panic!("too many redirects, last {next}");
         }
 
+        /// Starts the token's authorization, signs in to the emulator as ALICE, allows, and
+        /// follows the provider back to our callback (which must answer 200).
+        pub async fn sign_in(&self, id: &str) {
+            let (s, a) = self
+                .admin(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/tokens/{id}/authorize"),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{a}");
+            let no_redirects = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let back = snowflake_emulator::sign_in_and_consent(
+                &no_redirects,
+                a["authorization_url"].as_str().unwrap(),
+                "ALICE",
+                "alice-pass",
+            )
+            .await
+            .unwrap();
+            let res = self.http.get(&back).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        }
+
         /// Creates a Snowflake token on the emulator `emu` (`extra` fields added to the create
         /// body: `app`, ...), runs its setup SQL there, pastes the secrets and signs in as
         /// ALICE. Returns the token's id.
@@ -197,28 +234,7 @@ mod support {
                 .await
                 .unwrap();
             assert_eq!(res.status(), 200);
-            let (s, a) = self
-                .admin(
-                    reqwest::Method::POST,
-                    &format!("/api/v1/tokens/{id}/authorize"),
-                    None,
-                )
-                .await;
-            assert_eq!(s, 200, "{a}");
-            let no_redirects = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let back = snowflake_emulator::sign_in_and_consent(
-                &no_redirects,
-                a["authorization_url"].as_str().unwrap(),
-                "ALICE",
-                "alice-pass",
-            )
-            .await
-            .unwrap();
-            let res = self.http.get(&back).send().await.unwrap();
-            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+            self.sign_in(&id).await;
             id
         }
 

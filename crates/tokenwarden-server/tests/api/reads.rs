@@ -3,10 +3,10 @@
 //! which token it was given), on both databases. Also: a token sent to another server, the
 //! `token.refresh_failed` event, the audit API's filters, `/_demo/clock` outside the demo.
 
-use crate::support::{ADMIN, Db, TestApp, spawn};
+use crate::support::{ADMIN, Db, TestApp, emulator, spawn};
 use reqwest::Method;
 use serde_json::{Value, json};
-use snowflake_emulator::{Emulator, EmulatorConfig, Fault, RunningEmulator};
+use snowflake_emulator::{Fault, RunningEmulator};
 use tokenwarden_testkit::webhook::WebhookReceiver;
 
 on_both_databases!(
@@ -17,12 +17,6 @@ on_both_databases!(
     a_failing_refresh_sends_token_refresh_failed_once,
     the_audit_api_filters_by_actor_and_caps_the_limit,
 );
-
-async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
-        .await
-        .unwrap()
-}
 
 /// Creates an app using `tokens`; returns its API key.
 async fn app(t: &TestApp, name: &str, tokens: &[&str]) -> String {
@@ -85,30 +79,6 @@ async fn kill(t: &TestApp, emu: &RunningEmulator, id: &str) {
     t.clock.advance(chrono::Duration::hours(25));
     t.pass().await;
     assert_eq!(status(t, id).await["status"], "needs_reauthorization");
-}
-
-async fn reauthorize(t: &TestApp, id: &str) {
-    let (s, a) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let back = snowflake_emulator::sign_in_and_consent(
-        &http,
-        a["authorization_url"].as_str().unwrap(),
-        "ALICE",
-        "alice-pass",
-    )
-    .await
-    .unwrap();
-    assert_eq!(t.http.get(&back).send().await.unwrap().status(), 200);
 }
 
 /// Apps A and B use token `sf`; A has its own app-level `sf` (on one emulator), and there is a
@@ -225,7 +195,7 @@ async fn an_app_stays_stopped_while_a_second_token_it_uses_is_dead(db: Db) {
     kill(&t, &e2, &two).await;
     assert_eq!(app_view(&t, "both").await["state"], "stopped");
     // One token is back: the app still waits for the other.
-    reauthorize(&t, &one).await;
+    t.sign_in(&one).await;
     t.pass().await;
     assert_eq!(status(&t, &one).await["status"], "healthy");
     let a = app_view(&t, "both").await;
@@ -243,7 +213,7 @@ async fn an_app_stays_stopped_while_a_second_token_it_uses_is_dead(db: Db) {
     let (s, body) = t.admin(Method::POST, "/api/v1/apps/both/start", None).await;
     assert_eq!(s, 409, "started with a dead token: {body}");
     // Both back: it starts by itself.
-    reauthorize(&t, &two).await;
+    t.sign_in(&two).await;
     t.pass().await;
     assert_eq!(app_view(&t, "both").await["state"], "running");
     assert_eq!(read(&t, &key, "one").await.0, 200);

@@ -2,10 +2,10 @@
 //! read the setup SQL, run it in Snowflake, paste the secrets, authorize, sign in, read the
 //! token with an app key, test the connection, rotate a client secret and keep working.
 
-use crate::support::{ADMIN, Db, TestApp, spawn};
+use crate::support::{ADMIN, Db, TestApp, emulator, spawn};
 use reqwest::Method;
 use serde_json::json;
-use snowflake_emulator::{Emulator, EmulatorConfig, Fault, RunningEmulator};
+use snowflake_emulator::Fault;
 
 on_both_databases!(
     the_seed_workflow_end_to_end,
@@ -13,12 +13,6 @@ on_both_databases!(
     snowflake_refusals_reach_the_admin_word_for_word,
     single_use_refresh_tokens_are_rotated_and_committed_before_use,
 );
-
-async fn emulator() -> RunningEmulator {
-    Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
-        .await
-        .unwrap()
-}
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
