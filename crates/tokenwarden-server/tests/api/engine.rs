@@ -100,14 +100,13 @@ async fn world(db: Db, validity_secs: u64) -> World {
         )
         .await;
     let start = t.clock_now();
-    let w = World {
+    World {
         t,
         emu,
         token_id,
         app_key: app["api_key"].as_str().unwrap().to_owned(),
         start,
-    };
-    w
+    }
 }
 
 /// A webhook channel to a local receiver; returns (receiver, signing secret).
