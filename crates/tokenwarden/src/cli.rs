@@ -40,6 +40,7 @@ pub(crate) enum Command {
     /// Try the whole Snowflake workflow offline: the service with a built-in Snowflake emulator,
     /// a demo admin, and an app waiting for its token. Data lives in a temporary folder unless
     /// --data-dir is given.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address of the service (default 127.0.0.1:8420).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8420")]

@@ -26,6 +26,7 @@ fn run(cli: Cli) -> Result<()> {
             commands::config::run(&command);
             Ok(())
         }
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             emulator_listen,
@@ -56,6 +57,8 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
         Command::Token { command } => commands::token::run(command, cfg).await,
         Command::Admin { command } => commands::admin::run(command, cfg).await,
         // Handled in `run`, before the configuration is loaded.
-        Command::Config { .. } | Command::Demo { .. } => Ok(()),
+        Command::Config { .. } => Ok(()),
+        #[cfg(feature = "demo")]
+        Command::Demo { .. } => Ok(()),
     }
 }

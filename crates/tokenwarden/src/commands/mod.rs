@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod app;
 pub(crate) mod config;
+#[cfg(feature = "demo")]
 pub(crate) mod demo;
 pub(crate) mod keys;
 pub(crate) mod migrate;
