@@ -22,6 +22,9 @@ command -v node >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=nonin
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The binary without its default `demo` feature (no `demo` command, no emulator, no /_demo routes)
+# must still build.
+cargo check -p tokenwarden --no-default-features --locked
 # --all-targets: unit, integration and binary tests (no doctests: there are none, and their
 # empty "0 passed" summary would be the last line). The closing line totals every binary.
 log="$(mktemp)"

@@ -4,6 +4,8 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+#[cfg(feature = "demo")]
+mod demo;
 pub mod error;
 pub mod ops;
 mod pages;
@@ -21,6 +23,8 @@ use std::time::Duration;
 use tokenwarden_domain::{Clock, LeadTime};
 use tokenwarden_store::DynStore;
 
+#[cfg(feature = "demo")]
+pub use demo::DemoHooks;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use vault::Vault;
 
@@ -67,21 +71,6 @@ impl ServerSettings {
     }
 }
 
-/// `tokenwarden demo`'s fast-forward: the clock the service runs on, and what else must move
-/// with it (the built-in Snowflake emulator's clock).
-pub struct DemoHooks {
-    pub clock: Arc<tokenwarden_domain::OffsetClock>,
-    pub on_advance: Box<dyn Fn(chrono::Duration) + Send + Sync>,
-}
-
-impl std::fmt::Debug for DemoHooks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoHooks")
-            .field("offset", &self.clock.offset())
-            .finish()
-    }
-}
-
 /// Everything a request handler may use.
 #[derive(Debug, Clone)]
 pub struct AppContext {
@@ -99,6 +88,7 @@ pub struct AppContext {
     /// (kept in the database, so every instance follows; reloaded every background pass).
     pub lead_times: Arc<std::sync::RwLock<Vec<LeadTime>>>,
     /// Only in `tokenwarden demo`: moving time forward.
+    #[cfg(feature = "demo")]
     pub demo: Option<Arc<DemoHooks>>,
     pub notifier: ops::delivery::Notifier,
     /// The admin UI's in-memory state (failed sign-in counters).
@@ -160,6 +150,7 @@ impl AppContext {
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             reads: Arc::new(reads::ReadCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
+            #[cfg(feature = "demo")]
             demo: None,
             lead_times: Arc::new(std::sync::RwLock::new(Vec::new())),
             notifier: ops::delivery::Notifier::default(),
@@ -172,12 +163,13 @@ impl AppContext {
 pub fn router(ctx: AppContext) -> axum::Router {
     let (api, _doc) = api::router().split_for_parts();
     let limit = ctx.settings.max_body_bytes;
-    axum::Router::new()
+    let app = axum::Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
-        .route("/api/openapi.json", axum::routing::get(openapi_json))
-        .route("/_demo/clock", axum::routing::get(demo_clock).post(demo_advance))
-        .merge(pages::router())
+        .route("/api/openapi.json", axum::routing::get(openapi_json));
+    #[cfg(feature = "demo")]
+    let app = app.merge(demo::router());
+    app.merge(pages::router())
         .merge(ui::router(&ctx))
         .merge(api)
         .fallback(not_found)
@@ -249,49 +241,6 @@ pub async fn serve(
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api::router().split_for_parts().1
-}
-
-#[derive(serde::Deserialize)]
-struct Advance {
-    /// Seconds to move forward (at most 400 days at a time).
-    seconds: i64,
-}
-
-/// `GET /_demo/clock`: the demo's time. Not found outside `tokenwarden demo`.
-async fn demo_clock(State(ctx): State<AppContext>) -> Response {
-    match &ctx.demo {
-        Some(d) => axum::Json(serde_json::json!({"now": ctx.clock.now(), "offset_seconds": d.clock.offset().num_seconds()})).into_response(),
-        None => ApiError::NoRoute("/_demo/clock".into()).into_response(),
-    }
-}
-
-/// `POST /_demo/clock {"seconds": N}`: moves the demo's time (and the emulator's) forward and
-/// runs a background pass at once, so reminders, expiry and stopped apps show up immediately.
-async fn demo_advance(State(ctx): State<AppContext>, body: axum::body::Bytes) -> Response {
-    let Some(d) = ctx.demo.clone() else {
-        return ApiError::NoRoute("/_demo/clock".into()).into_response();
-    };
-    let adv: Advance = match serde_json::from_slice(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            return ApiError::InvalidJson(format!("send {{\"seconds\": N}}: {e}")).into_response();
-        }
-    };
-    if !(1..=400 * 86_400).contains(&adv.seconds) {
-        return ApiError::InvalidRequest(
-            "seconds must be between 1 and 34560000 (400 days)".into(),
-        )
-        .into_response();
-    }
-    let by = chrono::Duration::seconds(adv.seconds);
-    d.clock.advance(by);
-    (d.on_advance)(d.clock.offset());
-    let report = ops::engine::run_due_once(&ctx, ctx.clock.now()).await;
-    axum::Json(serde_json::json!({
-        "now": ctx.clock.now(), "offset_seconds": d.clock.offset().num_seconds(),
-        "pass": {"refreshed": report.refreshed, "reminders_sent": report.reminders_sent, "expired": report.expired, "delivered": report.delivered}
-    }))
-    .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -421,5 +421,6 @@ async fn the_demo_clock_does_nothing_outside_demo_mode() {
         );
     }
     assert_eq!(t.clock_now(), before, "the clock moved");
+    #[cfg(feature = "demo")]
     assert!(t.ctx.demo.is_none());
 }

@@ -75,6 +75,31 @@ fn app_create_prints_a_working_key_and_app_list_shows_it() {
     );
 }
 
+/// `tokenwarden demo` exists only with the `demo` cargo feature (on by default). The default run
+/// checks that it is there; `cargo test -p tokenwarden --no-default-features --test cli demo`
+/// checks that it is not.
+#[test]
+fn the_demo_command_exists_only_with_the_demo_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &[], &["--help"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let listed = out.lines().any(|l| l.trim_start().starts_with("demo "));
+    assert_eq!(listed, cfg!(feature = "demo"), "{out}");
+    let o = run(dir.path(), &[], &["demo", "--help"]);
+    if cfg!(feature = "demo") {
+        assert!(o.status.success(), "{:?}", text(&o));
+        assert!(text(&o).0.contains("--emulator-listen"), "{:?}", text(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+        assert!(
+            text(&o).1.contains("unrecognized subcommand 'demo'"),
+            "{:?}",
+            text(&o)
+        );
+    }
+}
+
 #[test]
 fn config_default_prints_a_usable_file_and_unknown_keys_are_reported() {
     let dir = tempfile::tempdir().unwrap();

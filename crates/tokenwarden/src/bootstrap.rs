@@ -1,0 +1,189 @@
+//! Building what the commands run with: the configuration, logging, the runtime, the store, the
+//! vault and the [`AppContext`].
+
+use crate::cli::GlobalArgs;
+use crate::config::{self, Config, MasterKeySource, Overrides};
+use anyhow::{Context, Result, bail};
+use secrecy::ExposeSecret;
+use std::path::Path;
+use std::sync::Arc;
+use tokenwarden_crypto::MasterKey;
+use tokenwarden_domain::{Clock, SystemClock};
+use tokenwarden_server::{AppContext, ServerSettings, Vault};
+use tokenwarden_store::{DynStore, SqlStore};
+
+/// The configuration from the flags and the environment (and the file they name); starts
+/// logging and reports what the configuration warned about.
+pub(crate) fn load_config(global: &GlobalArgs, listen: Option<String>) -> Result<Config> {
+    let overrides = Overrides {
+        config_file: global.config.clone(),
+        data_dir: global.data_dir.clone(),
+        database_url: global.database_url.clone(),
+        listen,
+    };
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let cfg = Config::load(&env, &overrides)?;
+    init_logging(&cfg.log);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// The multi-threaded runtime the commands run on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub(crate) fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+}
+
+async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
+    if cfg.is_sqlite() {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+    }
+    let store = SqlStore::open(cfg.database_url.expose_secret(), clock.now())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                config::redact_url(cfg.database_url.expose_secret())
+            )
+        })?;
+    Ok(Arc::new(store))
+}
+
+fn read_key_file(path: &Path) -> Result<MasterKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the master key file {}", path.display()))?;
+    warn_if_readable_by_others(path);
+    MasterKey::parse(&text)
+        .with_context(|| format!("the master key file {} is malformed", path.display()))
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "the master key file is readable by other users; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path) {}
+
+fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(f, "{}", key.to_base64().expose_secret())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Finds the master key and opens the vault. On a database never used before, with no key
+/// configured, generates one into the data folder.
+async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result<Vault> {
+    let initialised = tokenwarden_server::vault::is_initialised(store).await?;
+    let key = match &cfg.master_key {
+        MasterKeySource::Value(v) => {
+            MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?
+        }
+        MasterKeySource::File(p) => read_key_file(p)?,
+        MasterKeySource::DataDir(p) if p.exists() => read_key_file(p)?,
+        MasterKeySource::DataDir(_) if initialised => {
+            bail!(tokenwarden_server::vault::VaultError::MissingMasterKey)
+        }
+        MasterKeySource::DataDir(p) => {
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let key = MasterKey::generate();
+            write_new_key(p, &key)?;
+            tracing::warn!(
+                path = %p.display(),
+                "generated a new master key next to the data; production keeps it elsewhere \
+                 (TOKENWARDEN_MASTER_KEY_FILE or a secret manager) and backs it up: without it \
+                 no stored secret can be read"
+            );
+            key
+        }
+    };
+    Ok(Vault::open(store.clone(), key, clock.now()).await?)
+}
+
+/// The context every command runs with: the store, the vault, the settings, the mailer and the
+/// provider catalog.
+pub(crate) async fn context(cfg: &Config) -> Result<AppContext> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = open_store(cfg, clock.as_ref()).await?;
+    let vault = open_vault(cfg, &store, clock.as_ref()).await?;
+    let mut ctx = AppContext::new(
+        store,
+        vault,
+        clock,
+        ServerSettings {
+            public_url: cfg.public_url.clone(),
+            bootstrap_admin_token: cfg.admin_token.clone(),
+            max_body_bytes: cfg.max_body_bytes,
+            reminder_lead_times: cfg.reminder_lead_times.clone(),
+            engine_interval: cfg.engine_interval,
+        },
+    );
+    if let Some(smtp) = &cfg.smtp {
+        let security = match smtp.security.as_str() {
+            "none" => tokenwarden_notify::SmtpSecurity::None,
+            "tls" => tokenwarden_notify::SmtpSecurity::Tls,
+            _ => tokenwarden_notify::SmtpSecurity::StartTls,
+        };
+        let mailer = tokenwarden_notify::Mailer::new(tokenwarden_notify::SmtpSettings {
+            host: smtp.host.clone(),
+            port: smtp.port,
+            security,
+            username: smtp.username.clone(),
+            password: smtp.password.clone(),
+            from: smtp.from.clone(),
+            timeout: std::time::Duration::from_secs(20),
+        })
+        .map_err(|e| anyhow::anyhow!("SMTP settings: {e}"))?;
+        ctx.notifier.mailer = Some(Arc::new(mailer));
+    }
+    if let Some(dir) = &cfg.providers_dir {
+        ctx.catalog = Arc::new(tokenwarden_oauth::Catalog::with_folder(dir)?);
+    }
+    Ok(ctx)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

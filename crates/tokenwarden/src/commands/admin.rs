@@ -1,0 +1,119 @@
+//! `tokenwarden admin`: admin bearer tokens and admins who sign in to the web UI.
+
+use crate::bootstrap;
+use crate::cli::{AdminCommand, AdminTokenCommand};
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use secrecy::ExposeSecret;
+use std::path::Path;
+use tokenwarden_domain::KeyLabel;
+
+pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
+    match command {
+        AdminCommand::Token {
+            command: AdminTokenCommand::Create { label },
+        } => {
+            let ctx = bootstrap::context(&cfg).await?;
+            let label = KeyLabel::parse(&label)?;
+            let key =
+                tokenwarden_server::ops::admins::create_admin_token(&ctx, "cli", label).await?;
+            println!("{}", key.text.expose_secret());
+            eprintln!(
+                "admin token {} created; it is shown only this once",
+                key.record.id
+            );
+            Ok(())
+        }
+        AdminCommand::Token {
+            command: AdminTokenCommand::List,
+        } => {
+            let ctx = bootstrap::context(&cfg).await?;
+            println!("{:<36}  {:<24}  {:<26}  REVOKED", "ID", "LABEL", "CREATED");
+            for k in tokenwarden_server::ops::admins::list_admin_tokens(&ctx).await? {
+                let revoked = k
+                    .revoked_at
+                    .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339());
+                println!(
+                    "{:<36}  {:<24}  {:<26}  {revoked}",
+                    k.id,
+                    k.label,
+                    k.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Token {
+            command: AdminTokenCommand::Revoke { id },
+        } => {
+            let ctx = bootstrap::context(&cfg).await?;
+            tokenwarden_server::ops::admins::revoke_admin_token(&ctx, "cli", &id).await?;
+            println!("revoked admin token {id}");
+            Ok(())
+        }
+        AdminCommand::Create {
+            username,
+            password_file,
+        } => {
+            tokenwarden_server::ops::admins::check_username(&username)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = read_new_password(password_file.as_deref())?;
+            let ctx = bootstrap::context(&cfg).await?;
+            let admin =
+                tokenwarden_server::ops::admins::create_admin(&ctx, "cli", &username, password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "admin {} created; sign in at {}/login",
+                admin.username,
+                ctx.settings.public_url.trim_end_matches('/')
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Reads a line from the terminal without echoing it.
+fn prompt_hidden(prompt: &str) -> Result<String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+    };
+    let hidden = stty("-echo").is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if hidden {
+        let _ = stty("echo");
+    }
+    eprintln!();
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// The new admin's password: from the file, the terminal (twice), or standard input.
+fn read_new_password(file: Option<&Path>) -> Result<secrecy::SecretString> {
+    use std::io::{IsTerminal, Read};
+    let password = if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the password file {}", path.display()))?;
+        text.lines().next().unwrap_or_default().to_owned()
+    } else if std::io::stdin().is_terminal() {
+        let first = prompt_hidden("Password (at least 12 characters): ")?;
+        let second = prompt_hidden("Password again: ")?;
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text.lines().next().unwrap_or_default().to_owned()
+    };
+    tokenwarden_server::ops::admins::check_password(&password)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(password.into())
+}

@@ -1,0 +1,63 @@
+//! `tokenwarden app`: creating and listing apps.
+
+use crate::bootstrap;
+use crate::cli::AppCommand;
+use crate::config::Config;
+use anyhow::Result;
+use secrecy::ExposeSecret;
+use tokenwarden_domain::{AppName, TokenName};
+
+pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
+    let ctx = bootstrap::context(&cfg).await?;
+    match command {
+        AppCommand::Create { name, tokens } => {
+            let name = AppName::parse(&name)?;
+            let tokens = tokens
+                .iter()
+                .map(|t| TokenName::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (app, key) = tokenwarden_server::ops::apps::create(
+                &ctx,
+                "cli",
+                tokenwarden_server::ops::apps::NewApp { name, tokens },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", key.text.expose_secret());
+            eprintln!(
+                "app {} ({}) created; its API key above is shown only this once",
+                app.name, app.id
+            );
+        }
+        AppCommand::List { json } => {
+            let apps = ctx.store.list_apps().await?;
+            if json {
+                let rows: Vec<_> = apps
+                    .iter()
+                    .map(|a| serde_json::json!({
+                        "id": a.id, "name": a.name, "state": a.state,
+                        "stop_reason": a.stop_reason.as_ref().map(ToString::to_string), "tokens": a.tokens,
+                    }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<24}  {:<30}  TOKENS", "ID", "NAME", "STATE");
+                for a in &apps {
+                    let state = match &a.stop_reason {
+                        Some(r) => format!("{} ({r})", a.state),
+                        None => a.state.to_string(),
+                    };
+                    let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
+                    println!(
+                        "{:<36}  {:<24}  {:<30}  {}",
+                        a.id,
+                        a.name,
+                        state,
+                        tokens.join(", ")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

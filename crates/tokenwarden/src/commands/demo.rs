@@ -1,0 +1,97 @@
+//! `tokenwarden demo`: the service with a built-in Snowflake emulator, a demo admin and an app
+//! waiting for its token.
+
+use crate::bootstrap;
+use crate::config::{Config, Overrides};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokenwarden_domain::{AppName, TokenName};
+
+const DEMO_ADMIN: &str = "admin";
+const DEMO_PASSWORD: &str = "tokenwarden-demo";
+
+/// `tokenwarden demo`: the emulator in this process, then `serve` on a demo data folder.
+pub(crate) fn run(
+    data_dir: Option<PathBuf>,
+    listen: &str,
+    emulator_listen: &str,
+    ttl: u64,
+) -> Result<()> {
+    let temp = match &data_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("tokenwarden-demo-")
+                .tempdir()?,
+        ),
+    };
+    let dir = data_dir.unwrap_or_else(|| {
+        temp.as_ref()
+            .map(|t| t.path().to_path_buf())
+            .unwrap_or_default()
+    });
+    let env: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k == "TOKENWARDEN_LOG")
+        .collect();
+    let overrides = Overrides {
+        data_dir: Some(dir.clone()),
+        listen: Some(listen.to_owned()),
+        ..Default::default()
+    };
+    let mut cfg = Config::load(&env, &overrides)?;
+    bootstrap::init_logging(&cfg.log);
+    bootstrap::runtime()?.block_on(async move {
+        // Bound first: with `--listen 127.0.0.1:0` the system picks the port, and the demo's
+        // public URL (never configured: only TOKENWARDEN_LOG is read) is where it really listens.
+        let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        cfg.public_url = format!("http://{addr}");
+        let emulator = snowflake_emulator::Emulator::start(
+            snowflake_emulator::EmulatorConfig {
+                access_token_ttl: std::time::Duration::from_secs(ttl.max(1)),
+                ..snowflake_emulator::EmulatorConfig::default_for_tests()
+            },
+            emulator_listen,
+        )
+        .await
+        .with_context(|| format!("cannot start the Snowflake emulator on {emulator_listen}"))?;
+        let mut ctx = bootstrap::context(&cfg).await?;
+        let clock = Arc::new(tokenwarden_domain::OffsetClock::default());
+        let emu_handle = emulator.emulator.clone();
+        ctx.clock = clock.clone();
+        ctx.demo = Some(Arc::new(tokenwarden_server::DemoHooks {
+            clock,
+            on_advance: Box::new(move |offset| emu_handle.set_clock_offset(offset)),
+        }));
+        if ctx.store.count_admins().await? == 0 {
+            tokenwarden_server::ops::admins::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let app = AppName::parse("sales-invoice")?;
+            if ctx.store.get_app_by_name(&app).await.is_err() {
+                tokenwarden_server::ops::apps::create(&ctx, "demo", tokenwarden_server::ops::apps::NewApp { name: app, tokens: vec![TokenName::parse("snowflake-sales")?] })
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        let emu = emulator.base_url();
+        println!(
+            "\ntokenwarden demo\n\n  Open      http://{addr}/   sign in as {DEMO_ADMIN} / {DEMO_PASSWORD}\n  \
+             Snowflake {emu}/console   (emulator: ADMIN / admin-pass runs the SQL, ALICE / alice-pass signs in)\n\n  \
+             1. Global Access Tokens > New token: provider Snowflake, account {emu}, role ANALYST, name snowflake-sales.\n  \
+             2. Copy the SQL from the setup panel, run it in the Snowflake worksheet as ADMIN.\n  \
+             3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
+             4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
+             5. Update, then Test connection. The app sales-invoice reads the token with its API key.\n\n  \
+             Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -d '{{\"seconds\": 6912000}}'\n\n  \
+             Data: {} ({}). Ctrl-C stops.\n",
+            dir.display(),
+            if temp.is_some() { "deleted when the demo stops" } else { "kept" }
+        );
+        tokenwarden_server::serve(listener, ctx, bootstrap::shutdown_signal()).await?;
+        emulator.shutdown();
+        drop(temp);
+        Ok(())
+    })
+}

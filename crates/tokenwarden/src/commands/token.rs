@@ -1,0 +1,90 @@
+//! `tokenwarden token`: listing tokens and starting a sign-in.
+
+use crate::bootstrap;
+use crate::cli::TokenCommand;
+use crate::config::Config;
+use anyhow::{Context, Result};
+use tokenwarden_domain::{AppName, TokenName};
+
+pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
+    match command {
+        TokenCommand::List { json } => {
+            let ctx = bootstrap::context(&cfg).await?;
+            let tokens = ctx.store.list_tokens().await?;
+            let apps = ctx.store.list_apps().await?;
+            let app_name = |id| {
+                apps.iter()
+                    .find(|a| a.id == id)
+                    .map(|a| a.name.to_string())
+                    .unwrap_or_default()
+            };
+            if json {
+                let rows: Vec<_> = tokens
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "id": t.id, "name": t.name, "provider": t.provider,
+                            "app": t.app_id.map(app_name), "status": t.status,
+                            "refresh_token_expires_at": t.material.refresh_expires_at,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  REFRESH TOKEN EXPIRES",
+                    "ID", "NAME", "PROVIDER", "SCOPE", "STATUS"
+                );
+                for t in &tokens {
+                    let scope = t
+                        .app_id
+                        .map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
+                    let exp = t
+                        .material
+                        .refresh_expires_at
+                        .map_or_else(|| "-".to_owned(), |e| e.to_rfc3339());
+                    println!(
+                        "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  {exp}",
+                        t.id, t.name, t.provider, scope, t.status
+                    );
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Authorize { name, app } => {
+            let ctx = bootstrap::context(&cfg).await?;
+            let token_name = TokenName::parse(&name)?;
+            let owner = match &app {
+                Some(a) => Some(
+                    ctx.store
+                        .get_app_by_name(&AppName::parse(a)?)
+                        .await
+                        .with_context(|| format!("no app named {a}"))?
+                        .id,
+                ),
+                None => None,
+            };
+            let token = ctx
+                .store
+                .find_token(owner, &token_name)
+                .await
+                .with_context(|| match &app {
+                    Some(a) => format!("app {a} has no token named {name}"),
+                    None => format!(
+                        "there is no global token named {name} (use --app for an app-level token)"
+                    ),
+                })?;
+            let url =
+                tokenwarden_server::ops::grant::start_authorization(&ctx, &token, "cli", None)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{url}");
+            eprintln!(
+                "open the URL above in a browser within {} minutes and sign in; tokenwarden must be running at {} to receive the callback",
+                tokenwarden_server::ops::grant::STATE_TTL_MINUTES,
+                ctx.settings.redirect_uri()
+            );
+            Ok(())
+        }
+    }
+}
