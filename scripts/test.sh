@@ -48,11 +48,23 @@ TOKENWARDEN_BIN="$PWD/target/debug/tokenwarden" \
 echo "browser test screenshots: $PWD/tests/browser/screenshots"
 [ "$browser_rc" -eq 0 ] || echo "browser tests failed (node --test exit $browser_rc)"
 
-# The closing line totals every cargo test binary and the browser tests (node's `# pass N`,
-# `# fail N`; a cancelled test counts as failed). The script fails if a browser test failed.
-awk -v cargo="$log" -v browser="$browser_log" '
+# The JSON API tested by a machine (R36): schemathesis against a running `tokenwarden serve`,
+# short budget (scripts/schemathesis.sh --long for the long run). Its `schemathesis: N passed,
+# M failed` line counts in the closing line; the script fails if it found anything.
+schema_log="$(mktemp)"
+trap 'rm -f "$log" "$browser_log" "$schema_log"' EXIT
+schema_rc=0
+scripts/schemathesis.sh 2>&1 | tee "$schema_log" || schema_rc=$?
+[ "$schema_rc" -eq 0 ] || echo "schemathesis failed (exit $schema_rc)"
+
+# The closing line totals every cargo test binary, the browser tests (node's `# pass N`,
+# `# fail N`; a cancelled test counts as failed) and schemathesis. The script fails if a
+# browser test or schemathesis failed.
+awk -v cargo="$log" -v browser="$browser_log" -v schema="$schema_log" '
      FILENAME == cargo && /^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      FILENAME == browser && /^# pass [0-9]+$/ { p += $3 }
      FILENAME == browser && /^# (fail|cancelled) [0-9]+$/ { f += $3 }
-     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log" "$browser_log"
-exit "$browser_rc"
+     FILENAME == schema && /^schemathesis: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log" "$browser_log" "$schema_log"
+[ "$browser_rc" -eq 0 ] || exit "$browser_rc"
+exit "$schema_rc"

@@ -230,9 +230,70 @@ fn redact_password(url: &str) -> String {
     }
 }
 
-/// The throwaway cluster of this process.
+/// A PostgreSQL server of one test's own, which the test may stop and start again (to see
+/// what a service does while its database is down). Like the shared cluster it listens on
+/// 127.0.0.1 with `trust` authentication, and is stopped and removed when the test process
+/// exits, however it exits. It always starts a cluster of its own with `initdb`, even when
+/// `TOKENWARDEN_TEST_POSTGRES_URL` names a server (that server must not be stopped).
+pub struct OwnPostgres {
+    cluster: Cluster,
+    /// `postgres://postgres@127.0.0.1:PORT/dbname` of a brand-new empty database on it.
+    pub url: String,
+}
+
+impl OwnPostgres {
+    /// Starts the cluster and creates a database on it.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the command that failed and its output.
+    pub fn start() -> Result<Self, String> {
+        let cluster = Cluster::start()?;
+        let db = create_on_server(&cluster.admin_url(), &unique_database_name())?;
+        Ok(OwnPostgres {
+            cluster,
+            url: db.url,
+        })
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are cut) and waits until it
+    /// is down.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the command that failed and its output.
+    pub fn stop(&self) -> Result<(), String> {
+        let mut pg_ctl = server_command(
+            &self.cluster.bins.pg_ctl,
+            &self.cluster.dir,
+            self.cluster.account,
+        );
+        pg_ctl
+            .arg("-D")
+            .arg(self.cluster.dir.join("data"))
+            .args(["-w", "-t", "60", "-m", "fast", "stop"]);
+        run(&mut pg_ctl).map(|_| ())
+    }
+
+    /// Starts the stopped server again on the same port and waits until it accepts
+    /// connections.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the command that failed and its output.
+    pub fn start_again(&self) -> Result<(), String> {
+        self.cluster.pg_ctl_start(self.cluster.port)?;
+        self.cluster.wait_until_ready(&self.cluster.bins.psql)
+    }
+}
+
+/// A throwaway cluster: the shared one of this process, or a test's [`OwnPostgres`].
 struct Cluster {
     port: u16,
+    bins: PgBins,
+    account: Option<Account>,
+    /// Holds `data/` (the cluster) and `postgres.log`.
+    dir: PathBuf,
     /// Write end of the watchdog's stdin: held (never written) until the process exits;
     /// the watchdog then reads end-of-file, stops the server and removes the directory.
     _watchdog: ChildStdin,
@@ -290,22 +351,18 @@ impl Cluster {
             message
         })?;
 
+        let mut cluster = Cluster {
+            port: 0,
+            bins,
+            account,
+            dir,
+            _watchdog: watchdog,
+        };
         let mut attempt = 1;
-        let port = loop {
+        cluster.port = loop {
             let port = try_free_port()?;
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                shell_quote(&dir.to_string_lossy())
-            );
-            let mut pg_ctl = server_command(&bins.pg_ctl, &dir, account);
-            pg_ctl
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args(["-w", "-t", "60", "-o", &options, "start"]);
-            match run(&mut pg_ctl) {
-                Ok(_) => break port,
+            match cluster.pg_ctl_start(port) {
+                Ok(()) => break port,
                 Err(e) => {
                     let log_tail = tail(&log, 20);
                     let port_taken = log_tail.contains("Address already in use");
@@ -320,12 +377,24 @@ impl Cluster {
             }
         };
 
-        let cluster = Cluster {
-            port,
-            _watchdog: watchdog,
-        };
-        cluster.wait_until_ready(&bins.psql)?;
+        cluster.wait_until_ready(&cluster.bins.psql)?;
         Ok(cluster)
+    }
+
+    /// `pg_ctl start` on `port`, waiting for the server to be up.
+    fn pg_ctl_start(&self, port: u16) -> Result<(), String> {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            shell_quote(&self.dir.to_string_lossy())
+        );
+        let mut pg_ctl = server_command(&self.bins.pg_ctl, &self.dir, self.account);
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("postgres.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]);
+        run(&mut pg_ctl).map(|_| ())
     }
 
     /// `pg_ctl -w` already waits for the server; this also checks that it accepts

@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokenwarden_domain::{Clock, SystemClock, Timestamp};
 
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const TOKEN: &str = "snowflake-sales";
-const APP: &str = "sales-invoice";
+pub(crate) const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub(crate) const TOKEN: &str = "snowflake-sales";
+pub(crate) const APP: &str = "sales-invoice";
 /// The public URL: a load balancer in front of the instances (never contacted by the tests).
 const PUBLIC_URL: &str = "https://tokenwarden.example.test";
 /// How long a refresh lease lasts (tokenwarden-server's grant module): the wait before another
@@ -32,13 +32,13 @@ const LEASE: Duration = Duration::from_secs(30);
 
 /// These tests run one at a time: each starts three servers and a PostgreSQL-backed fleet, and
 /// two cores are better spent on one fleet at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// One instance: its data folder survives restarts (its port does not: each start binds a new
 /// one). Dropping it kills the process.
-struct Node {
-    dir: tempfile::TempDir,
-    server: Option<Server>,
+pub(crate) struct Node {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) server: Option<Server>,
     /// The base URL of the running process, shared with readers (a restart changes it); `None`
     /// while it is down.
     base: Arc<Mutex<Option<String>>>,
@@ -49,7 +49,7 @@ impl Node {
         self.dir.path().join("serve.log")
     }
 
-    fn base(&self) -> String {
+    pub(crate) fn base(&self) -> String {
         self.base
             .lock()
             .unwrap()
@@ -57,7 +57,7 @@ impl Node {
             .expect("the instance runs")
     }
 
-    fn start(&mut self, env: &[(String, String)]) {
+    pub(crate) fn start(&mut self, env: &[(String, String)]) {
         assert!(self.server.is_none(), "the instance already runs");
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut c = cmd(self.dir.path(), &env);
@@ -68,7 +68,7 @@ impl Node {
     }
 
     /// SIGKILL (as `kill -9`, sent directly): no shutdown code runs. Returns what it logged.
-    fn kill9(&mut self) -> String {
+    pub(crate) fn kill9(&mut self) -> String {
         *self.base.lock().unwrap() = None;
         let mut server = self.server.take().expect("the instance runs");
         server.child.kill().unwrap();
@@ -108,26 +108,26 @@ impl Drop for Node {
 
 /// One answer of `GET /api/v1/access-tokens/{name}`.
 #[derive(Debug, Clone)]
-struct Read {
+pub(crate) struct Read {
     /// Which instance answered (shown when an assertion fails).
     #[allow(dead_code)]
     node: usize,
-    status: u16,
-    retry_after: Option<String>,
-    body: Value,
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<String>,
+    pub(crate) body: Value,
 }
 
 impl Read {
-    fn token(&self) -> Option<&str> {
+    pub(crate) fn token(&self) -> Option<&str> {
         self.body["access_token"].as_str()
     }
 
-    fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }
 }
 
-async fn read_token(
+pub(crate) async fn read_token(
     http: &reqwest::Client,
     node: usize,
     base: &str,
@@ -162,13 +162,13 @@ fn parse_time(v: &Value) -> Timestamp {
 }
 
 /// Three instances, an app using the token, and the token authorized through the emulator.
-struct Fleet {
-    emu: RunningEmulator,
-    env: Vec<(String, String)>,
-    nodes: Vec<Node>,
-    http: reqwest::Client,
-    api_key: String,
-    token_id: String,
+pub(crate) struct Fleet {
+    pub(crate) emu: RunningEmulator,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) api_key: String,
+    pub(crate) token_id: String,
 }
 
 impl Fleet {
@@ -176,8 +176,19 @@ impl Fleet {
     /// database, creates the app and the global token, runs the setup SQL, pastes the secrets
     /// (with single-use refresh tokens switched on first when asked), and signs in as ALICE.
     async fn start(ttl_seconds: u64, single_use_refresh_tokens: bool) -> Fleet {
-        tokenwarden_oauth::client::install_crypto_provider();
         let db = tokenwarden_testkit::require_postgres().url;
+        Fleet::start_on(Some(db), 3, ttl_seconds, single_use_refresh_tokens).await
+    }
+
+    /// As [`Fleet::start`], with `instances` instances on database `db` (`None`: SQLite in the
+    /// first instance's data folder, for one instance).
+    pub(crate) async fn start_on(
+        db: Option<String>,
+        instances: usize,
+        ttl_seconds: u64,
+        single_use_refresh_tokens: bool,
+    ) -> Fleet {
+        tokenwarden_oauth::client::install_crypto_provider();
         let emu = Emulator::start(
             EmulatorConfig {
                 access_token_ttl: Duration::from_secs(ttl_seconds),
@@ -187,17 +198,18 @@ impl Fleet {
         )
         .await
         .unwrap();
-        let env: Vec<(String, String)> = [
-            ("TOKENWARDEN_DATABASE_URL", db),
-            ("TOKENWARDEN_MASTER_KEY", MASTER_KEY.to_owned()),
-            ("TOKENWARDEN_ADMIN_TOKEN", ADMIN.to_owned()),
-            ("TOKENWARDEN_PUBLIC_URL", PUBLIC_URL.to_owned()),
-            ("TOKENWARDEN_ENGINE_INTERVAL", "off".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        let mut nodes: Vec<Node> = (0..3)
+        let env: Vec<(String, String)> = db
+            .map(|db| ("TOKENWARDEN_DATABASE_URL", db))
+            .into_iter()
+            .chain([
+                ("TOKENWARDEN_MASTER_KEY", MASTER_KEY.to_owned()),
+                ("TOKENWARDEN_ADMIN_TOKEN", ADMIN.to_owned()),
+                ("TOKENWARDEN_PUBLIC_URL", PUBLIC_URL.to_owned()),
+                ("TOKENWARDEN_ENGINE_INTERVAL", "off".to_owned()),
+            ])
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let mut nodes: Vec<Node> = (0..instances)
             .map(|_| Node {
                 dir: tempfile::tempdir().unwrap(),
                 server: None,
@@ -314,7 +326,7 @@ impl Fleet {
         assert_eq!(view["status"], "healthy", "{view}");
     }
 
-    async fn admin(
+    pub(crate) async fn admin(
         &self,
         node: usize,
         method: &str,
@@ -325,7 +337,8 @@ impl Fleet {
             .http
             .request(
                 method.parse().unwrap(),
-                format!("{}{path}", self.nodes[node].base()),
+                // With fewer instances, instance `node` is one of them.
+                format!("{}{path}", self.nodes[node % self.nodes.len()].base()),
             )
             .bearer_auth(ADMIN);
         if let Some(body) = body {
@@ -340,7 +353,7 @@ impl Fleet {
         )
     }
 
-    async fn token_view(&self, node: usize) -> Value {
+    pub(crate) async fn token_view(&self, node: usize) -> Value {
         let (s, view) = self
             .admin(
                 node,
@@ -354,11 +367,11 @@ impl Fleet {
     }
 
     /// The app reads the token from instance `node`.
-    async fn app_read(&self, node: usize, query: &str) -> Read {
+    pub(crate) async fn app_read(&self, node: usize, query: &str) -> Read {
         read_token(
             &self.http,
             node,
-            &self.nodes[node].base(),
+            &self.nodes[node % self.nodes.len()].base(),
             &self.api_key,
             query,
         )
@@ -368,7 +381,7 @@ impl Fleet {
 
     /// Runs `SELECT CURRENT_USER()` with `token` through the emulator's SQL API: does Snowflake
     /// accept it?
-    async fn snowflake_accepts(&self, token: &str) -> (bool, Value) {
+    pub(crate) async fn snowflake_accepts(&self, token: &str) -> (bool, Value) {
         let res = self
             .http
             .post(format!("{}/api/v2/statements", self.emu.base_url()))
@@ -382,7 +395,7 @@ impl Fleet {
         (ok, res.json().await.unwrap_or(Value::Null))
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         self.env.clone()
     }
 }
@@ -540,7 +553,7 @@ async fn r8_while_one_instance_refreshes_the_others_never_call_the_provider() {
 }
 
 /// Only 200 with a token, 409 saying what to do, and 503 with Retry-After may ever be answered.
-fn bad_reads(reads: &[Read]) -> Vec<&Read> {
+pub(crate) fn bad_reads(reads: &[Read]) -> Vec<&Read> {
     reads
         .iter()
         .filter(|r| match r.status {

@@ -177,6 +177,7 @@ impl Http {
     }
 }
 
+mod crash;
 mod instances;
 mod keys;
 mod secrets;

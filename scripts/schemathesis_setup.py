@@ -1,0 +1,103 @@
+"""Data for the schemathesis run (scripts/schemathesis.sh): an app with an API key, and a
+Snowflake token authorized through the emulator (so reads answer 200), plus a global OAuth 2.0
+token and a webhook channel. Prints the app's API key on stdout.
+
+Usage: schemathesis_setup.py TOKENWARDEN_BASE PUBLIC_URL EMULATOR_BASE ADMIN_TOKEN
+"""
+
+import html
+import json
+import re
+import sys
+
+import requests
+
+
+def main() -> None:
+    base, public_url, emu, admin = sys.argv[1:5]
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {admin}"
+
+    def call(method: str, path: str, **kw) -> dict:
+        r = api.request(method, base + path, timeout=60, **kw)
+        if r.status_code >= 300:
+            sys.exit(f"setup: {method} {path} answered {r.status_code}: {r.text}")
+        return r.json()
+
+    app = call("POST", "/api/v1/apps", json={"name": "sales-invoice", "tokens": ["snowflake-sales"]})
+    token = call(
+        "POST",
+        "/api/v1/tokens",
+        json={
+            "name": "snowflake-sales",
+            "provider": "snowflake",
+            "settings": {"account": emu, "role": "ANALYST"},
+        },
+    )
+    call(
+        "POST",
+        "/api/v1/tokens",
+        json={"name": "generic", "provider": "oauth2", "client_id": "c", "client_secret": "s"},
+    )
+    call(
+        "POST",
+        "/api/v1/notification-channels",
+        json={"name": "ops-hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook"},
+    )
+    tid = token["id"]
+    sql = call("GET", f"/api/v1/tokens/{tid}/setup")["snowflake"]["sql"]
+
+    # The setup SQL, run as ADMIN in the emulator's worksheet; its last cell is the secrets.
+    console = requests.Session()
+    r = console.post(f"{emu}/console/login", data={"username": "ADMIN", "password": "admin-pass"}, timeout=30)
+    r.raise_for_status()
+    r = console.post(f"{emu}/console/run", data={"sql": sql}, timeout=30)
+    r.raise_for_status()
+    cells = [html.unescape(c) for c in re.findall(r'<pre title="Click to select">(.*?)</pre>', r.text, re.S)]
+    secrets = next((c for c in cells if "OAUTH_CLIENT_SECRET" in c), None)
+    if secrets is None:
+        sys.exit(f"setup: no client secrets in the worksheet: {r.text[:2000]}")
+    r = api.post(
+        f"{base}/api/v1/tokens/{tid}/client-secrets",
+        data=secrets.encode(),
+        headers={"Content-Type": "text/plain"},
+        timeout=30,
+    )
+    if r.status_code != 200:
+        sys.exit(f"setup: pasting the client secrets answered {r.status_code}: {r.text}")
+
+    # Sign in as ALICE and allow, as a browser would; the callback goes to the public URL,
+    # which is this instance.
+    url = call("POST", f"/api/v1/tokens/{tid}/authorize")["authorization_url"]
+    browser = requests.Session()
+    r = browser.get(url, allow_redirects=False, timeout=30)
+    r.raise_for_status()
+    r = browser.post(url, data={"username": "ALICE", "password": "alice-pass"}, allow_redirects=False, timeout=30)
+    r.raise_for_status()
+    consent = r.headers.get("x-emulator-consent-id")
+    if consent is None:
+        m = re.search(r'name="consent_id" value="([^"]+)"', r.text)
+        consent = m and m.group(1)
+    if not consent:
+        sys.exit(f"setup: no consent form: {r.text[:2000]}")
+    r = browser.post(
+        f"{emu}/oauth/authorize/consent",
+        data={"consent_id": consent, "decision": "allow"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    callback = r.headers.get("location", "")
+    prefix = f"{public_url}/oauth/callback?"
+    if not callback.startswith(prefix):
+        sys.exit(f"setup: the provider did not redirect to the callback: {r.status_code} {callback}")
+    r = requests.get(f"{base}/oauth/callback?{callback[len(prefix):]}", allow_redirects=False, timeout=30)
+    if r.status_code != 200 or "Token obtained" not in r.text:
+        sys.exit(f"setup: the callback answered {r.status_code}: {r.text[:2000]}")
+    status = call("GET", f"/api/v1/tokens/{tid}")["status"]
+    if status != "healthy":
+        sys.exit(f"setup: the token is {status} after signing in")
+    print(app["api_key"])
+
+
+if __name__ == "__main__":
+    main()
