@@ -45,13 +45,19 @@ fn check(
 }
 
 macro_rules! name_type {
-    ($(#[$m:meta])* $name:ident, $what:literal, $max:literal, $allowed:literal, $ok:expr) => {
+    ($(#[$m:meta])* $name:ident, $what:literal, $max:literal, $allowed:literal, $pattern:literal, $ok:expr) => {
         $(#[$m])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
+            /// The longest value, in characters.
+            pub const MAX_LEN: usize = $max;
+            /// What `parse` accepts, as a regular expression (with [`Self::MAX_LEN`]), for the
+            /// API's documentation: kept beside the check it describes, and tested against it.
+            pub const PATTERN: &'static str = $pattern;
+
             pub fn parse(s: &str) -> Result<Self, NameError> {
                 check($what, s, $max, $allowed, $ok)?;
                 Ok(Self(s.to_owned()))
@@ -84,20 +90,24 @@ fn name_char(c: char) -> bool {
 name_type!(
     /// The name apps use to fetch a token, e.g. `snowflake-sales`. Unique among global tokens,
     /// and among one app's app-level tokens.
-    TokenName, "token name", 100, "letters, digits, '-', '_' and '.'", name_char
+    TokenName, "token name", 100, "letters, digits, '-', '_' and '.'",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$", name_char
 );
 name_type!(
     /// An app's unique name, e.g. `sales-invoice`.
-    AppName, "app name", 100, "letters, digits, '-', '_' and '.'", name_char
+    AppName, "app name", 100, "letters, digits, '-', '_' and '.'",
+    "^[A-Za-z0-9][A-Za-z0-9._-]*$", name_char
 );
 name_type!(
     /// A provider template's id, e.g. `snowflake`, `oauth2`.
     ProviderId, "provider", 64, "lower-case letters, digits, '-' and '_'",
+    "^[a-z0-9][a-z0-9_-]*$",
     |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')
 );
 name_type!(
     /// A human label for an API key or admin token.
     KeyLabel, "key label", 100, "letters, digits, spaces, '-', '_' and '.'",
+    "^[A-Za-z0-9][A-Za-z0-9._ -]*$",
     |c: char| name_char(c) || c == ' '
 );
 

@@ -16,22 +16,21 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApp {
-    /// Unique app name: letters, digits, `-`, `_`, `.`; at most 100 characters.
-    #[schema(value_type = String, example = "sales-invoice")]
+    #[schema(schema_with = super::schema::app_name)]
     name: AppName,
     /// Names of the tokens the app uses (its own app-level token of that name, else the global
     /// one). They need not exist yet.
     #[serde(default)]
-    #[schema(value_type = Vec<String>, example = json!(["snowflake-sales"]))]
+    #[schema(schema_with = super::schema::token_names)]
     tokens: Vec<TokenName>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchApp {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::optional_app_name)]
     name: Option<AppName>,
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(schema_with = super::schema::optional_token_names)]
     tokens: Option<Vec<TokenName>>,
     /// If given, the change applies only if the app is still at this version.
     version: Option<i64>,
@@ -192,7 +191,7 @@ pub async fn delete_app(
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// A label to tell keys apart, e.g. "production".
-    #[schema(value_type = Option<String>, example = "production")]
+    #[schema(schema_with = super::schema::optional_key_label)]
     label: Option<KeyLabel>,
 }
 

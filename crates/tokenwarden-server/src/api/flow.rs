@@ -235,10 +235,10 @@ pub struct AccessTokenView {
     params(("name" = String, Path, description = "token name"), ReadParams),
     responses(
         (status = 200, body = AccessTokenView),
+        CommonErrors,
         (status = 404, body = ErrorBody),
         (status = 409, description = "token_not_authorized or token_needs_reauthorization", body = ErrorBody),
-        (status = 503, description = "provider_unavailable, with Retry-After", body = ErrorBody),
-        CommonErrors))]
+        (status = 503, description = "provider_unavailable, with Retry-After; or unavailable (the database)", body = ErrorBody)))]
 pub async fn read_access_token(
     State(ctx): State<AppContext>,
     who: Principal,

@@ -3,6 +3,7 @@
 mod apps;
 mod flow;
 mod notifications;
+mod schema;
 mod tokens;
 
 use crate::AppContext;
@@ -120,4 +121,7 @@ pub enum CommonErrors {
     /// Body over the size limit.
     #[response(status = 413)]
     TooLarge(ErrorBody),
+    /// The database cannot be reached right now (`unavailable`); retry.
+    #[response(status = 503)]
+    Unavailable(ErrorBody),
 }

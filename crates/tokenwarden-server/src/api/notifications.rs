@@ -19,18 +19,19 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
+    #[schema(schema_with = super::schema::channel_name)]
     name: String,
-    /// `webhook` or `email`.
+    #[schema(schema_with = super::schema::channel_kind)]
     kind: String,
     /// Webhook: where to POST events.
     url: Option<String>,
     /// Email: recipients.
     #[serde(default)]
     to: Vec<String>,
-    /// Event kinds to send; empty = all.
     #[serde(default)]
+    #[schema(schema_with = super::schema::event_kinds)]
     events: Vec<String>,
-    /// Only events about this app and the tokens it uses (a per-app channel).
+    #[schema(schema_with = super::schema::channel_app)]
     app: Option<String>,
     #[serde(default = "yes")]
     enabled: bool,
@@ -43,9 +44,11 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchChannel {
+    #[schema(schema_with = super::schema::optional_channel_name)]
     name: Option<String>,
     url: Option<String>,
     to: Option<Vec<String>>,
+    #[schema(schema_with = super::schema::optional_event_kinds)]
     events: Option<Vec<String>>,
     enabled: Option<bool>,
 }

@@ -17,15 +17,11 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// The name apps fetch the token by, e.g. `snowflake-sales`.
-    #[schema(value_type = String, example = "snowflake-sales")]
+    #[schema(schema_with = super::schema::token_name)]
     name: TokenName,
-    /// Provider id from `GET /api/v1/providers`: snowflake, microsoft, google, salesforce,
-    /// github, oauth2, or one of your own templates.
-    #[schema(value_type = String, example = "snowflake")]
+    #[schema(schema_with = super::schema::provider_id)]
     provider: ProviderId,
-    /// Owning app's name: present = an app-level token, absent = a global token.
-    #[schema(value_type = Option<String>, example = "sales-invoice")]
+    #[schema(schema_with = super::schema::owning_app)]
     app: Option<AppName>,
     /// Connection settings, e.g. `{"account": "xy12345.us-east-1", "role": "ANALYST"}`.
     #[serde(default)]
@@ -42,7 +38,7 @@ pub struct CreateToken {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchToken {
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::schema::optional_token_name)]
     name: Option<TokenName>,
     /// Replaces all connection settings.
     settings: Option<BTreeMap<String, String>>,

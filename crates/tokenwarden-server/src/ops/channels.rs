@@ -132,12 +132,16 @@ pub fn parse_kind(text: &str) -> Result<ChannelKind> {
         .map_err(|_| Error::Invalid(format!("kind must be webhook or email, not {text:?}")))
 }
 
+/// The longest channel name, in characters.
+pub const NAME_MAX: usize = 100;
+
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "name must be 1-100 characters without control characters".into(),
-        ));
+    // Characters, as the message says (and the API documents), not bytes.
+    if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "name must be 1-{NAME_MAX} characters without control characters"
+        )));
     }
     Ok(name.to_owned())
 }

@@ -1,0 +1,170 @@
+//! What the request bodies accept, in the OpenAPI document: each from the rule it describes
+//! (the domain's name types, its enums), so the document and the checks cannot drift apart.
+//! Found by schemathesis (issue 9, item 11): with bare `string`s it generated mostly bodies the
+//! API refuses, and so hardly tested anything past the validation.
+
+use tokenwarden_domain::{AppName, ChannelKind, EventKind, KeyLabel, ProviderId, TokenName};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{Array, Object};
+
+/// A name type: its pattern and length limits.
+fn name(pattern: &str, max: usize, description: &str, example: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(pattern))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .description(Some(description))
+        .examples([example])
+        .build()
+}
+
+fn nullable(o: ObjectBuilder) -> Object {
+    o.schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        Type::String,
+        Type::Null,
+    ]))
+    .build()
+}
+
+fn name_builder(pattern: &str, max: usize) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .pattern(Some(pattern))
+        .min_length(Some(1))
+        .max_length(Some(max))
+}
+
+pub fn token_name() -> Object {
+    name(
+        TokenName::PATTERN,
+        TokenName::MAX_LEN,
+        "The name apps fetch the token by: letters, digits, `-`, `_`, `.`, starting with a \
+         letter or digit.",
+        "snowflake-sales",
+    )
+}
+
+pub fn optional_token_name() -> Object {
+    nullable(name_builder(TokenName::PATTERN, TokenName::MAX_LEN))
+}
+
+/// An app's tokens.
+pub fn token_names() -> Array {
+    ArrayBuilder::new()
+        .items(name_builder(TokenName::PATTERN, TokenName::MAX_LEN).schema_type(Type::String))
+        .description(Some(
+            "Names of the tokens the app uses (its own app-level token of that name, else the \
+             global one). They need not exist yet.",
+        ))
+        .examples([serde_json::json!(["snowflake-sales"])])
+        .build()
+}
+
+pub fn optional_token_names() -> Array {
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(name_builder(TokenName::PATTERN, TokenName::MAX_LEN).schema_type(Type::String))
+        .build()
+}
+
+pub fn app_name() -> Object {
+    name(
+        AppName::PATTERN,
+        AppName::MAX_LEN,
+        "Unique app name: letters, digits, `-`, `_`, `.`, starting with a letter or digit.",
+        "sales-invoice",
+    )
+}
+
+pub fn optional_app_name() -> Object {
+    nullable(name_builder(AppName::PATTERN, AppName::MAX_LEN))
+}
+
+/// A token's owning app.
+pub fn owning_app() -> Object {
+    nullable(
+        name_builder(AppName::PATTERN, AppName::MAX_LEN)
+            .description(Some(
+                "Owning app's name: present = an app-level token, absent = a global token.",
+            ))
+            .examples(["sales-invoice"]),
+    )
+}
+
+/// A per-app channel's app.
+pub fn channel_app() -> Object {
+    nullable(
+        name_builder(AppName::PATTERN, AppName::MAX_LEN).description(Some(
+            "Only events about this app and the tokens it uses (a per-app channel).",
+        )),
+    )
+}
+
+pub fn provider_id() -> Object {
+    name(
+        ProviderId::PATTERN,
+        ProviderId::MAX_LEN,
+        "Provider id from `GET /api/v1/providers`: snowflake, microsoft, google, salesforce, \
+         github, oauth2, or one of your own templates.",
+        "snowflake",
+    )
+}
+
+pub fn optional_key_label() -> Object {
+    nullable(
+        name_builder(KeyLabel::PATTERN, KeyLabel::MAX_LEN)
+            .description(Some("A label to tell keys apart, e.g. \"production\"."))
+            .examples(["production"]),
+    )
+}
+
+/// A channel's name: 1-100 characters (after trimming), no control characters: the rule of
+/// `ops::channels` (`NAME_MAX`, `is_control`).
+const CHANNEL_NAME: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
+
+pub fn channel_name() -> Object {
+    name_builder(CHANNEL_NAME, crate::ops::channels::NAME_MAX)
+        .schema_type(Type::String)
+        .examples(["ops-alerts"])
+        .build()
+}
+
+pub fn optional_channel_name() -> Object {
+    nullable(name_builder(CHANNEL_NAME, crate::ops::channels::NAME_MAX))
+}
+
+/// A channel's kind: `webhook` or `email`.
+pub fn channel_kind() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("`webhook` or `email`."))
+        .enum_values(Some(ChannelKind::ALL.iter().map(|k| k.as_str())))
+        .build()
+}
+
+fn event_kind() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(EventKind::ALL.iter().map(|k| k.as_str())))
+}
+
+/// Event kinds to send; empty = all.
+pub fn event_kinds() -> Array {
+    ArrayBuilder::new()
+        .items(event_kind())
+        .description(Some("Event kinds to send; empty = all."))
+        .build()
+}
+
+pub fn optional_event_kinds() -> Array {
+    ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::Array,
+            Type::Null,
+        ]))
+        .items(event_kind())
+        .build()
+}
