@@ -510,7 +510,8 @@ async fn r16_database_stopped_under_read_load_tokens_are_served_from_memory_and_
         .max()
         .unwrap_or_default();
     eprintln!(
-        "R16: database down {:.1} s; {} reads while down, all 200 with the cached token: {};          slowest {:.0} ms; {} reads in all; ready again {:.1} s after the database came back",
+        "R16: database down {:.1} s; {} reads while down, all 200 with the cached token: {}; \
+         slowest {:.0} ms; {} reads in all; ready again {:.1} s after the database came back",
         (up - down).as_secs_f64(),
         during.len(),
         wrong.is_empty(),
