@@ -5,7 +5,7 @@
 # admin token and once with an app's API key. Checks: no 5xx (not_a_server_error), and every
 # answer documented: its status, its content type and its body's schema.
 #
-# Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 15) cases per
+# Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
 # operation and phase. The long run: `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1):
 # 300 cases per operation, and the stateful phase (links between operations).
 #
@@ -22,7 +22,7 @@ if [ "$long" = 1 ]; then
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
   phases="examples,coverage,fuzzing,stateful"
 else
-  examples="${SCHEMATHESIS_MAX_EXAMPLES:-15}"
+  examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
   phases="examples,coverage,fuzzing"
 fi
 
@@ -75,14 +75,14 @@ public_url="https://tokenwarden.example.test"
 ) &
 pids+=($!)
 base="$(url_from "$work/serve.log" 'tokenwarden is listening address=http://127\.0\.0\.1:[0-9]+')"
-app_key="$("$venv/bin/python" scripts/schemathesis_setup.py "$base" "$public_url" "$emu" "$admin")"
+app_key="$("$venv/bin/python" scripts/schemathesis_setup.py "$base" "$public_url" "$emu" "$admin" "$work/schemathesis.toml")"
 
 checks="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 rc=0
 for who in app admin; do
   if [ "$who" = admin ]; then key="$admin"; else key="$app_key"; fi
   echo "== schemathesis with the $who credential ($examples examples per operation, phases $phases)"
-  "$venv/bin/schemathesis" run "$base/api/openapi.json" \
+  "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks "$checks" \
     --phases "$phases" \

@@ -2,7 +2,10 @@
 Snowflake token authorized through the emulator (so reads answer 200), plus a global OAuth 2.0
 token and a webhook channel. Prints the app's API key on stdout.
 
-Usage: schemathesis_setup.py TOKENWARDEN_BASE PUBLIC_URL EMULATOR_BASE ADMIN_TOKEN
+Also writes CONFIG (schemathesis.toml): the ids of what it made, offered to schemathesis as
+path parameters half of the time, so operations on `/{id}` get past 404 too.
+
+Usage: schemathesis_setup.py TOKENWARDEN_BASE PUBLIC_URL EMULATOR_BASE ADMIN_TOKEN CONFIG
 """
 
 import html
@@ -14,7 +17,7 @@ import requests
 
 
 def main() -> None:
-    base, public_url, emu, admin = sys.argv[1:5]
+    base, public_url, emu, admin, config = sys.argv[1:6]
     api = requests.Session()
     api.headers["Authorization"] = f"Bearer {admin}"
 
@@ -34,12 +37,12 @@ def main() -> None:
             "settings": {"account": emu, "role": "ANALYST"},
         },
     )
-    call(
+    generic = call(
         "POST",
         "/api/v1/tokens",
         json={"name": "generic", "provider": "oauth2", "client_id": "c", "client_secret": "s"},
     )
-    call(
+    channel = call(
         "POST",
         "/api/v1/notification-channels",
         json={"name": "ops-hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook"},
@@ -96,6 +99,23 @@ def main() -> None:
     status = call("GET", f"/api/v1/tokens/{tid}")["status"]
     if status != "healthy":
         sys.exit(f"setup: the token is {status} after signing in")
+    ids = {
+        "token-ids": [tid, generic["id"]],
+        "app-ids": [app["id"], app["name"]],
+        "channel-ids": [channel["id"]],
+    }
+    with open(config, "w") as f:
+        for name, values in ids.items():
+            f.write(f"[dictionaries.{name}]\nvalues = {json.dumps(values)}\n\n")
+        for prefix, name in [
+            ("/api/v1/tokens/", "token-ids"),
+            ("/api/v1/apps/", "app-ids"),
+            ("/api/v1/notification-channels/", "channel-ids"),
+        ]:
+            f.write(
+                f'[[operations]]\ninclude-path-regex = "^{prefix}\\\\{{id\\\\}}"\n'
+                f'parameters = {{ "path.id" = {{ dictionary = "{name}", probability = 0.5 }} }}\n\n'
+            )
     print(app["api_key"])
 
 
