@@ -44,7 +44,7 @@ async fn read(t: &TestApp, key: &str, name: &str) -> (u16, Value) {
 }
 
 /// Does this emulator accept `token` (a `SELECT` through its SQL API)?
-async fn accepts(emu: &RunningEmulator, token: &str) -> bool {
+pub(crate) async fn accepts(emu: &RunningEmulator, token: &str) -> bool {
     reqwest::Client::new()
         .post(format!("{}/api/v2/statements", emu.base_url()))
         .bearer_auth(token)
