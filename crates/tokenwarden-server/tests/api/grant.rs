@@ -2,7 +2,8 @@
 //! scripted token endpoint ([`Idp`]) that records every request and hands out single-use
 //! refresh tokens: the stored redirect URI and verifier (R5), rotated refresh tokens (R10), an
 //! `invalid_grant` after someone else rotated (R13), answers without `expires_in` (R17), and
-//! every interleaving of two instances refreshing one token (R37).
+//! every interleaving of two instances refreshing one token (R37), and an instance whose lease
+//! ran out mid-call (R9).
 
 use crate::support::{Db, TestApp, spawn};
 use axum::extract::State;
@@ -26,6 +27,7 @@ on_both_databases!(
     r13_invalid_grant_after_another_rotation_changes_nothing_and_a_real_refusal_keeps_the_credentials,
     r17_an_answer_without_expires_in_gets_the_configured_default_lifetime,
     r37_every_interleaving_of_two_instances_refreshing_persists_exactly_one_rotation,
+    r9_an_instance_whose_lease_ran_out_during_its_call_never_overwrites_the_newer_tokens,
 );
 
 /// One token-endpoint request: its form fields.
@@ -539,6 +541,22 @@ fn interleavings() -> Vec<Vec<usize>> {
 
 type Outcome = Result<TokenRecord, RefreshError>;
 
+impl Instance {
+    fn new(t: &TestApp, name: &str) -> Instance {
+        Instance {
+            ctx: AppContext {
+                instance_id: name.to_owned(),
+                cache: Arc::new(tokenwarden_server::cache::ReadCache::default()),
+                reads: Arc::new(tokenwarden_server::reads::ReadCounter::default()),
+                ..t.ctx.clone()
+            },
+            running: None,
+            waiting: None,
+            outcome: None,
+        }
+    }
+}
+
 /// One instance refreshing, driven step by step: `claim` runs the real refresh until its request
 /// is at the provider (or it ends: lease busy, or someone else's fresh token found); `call` lets
 /// the provider grant or refuse; `commit` lets the answer through and waits for the refresh to
@@ -590,12 +608,6 @@ async fn r37_every_interleaving_of_two_instances_refreshing_persists_exactly_one
     let idp = Idp::start(true, Some(300)).await;
     let orders = interleavings();
     assert_eq!(orders.len(), 20);
-    let instance = |n: usize| AppContext {
-        instance_id: format!("r37-instance-{n}"),
-        cache: Arc::new(tokenwarden_server::cache::ReadCache::default()),
-        reads: Arc::new(tokenwarden_server::reads::ReadCounter::default()),
-        ..t.ctx.clone()
-    };
     for (n, order) in orders.iter().enumerate() {
         let id = idp_token(&t, &idp, &format!("r37-{n}")).await;
         let tid = TokenId::parse(&id).unwrap();
@@ -604,12 +616,7 @@ async fn r37_every_interleaving_of_two_instances_refreshing_persists_exactly_one
         let (_, presented) = material(&t.ctx, &row(&t, &id).await).await;
         let (requests, grants) = (idp.refresh_requests().len(), idp.with(|s| s.refresh_grants));
         let mut gate = idp.gate();
-        let mut instances = [0, 1].map(|i| Instance {
-            ctx: instance(i),
-            running: None,
-            waiting: None,
-            outcome: None,
-        });
+        let mut instances = [0, 1].map(|i| Instance::new(&t, &format!("r37-instance-{i}")));
         let mut steps = [0, 0];
         for &who in order {
             let i = &mut instances[who];
@@ -657,5 +664,53 @@ async fn r37_every_interleaving_of_two_instances_refreshing_persists_exactly_one
             );
         }
         assert_eq!(idp.refresh_requests().len(), requests + 1, "{what}");
+    }
+}
+
+/// R9 at the refresh level: instance A sends its refresh, then stays away past its lease (as if
+/// SIGSTOPped); B takes over and commits. When A's answer finally comes, it never replaces B's
+/// tokens: with rotation the provider refuses A (`invalid_grant`), A sees the row changed and
+/// leaves it; without rotation A's grant is refused at commit (lease lost).
+async fn r9_an_instance_whose_lease_ran_out_during_its_call_never_overwrites_the_newer_tokens(
+    db: Db,
+) {
+    for rotate in [false, true] {
+        let t = spawn(db).await;
+        let idp = Idp::start(rotate, Some(300)).await;
+        let id = idp_token(&t, &idp, "idp").await;
+        let tid = TokenId::parse(&id).unwrap();
+        authorize(&t, &id, "code-1").await;
+        t.clock.advance(chrono::Duration::seconds(301));
+        let mut gate = idp.gate();
+        let (mut a, mut b) = (Instance::new(&t, "a"), Instance::new(&t, "b"));
+        a.claim(tid, &mut gate).await;
+        assert!(a.waiting.is_some(), "A's refresh is at the provider");
+        t.clock.advance(chrono::Duration::seconds(31));
+        b.claim(tid, &mut gate).await;
+        b.call(&mut gate).await;
+        b.commit().await;
+        assert!(b.outcome.as_ref().unwrap().is_ok(), "{:?}", b.outcome);
+        let newer = material(&t.ctx, &row(&t, &id).await).await;
+        let expected_refresh = if rotate { "RT-2" } else { "RT-1" };
+        assert_eq!(
+            newer,
+            (Some("AT-2".into()), Some(expected_refresh.into())),
+            "rotate {rotate}"
+        );
+        a.call(&mut gate).await;
+        a.commit().await;
+        let last = row(&t, &id).await;
+        assert_eq!(material(&t.ctx, &last).await, newer, "rotate {rotate}");
+        assert_eq!(last.status, TokenStatus::Healthy, "rotate {rotate}");
+        match a.outcome.unwrap() {
+            Ok(r) => assert!(rotate && r.version == last.version),
+            Err(e) => assert!(!rotate, "{e}"),
+        }
+        let sent: Vec<String> = idp
+            .refresh_requests()
+            .iter()
+            .map(|f| f["refresh_token"].clone())
+            .collect();
+        assert_eq!(sent, ["RT-1", "RT-1"], "rotate {rotate}");
     }
 }
