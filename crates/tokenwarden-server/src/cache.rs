@@ -22,6 +22,9 @@ pub struct Served {
     pub expires_at: Timestamp,
     /// The reading app is stopped: (app name, why).
     pub app_stopped: Option<(String, String)>,
+    /// Valid for less than was asked, but the freshest there is (`ops::grant::usable_token`):
+    /// served while valid, whatever validity a reader asks for.
+    pub short: bool,
     pub fetched_at: Timestamp,
 }
 
@@ -38,8 +41,9 @@ impl std::fmt::Debug for ReadCache {
 }
 
 impl ReadCache {
-    /// A cached answer still valid for `min_validity`; only if fetched within [`FRESH_FOR`]
-    /// unless `stale_ok` (the database is down).
+    /// A cached answer still valid for `min_validity` (or still valid at all, when it was the
+    /// freshest there is); only if fetched within [`FRESH_FOR`] unless `stale_ok` (the database
+    /// is down: then always valid for `min_validity`).
     pub fn served(
         &self,
         key: &str,
@@ -50,7 +54,9 @@ impl ReadCache {
         let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
         let s = map.get(key)?;
         let fresh = stale_ok || now - s.fetched_at < FRESH_FOR;
-        (fresh && s.expires_at > now + min_validity).then(|| s.clone())
+        let long_enough =
+            s.expires_at > now + min_validity || (s.short && !stale_ok && s.expires_at > now);
+        (fresh && long_enough).then(|| s.clone())
     }
 
     pub fn put_served(&self, key: String, served: Served) {

@@ -42,7 +42,13 @@ pub struct ServerSettings {
     /// How often [`serve`] runs a background pass ([`ENGINE_TICK`] by default); `None`: never by
     /// itself (tests drive the engine, e.g. with `engine::run_due_once`, or rely on reads only).
     pub engine_interval: Option<Duration>,
+    /// How long audit records are kept ([`DEFAULT_AUDIT_RETENTION`] by default); older ones are
+    /// pruned by the background pass.
+    pub audit_retention: chrono::Duration,
 }
+
+/// Audit records are kept 90 days unless configured otherwise (`audit_retention`).
+pub const DEFAULT_AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
 
 /// The default reminder lead times: 14, 7, 3 and 1 days.
 pub fn default_lead_times() -> Vec<LeadTime> {
@@ -60,6 +66,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("engine_interval", &self.engine_interval)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }
@@ -83,6 +90,8 @@ pub struct AppContext {
     /// Names this process as a lease owner; unique per process.
     pub instance_id: String,
     pub reads: Arc<reads::ReadCounter>,
+    /// Refused credentials, counted in memory and flushed as aggregated audit rows.
+    pub denials: Arc<reads::DenialCounter>,
     pub cache: Arc<cache::ReadCache>,
     /// Reminder lead times in force: the configured ones, or what an admin set in the UI
     /// (kept in the database, so every instance follows; reloaded every background pass).
@@ -149,6 +158,7 @@ impl AppContext {
             oauth: tokenwarden_oauth::OAuthClient::default(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             reads: Arc::new(reads::ReadCounter::default()),
+            denials: Arc::new(reads::DenialCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
             #[cfg(feature = "demo")]
             demo: None,
@@ -235,6 +245,7 @@ pub async fn serve(
     reload.abort();
     engine.abort();
     ops::engine::flush_reads(&ctx).await;
+    ops::engine::flush_denials(&ctx, None).await;
     result
 }
 

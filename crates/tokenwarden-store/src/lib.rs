@@ -188,6 +188,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// Deletes at most `limit` of the oldest records older than `before`; returns how many.
+    /// Bounded, so a caller prunes a large backlog in batches.
+    async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64>;
 
     // --- admins and UI sessions -----------------------------------------------------------
     /// Adds an admin; `Conflict` if the username is taken.

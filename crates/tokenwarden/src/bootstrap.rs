@@ -145,6 +145,7 @@ pub(crate) async fn context(cfg: &Config) -> Result<AppContext> {
             max_body_bytes: cfg.max_body_bytes,
             reminder_lead_times: cfg.reminder_lead_times.clone(),
             engine_interval: cfg.engine_interval,
+            audit_retention: cfg.audit_retention,
         },
     );
     if let Some(smtp) = &cfg.smtp {

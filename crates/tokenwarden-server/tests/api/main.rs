@@ -70,6 +70,7 @@ mod support {
                 // No pass runs by itself: a test runs one where it means to (`TestApp::pass`),
                 // so none can run at a moment the test did not choose.
                 engine_interval: None,
+                audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
             },
         );
         let served = ctx.clone();

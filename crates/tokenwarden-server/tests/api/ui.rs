@@ -1543,3 +1543,140 @@ async fn r29_behind_https_the_session_cookie_is_host_prefixed_secure_and_dies_at
     assert_eq!(after.status, 303);
     assert!(after.header("location").starts_with("/login"));
 }
+
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address reaches the server):
+/// another client address for the sign-in throttle.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login_from(t: &TestApp, ip: &str, user: &str, password: &str) -> Res {
+    done(client_from(ip).post(t.url("/login")).form(&[
+        ("username", user),
+        ("password", password),
+        ("next", "/apps"),
+    ]))
+    .await
+}
+
+/// Issue 9, bug 4 (R32): five wrong passwords for a username from anywhere locked it for 15
+/// minutes everywhere. Now the hammering address is throttled (429, audited, with growing
+/// waits: 1 minute, then 2, ...), while a correct password from another address gets in (its
+/// check only delayed a little), and a wrong one from a third address is just wrong (401).
+#[tokio::test]
+async fn issue9_bug4_r32_another_address_hammering_a_username_cannot_lock_its_admin_out() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let attacker = "127.0.0.2";
+    for n in 1..=20 {
+        let r = login_from(&t, attacker, USER, "guess-guess-guess").await;
+        let expected = if n <= 5 { 401 } else { 429 };
+        assert_eq!(r.status, expected, "attempt {n}");
+        assert!(r.session_cookie().is_none());
+    }
+    // The right password from the attacker's address is refused unchecked too.
+    assert_eq!(login_from(&t, attacker, USER, PASSWORD).await.status, 429);
+    // A wrong password from elsewhere is only wrong; the right one gets in (after a short
+    // delay: the username has failures).
+    assert_eq!(
+        login_from(&t, "127.0.0.4", USER, "not it either")
+            .await
+            .status,
+        401
+    );
+    let started = std::time::Instant::now();
+    let r = login_from(&t, "127.0.0.3", USER, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.session_cookie().is_some());
+    assert!(
+        started.elapsed()
+            >= tokenwarden_server::ops::admins::username_delay(
+                tokenwarden_server::ops::admins::MAX_FAILURES
+            ),
+        "a username with failures is checked after a delay"
+    );
+    // Growing waits for the attacker: 1 minute after its 5th failure, then 2 after the 6th.
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-6").await.status, 401);
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 429);
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 429);
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 401);
+    // Audited: the refusals and the failures.
+    let events = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("auth.login".into()),
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let count = |reason: &str| {
+        events
+            .iter()
+            .filter(|e| e.detail["reason"].as_str() == Some(reason))
+            .count()
+    };
+    assert_eq!(count("rate_limited"), 15 + 1 + 1 + 1);
+    assert_eq!(count("wrong_password"), 5 + 1 + 2);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.outcome == "ok" && e.detail["client"] == "127.0.0.3")
+    );
+}
+
+/// Issue 9, bug 4: a burst of sign-ins with the right password from one address got 429 (a
+/// refused hashing permit counted as a failure). Sign-ins wait for a permit; all get in, and
+/// none counts against the address: five wrong passwords afterwards are each checked.
+#[tokio::test]
+async fn issue9_bug4_a_burst_of_right_passwords_all_get_in_and_counts_nothing() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let url = t.url("/login");
+        tasks.push(tokio::spawn(async move {
+            done(client().post(url).form(&[
+                ("username", USER),
+                ("password", PASSWORD),
+                ("next", "/apps"),
+            ]))
+            .await
+            .status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 303);
+    }
+    for n in 1..=5 {
+        assert_eq!(
+            login(&t, USER, "wrong-password-123").await.status,
+            401,
+            "{n}"
+        );
+    }
+    assert_eq!(login(&t, USER, PASSWORD).await.status, 429);
+}
+
+#[test]
+fn issue9_bug4_throttle_delays_grow_and_are_capped() {
+    use tokenwarden_server::ops::admins::{MAX_FAILURES, address_delay, username_delay};
+    assert_eq!(address_delay(MAX_FAILURES - 1), chrono::Duration::zero());
+    assert_eq!(username_delay(MAX_FAILURES - 1), std::time::Duration::ZERO);
+    let waits: Vec<i64> = (0..8)
+        .map(|n| address_delay(MAX_FAILURES + n).num_minutes())
+        .collect();
+    assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15]);
+    let delays: Vec<u128> = (0..8)
+        .map(|n| username_delay(MAX_FAILURES + n).as_millis())
+        .collect();
+    assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
+}

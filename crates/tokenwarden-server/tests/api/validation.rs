@@ -151,3 +151,52 @@ async fn unknown_routes_and_methods_answer_json() {
         .await;
     assert_eq!((s, j["code"].as_str()), (404, Some("not_found")));
 }
+
+/// Issue 9, bug 2: plain http was allowed to any host whose name began with `127.`. Loopback
+/// is decided on the parsed address (127.0.0.0/8, `::1`, `localhost`); everything else needs
+/// https: provider endpoints, probe URLs, Snowflake account URLs. A real loopback still works.
+#[tokio::test]
+async fn issue9_bug2_http_only_to_a_loopback_address() {
+    let t = spawn(Db::Sqlite).await;
+    let oauth2 = |auth: &str, token: &str, probe: &str| {
+        json!({"name": "t", "provider": "oauth2", "client_id": "c", "client_secret": "s",
+            "settings": {"authorization_url": auth, "token_url": token, "probe_url": probe}})
+    };
+    let snowflake = |account: &str| json!({"name": "t", "provider": "snowflake", "settings": {"account": account, "role": "ANALYST"}});
+    let ok = "http://127.0.0.1:4000/auth";
+    for body in [
+        oauth2("http://127.evil.com/auth", ok, ok),
+        oauth2(ok, "http://127.0.0.1.nip.io/token", ok),
+        oauth2(ok, ok, "http://localhost.evil.com/me"),
+        oauth2(ok, "http://127.0.0.1@evil.com/token", ok),
+        snowflake("http://127.0.0.1.nip.io"),
+        snowflake("http://127.evil.com:9300"),
+    ] {
+        let (s, res) = t
+            .admin(Method::POST, "/api/v1/tokens", Some(body.clone()))
+            .await;
+        assert_eq!(s, 400, "{body} -> {res}");
+        assert_eq!(res["code"], "invalid_request", "{res}");
+        assert!(
+            res["message"].as_str().unwrap().contains("https"),
+            "{body}: {res}"
+        );
+    }
+    let (_, tokens) = t.admin(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(tokens.as_array().unwrap().len(), 0, "nothing stored");
+
+    for (i, body) in [
+        oauth2(ok, "http://localhost:4000/token", "http://[::1]:4000/me"),
+        snowflake("http://127.0.0.1:9300"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = body;
+        body["name"] = json!(format!("t{i}"));
+        let (s, res) = t
+            .admin(Method::POST, "/api/v1/tokens", Some(body.clone()))
+            .await;
+        assert_eq!(s, 201, "{body} -> {res}");
+    }
+}

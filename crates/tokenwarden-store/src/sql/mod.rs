@@ -448,6 +448,10 @@ impl Store for SqlStore {
         audit::list(&self.pool, filter).await
     }
 
+    async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64> {
+        audit::prune(&self.pool, before, limit).await
+    }
+
     // --- admins and UI sessions
     async fn create_admin(&self, admin: &AdminRecord) -> Result<()> {
         admins::create(&self.pool, admin).await
