@@ -36,6 +36,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod fuzz;
 pub mod oidc;
 pub mod smtp;
 pub mod webhook;
