@@ -293,6 +293,7 @@ mod core;
 mod encryption;
 mod engine;
 mod flows;
+mod fuzz;
 mod oidc;
 mod openapi;
 mod reads;
