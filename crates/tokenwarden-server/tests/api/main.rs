@@ -294,6 +294,7 @@ mod core;
 mod encryption;
 mod engine;
 mod flows;
+mod fuzz;
 mod grant;
 mod oidc;
 mod openapi;
