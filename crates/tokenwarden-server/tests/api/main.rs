@@ -94,6 +94,11 @@ mod support {
             tokenwarden_server::ops::engine::run_due_once(&self.ctx, self.clock.now()).await
         }
 
+        /// The SQLite database file (`None` on PostgreSQL).
+        pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+            self._dir.as_ref().map(|d| d.path().join("tw.db"))
+        }
+
         pub fn clock_now(&self) -> tokenwarden_domain::Timestamp {
             self.clock.now()
         }
@@ -293,6 +298,8 @@ mod core;
 mod encryption;
 mod engine;
 mod flows;
+mod hardening;
+mod limits;
 mod oidc;
 mod openapi;
 mod reads;
