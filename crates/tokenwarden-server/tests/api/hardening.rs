@@ -15,7 +15,7 @@ async fn readyz(t: &TestApp) -> (u16, Value) {
 /// Issue 9 bug 5: the SQLite file deleted under a running server: `/readyz` answers 503 and
 /// writes are refused with 503 `unavailable` instead of acknowledged and lost.
 #[tokio::test]
-async fn issue9_bug5_a_deleted_database_is_noticed_and_writes_are_refused() {
+async fn r16_issue9_bug5_a_deleted_database_is_noticed_and_writes_are_refused() {
     let t = spawn(Db::Sqlite).await;
     assert_eq!(readyz(&t).await.0, 200);
     let (s, _) = t
@@ -53,7 +53,7 @@ async fn issue9_bug5_a_deleted_database_is_noticed_and_writes_are_refused() {
 /// disk-full message (a real full disk needs a small filesystem this test cannot mount); the
 /// probe runs at most every 5 s, so the test clock moves between checks.
 #[tokio::test]
-async fn issue9_bug5_readyz_fails_when_the_database_cannot_be_written() {
+async fn r16_issue9_bug5_readyz_fails_when_the_database_cannot_be_written() {
     let t = spawn(Db::Sqlite).await;
     assert_eq!(readyz(&t).await.0, 200);
     let url = format!("sqlite://{}", t.sqlite_path().unwrap().display());
@@ -133,7 +133,7 @@ async fn get_via_router(
 /// Issue 9 bug 9: `Strict-Transport-Security` on every answer when the public URL is https
 /// (the rule that makes the session cookie `Secure`), and not over plain http.
 #[tokio::test]
-async fn issue9_bug9_hsts_behind_https_only() {
+async fn r29_issue9_bug9_hsts_behind_https_only() {
     let t = spawn(Db::Sqlite).await;
     let get = || {
         axum::http::Request::get("/healthz")
@@ -156,7 +156,7 @@ async fn issue9_bug9_hsts_behind_https_only() {
 /// Issue 9 bug 9: `POST /_demo/clock` needs a JSON body and our own origin; a cross-site post
 /// is refused with 403 and the clock does not move.
 #[tokio::test]
-async fn issue9_bug9_the_demo_clock_refuses_cross_site_posts() {
+async fn r30_issue9_bug9_the_demo_clock_refuses_cross_site_posts() {
     let t = spawn(Db::Sqlite).await;
     let mut ctx = t.ctx.clone();
     let clock = Arc::new(tokenwarden_domain::OffsetClock::default());

@@ -117,7 +117,7 @@ async fn refresh_against(base: &str) -> Result<tokenwarden_oauth::TokenResponse,
 /// refused with a clear provider error and nothing is returned to store; an answer just under
 /// the limit still works.
 #[tokio::test]
-async fn issue9_bug6_token_responses_over_1_mib_are_refused() {
+async fn r14_issue9_bug6_token_responses_over_1_mib_are_refused() {
     for declared in [false, true] {
         let big = answering(2 * 1024 * 1024, declared).await;
         match refresh_against(&big).await {
@@ -135,7 +135,7 @@ async fn issue9_bug6_token_responses_over_1_mib_are_refused() {
 
 /// Issue 9 bug 6: a probe URL answering 2 MiB is read with the same cap.
 #[tokio::test]
-async fn issue9_bug6_probe_answers_over_the_limit_are_refused() {
+async fn r14_issue9_bug6_probe_answers_over_the_limit_are_refused() {
     for declared in [false, true] {
         let big = answering(2 * 1024 * 1024, declared).await;
         let p = provider(&big);

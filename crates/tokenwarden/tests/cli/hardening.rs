@@ -34,7 +34,7 @@ fn mode(p: &std::path::Path) -> u32 {
 /// Issue 9 bug 5: the database deleted while the master key stays: the next start refuses,
 /// naming the problem, instead of making a new empty database beside the old key.
 #[test]
-fn issue9_bug5_a_start_over_a_missing_database_with_the_old_key_is_refused() {
+fn r21_issue9_bug5_a_start_over_a_missing_database_with_the_old_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("TOKENWARDEN_ADMIN_TOKEN", ADMIN)];
     let server = serve(dir.path(), &env, &[]);
