@@ -108,16 +108,50 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 ];
 
 fn credential_in_query(parts: &Parts) -> bool {
-    parts.uri.query().is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let name = pair
-                .split('=')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            CREDENTIAL_PARAMS.contains(&name.as_str())
-        })
+    parts.uri.query().is_some_and(query_has_credential)
+}
+
+/// Whether a query string names a credential parameter. Names are compared after
+/// percent-decoding and lower-casing, and pairs are split on `&` and `;` (both separators are
+/// accepted by common form parsers), so `api%5Fkey=` and `a=1;token=` are refused too.
+fn query_has_credential(query: &str) -> bool {
+    query.split(['&', ';']).any(|pair| {
+        let raw = pair.split('=').next().unwrap_or_default();
+        // Each decoded byte takes at most three characters: a longer name cannot be one of ours.
+        if raw.len() > 64 {
+            return false;
+        }
+        let name = decode_param_name(raw);
+        CREDENTIAL_PARAMS.contains(&name.as_str())
     })
+}
+
+/// `application/x-www-form-urlencoded` decoding of a parameter name, lower-cased; invalid
+/// escapes are kept as they are.
+fn decode_param_name(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b {
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8); // two hex digits: at most 255
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b),
+                }
+            }
+            b'+' => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
 }
 
 async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiError> {

@@ -32,7 +32,13 @@ pub struct Served {
 pub struct ReadCache {
     served: Mutex<HashMap<String, Served>>,
     keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
+    /// Cross-app denials per (app, token name): when one was last audited, and how many were
+    /// refused since without a record of their own.
+    denials: Mutex<HashMap<String, (Timestamp, u64)>>,
 }
+
+/// A denial repeated within this time is counted into the next record, not written on its own.
+pub const DENIAL_RECORD_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 impl std::fmt::Debug for ReadCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +101,26 @@ impl ReadCache {
             map.clear();
         }
         map.insert(rec.id, (rec, now));
+    }
+
+    /// Counts a denial under `key`. Returns `Some(repeats)` when it must be audited now (the
+    /// first one, or the first after [`DENIAL_RECORD_EVERY`]; `repeats` were refused since the
+    /// last record), `None` when it was only counted: a caller repeating a refused request
+    /// cannot grow the audit log by a row each time.
+    pub fn count_denial(&self, key: String, now: Timestamp) -> Option<u64> {
+        let mut map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        let entry = map.entry(key).or_insert((now - DENIAL_RECORD_EVERY, 0));
+        if now - entry.0 >= DENIAL_RECORD_EVERY {
+            let repeats = entry.1;
+            *entry = (now, 0);
+            Some(repeats)
+        } else {
+            entry.1 += 1;
+            None
+        }
     }
 
     pub fn forget_key(&self, id: ApiKeyId) {

@@ -280,6 +280,9 @@ impl Config {
             (None, None, Some(f)) => Some(read_secret_file(&f, "admin token")?),
             (None, None, None) => None,
         };
+        if let Some(t) = &admin_token {
+            check_admin_token(t.expose_secret())?;
+        }
         let max_body_bytes = match get("TOKENWARDEN_MAX_BODY_BYTES") {
             Some(v) => v.parse().with_context(|| {
                 format!("TOKENWARDEN_MAX_BODY_BYTES={v:?} is not a number of bytes")
@@ -433,6 +436,29 @@ pub fn parse_retention(v: &str) -> Result<chrono::Duration> {
 }
 
 /// `tokenwarden config default`: the defaults as a commented TOML file.
+/// The fewest characters and distinct characters a bootstrap admin token must have: it opens
+/// every route, so it must not be guessable (`openssl rand -hex 24` gives 48 characters).
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+const ADMIN_TOKEN_MIN_DISTINCT: usize = 8;
+
+/// Refuses a weak bootstrap admin token (too short, or too few different characters). The
+/// message never contains the token.
+pub fn check_admin_token(token: &str) -> Result<()> {
+    let distinct = token
+        .bytes()
+        .collect::<std::collections::BTreeSet<u8>>()
+        .len();
+    if token.len() < ADMIN_TOKEN_MIN_LEN || distinct < ADMIN_TOKEN_MIN_DISTINCT {
+        bail!(
+            "the admin token (TOKENWARDEN_ADMIN_TOKEN or its file) is too weak: it needs at least \
+             {ADMIN_TOKEN_MIN_LEN} characters with at least {ADMIN_TOKEN_MIN_DISTINCT} different \
+             ones (it has {} and {distinct}); make one with `openssl rand -hex 24`",
+            token.len()
+        );
+    }
+    Ok(())
+}
+
 pub fn default_toml() -> String {
     format!(
         r#"# tokenwarden configuration. Every key is optional; shown here with its default.
@@ -573,7 +599,7 @@ mod tests {
     fn secrets_come_from_files_and_never_show_in_debug() {
         let dir = tempfile::tempdir().unwrap();
         let tok = dir.path().join("admin");
-        std::fs::write(&tok, "s3cr3t-admin\n").unwrap();
+        std::fs::write(&tok, "s3cr3t-admin-0123456789abcdefghij\n").unwrap();
         let e = env(&[
             ("TOKENWARDEN_ADMIN_TOKEN_FILE", tok.to_str().unwrap()),
             ("TOKENWARDEN_DATABASE_URL", "postgres://tw:pg-pass@db/tw"),
@@ -582,10 +608,14 @@ mod tests {
         let c = Config::load(&e, &Overrides::default()).unwrap();
         assert_eq!(
             c.admin_token.as_ref().unwrap().expose_secret(),
-            "s3cr3t-admin"
+            "s3cr3t-admin-0123456789abcdefghij"
         );
         let dbg = format!("{c:?}");
-        for secret in ["s3cr3t-admin", "pg-pass", "bWFzdGVyLWtleS1zZWNyZXQ="] {
+        for secret in [
+            "s3cr3t-admin-0123456789abcdefghij",
+            "pg-pass",
+            "bWFzdGVyLWtleS1zZWNyZXQ=",
+        ] {
             assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
         }
         let missing = Config::load(
@@ -593,6 +623,38 @@ mod tests {
             &Overrides::default(),
         );
         assert!(format!("{:#}", missing.unwrap_err()).contains("/nonexistent/x"));
+    }
+
+    /// Issue 9 bug 9: a short or low-variety admin token is refused, naming the problem and
+    /// never the token.
+    #[test]
+    fn issue9_bug9_weak_admin_tokens_are_refused() {
+        for weak in [
+            "x",
+            "admin-secret-123456",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababab",
+        ] {
+            let err = Config::load(
+                &env(&[("TOKENWARDEN_ADMIN_TOKEN", weak)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("admin token") && msg.contains("too weak"),
+                "{msg}"
+            );
+            // (A one-letter token may occur in any sentence.)
+            assert!(weak.len() < 3 || !msg.contains(weak), "{msg}");
+        }
+        let strong = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c";
+        let c = Config::load(
+            &env(&[("TOKENWARDEN_ADMIN_TOKEN", strong)]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.admin_token.unwrap().expose_secret(), strong);
     }
 
     #[test]

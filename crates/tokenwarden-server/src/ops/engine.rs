@@ -37,6 +37,10 @@ pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
 
 pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     let mut report = PassReport::default();
+    if let Err(e) = ctx.store.check_storage() {
+        tracing::error!(error = %e, "background pass skipped");
+        return report;
+    }
     flush_reads(ctx).await;
     flush_denials(ctx, Some(now)).await;
     report.audit_pruned = prune_audit(ctx, now).await;

@@ -203,6 +203,41 @@ async fn r25_revoked_keys_and_query_string_credentials_are_refused() {
     }
 }
 
+/// Issue 9 bug 8 (R25): credential names are recognised after percent-decoding and
+/// lower-casing, with `;` as a separator too, not by their exact spelling only.
+#[tokio::test]
+async fn r25_issue9_bug8_encoded_and_semicolon_credentials_in_query_are_refused() {
+    let t = spawn(Db::Sqlite).await;
+    for query in [
+        "api%5Fkey=x",
+        "API%5fKEY=x",
+        "access%5Ftoken=x",
+        "%61pi_key=x",
+        "limit=1;api_key=x",
+        "limit=1;access%5Ftoken=x",
+        "a=1&Admin%5FToken=x",
+    ] {
+        let (s, body, _) = t
+            .send(
+                Method::GET,
+                &format!("/api/v1/apps?{query}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (400, Some("credentials_in_query")),
+            "{query}"
+        );
+    }
+    // Names that only resemble one are not refused.
+    let (s, _, _) = t
+        .send(Method::GET, "/api/v1/apps?api%5Fkeys=x", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, 200);
+}
+
 #[tokio::test]
 async fn admin_tokens_made_by_the_cli_path_work_and_can_be_revoked() {
     let t = spawn(Db::Sqlite).await;

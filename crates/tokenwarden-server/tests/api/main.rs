@@ -95,6 +95,11 @@ mod support {
             tokenwarden_server::ops::engine::run_due_once(&self.ctx, self.clock.now()).await
         }
 
+        /// The SQLite database file (`None` on PostgreSQL).
+        pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+            self._dir.as_ref().map(|d| d.path().join("tw.db"))
+        }
+
         pub fn clock_now(&self) -> tokenwarden_domain::Timestamp {
             self.clock.now()
         }
@@ -296,6 +301,8 @@ mod engine;
 mod flows;
 mod fuzz;
 mod grant;
+mod hardening;
+mod limits;
 mod oidc;
 mod openapi;
 mod reads;

@@ -177,6 +177,7 @@ impl Http {
     }
 }
 
+mod hardening;
 mod instances;
 mod keys;
 mod secrets;

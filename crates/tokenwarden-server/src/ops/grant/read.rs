@@ -5,10 +5,10 @@ use super::open_material;
 use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
 use crate::cache::Served;
-use crate::ops::{Error, Result};
+use crate::ops::{Error, Result, audit};
 use secrecy::SecretString;
 use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
-use tokenwarden_store::{SealedColumn, StoreError, TokenRecord};
+use tokenwarden_store::{AppRecord, SealedColumn, StoreError, TokenRecord};
 
 /// An access token to serve and the token it came from.
 #[derive(Debug)]
@@ -232,6 +232,34 @@ pub async fn read_access_token(
     Ok(served)
 }
 
+/// R26: an app asking for a token it does not use is audited, repeats within a minute counted
+/// into the next record (`cache::ReadCache::count_denial`).
+async fn audit_cross_app_denial(ctx: &AppContext, app: &AppRecord, name: &TokenName) {
+    let Some(repeats) = ctx
+        .cache
+        .count_denial(format!("{}:{name}", app.id), ctx.clock.now())
+    else {
+        return;
+    };
+    audit::record(
+        ctx,
+        &format!("app:{}", app.id),
+        audit::Action::AuthForbidden,
+        audit::Object {
+            kind: "token",
+            id: None,
+            name: Some(name.to_string()),
+        },
+        audit::Outcome::Denied,
+        serde_json::json!({
+            "reason": "the app does not use this token",
+            "app": app.name.to_string(),
+            "repeats_since_last_record": repeats,
+        }),
+    )
+    .await;
+}
+
 /// The read path through the database: who may read which token, refreshing it if needed.
 async fn read_from_store(
     ctx: &AppContext,
@@ -245,6 +273,7 @@ async fn read_from_store(
         Reader::App(app_id) => {
             let app = ctx.store.get_app(app_id).await?;
             if !app.tokens.contains(&token_name) {
+                audit_cross_app_denial(ctx, &app, &token_name).await;
                 return Err(Error::NotFound(format!(
                     "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
                     app.name

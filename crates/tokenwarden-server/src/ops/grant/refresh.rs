@@ -147,6 +147,9 @@ pub async fn refresh(
     min_valid_until: Timestamp,
 ) -> Result<TokenRecord, RefreshError> {
     let now = ctx.clock.now();
+    // A refresh rotates the refresh token: never store its successor in a database file that
+    // is gone.
+    ctx.store.check_storage().map_err(Error::from)?;
     // Backing off after transient failures: say when the next attempt is, do not hammer.
     if let Ok(Some(h)) = ctx.store.get_token_health(id).await
         && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
