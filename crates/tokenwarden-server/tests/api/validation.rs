@@ -200,7 +200,6 @@ async fn issue9_bug2_http_only_to_a_loopback_address() {
         assert_eq!(s, 201, "{body} -> {res}");
     }
 }
-}
 
 /// Issue 9 bug 7 (R28): every refusal on every route answers the JSON error shape with a
 /// stable code, including those made by extractors and layers (a query string that does not
