@@ -239,6 +239,22 @@ async fn refresh_holding(
         client_id: t.client_id.as_deref().unwrap_or_default(),
         secrets,
     };
+    // R9: this instance may have been paused since it took the lease (reading, unsealing). Renew
+    // it right before the provider sees the refresh token: a holder that lost the lease to
+    // another instance must not send a refresh token that one may already have used.
+    if ctx
+        .store
+        .renew_lease(
+            lease,
+            chrono::Duration::seconds(LEASE_SECONDS),
+            ctx.clock.now(),
+        )
+        .await
+        .map_err(Error::from)?
+        .is_none()
+    {
+        return Err(RefreshError::Busy);
+    }
     match ctx
         .oauth
         .token(
