@@ -12,7 +12,7 @@ cargo build --release -q -p tokenwarden -p snowflake-emulator
 work="$(mktemp -d)"
 cleanup() { kill "${TW_PID:-}" "${EMU_PID:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-EMU_PORT=19300; TW_PORT=18420; ADMIN="bench-admin-token-0123456789"
+EMU_PORT=19300; TW_PORT=18420; ADMIN="bench-admin-token-0123456789abcdef"
 ./target/release/snowflake-emulator --listen 127.0.0.1:$EMU_PORT >"$work/emu.log" 2>&1 & EMU_PID=$!
 (cd "$work" && TOKENWARDEN_ADMIN_TOKEN=$ADMIN TOKENWARDEN_LOG=warn exec "$OLDPWD/target/release/tokenwarden" serve --listen 127.0.0.1:$TW_PORT) >"$work/tw.log" 2>&1 & TW_PID=$!
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$TW_PORT/healthz >/dev/null && curl -sf http://127.0.0.1:$EMU_PORT/ >/dev/null && break; sleep 0.2; done

@@ -322,6 +322,17 @@ impl Emulator {
         })
     }
 
+    /// Every access token and every refresh token issued so far (sorted), for tests that look
+    /// for them where they must not be (logs, pages, database files).
+    pub fn issued_tokens(&self) -> (Vec<String>, Vec<String>) {
+        let inner = self.lock();
+        let mut access: Vec<String> = inner.access_tokens.keys().cloned().collect();
+        let mut refresh: Vec<String> = inner.refresh_tokens.keys().cloned().collect();
+        access.sort();
+        refresh.sort();
+        (access, refresh)
+    }
+
     /// Runs `sql` as `user` with their default role, as the worksheet does. With several
     /// `;`-separated statements, all run and the first error (or else the last result) is
     /// returned; see [`Emulator::run_script_as`] for every result.

@@ -4,11 +4,13 @@
 pub mod clock;
 mod ids;
 mod names;
+pub mod net;
 mod states;
 
 pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
 pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName};
+pub use net::{is_loopback_authority, is_loopback_host};
 pub use states::{
     AppState, AuditAction, AuditOutcome, ChannelKind, EventKind, LeadTime, ParseStateError,
     StopReason, TokenStatus,

@@ -154,9 +154,7 @@ pub fn check_endpoint(what: &str, url: &str) -> Result<(), CatalogError> {
         r
     } else if let Some(r) = url.strip_prefix("http://") {
         let authority = r.split(['/', '?', '#']).next().unwrap_or_default();
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        let h = host.trim_start_matches('[').trim_end_matches(']');
-        if !(h == "localhost" || h == "::1" || h.starts_with("127.")) {
+        if !tokenwarden_domain::is_loopback_authority(authority) {
             return Err(err(format!(
                 "{what} {url:?} must use https (http is allowed only on 127.0.0.1/localhost)"
             )));

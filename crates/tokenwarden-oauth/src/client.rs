@@ -322,10 +322,14 @@ impl OAuthClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let text = res.text().await.map_err(|e| {
-            TokenError::Transient(format!("reading the token response failed: {e}"))
-        })?;
-        parse_token_response(status, &text, retry_after.as_deref())
+        let body = read_capped(res, MAX_TOKEN_RESPONSE)
+            .await
+            .map_err(|e| TokenError::Transient(e.describe("the token endpoint")))?;
+        parse_token_response(
+            status,
+            &String::from_utf8_lossy(&body),
+            retry_after.as_deref(),
+        )
     }
 
     /// Checks a token against the provider: Snowflake runs `SELECT CURRENT_USER()`, others GET
@@ -350,7 +354,10 @@ impl OAuthClient {
                     .await
                     .map_err(|e| describe_reqwest(&e, url))?;
                 let status = res.status();
-                let text = res.text().await.unwrap_or_default();
+                let body = read_capped(res, MAX_PROBE_RESPONSE)
+                    .await
+                    .map_err(|e| e.describe(url))?;
+                let text = String::from_utf8_lossy(&body);
                 if status.is_success() {
                     Ok(format!("{url} answered {status}"))
                 } else {
@@ -378,7 +385,10 @@ impl OAuthClient {
                     .await
                     .map_err(|e| describe_reqwest(&e, &url))?;
                 let status = res.status();
-                let v: serde_json::Value = res.json().await.map_err(|_| {
+                let body = read_capped(res, MAX_PROBE_RESPONSE)
+                    .await
+                    .map_err(|e| format!("Snowflake answered {status}: {}", e.describe(&url)))?;
+                let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
                     format!("Snowflake answered {status} with a body that is not JSON")
                 })?;
                 if status.is_success() {
@@ -401,6 +411,47 @@ impl OAuthClient {
             }
         }
     }
+}
+
+/// The largest token endpoint answer accepted: a real one is a few kilobytes.
+pub const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
+/// The largest probe answer read ("Test connection").
+pub const MAX_PROBE_RESPONSE: usize = 1024 * 1024;
+
+/// Why a response body could not be read.
+#[derive(Debug)]
+enum BodyError {
+    /// Larger than the limit (declared or as read).
+    TooLarge(usize),
+    Read,
+}
+
+impl BodyError {
+    fn describe(&self, whose: &str) -> String {
+        match self {
+            BodyError::TooLarge(limit) => format!(
+                "the answer of {whose} is larger than {} KiB; refused, nothing was kept",
+                limit / 1024
+            ),
+            BodyError::Read => format!("reading the answer of {whose} failed"),
+        }
+    }
+}
+
+/// Reads a response body chunk by chunk, refusing it as soon as it passes `limit` bytes (or
+/// declares more): a provider's answer is never buffered whole before its size is known.
+async fn read_capped(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    if res.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|_| BodyError::Read)? {
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn truncate(s: &str, n: usize) -> String {

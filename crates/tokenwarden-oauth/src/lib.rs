@@ -7,3 +7,6 @@ pub mod snowflake;
 
 pub use catalog::{Catalog, CatalogError, ClientAuth, Probe, ProviderTemplate, ResolvedProvider};
 pub use client::{ClientCredentials, Grant, OAuthClient, Pkce, TokenError, TokenResponse};
+
+#[cfg(test)]
+mod fuzz;

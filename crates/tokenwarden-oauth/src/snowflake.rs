@@ -39,11 +39,6 @@ pub struct SnowflakeAccount {
 const ACCOUNT_HELP: &str = "use the account identifier (e.g. myorg-myaccount or xy12345.us-east-1), \
      its host (xy12345.us-east-1.snowflakecomputing.com), or paste the URL of your Snowflake console";
 
-fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h == "localhost" || h == "::1" || h.starts_with("127.")
-}
-
 impl SnowflakeAccount {
     pub fn parse(input: &str) -> Result<Self, SnowflakeError> {
         let s = input.trim();
@@ -55,8 +50,7 @@ impl SnowflakeAccount {
         // A loopback URL points the token at an emulator (development and tests).
         if let Some(rest) = s.strip_prefix("http://") {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-            if is_loopback_host(host) && !authority.contains('@') {
+            if tokenwarden_domain::is_loopback_authority(authority) {
                 return Ok(Self {
                     base_url: format!("http://{authority}"),
                     identifier: authority.to_owned(),

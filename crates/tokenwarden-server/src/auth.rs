@@ -108,16 +108,50 @@ const CREDENTIAL_PARAMS: &[&str] = &[
 ];
 
 fn credential_in_query(parts: &Parts) -> bool {
-    parts.uri.query().is_some_and(|q| {
-        q.split('&').any(|pair| {
-            let name = pair
-                .split('=')
-                .next()
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            CREDENTIAL_PARAMS.contains(&name.as_str())
-        })
+    parts.uri.query().is_some_and(query_has_credential)
+}
+
+/// Whether a query string names a credential parameter. Names are compared after
+/// percent-decoding and lower-casing, and pairs are split on `&` and `;` (both separators are
+/// accepted by common form parsers), so `api%5Fkey=` and `a=1;token=` are refused too.
+fn query_has_credential(query: &str) -> bool {
+    query.split(['&', ';']).any(|pair| {
+        let raw = pair.split('=').next().unwrap_or_default();
+        // Each decoded byte takes at most three characters: a longer name cannot be one of ours.
+        if raw.len() > 64 {
+            return false;
+        }
+        let name = decode_param_name(raw);
+        CREDENTIAL_PARAMS.contains(&name.as_str())
     })
+}
+
+/// `application/x-www-form-urlencoded` decoding of a parameter name, lower-cased; invalid
+/// escapes are kept as they are.
+fn decode_param_name(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b {
+            b'%' if i + 2 < bytes.len() => {
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8); // two hex digits: at most 255
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b),
+                }
+            }
+            b'+' => out.push(b' '),
+            _ => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
 }
 
 async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiError> {
@@ -176,6 +210,35 @@ async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiE
     })
 }
 
+/// What kind of credential a refused request presented, never the credential itself.
+fn credential_kind(parts: &Parts) -> &'static str {
+    let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return "none";
+    };
+    let value = header.as_bytes();
+    let token = match value.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case(b"bearer ") => value[7..].trim_ascii(),
+        _ => return "other",
+    };
+    if token.starts_with(b"tw_app_") {
+        "tw_app_"
+    } else if token.starts_with(b"tw_adm_") {
+        "tw_adm_"
+    } else {
+        "bearer"
+    }
+}
+
+/// The method and route pattern (`GET /api/v1/apps/{id}`) a request matched: a bounded set,
+/// whatever paths are sent.
+fn route_pattern(parts: &Parts) -> String {
+    let pattern = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", axum::extract::MatchedPath::as_str);
+    format!("{} {pattern}", parts.method)
+}
+
 impl FromRequestParts<AppContext> for Principal {
     type Rejection = ApiError;
 
@@ -183,15 +246,16 @@ impl FromRequestParts<AppContext> for Principal {
         match authenticate(ctx, parts).await {
             Ok(p) => Ok(p),
             Err(e @ (ApiError::Unauthorized | ApiError::CredentialsInQuery)) => {
-                audit::record(
-                    ctx,
-                    "anonymous",
-                    Action::AuthDenied,
-                    audit::Object::route(parts),
-                    Outcome::Denied,
-                    serde_json::json!({ "reason": e.code() }),
-                )
-                .await;
+                // Counted in memory, audited in aggregate by the background pass (one row per
+                // minute, route, credential kind and reason): a flood of bad requests cannot
+                // fill the disk (issue 9, bug 3).
+                let credential = if matches!(e, ApiError::CredentialsInQuery) {
+                    "query"
+                } else {
+                    credential_kind(parts)
+                };
+                ctx.denials
+                    .record(route_pattern(parts), credential, e.code(), ctx.clock.now());
                 Err(e)
             }
             Err(e) => Err(e),

@@ -22,6 +22,9 @@ pub struct Served {
     pub expires_at: Timestamp,
     /// The reading app is stopped: (app name, why).
     pub app_stopped: Option<(String, String)>,
+    /// Valid for less than was asked, but the freshest there is (`ops::grant::usable_token`):
+    /// served while valid, whatever validity a reader asks for.
+    pub short: bool,
     pub fetched_at: Timestamp,
 }
 
@@ -29,7 +32,13 @@ pub struct Served {
 pub struct ReadCache {
     served: Mutex<HashMap<String, Served>>,
     keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
+    /// Cross-app denials per (app, token name): when one was last audited, and how many were
+    /// refused since without a record of their own.
+    denials: Mutex<HashMap<String, (Timestamp, u64)>>,
 }
+
+/// A denial repeated within this time is counted into the next record, not written on its own.
+pub const DENIAL_RECORD_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 impl std::fmt::Debug for ReadCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,8 +47,9 @@ impl std::fmt::Debug for ReadCache {
 }
 
 impl ReadCache {
-    /// A cached answer still valid for `min_validity`; only if fetched within [`FRESH_FOR`]
-    /// unless `stale_ok` (the database is down).
+    /// A cached answer still valid for `min_validity` (or still valid at all, when it was the
+    /// freshest there is); only if fetched within [`FRESH_FOR`] unless `stale_ok` (the database
+    /// is down: then always valid for `min_validity`).
     pub fn served(
         &self,
         key: &str,
@@ -50,7 +60,9 @@ impl ReadCache {
         let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
         let s = map.get(key)?;
         let fresh = stale_ok || now - s.fetched_at < FRESH_FOR;
-        (fresh && s.expires_at > now + min_validity).then(|| s.clone())
+        let long_enough =
+            s.expires_at > now + min_validity || (s.short && !stale_ok && s.expires_at > now);
+        (fresh && long_enough).then(|| s.clone())
     }
 
     pub fn put_served(&self, key: String, served: Served) {
@@ -89,6 +101,26 @@ impl ReadCache {
             map.clear();
         }
         map.insert(rec.id, (rec, now));
+    }
+
+    /// Counts a denial under `key`. Returns `Some(repeats)` when it must be audited now (the
+    /// first one, or the first after [`DENIAL_RECORD_EVERY`]; `repeats` were refused since the
+    /// last record), `None` when it was only counted: a caller repeating a refused request
+    /// cannot grow the audit log by a row each time.
+    pub fn count_denial(&self, key: String, now: Timestamp) -> Option<u64> {
+        let mut map = self.denials.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        let entry = map.entry(key).or_insert((now - DENIAL_RECORD_EVERY, 0));
+        if now - entry.0 >= DENIAL_RECORD_EVERY {
+            let repeats = entry.1;
+            *entry = (now, 0);
+            Some(repeats)
+        } else {
+            entry.1 += 1;
+            None
+        }
     }
 
     pub fn forget_key(&self, id: ApiKeyId) {

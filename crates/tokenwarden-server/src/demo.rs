@@ -4,6 +4,7 @@
 
 use crate::{ApiError, AppContext, ops};
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -46,10 +47,17 @@ async fn demo_clock(State(ctx): State<AppContext>) -> Response {
 
 /// `POST /_demo/clock {"seconds": N}`: moves the demo's time (and the emulator's) forward and
 /// runs a background pass at once, so reminders, expiry and stopped apps show up immediately.
-async fn demo_advance(State(ctx): State<AppContext>, body: axum::body::Bytes) -> Response {
+async fn demo_advance(
+    State(ctx): State<AppContext>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(d) = ctx.demo.clone() else {
         return ApiError::NoRoute("/_demo/clock".into()).into_response();
     };
+    if let Err(e) = check_same_origin_json(&ctx, &headers) {
+        return e.into_response();
+    }
     let adv: Advance = match serde_json::from_slice(&body) {
         Ok(a) => a,
         Err(e) => {
@@ -71,4 +79,35 @@ async fn demo_advance(State(ctx): State<AppContext>, body: axum::body::Bytes) ->
         "pass": {"refreshed": report.refreshed, "reminders_sent": report.reminders_sent, "expired": report.expired, "delivered": report.delivered}
     }))
     .into_response()
+}
+
+/// A page elsewhere must not move the demo's time: the body must be declared JSON (a
+/// cross-site form cannot send that without a preflight, which is never granted), and a
+/// browser's request must come from our own origin (`Sec-Fetch-Site` `same-origin` or `none`;
+/// else an `Origin` equal to ours). Clients that are not browsers send neither header.
+fn check_same_origin_json(ctx: &AppContext, headers: &HeaderMap) -> Result<(), ApiError> {
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let json = text(header::CONTENT_TYPE).is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Err(ApiError::InvalidJson(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ));
+    }
+    let same_origin = match (
+        text(header::HeaderName::from_static("sec-fetch-site")),
+        text(header::ORIGIN),
+    ) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => origin == ctx.settings.public_url.trim_end_matches('/'),
+        (None, None) => true,
+    };
+    if same_origin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
 }

@@ -51,6 +51,11 @@ pub enum ApiError {
     ProviderUnavailable { message: String, retry_after: u64 },
     #[error("internal error; see the server log (reference {0})")]
     Internal(String),
+    /// A refusal made outside the handlers (an extractor's rejection or a layer's answer: a bad
+    /// query string, a body over the limit read in chunks, a wrong content type), put into the
+    /// JSON shape with a stable code for its status.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
 }
 
 impl ApiError {
@@ -70,6 +75,7 @@ impl ApiError {
             }
             ApiError::TokenUnusable { .. } => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Rejected { status, .. } => *status,
         }
     }
 
@@ -90,6 +96,18 @@ impl ApiError {
             ApiError::TokenUnusable { code, .. } => code,
             ApiError::ProviderUnavailable { .. } => "provider_unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::Rejected { status, .. } => match *status {
+                StatusCode::BAD_REQUEST => "invalid_request",
+                StatusCode::NOT_FOUND => "no_route",
+                StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                StatusCode::UNPROCESSABLE_ENTITY => "invalid_request",
+                StatusCode::REQUEST_TIMEOUT => "timeout",
+                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                s if s.is_server_error() => "internal",
+                _ => "request_refused",
+            },
         }
     }
 

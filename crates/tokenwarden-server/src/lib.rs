@@ -42,7 +42,13 @@ pub struct ServerSettings {
     /// How often [`serve`] runs a background pass ([`ENGINE_TICK`] by default); `None`: never by
     /// itself (tests drive the engine, e.g. with `engine::run_due_once`, or rely on reads only).
     pub engine_interval: Option<Duration>,
+    /// How long audit records are kept ([`DEFAULT_AUDIT_RETENTION`] by default); older ones are
+    /// pruned by the background pass.
+    pub audit_retention: chrono::Duration,
 }
+
+/// Audit records are kept 90 days unless configured otherwise (`audit_retention`).
+pub const DEFAULT_AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
 
 /// The default reminder lead times: 14, 7, 3 and 1 days.
 pub fn default_lead_times() -> Vec<LeadTime> {
@@ -60,6 +66,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("engine_interval", &self.engine_interval)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }
@@ -83,6 +90,8 @@ pub struct AppContext {
     /// Names this process as a lease owner; unique per process.
     pub instance_id: String,
     pub reads: Arc<reads::ReadCounter>,
+    /// Refused credentials, counted in memory and flushed as aggregated audit rows.
+    pub denials: Arc<reads::DenialCounter>,
     pub cache: Arc<cache::ReadCache>,
     /// Reminder lead times in force: the configured ones, or what an admin set in the UI
     /// (kept in the database, so every instance follows; reloaded every background pass).
@@ -93,6 +102,8 @@ pub struct AppContext {
     pub notifier: ops::delivery::Notifier,
     /// The admin UI's in-memory state (failed sign-in counters).
     pub ui: Arc<ui::UiState>,
+    /// `/readyz`'s last write probe: when, and whether the database took the write.
+    pub write_probe: Arc<std::sync::Mutex<Option<(tokenwarden_domain::Timestamp, bool)>>>,
 }
 
 impl AppContext {
@@ -149,12 +160,14 @@ impl AppContext {
             oauth: tokenwarden_oauth::OAuthClient::default(),
             instance_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             reads: Arc::new(reads::ReadCounter::default()),
+            denials: Arc::new(reads::DenialCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
             #[cfg(feature = "demo")]
             demo: None,
             lead_times: Arc::new(std::sync::RwLock::new(Vec::new())),
             notifier: ops::delivery::Notifier::default(),
             ui: Arc::new(ui::UiState::default()),
+            write_probe: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 }
@@ -175,8 +188,17 @@ pub fn router(ctx: AppContext) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(no_store))
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            refuse_writes_without_storage,
+        ))
         .layer(axum::middleware::from_fn_with_state(limit, limit_body))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(limit, json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            ui::session::secure(&ctx),
+            strict_transport,
+        ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 // Method and path only: a query string could carry an OAuth code or a
@@ -235,6 +257,7 @@ pub async fn serve(
     reload.abort();
     engine.abort();
     ops::engine::flush_reads(&ctx).await;
+    ops::engine::flush_denials(&ctx, None).await;
     result
 }
 
@@ -247,15 +270,75 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// How often `/readyz` writes to the database to prove it can (at most).
+pub const WRITE_PROBE_EVERY: chrono::Duration = chrono::Duration::seconds(5);
+/// The metadata row `/readyz` writes.
+const WRITE_PROBE_KEY: &str = "readyz_write_probe";
+
+/// Ready: the database file is the one opened (SQLite), the database answers, and it takes a
+/// write (a full disk does not: checked by a tiny upsert at most every [`WRITE_PROBE_EVERY`]).
 async fn readyz(State(ctx): State<AppContext>) -> Response {
+    if let Err(e) = ctx.store.check_storage() {
+        tracing::error!(error = %e, "not ready");
+        return ApiError::Unavailable.into_response();
+    }
     match tokio::time::timeout(Duration::from_secs(2), ctx.store.ping()).await {
-        Ok(Ok(())) => axum::Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database unreachable");
-            ApiError::Unavailable.into_response()
+            return ApiError::Unavailable.into_response();
         }
-        Err(_) => ApiError::Unavailable.into_response(),
+        Err(_) => return ApiError::Unavailable.into_response(),
     }
+    if !write_probe(&ctx).await {
+        return ApiError::Unavailable.into_response();
+    }
+    axum::Json(serde_json::json!({ "status": "ready" })).into_response()
+}
+
+/// Whether the database takes a write: the last answer if recent, else a fresh upsert.
+async fn write_probe(ctx: &AppContext) -> bool {
+    let now = ctx.clock.now();
+    let last = *ctx.write_probe.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, ok)) = last
+        && now >= at
+        && now - at < WRITE_PROBE_EVERY
+    {
+        return ok;
+    }
+    let stamp = now.timestamp_millis().to_string();
+    let write = ctx.store.set_meta(WRITE_PROBE_KEY, &stamp);
+    let ok = match tokio::time::timeout(Duration::from_secs(2), write).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "not ready: the database refuses writes");
+            false
+        }
+        Err(_) => {
+            tracing::error!("not ready: a write to the database did not finish in 2 s");
+            false
+        }
+    };
+    *ctx.write_probe.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, ok));
+    ok
+}
+
+/// Writes are refused (503 `unavailable`) once the database file was deleted or replaced under
+/// the running server: acknowledging them would lose them.
+async fn refuse_writes_without_storage(
+    State(ctx): State<AppContext>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe && let Err(e) = ctx.store.check_storage() {
+        tracing::error!(error = %e, "write refused");
+        return ApiError::Unavailable.into_response();
+    }
+    next.run(req).await
 }
 
 async fn openapi_json() -> impl IntoResponse {
@@ -276,6 +359,65 @@ async fn no_store(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Every error answer in the JSON shape with a stable code. Extractors and layers refuse in
+/// `text/plain` (a query string that does not parse, a body without a length cut off at the
+/// limit, a wrong content type); such answers are rewritten here. JSON answers and HTML pages
+/// (the UI's error pages) pass unchanged.
+async fn json_errors(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let ctype = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.starts_with("application/json") || ctype.starts_with("text/html") {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let error = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        // A rejection's text is a short sentence; read a bounded start of it.
+        let text = axum::body::to_bytes(body, 1024)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .unwrap_or_default();
+        ApiError::Rejected {
+            status,
+            message: if text.is_empty() {
+                status.canonical_reason().unwrap_or("refused").to_owned()
+            } else {
+                text
+            },
+        }
+    };
+    let mut out = error.into_response();
+    // Keep what else the refusal said (`Allow`, `Retry-After`, ...).
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in parts.headers.iter() {
+        out.headers_mut().insert(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Behind https (the public URL's scheme: the same rule that makes the session cookie
+/// `Secure`), browsers are told to use nothing else for a year.
+async fn strict_transport(State(https): State<bool>, req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    if https {
+        res.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     res
 }
 

@@ -28,7 +28,7 @@ mod sql;
 
 pub use error::{Result, StoreError};
 pub use records::*;
-pub use sql::{Backend, SqlStore};
+pub use sql::{Backend, SqlStore, sqlite_path};
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -42,6 +42,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
+
+    /// Is the storage opened still the one in place? Cheap and synchronous (no query): on
+    /// SQLite, the database file must still be at its path as the same file, not deleted or
+    /// replaced since it was opened (writes to an unlinked file are acknowledged and lost);
+    /// [`StoreError::Unavailable`] otherwise. Always `Ok` on PostgreSQL.
+    fn check_storage(&self) -> Result<()>;
 
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     async fn close(&self);
@@ -188,6 +194,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// Deletes at most `limit` of the oldest records older than `before`; returns how many.
+    /// Bounded, so a caller prunes a large backlog in batches.
+    async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64>;
 
     // --- admins and UI sessions -----------------------------------------------------------
     /// Adds an admin; `Conflict` if the username is taken.

@@ -69,6 +69,7 @@ conformance!(
     commit_under_lost_lease_is_refused,
     data_keys_and_sealed_values,
     audit_events_filter_and_order,
+    issue9_bug3_audit_prune_deletes_only_what_is_due_in_bounded_batches,
     meta_set_if_absent,
     oauth_state_is_single_use,
     token_health_and_read_counts,
@@ -692,6 +693,45 @@ async fn audit_events_filter_and_order(ctx: Ctx) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 1);
+}
+
+/// Issue 9, bug 3: the audit log is pruned by age, at most `limit` rows per call, oldest
+/// first; newer rows stay.
+async fn issue9_bug3_audit_prune_deletes_only_what_is_due_in_bounded_batches(ctx: Ctx) {
+    let s = &ctx.store;
+    let start = ctx.clock.now();
+    for i in 0..7 {
+        s.append_audit(&AuditEvent {
+            id: format!("p{i}"),
+            at: start + chrono::Duration::seconds(i),
+            actor: "system".into(),
+            action: "token.refresh".into(),
+            object_type: "token".into(),
+            object_id: None,
+            object_name: None,
+            outcome: "ok".into(),
+            detail: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    }
+    let cut = start + chrono::Duration::seconds(5); // p0..p4 are older
+    assert_eq!(s.prune_audit(cut, 0).await.unwrap(), 0);
+    assert_eq!(s.prune_audit(cut, 3).await.unwrap(), 3);
+    let left: Vec<String> = s
+        .list_audit(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(left, ["p6", "p5", "p4", "p3"], "the oldest went first");
+    assert_eq!(s.prune_audit(cut, 3).await.unwrap(), 2);
+    assert_eq!(s.prune_audit(cut, 3).await.unwrap(), 0);
+    assert_eq!(
+        s.list_audit(&AuditFilter::default()).await.unwrap().len(),
+        2
+    );
 }
 
 async fn meta_set_if_absent(ctx: Ctx) {

@@ -36,6 +36,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod fuzz;
 pub mod oidc;
 pub mod smtp;
 pub mod webhook;
@@ -177,6 +178,29 @@ fn create_on_server(url: &str, name: &str) -> Result<TestPostgres, String> {
     cmd.arg("-c").arg(format!("CREATE DATABASE \"{name}\""));
     run(&mut cmd).map_err(|e| format!("creating database {name} failed: {e}"))?;
     Ok(TestPostgres { url: new_url })
+}
+
+/// Every row of the database at `url` as `pg_dump` prints it (plain SQL, data and schema):
+/// for tests that look through what a database holds.
+///
+/// # Errors
+///
+/// If `pg_dump` is missing or fails.
+pub fn pg_dump(url: &str) -> Result<Vec<u8>, String> {
+    let pg_dump = find_program("pg_dump")?;
+    let out = Command::new(pg_dump)
+        .args(["--no-owner", "--no-privileges", "-d", url])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .map_err(|e| format!("running pg_dump failed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "pg_dump failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
 }
 
 /// `psql` connecting to `url`, quiet, stopping at the first error, ignoring `~/.psqlrc`.

@@ -51,8 +51,15 @@ pub(crate) fn init_logging(filter: &str) {
 
 async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
     if cfg.is_sqlite() {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("cannot create the data folder {}", cfg.data_dir.display()))?;
+        create_private_dir(&cfg.data_dir)?;
+        make_private(&cfg.data_dir, 0o700, "the data folder");
+        if let Some(db) = tokenwarden_store::sqlite_path(cfg.database_url.expose_secret()) {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = db.clone().into_os_string();
+                name.push(suffix);
+                make_private(Path::new(&name), 0o600, "the database file");
+            }
+        }
     }
     let store = SqlStore::open(cfg.database_url.expose_secret(), clock.now())
         .await
@@ -64,6 +71,44 @@ async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
         })?;
     Ok(Arc::new(store))
 }
+
+/// Creates the data folder (and its parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))
+}
+
+/// Tightens an existing file or folder that others may read or write to `mode` (0600 or 0700),
+/// with a warning: the database and the master key must be the owner's alone.
+#[cfg(unix)]
+fn make_private(path: &Path, mode: u32, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let was = meta.permissions().mode() & 0o777;
+    if was & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            "{what} was open to other users (mode {was:o}); it is now {mode:o}"
+        ),
+        Err(e) => tracing::warn!(
+            path = %path.display(), error = %e,
+            "{what} is open to other users (mode {was:o}) and could not be changed to {mode:o}"
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path, _: u32, _: &str) {}
 
 fn read_key_file(path: &Path) -> Result<MasterKey> {
     let text = std::fs::read_to_string(path)
@@ -109,12 +154,30 @@ async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result
             MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?
         }
         MasterKeySource::File(p) => read_key_file(p)?,
-        MasterKeySource::DataDir(p) if p.exists() => read_key_file(p)?,
+        MasterKeySource::DataDir(p) if p.exists() && !initialised => {
+            // The key next to the data was made on the first start, with the database: a
+            // database without encryption set up beside it was deleted or replaced. Starting
+            // would make a new empty one and lose everything silently.
+            make_private(p, 0o600, "the master key file");
+            let key = read_key_file(p)?;
+            bail!(
+                "the database {} holds no data, but the master key {} (check value {}) was made \
+                 for a database that did: the database was probably deleted, moved or replaced. \
+                 Restore it from a backup; to start over with no data, move the master key away",
+                config::redact_url(cfg.database_url.expose_secret()),
+                p.display(),
+                key.check_value()
+            )
+        }
+        MasterKeySource::DataDir(p) if p.exists() => {
+            make_private(p, 0o600, "the master key file");
+            read_key_file(p)?
+        }
         MasterKeySource::DataDir(_) if initialised => {
             bail!(tokenwarden_server::vault::VaultError::MissingMasterKey)
         }
         MasterKeySource::DataDir(p) => {
-            std::fs::create_dir_all(&cfg.data_dir)?;
+            create_private_dir(&cfg.data_dir)?;
             let key = MasterKey::generate();
             write_new_key(p, &key)?;
             tracing::warn!(
@@ -145,6 +208,7 @@ pub(crate) async fn context(cfg: &Config) -> Result<AppContext> {
             max_body_bytes: cfg.max_body_bytes,
             reminder_lead_times: cfg.reminder_lead_times.clone(),
             engine_interval: cfg.engine_interval,
+            audit_retention: cfg.audit_retention,
         },
     );
     if let Some(smtp) = &cfg.smtp {

@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub reminder_lead_times: Option<Vec<String>>,
     /// Seconds between background passes, or `"off"` (see [`parse_engine_interval`]).
     pub engine_interval: Option<toml::Value>,
+    /// How long audit records are kept, e.g. `90d` (see [`parse_retention`]).
+    pub audit_retention: Option<String>,
     pub smtp: Option<FileSmtp>,
 }
 
@@ -104,6 +106,8 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// Time between background passes; `None`: never by itself (`engine_interval = "off"`).
     pub engine_interval: Option<std::time::Duration>,
+    /// How long audit records are kept before the background pass prunes them.
+    pub audit_retention: chrono::Duration,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -137,6 +141,7 @@ impl std::fmt::Debug for Config {
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("smtp", &self.smtp)
             .field("engine_interval", &self.engine_interval)
+            .field("audit_retention", &self.audit_retention)
             .finish()
     }
 }
@@ -177,6 +182,7 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_PROVIDERS_DIR",
     "TOKENWARDEN_REMINDER_LEAD_TIMES",
     "TOKENWARDEN_ENGINE_INTERVAL",
+    "TOKENWARDEN_AUDIT_RETENTION",
     "TOKENWARDEN_SMTP_HOST",
     "TOKENWARDEN_SMTP_PORT",
     "TOKENWARDEN_SMTP_SECURITY",
@@ -274,6 +280,9 @@ impl Config {
             (None, None, Some(f)) => Some(read_secret_file(&f, "admin token")?),
             (None, None, None) => None,
         };
+        if let Some(t) = &admin_token {
+            check_admin_token(t.expose_secret())?;
+        }
         let max_body_bytes = match get("TOKENWARDEN_MAX_BODY_BYTES") {
             Some(v) => v.parse().with_context(|| {
                 format!("TOKENWARDEN_MAX_BODY_BYTES={v:?} is not a number of bytes")
@@ -314,6 +323,13 @@ impl Config {
                 bail!("engine_interval {other} must be a number of seconds or \"off\"")
             }
             (None, None) => Some(tokenwarden_server::ENGINE_TICK),
+        };
+        let audit_retention = match (get("TOKENWARDEN_AUDIT_RETENTION"), file.audit_retention) {
+            (Some(v), _) => {
+                parse_retention(&v).with_context(|| format!("TOKENWARDEN_AUDIT_RETENTION={v:?}"))?
+            }
+            (None, Some(v)) => parse_retention(&v).context("audit_retention in the config file")?,
+            (None, None) => tokenwarden_server::DEFAULT_AUDIT_RETENTION,
         };
         let fs = file.smtp.unwrap_or_default();
         let smtp_host = get("TOKENWARDEN_SMTP_HOST").or(fs.host);
@@ -363,6 +379,7 @@ impl Config {
             reminder_lead_times,
             smtp,
             engine_interval,
+            audit_retention,
             listen,
             data_dir,
             database_url,
@@ -394,7 +411,54 @@ pub fn parse_engine_interval(v: &str) -> Result<Option<std::time::Duration>> {
     Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
 }
 
+/// `audit_retention`: `90d`, `12h`, `30m` (the lead-time notation), from an hour to 100 years.
+pub fn parse_retention(v: &str) -> Result<chrono::Duration> {
+    let t = v.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: i64 = num
+        .parse()
+        .ok()
+        .filter(|n| *n <= 100 * 366 * 24 * 60)
+        .with_context(|| {
+            format!("{t:?} is not a retention: write a number and d, h or m, e.g. 90d")
+        })?;
+    let d = match unit {
+        "d" => chrono::Duration::days(n),
+        "h" => chrono::Duration::hours(n),
+        "m" => chrono::Duration::minutes(n),
+        _ => bail!("{t:?} is not a retention: write a number and d, h or m, e.g. 90d"),
+    };
+    if d < chrono::Duration::hours(1) || d > chrono::Duration::days(100 * 366) {
+        bail!("the audit retention {t:?} must be from 1 hour to 100 years");
+    }
+    Ok(d)
+}
+
 /// `tokenwarden config default`: the defaults as a commented TOML file.
+/// The fewest characters and distinct characters a bootstrap admin token must have: it opens
+/// every route, so it must not be guessable (`openssl rand -hex 24` gives 48 characters).
+pub const ADMIN_TOKEN_MIN_LEN: usize = 32;
+const ADMIN_TOKEN_MIN_DISTINCT: usize = 8;
+
+/// Refuses a weak bootstrap admin token (too short, or too few different characters). The
+/// message never contains the token.
+pub fn check_admin_token(token: &str) -> Result<()> {
+    let distinct = token
+        .bytes()
+        .collect::<std::collections::BTreeSet<u8>>()
+        .len();
+    if token.len() < ADMIN_TOKEN_MIN_LEN || distinct < ADMIN_TOKEN_MIN_DISTINCT {
+        bail!(
+            "the admin token (TOKENWARDEN_ADMIN_TOKEN or its file) is too weak: it needs at least \
+             {ADMIN_TOKEN_MIN_LEN} characters with at least {ADMIN_TOKEN_MIN_DISTINCT} different \
+             ones (it has {} and {distinct}); make one with `openssl rand -hex 24`",
+            token.len()
+        );
+    }
+    Ok(())
+}
+
 pub fn default_toml() -> String {
     format!(
         r#"# tokenwarden configuration. Every key is optional; shown here with its default.
@@ -438,6 +502,10 @@ reminder_lead_times = ["14d", "7d", "3d", "1d"]
 # Seconds between background passes (refresh ahead, reminders, daily checks, notification
 # delivery); 0 or "off": none (TOKENWARDEN_ENGINE_INTERVAL).
 engine_interval = {ENGINE_INTERVAL_SECS}
+
+# How long audit records are kept; older ones are deleted by the background pass
+# (TOKENWARDEN_AUDIT_RETENTION), e.g. "90d", "365d".
+audit_retention = "90d"
 
 # Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
 # _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.
@@ -531,7 +599,7 @@ mod tests {
     fn secrets_come_from_files_and_never_show_in_debug() {
         let dir = tempfile::tempdir().unwrap();
         let tok = dir.path().join("admin");
-        std::fs::write(&tok, "s3cr3t-admin\n").unwrap();
+        std::fs::write(&tok, "s3cr3t-admin-0123456789abcdefghij\n").unwrap();
         let e = env(&[
             ("TOKENWARDEN_ADMIN_TOKEN_FILE", tok.to_str().unwrap()),
             ("TOKENWARDEN_DATABASE_URL", "postgres://tw:pg-pass@db/tw"),
@@ -540,10 +608,14 @@ mod tests {
         let c = Config::load(&e, &Overrides::default()).unwrap();
         assert_eq!(
             c.admin_token.as_ref().unwrap().expose_secret(),
-            "s3cr3t-admin"
+            "s3cr3t-admin-0123456789abcdefghij"
         );
         let dbg = format!("{c:?}");
-        for secret in ["s3cr3t-admin", "pg-pass", "bWFzdGVyLWtleS1zZWNyZXQ="] {
+        for secret in [
+            "s3cr3t-admin-0123456789abcdefghij",
+            "pg-pass",
+            "bWFzdGVyLWtleS1zZWNyZXQ=",
+        ] {
             assert!(!dbg.contains(secret), "{secret} leaked in {dbg}");
         }
         let missing = Config::load(
@@ -551,6 +623,38 @@ mod tests {
             &Overrides::default(),
         );
         assert!(format!("{:#}", missing.unwrap_err()).contains("/nonexistent/x"));
+    }
+
+    /// Issue 9 bug 9: a short or low-variety admin token is refused, naming the problem and
+    /// never the token.
+    #[test]
+    fn issue9_bug9_weak_admin_tokens_are_refused() {
+        for weak in [
+            "x",
+            "admin-secret-123456",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababab",
+        ] {
+            let err = Config::load(
+                &env(&[("TOKENWARDEN_ADMIN_TOKEN", weak)]),
+                &Overrides::default(),
+            )
+            .unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(
+                msg.contains("admin token") && msg.contains("too weak"),
+                "{msg}"
+            );
+            // (A one-letter token may occur in any sentence.)
+            assert!(weak.len() < 3 || !msg.contains(weak), "{msg}");
+        }
+        let strong = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c";
+        let c = Config::load(
+            &env(&[("TOKENWARDEN_ADMIN_TOKEN", strong)]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.admin_token.unwrap().expose_secret(), strong);
     }
 
     #[test]
@@ -566,6 +670,48 @@ mod tests {
             Some(toml::Value::Integer(ENGINE_INTERVAL_SECS as i64))
         );
         assert_eq!(c.engine_interval, Some(tokenwarden_server::ENGINE_TICK));
+        assert_eq!(parsed.audit_retention.as_deref(), Some("90d"));
+        assert_eq!(
+            c.audit_retention,
+            tokenwarden_server::DEFAULT_AUDIT_RETENTION
+        );
+    }
+
+    /// Issue 9, bug 3: how long audit records are kept, from the environment or the file.
+    #[test]
+    fn issue9_bug3_the_audit_retention_is_a_duration_setting() {
+        let with = |v: &str| {
+            Config::load(
+                &env(&[("TOKENWARDEN_AUDIT_RETENTION", v)]),
+                &Overrides::default(),
+            )
+        };
+        assert_eq!(
+            with("365d").unwrap().audit_retention,
+            chrono::Duration::days(365)
+        );
+        assert_eq!(
+            with("36h").unwrap().audit_retention,
+            chrono::Duration::hours(36)
+        );
+        for bad in ["90", "0d", "30m", "90 days", "-1d", "999999999d"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("TOKENWARDEN_AUDIT_RETENTION"),
+                "{bad:?}: {e:#}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tw.toml");
+        std::fs::write(&file, "audit_retention = \"7d\"\n").unwrap();
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::load(&env(&[]), &flags).unwrap().audit_retention,
+            chrono::Duration::days(7)
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ mod bootstrap;
 mod cli;
 mod commands;
 mod config;
+#[cfg(test)]
+mod config_fuzz;
 
 use anyhow::Result;
 use clap::Parser;

@@ -214,8 +214,10 @@ pub async fn test_connection(
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ReadParams {
-    /// Never return a token that expires sooner than this many seconds (default 60).
-    min_validity: Option<u64>,
+    /// Seconds the token must stay valid, 0 to 86400 (default 60); when the provider's tokens
+    /// live shorter, the freshest one is returned with its true `expires_in`.
+    #[param(minimum = 0, maximum = 86400)]
+    min_validity: Option<i64>,
     /// Admins only: read as this app (its app-level token of that name, else the global one).
     app: Option<String>,
 }

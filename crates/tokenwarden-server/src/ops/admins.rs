@@ -10,8 +10,10 @@
 //!   `/oauth/callback` with a cross-site top-level GET, and the callback needs the cookie to
 //!   check that the flow returns to the session that started it. Lax is safe here because no
 //!   UI GET changes anything, and every POST needs the session's CSRF token as well.
-//! - Failed sign-ins are counted per username and per client address: the 6th within 15
-//!   minutes is refused with 429 without checking the password.
+//! - Failed sign-ins are counted per client address and per username ([`login`]): an address
+//!   with 5 failures waits 1 minute, doubling up to 15, refused with 429 meanwhile; checks of a
+//!   username with 5 failures are delayed (250 ms doubling up to 4 s), never refused. Failures
+//!   are forgotten 15 minutes after the last one.
 
 use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
@@ -23,7 +25,7 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 use tokenwarden_domain::Timestamp;
 use tokenwarden_store::{AdminRecord, SessionRecord, StoreError};
@@ -32,9 +34,14 @@ use tokenwarden_store::{AdminRecord, SessionRecord, StoreError};
 pub const SESSION_MAX: chrono::Duration = chrono::Duration::hours(12);
 /// Idle timeout.
 pub const SESSION_IDLE: chrono::Duration = chrono::Duration::hours(2);
-/// Failed sign-ins allowed per window, per username and per client address.
-pub const MAX_FAILURES: usize = 5;
-pub const FAILURE_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// Failed sign-ins from one client address before it must wait between attempts (R32: 429).
+pub const MAX_FAILURES: u32 = 5;
+/// Failures (of an address, of a username) are forgotten after this long without a new one.
+pub const FAILURE_MEMORY: chrono::Duration = chrono::Duration::minutes(15);
+/// How long a sign-in waits for its turn (one check per address and per username at a time)
+/// and for a password-hashing permit before it is turned away as busy (never counted as a
+/// failed password).
+pub const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the one-time setup link works.
 pub const SETUP_LINK_TTL: chrono::Duration = chrono::Duration::hours(1);
 pub const MIN_PASSWORD: usize = 12;
@@ -44,10 +51,41 @@ const SETUP_META_KEY: &str = "ui_setup_link";
 /// sign-ins cannot exhaust memory.
 const MAX_CONCURRENT_CHECKS: usize = 4;
 
-/// In-memory UI state: recent sign-in attempts by key (`user:<name>` / `ip:<addr>`).
+/// How long an address with `failures` recent failed sign-ins must wait after its last one:
+/// nothing below [`MAX_FAILURES`], then 1 minute, doubling with each further failure, at most
+/// 15 minutes. Attempts inside the wait are refused with 429 unchecked (and not counted).
+pub fn address_delay(failures: u32) -> chrono::Duration {
+    match failures.checked_sub(MAX_FAILURES) {
+        None => chrono::Duration::zero(),
+        Some(extra) => {
+            chrono::Duration::minutes(1 << extra.min(4)).min(chrono::Duration::minutes(15))
+        }
+    }
+}
+
+/// How long a password check for a username with `failures` recent failures (from any
+/// address) is delayed: nothing below [`MAX_FAILURES`], then 250 ms doubling, at most 4 s. A
+/// delay, never a refusal: whoever has the right password gets in, from any address, however
+/// hard another address hammers the username; a guesser gets one check per delay.
+pub fn username_delay(failures: u32) -> std::time::Duration {
+    match failures.checked_sub(MAX_FAILURES) {
+        None => std::time::Duration::ZERO,
+        Some(extra) => std::time::Duration::from_millis(250 << extra.min(4)),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Timestamp,
+}
+
+/// In-memory sign-in state: recent failures by key (`user:<name>` / `ip:<addr>`), one check at
+/// a time per key, and the permits for the (memory-hungry) password checks.
 #[derive(Debug)]
 pub struct UiState {
-    failures: Mutex<HashMap<String, Vec<Timestamp>>>,
+    failures: Mutex<HashMap<String, Failures>>,
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     checks: tokio::sync::Semaphore,
 }
 
@@ -55,42 +93,64 @@ impl Default for UiState {
     fn default() -> Self {
         Self {
             failures: Mutex::default(),
+            turns: Mutex::default(),
             checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
         }
     }
 }
 
 impl UiState {
-    /// Counts an attempt for every key *before* the password is checked, and says whether any
-    /// key is over the limit, in one step: parallel requests cannot all slip past the check.
-    fn attempt(&self, keys: &[String], now: Timestamp) -> bool {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 10_000 {
-            map.retain(|_, v| v.iter().any(|t| *t > now - FAILURE_WINDOW));
-        }
-        let mut limited = false;
-        for k in keys {
-            let v = map.entry(k.clone()).or_default();
-            v.retain(|t| *t > now - FAILURE_WINDOW);
-            if v.len() >= MAX_FAILURES {
-                limited = true;
+    /// Waits (at most [`TURN_WAIT`]) until no other sign-in with this key is being checked: a
+    /// parallel burst is checked one by one, each seeing the failures of the ones before.
+    async fn turn(&self, key: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, LoginError> {
+        let lock = {
+            let mut map = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > 1_000 {
+                map.retain(|_, m| Arc::strong_count(m) > 1);
             }
-        }
-        if !limited {
-            for k in keys {
-                map.entry(k.clone()).or_default().push(now);
-            }
-        }
-        limited
+            map.entry(key.to_owned()).or_default().clone()
+        };
+        tokio::time::timeout(TURN_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| LoginError::Busy)
     }
 
-    /// A successful sign-in does not count against the user.
-    fn succeeded(&self, key: &str, now: Timestamp) {
+    /// The recent failures of `key` (0 once [`FAILURE_MEMORY`] has passed since the last).
+    fn failures(&self, key: &str, now: Timestamp) -> Option<Failures> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key)
+            .copied()
+            .filter(|f| now - f.last <= FAILURE_MEMORY)
+    }
+
+    /// How long the address `key` must still wait before its next attempt, if at all.
+    fn address_wait(&self, key: &str, now: Timestamp) -> Option<chrono::Duration> {
+        let f = self.failures(key, now)?;
+        let until = f.last + address_delay(f.count);
+        (now < until).then(|| until - now)
+    }
+
+    fn username_delay(&self, key: &str, now: Timestamp) -> std::time::Duration {
+        self.failures(key, now)
+            .map_or(std::time::Duration::ZERO, |f| username_delay(f.count))
+    }
+
+    /// A password check failed: counts against every key.
+    fn failed(&self, keys: &[&str], now: Timestamp) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(v) = map.get_mut(key)
-            && let Some(pos) = v.iter().rposition(|t| *t == now)
-        {
-            v.remove(pos);
+        if map.len() > 10_000 {
+            map.retain(|_, f| now - f.last <= FAILURE_MEMORY);
+        }
+        for k in keys {
+            let f = map.entry((*k).to_owned()).or_insert(Failures {
+                count: 0,
+                last: now,
+            });
+            if now - f.last > FAILURE_MEMORY {
+                f.count = 0;
+            }
+            f.count += 1;
+            f.last = now;
         }
     }
 
@@ -295,7 +355,12 @@ pub async fn complete_setup(
 #[derive(Debug)]
 pub enum LoginError {
     WrongCredentials,
-    RateLimited,
+    /// Too many failed sign-ins from this address: try again after this long (R32).
+    RateLimited {
+        retry_after: chrono::Duration,
+    },
+    /// Too many sign-ins at once: nothing was checked or counted; try again shortly.
+    Busy,
     Internal(Error),
 }
 
@@ -326,13 +391,19 @@ pub async fn start_session(ctx: &AppContext, admin: &AdminRecord) -> Result<NewS
 }
 
 /// Checks a username and password; on success starts a session. Audited either way.
+///
+/// Throttled per client address (after [`MAX_FAILURES`] failures it must wait
+/// [`address_delay`], refused with 429 meanwhile) and per username (each check delayed by
+/// [`username_delay`], never refused): another address hammering a username cannot lock its
+/// admin out. Sign-ins with the same address or username are checked one at a time, so a
+/// parallel burst cannot slip past the count. Only a checked wrong password counts; waiting
+/// too long for a turn or a hashing permit answers `Busy` and counts nothing.
 pub async fn login(
     ctx: &AppContext,
     username: &str,
     password: SecretString,
     client: &str,
 ) -> Result<(AdminRecord, NewSession), LoginError> {
-    let now = ctx.clock.now();
     // Long or odd usernames are never keys of the limiter (they cannot exist anyway).
     let user_key = if check_username(username).is_ok() {
         format!("user:{}", username.to_ascii_lowercase())
@@ -345,7 +416,8 @@ pub async fn login(
         id: None,
         name: Some(username.chars().take(64).collect()),
     };
-    if ctx.ui.attempt(&[user_key.clone(), ip_key.clone()], now) {
+    let _address_turn = ctx.ui.turn(&ip_key).await?;
+    if let Some(retry_after) = ctx.ui.address_wait(&ip_key, ctx.clock.now()) {
         audit::record(
             ctx,
             "anonymous",
@@ -355,7 +427,12 @@ pub async fn login(
             serde_json::json!({"reason": "rate_limited", "client": client}),
         )
         .await;
-        return Err(LoginError::RateLimited);
+        return Err(LoginError::RateLimited { retry_after });
+    }
+    let _username_turn = ctx.ui.turn(&user_key).await?;
+    let delay = ctx.ui.username_delay(&user_key, ctx.clock.now());
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     let found = match ctx.store.get_admin_by_username(username).await {
         Ok(a) => Some(a),
@@ -365,16 +442,16 @@ pub async fn login(
     let hash = found
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
-    let Ok(_permit) = ctx.ui.checks.try_acquire() else {
-        return Err(LoginError::RateLimited);
+    let Ok(Ok(_permit)) = tokio::time::timeout(TURN_WAIT, ctx.ui.checks.acquire()).await else {
+        return Err(LoginError::Busy);
     };
     let ok = tokio::task::spawn_blocking(move || verify_password(&hash, password.expose_secret()))
         .await
         .unwrap_or(false);
+    let now = ctx.clock.now();
     match found {
         Some(admin) if ok => {
             ctx.ui.clear(&user_key);
-            ctx.ui.succeeded(&ip_key, now);
             let session = start_session(ctx, &admin)
                 .await
                 .map_err(LoginError::Internal)?;
@@ -391,7 +468,7 @@ pub async fn login(
             Ok((admin, session))
         }
         found => {
-            // The attempt was already counted before the check.
+            ctx.ui.failed(&[ip_key.as_str(), user_key.as_str()], now);
             audit::record(
                 ctx,
                 "anonymous",

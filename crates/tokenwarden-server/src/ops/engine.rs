@@ -21,6 +21,8 @@ pub struct PassReport {
     pub expired: usize,
     pub delivered: usize,
     pub delivery_retries: usize,
+    /// Audit records deleted for being older than the retention.
+    pub audit_pruned: u64,
 }
 
 /// How long before an access token expires it is refreshed ahead of time: a quarter of its
@@ -35,7 +37,13 @@ pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
 
 pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     let mut report = PassReport::default();
+    if let Err(e) = ctx.store.check_storage() {
+        tracing::error!(error = %e, "background pass skipped");
+        return report;
+    }
     flush_reads(ctx).await;
+    flush_denials(ctx, Some(now)).await;
+    report.audit_pruned = prune_audit(ctx, now).await;
     ctx.reload_lead_times().await;
     match ctx.store.list_tokens().await {
         Ok(tokens) => {
@@ -261,6 +269,58 @@ async fn set_status(
 }
 
 /// Writes the in-memory read counters to the database and to the audit log, aggregated.
+/// Writes the denial counts of the minutes that are over (all with `now` = `None`): one audit
+/// row per minute, route, credential kind and reason, with the count.
+pub async fn flush_denials(ctx: &AppContext, now: Option<Timestamp>) {
+    for ((minute, route, credential, reason), (count, last)) in ctx.denials.drain(now) {
+        crate::ops::audit::record(
+            ctx,
+            "anonymous",
+            Action::AuthDenied,
+            crate::ops::audit::Object {
+                kind: "route",
+                id: None,
+                name: Some(route),
+            },
+            Outcome::Denied,
+            serde_json::json!({
+                "reason": reason,
+                "credential": credential,
+                "count": count,
+                "minute": tokenwarden_domain::clock::from_millis(minute * 60_000),
+                "last_at": last,
+            }),
+        )
+        .await;
+    }
+}
+
+/// Audit records deleted per batch, and batches per pass at most: the work of one pass is
+/// bounded by what is due, never the size of the table; a backlog goes over several passes.
+const PRUNE_BATCH: i64 = 1_000;
+const PRUNE_BATCHES_PER_PASS: usize = 20;
+
+/// Deletes audit records older than the retention (`audit_retention`), in bounded batches.
+pub async fn prune_audit(ctx: &AppContext, now: Timestamp) -> u64 {
+    let before = now - ctx.settings.audit_retention;
+    let mut pruned = 0;
+    for _ in 0..PRUNE_BATCHES_PER_PASS {
+        match ctx.store.prune_audit(before, PRUNE_BATCH).await {
+            Ok(n) => {
+                pruned += n;
+                if n < PRUNE_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prune the audit log");
+                break;
+            }
+        }
+    }
+    pruned
+}
+
 pub async fn flush_reads(ctx: &AppContext) {
     for ((token_id, actor), (count, last)) in ctx.reads.drain() {
         if let Err(e) = ctx.store.add_token_reads(token_id, count, last).await {

@@ -103,12 +103,16 @@ pub async fn login(
             StatusCode::UNAUTHORIZED,
             "Wrong username or password.".to_owned(),
         ),
-        Err(LoginError::RateLimited) => (
+        Err(LoginError::RateLimited { retry_after }) => (
             StatusCode::TOO_MANY_REQUESTS,
             format!(
-                "Too many failed sign-ins. Wait {} minutes and try again.",
-                admins::FAILURE_WINDOW.num_minutes()
+                "Too many failed sign-ins from this address. Wait {} and try again.",
+                wait_text(retry_after)
             ),
+        ),
+        Err(LoginError::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sign-ins at once. Try again in a moment.".to_owned(),
         ),
         Err(LoginError::Internal(e)) => return Err(e.into()),
     };
@@ -121,6 +125,16 @@ pub async fn login(
             no_admin: false,
         },
     )
+}
+
+/// "2 minutes", "45 seconds": how long to wait, rounded up.
+fn wait_text(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(1);
+    if secs > 90 {
+        format!("{} minutes", (secs + 59) / 60)
+    } else {
+        format!("{secs} seconds")
+    }
 }
 
 pub async fn logout(

@@ -5,6 +5,8 @@ use reqwest::Method;
 use serde_json::json;
 use tokenwarden_domain::{ApiKeyId, Clock};
 
+on_both_databases!(issue9_bug3_denials_are_audited_in_aggregate_and_old_records_are_pruned);
+
 /// Every operation of the OpenAPI document (so every route added later too), with each path
 /// parameter filled with a real object: no credential or a wrong one is 401; an app key is 403
 /// everywhere but the two operations an app may use (reading itself, reading its tokens).
@@ -96,7 +98,10 @@ async fn r26_every_route_denies_missing_and_wrong_credentials() {
         .admin(Method::GET, &format!("/api/v1/apps/{aid}/keys"), None)
         .await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
-    // Every denial is audited, without the presented secret.
+    // Every denial is audited, in aggregate once its minute is over (issue 9, bug 3), without
+    // the presented secret.
+    t.clock.advance(chrono::Duration::minutes(1));
+    t.pass().await;
     let denied = t
         .ctx
         .store
@@ -106,12 +111,16 @@ async fn r26_every_route_denies_missing_and_wrong_credentials() {
         })
         .await
         .unwrap();
-    let n401 = denied.iter().filter(|e| e.action == "auth.denied").count();
+    let n401: i64 = denied
+        .iter()
+        .filter(|e| e.action == "auth.denied")
+        .map(|e| e.detail["count"].as_i64().unwrap())
+        .sum();
     let n403 = denied
         .iter()
         .filter(|e| e.action == "auth.forbidden")
         .count();
-    assert_eq!(n401, routes.len() * 4);
+    assert_eq!(n401 as usize, routes.len() * 4);
     assert_eq!(n403, routes.len() - app_routes.len());
     assert!(!format!("{denied:?}").contains(&app_key));
 }
@@ -192,6 +201,41 @@ async fn r25_revoked_keys_and_query_string_credentials_are_refused() {
             "{param}"
         );
     }
+}
+
+/// Issue 9 bug 8 (R25): credential names are recognised after percent-decoding and
+/// lower-casing, with `;` as a separator too, not by their exact spelling only.
+#[tokio::test]
+async fn r25_issue9_bug8_encoded_and_semicolon_credentials_in_query_are_refused() {
+    let t = spawn(Db::Sqlite).await;
+    for query in [
+        "api%5Fkey=x",
+        "API%5fKEY=x",
+        "access%5Ftoken=x",
+        "%61pi_key=x",
+        "limit=1;api_key=x",
+        "limit=1;access%5Ftoken=x",
+        "a=1&Admin%5FToken=x",
+    ] {
+        let (s, body, _) = t
+            .send(
+                Method::GET,
+                &format!("/api/v1/apps?{query}"),
+                Some(ADMIN),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, body["code"].as_str()),
+            (400, Some("credentials_in_query")),
+            "{query}"
+        );
+    }
+    // Names that only resemble one are not refused.
+    let (s, _, _) = t
+        .send(Method::GET, "/api/v1/apps?api%5Fkeys=x", Some(ADMIN), None)
+        .await;
+    assert_eq!(s, 200);
 }
 
 #[tokio::test]
@@ -326,4 +370,127 @@ async fn app_keys_can_be_added_listed_and_revoked_without_downtime() {
         (400, Some("invalid_json")),
         "{body}"
     );
+}
+
+/// Issue 9, bug 3 (R27): every anonymous 401 wrote an audit row, so anyone could fill the disk.
+/// Thousands of refused requests (any path, any bad credential) become one row per minute,
+/// route pattern, credential kind and reason, with the count, and nothing is written while the
+/// minute runs; records older than the retention (90 days by default) are pruned by the
+/// background pass.
+async fn issue9_bug3_denials_are_audited_in_aggregate_and_old_records_are_pruned(db: Db) {
+    use tokenwarden_store::{AuditEvent, AuditFilter};
+    let t = spawn(db).await;
+    let audit = || async {
+        t.ctx
+            .store
+            .list_audit(&AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+    };
+    let before = audit().await.len();
+    const N: usize = 3000;
+    let bads = [
+        None,
+        Some("wrong"),
+        Some("tw_app_00000000000000000000000000000000_abc"),
+    ];
+    let mut sent = 0;
+    while sent < N {
+        let mut batch = Vec::new();
+        for i in sent..(sent + 100).min(N) {
+            let path = if i % 2 == 0 {
+                format!("/api/v1/apps/app-{i}")
+            } else {
+                "/api/v1/tokens".to_owned()
+            };
+            let mut req = t.http.get(t.url(&path));
+            if let Some(b) = bads[i % 3] {
+                req = req.bearer_auth(b);
+            }
+            batch.push(tokio::spawn(async move {
+                req.send().await.unwrap().status().as_u16()
+            }));
+        }
+        sent += batch.len();
+        for b in batch {
+            assert_eq!(b.await.unwrap(), 401);
+        }
+    }
+    // Nothing is written per request, nor while the minute runs.
+    t.pass().await;
+    assert_eq!(audit().await.len(), before);
+    t.clock.advance(chrono::Duration::seconds(61));
+    t.pass().await;
+    let rows: Vec<AuditEvent> = audit()
+        .await
+        .into_iter()
+        .filter(|e| e.action == "auth.denied")
+        .collect();
+    assert!(
+        rows.len() <= 6,
+        "{} rows for {N} denials: {rows:#?}",
+        rows.len()
+    );
+    let total: i64 = rows
+        .iter()
+        .map(|e| e.detail["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total as usize, N);
+    let routes: std::collections::BTreeSet<_> = rows
+        .iter()
+        .map(|e| e.object_name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        routes.into_iter().collect::<Vec<_>>(),
+        ["GET /api/v1/apps/{id}", "GET /api/v1/tokens"]
+    );
+    let kinds: std::collections::BTreeSet<_> = rows
+        .iter()
+        .map(|e| e.detail["credential"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["bearer", "none", "tw_app_"]
+    );
+
+    // Retention: a backlog of old records goes, newer ones stay.
+    let existing = audit().await.len();
+    let old = t.clock.now();
+    for i in 0..2500 {
+        t.ctx
+            .store
+            .append_audit(&AuditEvent {
+                id: format!("old-{i:05}"),
+                at: old,
+                actor: "system".into(),
+                action: "token.refresh".into(),
+                object_type: "token".into(),
+                object_id: None,
+                object_name: None,
+                outcome: "ok".into(),
+                detail: json!({}),
+            })
+            .await
+            .unwrap();
+    }
+    t.clock.advance(chrono::Duration::days(89));
+    let (s, _) = t
+        .admin(
+            Method::POST,
+            "/api/v1/apps",
+            Some(json!({"name": "recent"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(t.pass().await.audit_pruned, 0, "nothing is 90 days old yet");
+    t.clock.advance(chrono::Duration::days(2));
+    let report = t.pass().await;
+    let left = audit().await;
+    assert_eq!(report.audit_pruned as usize, existing + 2500);
+    assert!(left.iter().any(|e| e.action == "app.create"), "{left:#?}");
+    let cutoff = t.clock.now() - tokenwarden_server::DEFAULT_AUDIT_RETENTION;
+    assert!(left.iter().all(|e| e.at >= cutoff), "{left:#?}");
 }

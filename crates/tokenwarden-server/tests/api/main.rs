@@ -70,6 +70,7 @@ mod support {
                 // No pass runs by itself: a test runs one where it means to (`TestApp::pass`),
                 // so none can run at a moment the test did not choose.
                 engine_interval: None,
+                audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
             },
         );
         let served = ctx.clone();
@@ -92,6 +93,11 @@ mod support {
         /// directly (its module path may move).
         pub async fn pass(&self) -> tokenwarden_server::ops::engine::PassReport {
             tokenwarden_server::ops::engine::run_due_once(&self.ctx, self.clock.now()).await
+        }
+
+        /// The SQLite database file (`None` on PostgreSQL).
+        pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+            self._dir.as_ref().map(|d| d.path().join("tw.db"))
         }
 
         pub fn clock_now(&self) -> tokenwarden_domain::Timestamp {
@@ -293,6 +299,10 @@ mod core;
 mod encryption;
 mod engine;
 mod flows;
+mod fuzz;
+mod grant;
+mod hardening;
+mod limits;
 mod oidc;
 mod openapi;
 mod reads;

@@ -234,7 +234,7 @@ async fn code_exchange_refresh_with_rotation_and_reauthorization(db: Db) {
     assert_eq!(view["status"], "needs_reauthorization");
     assert_eq!(
         view["client_secret_set"], true,
-        "credentials are never deleted on a failed refresh"
+        "R13: credentials are never deleted on a failed refresh"
     );
     let refreshes = requests(&op, "refresh_token");
     let (s, _, _) = t

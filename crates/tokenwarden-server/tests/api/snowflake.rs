@@ -12,6 +12,7 @@ on_both_databases!(
     provider_trouble_leaves_the_token_untouched_and_revocation_needs_reauthorization,
     snowflake_refusals_reach_the_admin_word_for_word,
     single_use_refresh_tokens_are_rotated_and_committed_before_use,
+    r15_a_host_clock_five_minutes_off_never_serves_a_token_past_its_real_expiry,
 );
 
 fn no_redirects() -> reqwest::Client {
@@ -450,6 +451,8 @@ async fn snowflake_refusals_reach_the_admin_word_for_word(db: Db) {
     assert_eq!(v["status"], "not_authorized");
 }
 
+/// R10 against Snowflake's single-use refresh tokens: each rotated refresh token is stored with
+/// its access token before it is used (see also `r10_...` in `grant.rs`).
 async fn single_use_refresh_tokens_are_rotated_and_committed_before_use(db: Db) {
     let t = spawn(db).await;
     let emu = emulator().await;
@@ -500,4 +503,51 @@ async fn single_use_refresh_tokens_are_rotated_and_committed_before_use(db: Db) 
     let b = chrono::DateTime::parse_from_rfc3339(now["refresh_token_expires_at"].as_str().unwrap())
         .unwrap();
     assert!((a - b).num_seconds().abs() <= 3, "{first} {now}");
+}
+
+/// R15: with the host's clock 5 minutes behind or ahead of Snowflake's, reads across three
+/// access-token lifetimes only ever serve a token Snowflake still accepts: expiries count from
+/// our own receive time and `expires_in`, never from the provider's clock.
+async fn r15_a_host_clock_five_minutes_off_never_serves_a_token_past_its_real_expiry(db: Db) {
+    for skew in [-300, 300] {
+        let t = spawn(db).await;
+        let emu = emulator().await;
+        let e = &emu.emulator;
+        let skew = chrono::Duration::seconds(skew);
+        t.clock.set(e.now() + skew);
+        t.authorized_snowflake_token(&emu, "snowflake-sales", json!({}))
+            .await;
+        let (s, app) = t
+            .admin(
+                Method::POST,
+                "/api/v1/apps",
+                Some(json!({"name": "a", "tokens": ["snowflake-sales"]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{app}");
+        let key = app["api_key"].as_str().unwrap().to_owned();
+        let mut offset = chrono::Duration::zero();
+        let mut served = std::collections::HashSet::new();
+        for step in 1..=50 {
+            t.clock.advance(chrono::Duration::seconds(37));
+            // Snowflake's clock moves as much as ours and stays `skew` apart.
+            offset += t.clock_now() - skew - e.now();
+            e.set_clock_offset(offset);
+            let (s, body, _) = read(&t, &key).await;
+            assert_eq!(s, 200, "skew {skew}, step {step}: {body}");
+            let token = body["access_token"].as_str().unwrap().to_owned();
+            assert!(
+                crate::reads::accepts(&emu, &token).await,
+                "skew {skew}, {} s in: served a token Snowflake no longer accepts ({body})",
+                step * 37
+            );
+            assert!(body["expires_in"].as_i64().unwrap() <= 600, "{body}");
+            served.insert(token);
+        }
+        assert!(
+            served.len() >= 3,
+            "refreshed along the way: {}",
+            served.len()
+        );
+    }
 }

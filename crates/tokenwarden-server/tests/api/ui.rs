@@ -2,6 +2,7 @@
 //! token countdowns, the token form's paste box, app keys, and GETs that change nothing.
 
 use crate::support::{Db, TestApp, spawn};
+use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use tokenwarden_domain::{Clock, TokenId, TokenStatus};
 use tokenwarden_store::AuditFilter;
@@ -221,6 +222,8 @@ async fn wrong_password_and_unknown_user_look_the_same_and_repeats_are_rate_limi
     assert_eq!(events[0].actor, "admin:alice");
 }
 
+/// R29 over http: HttpOnly, SameSite, no `Secure`, a new value of 256 bits at each sign-in,
+/// only its hash stored (over https: `r29_behind_https_...`).
 #[tokio::test]
 async fn the_session_cookie_is_httponly_lax_not_secure_on_http_and_new_at_each_login() {
     let t = spawn(Db::Sqlite).await;
@@ -250,6 +253,7 @@ async fn the_session_cookie_is_httponly_lax_not_secure_on_http_and_new_at_each_l
     assert_eq!(r.header("location"), "/tokens");
 }
 
+/// R29: after sign-out the cookie opens nothing; idle and old sessions end.
 #[tokio::test]
 async fn logout_ends_the_session_and_idle_sessions_expire() {
     let t = spawn(Db::Sqlite).await;
@@ -323,6 +327,8 @@ async fn every_page_needs_a_session() {
     assert_eq!(r.status, 303);
 }
 
+/// R30: a POST without the CSRF token, with a wrong or another session's token, or from another
+/// site is refused and audited; the header works as well as the form field.
 #[tokio::test]
 async fn posts_need_the_csrf_token_and_a_same_site_origin() {
     let t = spawn(Db::Sqlite).await;
@@ -431,6 +437,8 @@ fn assert_secure_html(r: &Res, what: &str) {
     }
 }
 
+/// R31 on the signed-in pages, the sign-in page and a refusal (every route, signed in or not:
+/// `r31_every_html_response_signed_in_or_not_carries_the_security_headers`).
 #[tokio::test]
 async fn every_html_response_carries_the_security_headers() {
     let t = spawn(Db::Sqlite).await;
@@ -791,6 +799,39 @@ async fn a_sign_in_started_in_the_ui_completes_only_in_that_session() {
     assert!(page.body.contains("Continue to the provider"));
 }
 
+/// What the UI could change: each token's and app's version, the app's keys, the channels.
+async fn state_of(t: &TestApp, app_id: &str) -> impl PartialEq + std::fmt::Debug {
+    let tokens: Vec<_> = t
+        .ctx
+        .store
+        .list_tokens()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.version)
+        .collect();
+    let apps: Vec<_> = t
+        .ctx
+        .store
+        .list_apps()
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.version)
+        .collect();
+    let keys = t
+        .ctx
+        .store
+        .list_api_keys(tokenwarden_domain::AppId::parse(app_id))
+        .await
+        .unwrap()
+        .len();
+    let channels = t.ctx.store.list_channels().await.unwrap();
+    (tokens, apps, keys, channels)
+}
+
+/// R30: no GET changes anything, not even the audit log (every route, from the router:
+/// `r30_every_ui_post_needs_the_csrf_token_and_a_same_origin_and_no_get_changes_anything`).
 #[tokio::test]
 async fn get_requests_change_nothing() {
     let t = spawn(Db::Sqlite).await;
@@ -819,33 +860,7 @@ async fn get_requests_change_nothing() {
             .await
             .unwrap()
             .len();
-        let tokens: Vec<_> = t
-            .ctx
-            .store
-            .list_tokens()
-            .await
-            .unwrap()
-            .iter()
-            .map(|t| t.version)
-            .collect();
-        let apps: Vec<_> = t
-            .ctx
-            .store
-            .list_apps()
-            .await
-            .unwrap()
-            .iter()
-            .map(|a| a.version)
-            .collect();
-        let keys = t
-            .ctx
-            .store
-            .list_api_keys(tokenwarden_domain::AppId::parse(app_id))
-            .await
-            .unwrap()
-            .len();
-        let channels = t.ctx.store.list_channels().await.unwrap();
-        (audit, tokens, apps, keys, channels)
+        (audit, state_of(&t, app_id).await)
     };
     let before = snapshot().await;
     for path in [
@@ -1198,4 +1213,470 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
             "{action} not audited: {audit}"
         );
     }
+}
+
+/// One UI route as `ui::router` declares it.
+#[derive(Debug)]
+struct UiRoute {
+    path: String,
+    get: bool,
+    post: bool,
+    /// Behind `require_session` (everything but sign-in, setup and assets).
+    signed_in: bool,
+}
+
+/// Every route of the UI, read from the router's own source, so a route added there is
+/// covered here without anyone listing it.
+fn ui_routes() -> Vec<UiRoute> {
+    let src = include_str!("../../src/ui/mod.rs");
+    let body = &src[src.find("pub fn router(").unwrap()..];
+    let body = &body[..body.find("\n}\n").unwrap()];
+    let session_layer = body.find(".route_layer(").unwrap();
+    let mut at = 0;
+    let mut out = Vec::new();
+    while let Some(i) = body[at..].find(".route(") {
+        let start = at + i + ".route(".len();
+        let rest = &body[start..];
+        let end = [".route(", ".route_layer(", ".merge("]
+            .iter()
+            .filter_map(|m| rest.find(m))
+            .min()
+            .unwrap_or(rest.len());
+        let chunk = &rest[..end];
+        let q = chunk.find('"').unwrap() + 1;
+        out.push(UiRoute {
+            path: chunk[q..q + chunk[q..].find('"').unwrap()].to_owned(),
+            get: chunk.contains("get("),
+            post: chunk.contains("post("),
+            signed_in: start < session_layer,
+        });
+        at = start;
+    }
+    out
+}
+
+/// A UI world with one of everything a route can name: (token id, app id, channel id, key id).
+async fn ui_world(t: &TestApp) -> (String, String, String, String) {
+    let (app, token) = t.seed().await;
+    let (s, ch) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/notification-channels",
+            Some(serde_json::json!({"name": "ops", "kind": "email", "to": ["ops@example.com"]})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ch}");
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    let key = t
+        .ctx
+        .store
+        .list_api_keys(tokenwarden_domain::AppId::parse(&app_id))
+        .await
+        .unwrap()[0]
+        .id
+        .to_string();
+    (
+        token["id"].as_str().unwrap().to_owned(),
+        app_id,
+        ch["id"].as_str().unwrap().to_owned(),
+        key,
+    )
+}
+
+fn fill(path: &str, (token, app, channel, key): &(String, String, String, String)) -> String {
+    let id = if path.starts_with("/tokens/") {
+        token
+    } else if path.starts_with("/apps/") {
+        app
+    } else {
+        channel
+    };
+    path.replace("{key_id}", key).replace("{id}", id)
+}
+
+/// R30: every POST route of the UI (taken from the router) is refused with 403 without the
+/// session's CSRF token, with a wrong one, and from another site even with the right one;
+/// sign-in and setup, which have no session yet, refuse other sites. No GET of any route
+/// changes anything, and routes without a GET answer it with 405.
+#[tokio::test]
+async fn r30_every_ui_post_needs_the_csrf_token_and_a_same_origin_and_no_get_changes_anything() {
+    let t = spawn(Db::Sqlite).await;
+    let ids = ui_world(&t).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let routes = ui_routes();
+    let posts = routes.iter().filter(|r| r.post && r.signed_in).count();
+    assert!(
+        posts >= 18 && routes.iter().any(|r| r.path == "/setup" && !r.signed_in),
+        "{routes:?}"
+    );
+    let before = state_of(&t, &ids.1).await;
+    let mut refused = 0;
+    for r in &routes {
+        let url = t.url(&fill(&r.path, &ids));
+        let what = format!("{} ({url})", r.path);
+        if r.post && r.signed_in {
+            let form = [("name", "csrf-probe"), ("enabled", "false")];
+            let post = |site: &'static str| {
+                client()
+                    .post(&url)
+                    .header("cookie", &b.cookie)
+                    .header("sec-fetch-site", site)
+            };
+            for attempt in [
+                post("same-origin").form(&form),
+                post("same-origin").form(&[("name", "x"), ("csrf", "guess")]),
+                post("same-origin").header("x-csrf-token", "guess"),
+                post("cross-site").form(&[("name", "x"), ("csrf", b.csrf.as_str())]),
+                post("same-site").form(&[("name", "x"), ("csrf", b.csrf.as_str())]),
+                post("cross-site").header("x-csrf-token", &b.csrf),
+            ] {
+                let res = done(attempt).await;
+                assert_eq!(res.status, 403, "{what}: {}", res.body);
+                refused += 1;
+            }
+        } else if r.post {
+            let res = done(
+                client()
+                    .post(&url)
+                    .header("sec-fetch-site", "cross-site")
+                    .form(&[
+                        ("username", USER),
+                        ("password", PASSWORD),
+                        ("password2", PASSWORD),
+                        ("token", "x"),
+                    ]),
+            )
+            .await;
+            assert_eq!(res.status, 403, "{what}: {}", res.body);
+            assert!(res.session_cookie().is_none(), "{what}");
+        }
+        let got = b.get(&t, &fill(&r.path, &ids)).await;
+        if r.get {
+            assert!(
+                [200, 303, 404, 410].contains(&got.status),
+                "{what}: {}",
+                got.status
+            );
+        } else {
+            assert_eq!(got.status, 405, "{what}");
+        }
+    }
+    assert_eq!(state_of(&t, &ids.1).await, before);
+    let audited = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("auth.csrf_refused".into()),
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), refused, "every refusal is audited");
+    assert_eq!(b.get(&t, "/tokens").await.status, 200, "still signed in");
+}
+
+/// R31: every HTML answer of every UI route (taken from the router), signed in or not, as a
+/// page or an htmx partial, and the refusal, error and callback pages, carry the CSP without
+/// inline script, `frame-ancestors`/`object-src`/`base-uri 'none'`, nosniff and no-referrer.
+#[tokio::test]
+async fn r31_every_html_response_signed_in_or_not_carries_the_security_headers() {
+    let t = spawn(Db::Sqlite).await;
+    let ids = ui_world(&t).await;
+    let mut checked = 0;
+    let mut check = |r: &Res, what: &str| {
+        if r.header("content-type").starts_with("text/html") {
+            assert_secure_html(r, what);
+            checked += 1;
+        } else {
+            assert!(
+                [303, 401, 405].contains(&r.status) || what.contains("/static/"),
+                "{what}: {} {}",
+                r.status,
+                r.header("content-type")
+            );
+        }
+    };
+    // Before any admin exists: the setup pages.
+    for path in ["/setup", "/setup?token=wrong", "/login"] {
+        check(&done(client().get(t.url(path))).await, path);
+    }
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    for r in ui_routes() {
+        let path = fill(&r.path, &ids);
+        for (who, cookie) in [("signed in", b.cookie.as_str()), ("anonymous", "")] {
+            for htmx in [false, true] {
+                let what = format!("GET {path} {who} htmx={htmx}");
+                let mut req = client().get(t.url(&path)).header("cookie", cookie);
+                if htmx {
+                    req = req.header("hx-request", "true");
+                }
+                check(&done(req).await, &what);
+            }
+            if r.post {
+                let what = format!("POST {path} {who} without CSRF");
+                let req = client()
+                    .post(t.url(&path))
+                    .header("cookie", cookie)
+                    .header("sec-fetch-site", "cross-site")
+                    .form(&[
+                        ("username", USER),
+                        ("password", "wrong password!"),
+                        ("password2", "wrong password!"),
+                        ("token", "x"),
+                    ]);
+                check(&done(req).await, &what);
+            }
+        }
+    }
+    for path in [
+        "/oauth/callback".to_owned(),
+        "/oauth/callback?code=c&state=forged".into(),
+        "/oauth/callback?error=access_denied&state=forged".into(),
+        "/setup?token=wrong".into(),
+        "/tokens/00000000-0000-0000-0000-000000000000".into(),
+        "/apps/00000000-0000-0000-0000-000000000000".into(),
+        "/notifications/00000000-0000-0000-0000-000000000000".into(),
+        "/tokens/not-an-id".into(),
+        "/login?next=//evil.example".into(),
+    ] {
+        check(&b.get(&t, &path).await, &path);
+    }
+    check(&login(&t, USER, "wrong password!").await, "failed login");
+    assert!(checked >= 60, "{checked} HTML answers checked");
+}
+
+/// R29: behind https (the public URL is https, as behind a TLS proxy) the session cookie is
+/// `__Host-` prefixed, `Secure`, `HttpOnly`, `SameSite`, for the whole site and no domain; its
+/// value carries at least 128 bits and is new at each sign-in; after sign-out it opens nothing.
+#[tokio::test]
+async fn r29_behind_https_the_session_cookie_is_host_prefixed_secure_and_dies_at_logout() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut settings = (*t.ctx.settings).clone();
+    settings.public_url = "https://tokenwarden.example".into();
+    let ctx = tokenwarden_server::AppContext {
+        settings: std::sync::Arc::new(settings),
+        ..t.ctx.clone()
+    };
+    tokio::spawn(async move {
+        let _ = tokenwarden_server::serve(listener, ctx, std::future::pending()).await;
+    });
+    let sign_in = || async {
+        let r = done(client().post(format!("{base}/login")).form(&[
+            ("username", USER),
+            ("password", PASSWORD),
+            ("next", "/tokens"),
+        ]))
+        .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        r.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("__Host-tw_session="))
+            .expect("a __Host- session cookie")
+    };
+    let mut values = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let line = sign_in().await;
+        let attrs: Vec<&str> = line.split(';').map(str::trim).collect();
+        for needed in ["Secure", "HttpOnly", "Path=/"] {
+            assert!(attrs.contains(&needed), "{line}");
+        }
+        assert!(
+            attrs
+                .iter()
+                .any(|a| a.starts_with("SameSite=Lax") || a.starts_with("SameSite=Strict")),
+            "{line}"
+        );
+        assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+        let value = attrs[0]["__Host-tw_session=".len()..].to_owned();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&value)
+            .unwrap();
+        assert!(bytes.len() >= 16, "{value}: at least 128 bits");
+        assert!(values.insert(value), "a new value at each sign-in");
+    }
+    let value = values.into_iter().next().unwrap();
+    let cookie = format!("__Host-tw_session={value}");
+    let page = done(
+        client()
+            .get(format!("{base}/tokens"))
+            .header("cookie", &cookie),
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    // Without the prefix the same value is not our cookie.
+    let plain = done(
+        client()
+            .get(format!("{base}/tokens"))
+            .header("cookie", format!("tw_session={value}")),
+    )
+    .await;
+    assert_eq!(plain.status, 303);
+    let out = done(
+        client()
+            .post(format!("{base}/logout"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", csrf_of(&page.body)),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    let cleared = out.header("set-cookie");
+    assert!(
+        cleared.starts_with("__Host-tw_session=;")
+            && cleared.contains("Max-Age=0")
+            && cleared.contains("Secure"),
+        "{cleared}"
+    );
+    let after = done(
+        client()
+            .get(format!("{base}/tokens"))
+            .header("cookie", &cookie),
+    )
+    .await;
+    assert_eq!(after.status, 303);
+    assert!(after.header("location").starts_with("/login"));
+}
+
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address reaches the server):
+/// another client address for the sign-in throttle.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn login_from(t: &TestApp, ip: &str, user: &str, password: &str) -> Res {
+    done(client_from(ip).post(t.url("/login")).form(&[
+        ("username", user),
+        ("password", password),
+        ("next", "/apps"),
+    ]))
+    .await
+}
+
+/// Issue 9, bug 4 (R32): five wrong passwords for a username from anywhere locked it for 15
+/// minutes everywhere. Now the hammering address is throttled (429, audited, with growing
+/// waits: 1 minute, then 2, ...), while a correct password from another address gets in (its
+/// check only delayed a little), and a wrong one from a third address is just wrong (401).
+#[tokio::test]
+async fn issue9_bug4_r32_another_address_hammering_a_username_cannot_lock_its_admin_out() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let attacker = "127.0.0.2";
+    for n in 1..=20 {
+        let r = login_from(&t, attacker, USER, "guess-guess-guess").await;
+        let expected = if n <= 5 { 401 } else { 429 };
+        assert_eq!(r.status, expected, "attempt {n}");
+        assert!(r.session_cookie().is_none());
+    }
+    // The right password from the attacker's address is refused unchecked too.
+    assert_eq!(login_from(&t, attacker, USER, PASSWORD).await.status, 429);
+    // A wrong password from elsewhere is only wrong; the right one gets in (after a short
+    // delay: the username has failures).
+    assert_eq!(
+        login_from(&t, "127.0.0.4", USER, "not it either")
+            .await
+            .status,
+        401
+    );
+    let started = std::time::Instant::now();
+    let r = login_from(&t, "127.0.0.3", USER, PASSWORD).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(r.session_cookie().is_some());
+    assert!(
+        started.elapsed()
+            >= tokenwarden_server::ops::admins::username_delay(
+                tokenwarden_server::ops::admins::MAX_FAILURES
+            ),
+        "a username with failures is checked after a delay"
+    );
+    // Growing waits for the attacker: 1 minute after its 5th failure, then 2 after the 6th.
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-6").await.status, 401);
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 429);
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 429);
+    t.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(login_from(&t, attacker, USER, "guess-7").await.status, 401);
+    // Audited: the refusals and the failures.
+    let events = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("auth.login".into()),
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let count = |reason: &str| {
+        events
+            .iter()
+            .filter(|e| e.detail["reason"].as_str() == Some(reason))
+            .count()
+    };
+    assert_eq!(count("rate_limited"), 15 + 1 + 1 + 1);
+    assert_eq!(count("wrong_password"), 5 + 1 + 2);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.outcome == "ok" && e.detail["client"] == "127.0.0.3")
+    );
+}
+
+/// Issue 9, bug 4: a burst of sign-ins with the right password from one address got 429 (a
+/// refused hashing permit counted as a failure). Sign-ins wait for a permit; all get in, and
+/// none counts against the address: five wrong passwords afterwards are each checked.
+#[tokio::test]
+async fn issue9_bug4_a_burst_of_right_passwords_all_get_in_and_counts_nothing() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let url = t.url("/login");
+        tasks.push(tokio::spawn(async move {
+            done(client().post(url).form(&[
+                ("username", USER),
+                ("password", PASSWORD),
+                ("next", "/apps"),
+            ]))
+            .await
+            .status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 303);
+    }
+    for n in 1..=5 {
+        assert_eq!(
+            login(&t, USER, "wrong-password-123").await.status,
+            401,
+            "{n}"
+        );
+    }
+    assert_eq!(login(&t, USER, PASSWORD).await.status, 429);
+}
+
+#[test]
+fn issue9_bug4_throttle_delays_grow_and_are_capped() {
+    use tokenwarden_server::ops::admins::{MAX_FAILURES, address_delay, username_delay};
+    assert_eq!(address_delay(MAX_FAILURES - 1), chrono::Duration::zero());
+    assert_eq!(username_delay(MAX_FAILURES - 1), std::time::Duration::ZERO);
+    let waits: Vec<i64> = (0..8)
+        .map(|n| address_delay(MAX_FAILURES + n).num_minutes())
+        .collect();
+    assert_eq!(waits, [1, 2, 4, 8, 15, 15, 15, 15]);
+    let delays: Vec<u128> = (0..8)
+        .map(|n| username_delay(MAX_FAILURES + n).as_millis())
+        .collect();
+    assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
 }

@@ -151,3 +151,194 @@ async fn unknown_routes_and_methods_answer_json() {
         .await;
     assert_eq!((s, j["code"].as_str()), (404, Some("not_found")));
 }
+
+/// Issue 9, bug 2: plain http was allowed to any host whose name began with `127.`. Loopback
+/// is decided on the parsed address (127.0.0.0/8, `::1`, `localhost`); everything else needs
+/// https: provider endpoints, probe URLs, Snowflake account URLs. A real loopback still works.
+#[tokio::test]
+async fn issue9_bug2_http_only_to_a_loopback_address() {
+    let t = spawn(Db::Sqlite).await;
+    let oauth2 = |auth: &str, token: &str, probe: &str| {
+        json!({"name": "t", "provider": "oauth2", "client_id": "c", "client_secret": "s",
+            "settings": {"authorization_url": auth, "token_url": token, "probe_url": probe}})
+    };
+    let snowflake = |account: &str| json!({"name": "t", "provider": "snowflake", "settings": {"account": account, "role": "ANALYST"}});
+    let ok = "http://127.0.0.1:4000/auth";
+    for body in [
+        oauth2("http://127.evil.com/auth", ok, ok),
+        oauth2(ok, "http://127.0.0.1.nip.io/token", ok),
+        oauth2(ok, ok, "http://localhost.evil.com/me"),
+        oauth2(ok, "http://127.0.0.1@evil.com/token", ok),
+        snowflake("http://127.0.0.1.nip.io"),
+        snowflake("http://127.evil.com:9300"),
+    ] {
+        let (s, res) = t
+            .admin(Method::POST, "/api/v1/tokens", Some(body.clone()))
+            .await;
+        assert_eq!(s, 400, "{body} -> {res}");
+        assert_eq!(res["code"], "invalid_request", "{res}");
+        assert!(
+            res["message"].as_str().unwrap().contains("https"),
+            "{body}: {res}"
+        );
+    }
+    let (_, tokens) = t.admin(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(tokens.as_array().unwrap().len(), 0, "nothing stored");
+
+    for (i, body) in [
+        oauth2(ok, "http://localhost:4000/token", "http://[::1]:4000/me"),
+        snowflake("http://127.0.0.1:9300"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut body = body;
+        body["name"] = json!(format!("t{i}"));
+        let (s, res) = t
+            .admin(Method::POST, "/api/v1/tokens", Some(body.clone()))
+            .await;
+        assert_eq!(s, 201, "{body} -> {res}");
+    }
+}
+
+/// Issue 9 bug 7 (R28): every refusal on every route answers the JSON error shape with a
+/// stable code, including those made by extractors and layers (a query string that does not
+/// parse, a path that does not decode, a body without a length cut off at the limit).
+#[tokio::test]
+async fn r28_issue9_bug7_every_error_answers_the_json_shape() {
+    let t = spawn(Db::Sqlite).await;
+    let (s, app) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "shape"})))
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let check = |what: &str, res: (u16, String, String), status: u16, code: &str| {
+        let (s, ctype, text) = res;
+        assert_eq!(s, status, "{what}: {text}");
+        assert!(
+            ctype.starts_with("application/json"),
+            "{what}: {ctype} {text}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(j["code"], code, "{what}: {text}");
+        assert!(!j["message"].as_str().unwrap().is_empty(), "{what}");
+    };
+    let send = |m: Method, path: &str, ctype: Option<&str>, body: &str| {
+        let mut req = t.http.request(m, t.url(path)).bearer_auth(ADMIN);
+        if let Some(c) = ctype {
+            req = req.header("content-type", c);
+        }
+        let req = req.body(body.to_owned());
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let ctype = res
+                .headers()
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, ctype, res.text().await.unwrap())
+        }
+    };
+    // Query strings that do not parse.
+    check(
+        "bad query",
+        send(Method::GET, "/api/v1/audit?limit=abc", None, "").await,
+        400,
+        "invalid_request",
+    );
+    check(
+        "bad query on the read path",
+        send(
+            Method::GET,
+            "/api/v1/access-tokens/x?min_validity=-5",
+            None,
+            "",
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    // A path segment that is not UTF-8.
+    check(
+        "bad path",
+        send(Method::GET, "/api/v1/apps/%FF%FE", None, "").await,
+        400,
+        "invalid_request",
+    );
+    // Bad JSON and a wrong content type.
+    check(
+        "bad json",
+        send(
+            Method::POST,
+            "/api/v1/apps",
+            Some("application/json"),
+            "{\"name\":",
+        )
+        .await,
+        400,
+        "invalid_json",
+    );
+    check(
+        "wrong content type",
+        send(Method::POST, "/api/v1/apps", Some("text/plain"), "{}").await,
+        400,
+        "invalid_json",
+    );
+    // Unknown routes and methods.
+    check(
+        "unknown route",
+        send(Method::GET, "/api/v2/nothing", None, "").await,
+        404,
+        "no_route",
+    );
+    check(
+        "method",
+        send(Method::DELETE, "/api/v1/audit", None, "").await,
+        405,
+        "method_not_allowed",
+    );
+    // A chunked body (no Content-Length) over the limit, on a route that reads raw bytes.
+    let id = app["id"].as_str().unwrap();
+    let chunk = "x".repeat(16 * 1024);
+    let mut raw = format!(
+        "POST /api/v1/apps/{id}/keys HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    for _ in 0..5 {
+        raw.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    raw.push_str("0\r\n\r\n");
+    let addr = t.base.trim_start_matches("http://");
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The server may answer and close before it has read everything: ignore a write error.
+    let _ = sock.write_all(raw.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = sock.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    check(
+        "chunked body over the limit",
+        (status, ctype, body.to_owned()),
+        413,
+        "payload_too_large",
+    );
+    // The UI keeps its HTML pages.
+    let res = t
+        .http
+        .get(t.url("/tokens/not-a-uuid"))
+        .send()
+        .await
+        .unwrap();
+    let ctype = res.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(!ctype.starts_with("application/json"), "{ctype}");
+}

@@ -4,6 +4,7 @@ use super::{ms, parse_json, ts};
 use crate::records::{AuditEvent, AuditFilter};
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
+use tokenwarden_domain::Timestamp;
 
 #[derive(sqlx::FromRow)]
 struct AuditRow {
@@ -76,4 +77,18 @@ pub(super) async fn list(pool: &AnyPool, f: &AuditFilter) -> Result<Vec<AuditEve
     .into_iter()
     .map(TryInto::try_into)
     .collect()
+}
+
+/// Deletes at most `limit` of the oldest rows with `at < before` (by the time index: the work
+/// is what is due, not the table's size).
+pub(super) async fn prune(pool: &AnyPool, before: Timestamp, limit: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM audit_events WHERE id IN \
+         (SELECT id FROM audit_events WHERE at < $1 ORDER BY at LIMIT $2)",
+    )
+    .bind(ms(before))
+    .bind(limit.max(0))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -50,6 +50,51 @@ impl Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the database file as opened, to notice it deleted or replaced.
+    file: Option<FileIdentity>,
+}
+
+/// A file's path and identity (device and inode) when it was opened.
+#[derive(Debug, Clone)]
+struct FileIdentity {
+    path: std::path::PathBuf,
+    id: (u64, u64),
+}
+
+impl FileIdentity {
+    #[cfg(unix)]
+    fn of(path: &std::path::Path) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &std::path::Path) -> Option<(u64, u64)> {
+        std::fs::metadata(path).ok().map(|_| (0, 0))
+    }
+}
+
+/// The file a `sqlite:` URL names; `None` for an in-memory database.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
+}
+
+/// Creates the SQLite file readable by its owner only (0600), before SQLite creates it with
+/// the process's umask; its `-wal` and `-shm` files take the database file's mode.
+fn create_private(path: &std::path::Path) {
+    if path.exists() {
+        return;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    // If this fails, SQLite creates the file (or reports why it cannot) just below.
+    let _ = opts.open(path);
 }
 
 impl SqlStore {
@@ -58,6 +103,13 @@ impl SqlStore {
         let backend = Backend::from_url(url)?;
         sqlx::any::install_default_drivers();
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let file = match backend {
+            Backend::Sqlite => sqlite_path(url),
+            Backend::Postgres => None,
+        };
+        if let Some(path) = &file {
+            create_private(path);
+        }
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
@@ -83,7 +135,13 @@ impl SqlStore {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        Ok(Self { pool, backend })
+        let file =
+            file.and_then(|path| FileIdentity::of(&path).map(|id| FileIdentity { path, id }));
+        Ok(Self {
+            pool,
+            backend,
+            file,
+        })
     }
 
     /// Connects and applies pending migrations.
@@ -218,6 +276,18 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn check_storage(&self) -> Result<()> {
+        match &self.file {
+            Some(f) if FileIdentity::of(&f.path) != Some(f.id) => {
+                Err(StoreError::Unavailable(format!(
+                    "the database file {} was deleted or replaced while in use",
+                    f.path.display()
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn close(&self) {
@@ -446,6 +516,10 @@ impl Store for SqlStore {
     }
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         audit::list(&self.pool, filter).await
+    }
+
+    async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64> {
+        audit::prune(&self.pool, before, limit).await
     }
 
     // --- admins and UI sessions

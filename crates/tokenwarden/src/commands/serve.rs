@@ -18,15 +18,6 @@ pub(crate) async fn run(cfg: Config) -> Result<()> {
         admin_token = cfg.admin_token.is_some(),
         "tokenwarden is listening"
     );
-    if cfg
-        .admin_token
-        .as_ref()
-        .is_some_and(|t| t.expose_secret().len() < 16)
-    {
-        tracing::warn!(
-            "TOKENWARDEN_ADMIN_TOKEN is shorter than 16 characters; use a long random value outside tests"
-        );
-    }
     if cfg.admin_token.is_none() {
         tracing::warn!(
             "no TOKENWARDEN_ADMIN_TOKEN set: create an admin token with `tokenwarden admin token create`"

@@ -178,6 +178,7 @@ impl Http {
 }
 
 mod crash;
+mod hardening;
 mod instances;
 mod keys;
 mod secrets;

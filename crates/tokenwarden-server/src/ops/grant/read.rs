@@ -2,21 +2,32 @@
 //! valid long enough, refreshed first if needed.
 
 use super::open_material;
-use super::refresh::{RefreshError, refresh};
+use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
 use crate::cache::Served;
-use crate::ops::{Error, Result};
+use crate::ops::{Error, Result, audit};
 use secrecy::SecretString;
 use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
-use tokenwarden_store::{SealedColumn, StoreError, TokenRecord};
+use tokenwarden_store::{AppRecord, SealedColumn, StoreError, TokenRecord};
+
+/// An access token to serve and the token it came from.
+#[derive(Debug)]
+pub struct Usable {
+    pub token: TokenRecord,
+    pub access: SecretString,
+    /// The access token is valid for less than asked, but it is the freshest there is (the
+    /// provider's tokens live shorter than asked): served with its true expiry.
+    pub short: bool,
+}
+
+/// The largest `min_validity` a reader may ask for (a day); more is a bad request.
+pub const MAX_MIN_VALIDITY: u64 = 86_400;
 
 /// Returns the token with an access token valid for at least `min_validity` seconds,
-/// refreshing it if needed, and the opened access token.
-pub async fn usable_token(
-    ctx: &AppContext,
-    t: TokenRecord,
-    min_validity: u64,
-) -> Result<(TokenRecord, SecretString)> {
+/// refreshing it if needed, and the opened access token. When the provider's tokens live
+/// shorter than asked, the freshest valid one is returned (`short`), refreshed at most about
+/// once per half-lifetime ([`refresh_held_back`]): a healthy provider never makes this fail.
+pub async fn usable_token(ctx: &AppContext, t: TokenRecord, min_validity: u64) -> Result<Usable> {
     match t.status {
         TokenStatus::NotAuthorized => {
             return Err(Error::TokenUnusable {
@@ -42,67 +53,90 @@ pub async fn usable_token(
         }
         TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
     }
-    let needed = ctx.clock.now() + chrono::Duration::seconds(min_validity.min(86_400) as i64);
+    let now = ctx.clock.now();
+    let needed = now + chrono::Duration::seconds(min_validity.min(MAX_MIN_VALIDITY) as i64);
     let fresh = |t: &TokenRecord| {
         t.material.access_token.is_some()
             && t.material.access_expires_at.is_some_and(|e| e > needed)
     };
+    let valid = |t: &TokenRecord| {
+        t.material.access_token.is_some()
+            && t.material
+                .access_expires_at
+                .is_some_and(|e| e > ctx.clock.now())
+    };
     let mut t = t;
     if !fresh(&t) {
-        let mut attempts = 0;
-        t = loop {
-            match refresh(ctx, t.id, needed).await {
-                Ok(t) => break t,
-                Err(RefreshError::Busy) if attempts < 50 => {
-                    // Another caller is refreshing: wait for its result.
-                    attempts += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    let current = ctx.store.get_token(t.id).await?;
-                    if fresh(&current) {
-                        break current;
-                    }
-                }
-                Err(RefreshError::Busy) => {
-                    return Err(Error::ProviderUnavailable {
-                        message: "the token is being refreshed; retry shortly".into(),
-                        retry_after: 5,
-                    });
-                }
-                Err(RefreshError::NeedsReauthorization(m)) => {
-                    return Err(Error::TokenUnusable {
-                        code: "token_needs_reauthorization",
-                        message: format!(
-                            "token {} needs re-authorization by an admin: {m}",
-                            t.name
-                        ),
-                    });
-                }
-                Err(RefreshError::Unavailable(m)) => {
-                    return Err(Error::ProviderUnavailable {
-                        message: format!("token {} could not be refreshed right now: {m}", t.name),
-                        retry_after: 30,
-                    });
-                }
-                Err(RefreshError::Core(e)) => return Err(e),
-            }
+        let held_back = match ctx.store.get_token_health(t.id).await? {
+            Some(h) => refresh_held_back(&t, &h, now),
+            None => false,
         };
-        if !fresh(&t) {
+        if !held_back {
+            let mut attempts = 0;
+            t = loop {
+                match refresh(ctx, t.id, needed).await {
+                    Ok(t) => break t,
+                    Err(RefreshError::Busy) if attempts < 50 => {
+                        // Another caller is refreshing: wait for its result.
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        let current = ctx.store.get_token(t.id).await?;
+                        let refreshed =
+                            current.material.access_expires_at != t.material.access_expires_at;
+                        if fresh(&current) || (refreshed && valid(&current)) {
+                            break current;
+                        }
+                    }
+                    Err(RefreshError::Busy) => {
+                        return Err(Error::ProviderUnavailable {
+                            message: "the token is being refreshed; retry shortly".into(),
+                            retry_after: 5,
+                        });
+                    }
+                    Err(RefreshError::NeedsReauthorization(m)) => {
+                        return Err(Error::TokenUnusable {
+                            code: "token_needs_reauthorization",
+                            message: format!(
+                                "token {} needs re-authorization by an admin: {m}",
+                                t.name
+                            ),
+                        });
+                    }
+                    Err(RefreshError::Unavailable(m)) => {
+                        return Err(Error::ProviderUnavailable {
+                            message: format!(
+                                "token {} could not be refreshed right now: {m}",
+                                t.name
+                            ),
+                            retry_after: 30,
+                        });
+                    }
+                    Err(RefreshError::Core(e)) => return Err(e),
+                }
+            };
+        }
+        if !valid(&t) {
             return Err(Error::ProviderUnavailable {
                 message: format!(
-                    "the provider issued token {} with less validity than the {min_validity} s asked for",
+                    "the provider issued token {} already expired; retry shortly",
                     t.name
                 ),
                 retry_after: 30,
             });
         }
     }
+    let short = !fresh(&t);
     let sealed = t
         .material
         .access_token
         .clone()
         .ok_or_else(|| Error::internal("no access token"))?;
-    let opened = open_material(ctx, &t, SealedColumn::TokenAccessToken, &sealed).await?;
-    Ok((t, opened))
+    let access = open_material(ctx, &t, SealedColumn::TokenAccessToken, &sealed).await?;
+    Ok(Usable {
+        token: t,
+        access,
+        short,
+    })
 }
 
 /// Where a token name resolved to for an app.
@@ -146,7 +180,8 @@ pub enum Reader<'a> {
 }
 
 /// The read path: a current access token of `name` for `reader`, valid for at least
-/// `min_validity` seconds (at most a day), from memory while fresh, else from the database
+/// `min_validity` seconds (0 to [`MAX_MIN_VALIDITY`], else `Invalid`) or, when the provider's
+/// tokens live shorter, the freshest one; from memory while fresh, else from the database
 /// (refreshed first if needed); while the database is down, a cached token still valid is
 /// served. `actor` is how the reader is counted in the read statistics.
 pub async fn read_access_token(
@@ -154,9 +189,16 @@ pub async fn read_access_token(
     reader: Reader<'_>,
     actor: &str,
     name: &str,
-    min_validity: u64,
+    min_validity: i64,
 ) -> Result<Served> {
-    let min_validity = min_validity.min(86_400);
+    let min_validity = u64::try_from(min_validity)
+        .ok()
+        .filter(|m| *m <= MAX_MIN_VALIDITY)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "min_validity must be a number of seconds from 0 to {MAX_MIN_VALIDITY}"
+            ))
+        })?;
     let now = ctx.clock.now();
     let scope = match reader {
         Reader::App(app_id) => format!("app:{app_id}"),
@@ -190,6 +232,34 @@ pub async fn read_access_token(
     Ok(served)
 }
 
+/// R26: an app asking for a token it does not use is audited, repeats within a minute counted
+/// into the next record (`cache::ReadCache::count_denial`).
+async fn audit_cross_app_denial(ctx: &AppContext, app: &AppRecord, name: &TokenName) {
+    let Some(repeats) = ctx
+        .cache
+        .count_denial(format!("{}:{name}", app.id), ctx.clock.now())
+    else {
+        return;
+    };
+    audit::record(
+        ctx,
+        &format!("app:{}", app.id),
+        audit::Action::AuthForbidden,
+        audit::Object {
+            kind: "token",
+            id: None,
+            name: Some(name.to_string()),
+        },
+        audit::Outcome::Denied,
+        serde_json::json!({
+            "reason": "the app does not use this token",
+            "app": app.name.to_string(),
+            "repeats_since_last_record": repeats,
+        }),
+    )
+    .await;
+}
+
 /// The read path through the database: who may read which token, refreshing it if needed.
 async fn read_from_store(
     ctx: &AppContext,
@@ -203,6 +273,7 @@ async fn read_from_store(
         Reader::App(app_id) => {
             let app = ctx.store.get_app(app_id).await?;
             if !app.tokens.contains(&token_name) {
+                audit_cross_app_denial(ctx, &app, &token_name).await;
                 return Err(Error::NotFound(format!(
                     "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
                     app.name
@@ -225,7 +296,11 @@ async fn read_from_store(
     let (t, _) = resolve_token(ctx, app.as_ref().map(|a| a.id), &token_name)
         .await?
         .ok_or_else(not_found)?;
-    let (t, access) = usable_token(ctx, t, min_validity).await?;
+    let Usable {
+        token: t,
+        access,
+        short,
+    } = usable_token(ctx, t, min_validity).await?;
     let app_stopped = match (&app, reader) {
         (Some(a), Reader::App(_)) if a.state == AppState::Stopped => Some((
             a.name.to_string(),
@@ -249,6 +324,7 @@ async fn read_from_store(
             .access_expires_at
             .unwrap_or_else(|| ctx.clock.now()),
         app_stopped,
+        short,
         fetched_at: ctx.clock.now(),
     })
 }

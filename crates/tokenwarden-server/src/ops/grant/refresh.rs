@@ -104,6 +104,24 @@ pub async fn store_response(
     Err(StoreError::VersionMismatch("token"))
 }
 
+/// The refresh-storm guard, relative to the provider's lifetime: an access token still valid
+/// and younger than half its lifetime (from `last_success_at`, when it was received, to its
+/// expiry) is not refreshed again, whatever validity a reader asks for. So a token is refreshed
+/// at most about once per half-lifetime; with lifetimes of at least twice the asked validity
+/// the guard never holds a needed refresh back. The one place this rule lives.
+pub fn refresh_held_back(
+    t: &TokenRecord,
+    h: &tokenwarden_store::TokenHealth,
+    now: Timestamp,
+) -> bool {
+    match (t.material.access_expires_at, h.last_success_at) {
+        (Some(exp), Some(received)) if t.material.access_token.is_some() && exp > now => {
+            now < received + (exp - received) / 2
+        }
+        _ => false,
+    }
+}
+
 /// Why a refresh did not give a token.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -129,6 +147,9 @@ pub async fn refresh(
     min_valid_until: Timestamp,
 ) -> Result<TokenRecord, RefreshError> {
     let now = ctx.clock.now();
+    // A refresh rotates the refresh token: never store its successor in a database file that
+    // is gone.
+    ctx.store.check_storage().map_err(Error::from)?;
     // Backing off after transient failures: say when the next attempt is, do not hammer.
     if let Ok(Some(h)) = ctx.store.get_token_health(id).await
         && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
@@ -179,14 +200,12 @@ async fn refresh_holding(
     {
         return Ok(t); // someone refreshed it while we waited
     }
-    // Refreshed within the last minute and still valid: the provider's tokens simply live
-    // shorter than asked. Do not refresh again (an app asking for a large min_validity must not
-    // turn every read into a provider call); the caller answers that the validity is short.
+    // The provider's tokens live shorter than asked: the one in the row is the freshest there
+    // is until half its lifetime has passed (an app asking for a large min_validity must not
+    // turn every read into a provider call); the caller serves it with its true expiry.
     let now = ctx.clock.now();
-    if t.material.access_expires_at.is_some_and(|e| e > now)
-        && let Ok(Some(h)) = ctx.store.get_token_health(id).await
-        && h.last_success_at
-            .is_some_and(|s| now - s < chrono::Duration::seconds(60))
+    if let Ok(Some(h)) = ctx.store.get_token_health(id).await
+        && refresh_held_back(&t, &h, now)
     {
         return Ok(t);
     }
@@ -220,6 +239,22 @@ async fn refresh_holding(
         client_id: t.client_id.as_deref().unwrap_or_default(),
         secrets,
     };
+    // R9: this instance may have been paused since it took the lease (reading, unsealing). Renew
+    // it right before the provider sees the refresh token: a holder that lost the lease to
+    // another instance must not send a refresh token that one may already have used.
+    if ctx
+        .store
+        .renew_lease(
+            lease,
+            chrono::Duration::seconds(LEASE_SECONDS),
+            ctx.clock.now(),
+        )
+        .await
+        .map_err(Error::from)?
+        .is_none()
+    {
+        return Err(RefreshError::Busy);
+    }
     match ctx
         .oauth
         .token(

@@ -16,10 +16,10 @@ pub async fn test_connection(ctx: &AppContext, t: &TokenRecord, actor: &str) -> 
                 "not available: this provider has no test endpoint (set probe_url)".to_owned(),
             );
         }
-        let (_, token) = usable_token(ctx, t.clone(), 30)
+        let token = usable_token(ctx, t.clone(), 30)
             .await
             .map_err(|e| e.to_string())?;
-        ctx.oauth.test_connection(&provider, &token).await
+        ctx.oauth.test_connection(&provider, &token.access).await
     }
     .await;
     let (ok, message) = match result {
