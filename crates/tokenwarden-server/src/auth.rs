@@ -7,6 +7,7 @@
 //! SHA-256 hash in constant time. Only the hash is stored.
 
 use crate::AppContext;
+use crate::cache::StoreGate;
 use crate::error::ApiError;
 use crate::ops::audit;
 use crate::ops::audit::{Action, Outcome};
@@ -180,18 +181,38 @@ async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiE
     let now = ctx.clock.now();
     let record = match ctx.cache.key(id, now, false) {
         Some(r) => r,
-        None => match ctx.store.get_api_key(id).await {
-            Ok(r) => {
-                ctx.cache.put_key(r.clone(), now);
-                r
+        None => {
+            let gate = ctx.cache.store_gate();
+            let answer = match gate {
+                // R16: the database is known down and another reader is trying it again.
+                StoreGate::Skip => Err(tokenwarden_store::StoreError::Unavailable(
+                    "the database is unreachable".into(),
+                )),
+                StoreGate::Open | StoreGate::Probe(_) => {
+                    let answer = ctx.store.get_api_key(id).await;
+                    ctx.cache.store_answered(!matches!(
+                        answer,
+                        Err(tokenwarden_store::StoreError::Unavailable(_))
+                    ));
+                    answer
+                }
+            };
+            drop(gate);
+            match answer {
+                Ok(r) => {
+                    ctx.cache.put_key(r.clone(), now);
+                    r
+                }
+                Err(tokenwarden_store::StoreError::NotFound(_)) => {
+                    return Err(ApiError::Unauthorized);
+                }
+                // Database down: a key seen recently still authenticates (R16).
+                Err(e) => ctx
+                    .cache
+                    .key(id, now, true)
+                    .ok_or_else(|| ApiError::from(e))?,
             }
-            Err(tokenwarden_store::StoreError::NotFound(_)) => return Err(ApiError::Unauthorized),
-            // Database down: a key seen recently still authenticates (R16).
-            Err(e) => ctx
-                .cache
-                .key(id, now, true)
-                .ok_or_else(|| ApiError::from(e))?,
-        },
+        }
     };
     let hash = Sha256::digest(secret.as_bytes());
     let matches: bool = record.secret_hash.as_slice().ct_eq(hash.as_slice()).into();

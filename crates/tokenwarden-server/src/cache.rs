@@ -5,6 +5,7 @@
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokenwarden_domain::{ApiKeyId, Timestamp, TokenId};
 use tokenwarden_store::ApiKeyRecord;
 
@@ -35,6 +36,33 @@ pub struct ReadCache {
     /// Cross-app denials per (app, token name): when one was last audited, and how many were
     /// refused since without a record of their own.
     denials: Mutex<HashMap<String, (Timestamp, u64)>>,
+    /// R16: the database was unreachable at the last read that asked it.
+    store_down: AtomicBool,
+    /// While it is down, whether a reader is already trying it again.
+    probing: AtomicBool,
+}
+
+/// What a reader whose answer is not in memory does about the database ([`ReadCache::store_gate`]).
+#[derive(Debug)]
+pub enum StoreGate<'a> {
+    /// The database answered last time: ask it.
+    Open,
+    /// It was down; this reader tries it again (one at a time). Dropping the probe ends the try.
+    Probe(Probe<'a>),
+    /// It was down and another reader is trying it: serve what memory holds, do not wait for a
+    /// connection that will not come.
+    Skip,
+}
+
+/// The one reader trying an unreachable database again; ends the try when dropped (also when the
+/// request is cancelled), so the next reader can try.
+#[derive(Debug)]
+pub struct Probe<'a>(&'a AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// A denial repeated within this time is counted into the next record, not written on its own.
@@ -47,6 +75,27 @@ impl std::fmt::Debug for ReadCache {
 }
 
 impl ReadCache {
+    /// Whether a reader asks the database (R16). While it is known to be down, one reader at a
+    /// time tries it again and the others are answered from memory at once, instead of each
+    /// waiting for the connection pool's timeout. Two relaxed loads while the database is up.
+    pub fn store_gate(&self) -> StoreGate<'_> {
+        if !self.store_down.load(Ordering::Relaxed) {
+            return StoreGate::Open;
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            StoreGate::Skip
+        } else {
+            StoreGate::Probe(Probe(&self.probing))
+        }
+    }
+
+    /// Records whether the database answered a reader (any answer but "unavailable" counts).
+    pub fn store_answered(&self, reachable: bool) {
+        if self.store_down.load(Ordering::Relaxed) == reachable {
+            self.store_down.store(!reachable, Ordering::Relaxed);
+        }
+    }
+
     /// A cached answer still valid for `min_validity` (or still valid at all, when it was the
     /// freshest there is); only if fetched within [`FRESH_FOR`] unless `stale_ok` (the database
     /// is down: then always valid for `min_validity`).
@@ -128,5 +177,35 @@ impl ReadCache {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// R16: while the database is down, one reader at a time tries it again and the others are
+    /// answered from memory at once; a try that ends (answered, failed or cancelled) lets the
+    /// next reader try; once it answers, every reader asks it again.
+    #[test]
+    fn r16_while_the_database_is_down_one_reader_tries_it_and_the_others_skip_it() {
+        let c = ReadCache::default();
+        assert!(matches!(c.store_gate(), StoreGate::Open));
+        c.store_answered(true);
+        assert!(matches!(c.store_gate(), StoreGate::Open));
+        c.store_answered(false);
+        let probe = c.store_gate();
+        assert!(matches!(probe, StoreGate::Probe(_)));
+        assert!(matches!(c.store_gate(), StoreGate::Skip));
+        assert!(matches!(c.store_gate(), StoreGate::Skip));
+        c.store_answered(false);
+        drop(probe); // the try failed, or its request was cancelled
+        let again = c.store_gate();
+        assert!(matches!(again, StoreGate::Probe(_)));
+        assert!(matches!(c.store_gate(), StoreGate::Skip));
+        c.store_answered(true);
+        drop(again);
+        assert!(matches!(c.store_gate(), StoreGate::Open));
+        assert!(matches!(c.store_gate(), StoreGate::Open));
     }
 }

@@ -4,7 +4,7 @@
 use super::open_material;
 use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
-use crate::cache::Served;
+use crate::cache::{Served, StoreGate};
 use crate::ops::{Error, Result, audit};
 use secrecy::SecretString;
 use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
@@ -209,18 +209,32 @@ pub async fn read_access_token(
     // The hot path: a fresh answer from memory, no database at all.
     let served = match ctx.cache.served(&cache_key, now, min, false) {
         Some(hit) => hit,
-        None => match read_from_store(ctx, reader, name, min_validity).await {
-            Ok(served) => {
-                ctx.cache.put_served(cache_key, served.clone());
-                served
+        None => {
+            let gate = ctx.cache.store_gate();
+            let answer = match gate {
+                // R16: the database is known down and another reader is trying it again.
+                StoreGate::Skip => Err(Error::Unavailable),
+                StoreGate::Open | StoreGate::Probe(_) => {
+                    let answer = read_from_store(ctx, reader, name, min_validity).await;
+                    ctx.cache
+                        .store_answered(!matches!(answer, Err(Error::Unavailable)));
+                    answer
+                }
+            };
+            drop(gate);
+            match answer {
+                Ok(served) => {
+                    ctx.cache.put_served(cache_key, served.clone());
+                    served
+                }
+                // R16: the database is down, but a cached token is still valid: keep serving it.
+                Err(Error::Unavailable) => ctx
+                    .cache
+                    .served(&cache_key, now, min, true)
+                    .ok_or(Error::Unavailable)?,
+                Err(e) => return Err(e),
             }
-            // R16: the database is down, but a cached token is still valid: keep serving it.
-            Err(Error::Unavailable) => ctx
-                .cache
-                .served(&cache_key, now, min, true)
-                .ok_or(Error::Unavailable)?,
-            Err(e) => return Err(e),
-        },
+        }
     };
     if let Some((app, why)) = &served.app_stopped {
         return Err(Error::TokenUnusable {
