@@ -202,3 +202,51 @@ async fn bad_urls_and_secrets_fail_without_sending() {
     ));
     assert!(receiver.requests().is_empty());
 }
+
+/// Issue 9 bug 6: a receiver answering an endless body is read only as far as the delivery
+/// log's snippet needs; the delivery ends, with a short reason, long before the body would.
+#[tokio::test]
+async fn issue9_bug6_an_endless_error_body_is_read_only_as_far_as_the_snippet() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let server = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = sock.read(&mut buf).await;
+        sock.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: 1073741824\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        // Up to 1 GiB; stops when the client hangs up.
+        for _ in 0..16_384 {
+            if sock.write_all(&chunk).await.is_err() {
+                break;
+            }
+            counter.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let target = WebhookTarget {
+        url,
+        secret: new_webhook_secret(),
+    };
+    let event = sample_event(kinds::TEST, "t");
+    let outcome = Webhooks::new(Duration::from_secs(60))
+        .deliver(&target, &event, NOW)
+        .await;
+    let DeliveryOutcome::Retry { reason, status } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(status, Some(500));
+    assert!(reason.starts_with("HTTP 500 "), "{reason}");
+    assert!(reason.chars().count() < 300, "{} characters", reason.len());
+    server.await.unwrap();
+    // The client hung up after the snippet: far less than the 1 GiB announced was ever sent
+    // (socket buffers hold a few MiB at most).
+    let total = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(total < 64 * 1024 * 1024, "{total} bytes were sent");
+}
