@@ -62,18 +62,6 @@ fn query() -> impl Strategy<Value = Query> {
     ]
 }
 
-async fn start(t: &TestApp, id: &str) -> String {
-    let (s, a) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
-    a["authorization_url"].as_str().unwrap().to_owned()
-}
-
 fn state_of(url: &str) -> String {
     snowflake_emulator::AuthorizeOutcome::parse(url)
         .state
@@ -113,7 +101,7 @@ async fn one_case(t: &TestApp, id: &str, q: &Query) -> Result<(), TestCaseError>
         }
         Query::Pairs { pairs, real_state } => {
             let state = if *real_state {
-                Some(state_of(&start(t, id).await))
+                Some(state_of(&t.start_authorization(id).await))
             } else {
                 None
             };
@@ -144,7 +132,7 @@ async fn one_case(t: &TestApp, id: &str, q: &Query) -> Result<(), TestCaseError>
             prop_assert_eq!(&before["version"], &after["version"], "?{}", query);
         }
         Query::Valid { extra } => {
-            let url = start(t, id).await;
+            let url = t.start_authorization(id).await;
             let back = snowflake_emulator::sign_in_and_consent(
                 &reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
@@ -228,7 +216,10 @@ fn r35_fuzz_callback_query_through_the_router() {
         let q = text.trim_end_matches('\n');
         rt.block_on(async {
             let q = if q.contains("@STATE@") {
-                q.replace("@STATE@", &encode(&state_of(&start(&t, &id).await)))
+                q.replace(
+                    "@STATE@",
+                    &encode(&state_of(&t.start_authorization(&id).await)),
+                )
             } else {
                 q.to_owned()
             };

@@ -189,19 +189,6 @@ async fn idp_token(t: &TestApp, idp: &Idp, name: &str) -> String {
     tok["id"].as_str().unwrap().to_owned()
 }
 
-/// Starts a sign-in for the token; returns the authorization URL.
-async fn start(t: &TestApp, id: &str) -> String {
-    let (s, a) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
-    a["authorization_url"].as_str().unwrap().to_owned()
-}
-
 fn param(url: &str, name: &str) -> String {
     reqwest::Url::parse(url)
         .unwrap()
@@ -224,7 +211,7 @@ async fn callback(t: &TestApp, authorize_url: &str, code: &str) -> (u16, String)
 }
 
 async fn authorize(t: &TestApp, id: &str, code: &str) {
-    let (s, page) = callback(t, &start(t, id).await, code).await;
+    let (s, page) = callback(t, &t.start_authorization(id).await, code).await;
     assert_eq!(s, 200, "{page}");
 }
 
@@ -298,8 +285,8 @@ async fn r5_the_token_request_carries_exactly_the_redirect_uri_and_verifier_stor
     let t = spawn(db).await;
     let idp = Idp::start(true, Some(300)).await;
     let id = idp_token(&t, &idp, "idp").await;
-    let first = start(&t, &id).await;
-    let second = start(&t, &id).await;
+    let first = t.start_authorization(&id).await;
+    let second = t.start_authorization(&id).await;
     assert_ne!(param(&first, "state"), param(&second, "state"));
     let mut verifiers = Vec::new();
     for (url, code) in [(&second, "code-2"), (&first, "code-1")] {

@@ -174,9 +174,9 @@ mod support {
             panic!("too many redirects, last {next}");
         }
 
-        /// Starts the token's authorization, signs in to the emulator as ALICE, allows, and
-        /// follows the provider back to our callback (which must answer 200).
-        pub async fn sign_in(&self, id: &str) {
+        /// Starts a sign-in for the token (`POST /api/v1/tokens/{id}/authorize`, which must
+        /// answer 200); returns the provider's authorization URL.
+        pub async fn start_authorization(&self, id: &str) -> String {
             let (s, a) = self
                 .admin(
                     reqwest::Method::POST,
@@ -185,18 +185,21 @@ mod support {
                 )
                 .await;
             assert_eq!(s, 200, "{a}");
+            a["authorization_url"].as_str().unwrap().to_owned()
+        }
+
+        /// Starts the token's authorization, signs in to the emulator as ALICE, allows, and
+        /// follows the provider back to our callback (which must answer 200).
+        pub async fn sign_in(&self, id: &str) {
+            let url = self.start_authorization(id).await;
             let no_redirects = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap();
-            let back = snowflake_emulator::sign_in_and_consent(
-                &no_redirects,
-                a["authorization_url"].as_str().unwrap(),
-                "ALICE",
-                "alice-pass",
-            )
-            .await
-            .unwrap();
+            let back =
+                snowflake_emulator::sign_in_and_consent(&no_redirects, &url, "ALICE", "alice-pass")
+                    .await
+                    .unwrap();
             let res = self.http.get(&back).send().await.unwrap();
             assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         }

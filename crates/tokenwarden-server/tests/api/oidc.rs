@@ -62,18 +62,6 @@ async fn setup(t: &TestApp, op: &OidcProvider, issuer: &str) -> (String, String)
     )
 }
 
-async fn start(t: &TestApp, id: &str) -> String {
-    let (s, a) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
-    a["authorization_url"].as_str().unwrap().to_owned()
-}
-
 async fn get_page(t: &TestApp, url: &str) -> (u16, String, reqwest::header::HeaderMap) {
     let res = t.http.get(url).send().await.unwrap();
     let (status, headers) = (res.status().as_u16(), res.headers().clone());
@@ -105,7 +93,7 @@ async fn code_exchange_refresh_with_rotation_and_reauthorization(db: Db) {
     );
 
     // R1: PKCE S256 in the URL; the provider signs in and sends the browser to our callback.
-    let url = start(&t, &id).await;
+    let url = t.start_authorization(&id).await;
     assert!(
         url.contains("code_challenge_method=S256") && url.contains("code_challenge="),
         "{url}"
@@ -253,7 +241,9 @@ async fn code_exchange_refresh_with_rotation_and_reauthorization(db: Db) {
     );
 
     // Re-authorizing restores it.
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     assert_eq!(get_page(&t, &callback).await.0, 200);
     let (s, _, _) = t
         .send(
@@ -270,7 +260,9 @@ async fn r2_forged_reused_and_expired_states_never_reach_the_token_endpoint(db: 
     let t = spawn(db).await;
     let op = provider_for(&t).await;
     let (id, _) = setup(&t, &op, &op.issuer).await;
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     let code_part = callback
         .split("code=")
         .nth(1)
@@ -297,7 +289,9 @@ async fn r2_forged_reused_and_expired_states_never_reach_the_token_endpoint(db: 
     assert_eq!(requests(&op, "authorization_code"), 1);
 
     // Expired: started, then 11 minutes pass before the browser comes back.
-    let late = t.follow_to_callback(&start(&t, &id).await).await;
+    let late = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     t.clock.advance(chrono::Duration::minutes(11));
     let (s, page, _) = get_page(&t, &late).await;
     assert_eq!(s, 400);
@@ -314,7 +308,9 @@ async fn r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token(
         .admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "other", "provider": "oauth2", "client_id": "x", "client_secret": "y"})))
         .await;
     assert_eq!(s, 201);
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     let (s, page, _) = get_page(&t, &callback).await;
     assert_eq!(s, 502, "{page}");
     assert!(page.contains("issuer"), "{page}");
@@ -336,7 +332,7 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched(db:
     let op = provider_for(&t).await;
     let (id, _) = setup(&t, &op, &op.issuer).await;
     // The provider redirects back with an error.
-    let url = start(&t, &id).await;
+    let url = t.start_authorization(&id).await;
     let state = url
         .split("state=")
         .nth(1)
@@ -360,7 +356,9 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched(db:
         )
         .await;
     assert_eq!(s, 200);
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     assert_eq!(get_page(&t, &callback).await.0, 200);
     // Both wrong: refused with the provider's words, and the stored material is unchanged (the
     // clock moves first, so material stored now would show a new authorized_at and expiry).
@@ -376,7 +374,9 @@ async fn provider_errors_and_a_wrong_client_secret_leave_the_token_untouched(db:
         .admin(Method::GET, &format!("/api/v1/tokens/{id}"), None)
         .await;
     t.clock.advance(chrono::Duration::minutes(5));
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     let (s, page, _) = get_page(&t, &callback).await;
     assert_eq!(s, 502);
     assert!(page.contains("invalid_client"), "{page}");
@@ -427,7 +427,9 @@ async fn a_client_secret_post_client_signs_in_and_refreshes(db: Db) {
     assert_eq!(s, 201, "{app}");
     let key = app["api_key"].as_str().unwrap().to_owned();
 
-    let callback = t.follow_to_callback(&start(&t, &id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     let (s, page, _) = get_page(&t, &callback).await;
     assert_eq!(s, 200, "{page}");
     assert_eq!(requests(&op, "authorization_code"), 1);
@@ -455,7 +457,9 @@ async fn a_client_secret_post_client_signs_in_and_refreshes(db: Db) {
         .await;
     assert_eq!(s, 201, "{tok}");
     let basic_id = tok["id"].as_str().unwrap().to_owned();
-    let callback = t.follow_to_callback(&start(&t, &basic_id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&basic_id).await)
+        .await;
     let (s, page, _) = get_page(&t, &callback).await;
     assert_eq!(s, 502, "{page}");
     assert!(page.contains("invalid_client"), "{page}");

@@ -37,22 +37,10 @@ async fn paste(t: &TestApp, id: &str, cell: &str) -> (u16, serde_json::Value) {
 
 /// Authorize → Snowflake sign-in as `user` → consent → our callback. Returns the callback page.
 async fn sign_in(t: &TestApp, id: &str, user: &str, password: &str) -> (u16, String) {
-    let (s, a) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{a}");
-    let callback = snowflake_emulator::sign_in_and_consent(
-        &no_redirects(),
-        a["authorization_url"].as_str().unwrap(),
-        user,
-        password,
-    )
-    .await
-    .unwrap();
+    let url = t.start_authorization(id).await;
+    let callback = snowflake_emulator::sign_in_and_consent(&no_redirects(), &url, user, password)
+        .await
+        .unwrap();
     assert!(
         callback.starts_with(&t.url("/oauth/callback?")),
         "{callback}"
