@@ -256,14 +256,14 @@ async fn authorize_explains_what_is_missing_and_test_says_not_available() {
         .send()
         .await
         .unwrap();
-    let url = t.start_authorization(&id).await;
+    let url = t.start_authorization(id).await;
     assert!(url.starts_with("https://xy12345.snowflakecomputing.com/oauth/authorize?response_type=code&client_id=kMoBQd6lZ0iRIB5W%2BLjzHc3CQqM%3D"), "{url}");
     assert!(
         url.contains("scope=refresh_token%20session%3Arole%3AR") && !url.contains("offline_access"),
         "{url}"
     );
     // Two attempts get two different states and challenges (R1).
-    assert_ne!(url, t.start_authorization(&id).await);
+    assert_ne!(url, t.start_authorization(id).await);
 
     let (s, gh) = t.admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "gh", "provider": "oauth2", "settings": {"authorization_url": "https://a.example/x", "token_url": "https://a.example/t"}}))).await;
     assert_eq!(s, 201);
