@@ -23,10 +23,10 @@ long="${SCHEMATHESIS_LONG:-0}"
 phases="examples,coverage,fuzzing"
 if [ "$long" = 1 ]; then
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-100}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-500}"
 else
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-10}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-100}"
 fi
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $VERSION"; then

@@ -86,9 +86,13 @@ fn channel_kinds(doc: &mut Value) {
     );
 }
 
-/// The operations that create an object: (path, where the new object's path parameter goes,
-/// the parameters the operations on it take and where each comes from).
-const CREATES: &[(&str, &str, &[(&str, &str)])] = &[
+/// A path parameter of the operations on a new object, and where its value comes from (a
+/// runtime expression: the 201 answer's body, or the creating request's path).
+type Param = (&'static str, &'static str);
+
+/// The operations that create an object: (path, the path of the new object, the parameters
+/// the operations on it take).
+const CREATES: &[(&str, &str, &[Param])] = &[
     (
         "/api/v1/apps",
         "/api/v1/apps/{id}",
