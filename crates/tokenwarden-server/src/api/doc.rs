@@ -56,6 +56,9 @@ fn channel_kinds(doc: &mut Value) {
     let mut webhook = variant("webhook", "to", &["name", "kind", "url"]);
     webhook["properties"]["url"] = json!({
         "type": "string", "format": "uri", "minLength": 1, "maxLength": 2048,
+        // Generated URLs are then http(s) with a host, as the server requires (most generated
+        // `uri`s were other schemes, so most generated channels were refused).
+        "pattern": r"^https?://[a-z0-9][a-z0-9.-]{0,60}(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~-]{0,40}){0,4}$",
         "description": "Where to POST events: an absolute http or https URL, without credentials.",
         "examples": ["https://hooks.example.com/tokenwarden"]});
     let mut email = variant("email", "url", &["name", "kind", "to"]);
