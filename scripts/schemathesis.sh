@@ -6,8 +6,10 @@
 # answer documented: its status, its content type and its body's schema.
 #
 # Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
-# operation and phase. The long run: `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1):
-# 300 cases per operation, and the stateful phase (links between operations).
+# operation and phase, then the stateful phase (sequences along the document's links: create,
+# then get, change, test, delete what was created) with SCHEMATHESIS_STATEFUL_EXAMPLES (default
+# 10) scenarios. The long run: `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300
+# cases per operation and 100 stateful scenarios.
 #
 # Closing line: `schemathesis: N passed, M failed` (operations x credentials, from the JUnit
 # reports); exits non-zero if any failed. Reports: target/schemathesis/.
@@ -18,12 +20,13 @@ VERSION=4.32.5
 venv=.venv-schemathesis
 long="${SCHEMATHESIS_LONG:-0}"
 [ "${1:-}" = "--long" ] && long=1
+phases="examples,coverage,fuzzing"
 if [ "$long" = 1 ]; then
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
-  phases="examples,coverage,fuzzing,stateful"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-500}"
 else
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
-  phases="examples,coverage,fuzzing"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-100}"
 fi
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $VERSION"; then
@@ -79,25 +82,28 @@ app_key="$("$venv/bin/python" scripts/schemathesis_setup.py "$base" "$public_url
 
 checks="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 rc=0
-for who in app admin; do
+# Each credential: the per-operation phases, then the stateful phase on its own budget.
+for run in "app $phases $examples" "admin $phases $examples" \
+  "app stateful $stateful_examples" "admin stateful $stateful_examples"; do
+  read -r who run_phases run_examples <<<"$run"
   if [ "$who" = admin ]; then key="$admin"; else key="$app_key"; fi
-  echo "== schemathesis with the $who credential ($examples examples per operation, phases $phases)"
+  echo "== schemathesis with the $who credential ($run_examples examples, phases $run_phases)"
   "$venv/bin/schemathesis" --config-file "$work/schemathesis.toml" run "$base/api/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks "$checks" \
-    --phases "$phases" \
-    --max-examples "$examples" \
+    --phases "$run_phases" \
+    --max-examples "$run_examples" \
     --seed 9 \
     --workers 2 \
     --suppress-health-check all \
     --request-timeout 60 \
-    --report junit --report-junit-path "$out/$who.xml" \
+    --report junit --report-junit-path "$out/$who-${run_phases%%,*}.xml" \
     --generation-database none \
     --no-color || rc=$?
 done
 
 # One test case per operation and credential: failed if any check failed or it errored.
-"$venv/bin/python" - "$out/admin.xml" "$out/app.xml" <<'EOF'
+"$venv/bin/python" - "$out"/*.xml <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 

@@ -40,7 +40,16 @@ def main() -> None:
     generic = call(
         "POST",
         "/api/v1/tokens",
-        json={"name": "generic", "provider": "oauth2", "client_id": "c", "client_secret": "s"},
+        json={
+            "name": "generic",
+            "provider": "oauth2",
+            "settings": {
+                "authorization_url": "https://auth.example.com/authorize",
+                "token_url": "https://auth.example.com/token",
+            },
+            "client_id": "c",
+            "client_secret": "s",
+        },
     )
     channel = call(
         "POST",

@@ -11,7 +11,9 @@ pub enum NameError {
         len: usize,
         max: usize,
     },
-    #[error("{what} {value:?} may contain only {allowed}, and must start with a letter or digit")]
+    #[error(
+        "{what} {value:?} may contain only {allowed}, and must start with an ASCII letter or digit"
+    )]
     BadCharacters {
         what: &'static str,
         value: String,
@@ -90,23 +92,23 @@ fn name_char(c: char) -> bool {
 name_type!(
     /// The name apps use to fetch a token, e.g. `snowflake-sales`. Unique among global tokens,
     /// and among one app's app-level tokens.
-    TokenName, "token name", 100, "letters, digits, '-', '_' and '.'",
+    TokenName, "token name", 100, "ASCII letters (A-Z, a-z), digits, '-', '_' and '.'",
     "^[A-Za-z0-9][A-Za-z0-9._-]*$", name_char
 );
 name_type!(
     /// An app's unique name, e.g. `sales-invoice`.
-    AppName, "app name", 100, "letters, digits, '-', '_' and '.'",
+    AppName, "app name", 100, "ASCII letters (A-Z, a-z), digits, '-', '_' and '.'",
     "^[A-Za-z0-9][A-Za-z0-9._-]*$", name_char
 );
 name_type!(
     /// A provider template's id, e.g. `snowflake`, `oauth2`.
-    ProviderId, "provider", 64, "lower-case letters, digits, '-' and '_'",
+    ProviderId, "provider", 64, "ASCII lower-case letters (a-z), digits, '-' and '_'",
     "^[a-z0-9][a-z0-9_-]*$",
     |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_')
 );
 name_type!(
     /// A human label for an API key or admin token.
-    KeyLabel, "key label", 100, "letters, digits, spaces, '-', '_' and '.'",
+    KeyLabel, "key label", 100, "ASCII letters (A-Z, a-z), digits, spaces, '-', '_' and '.'",
     "^[A-Za-z0-9][A-Za-z0-9._ -]*$",
     |c: char| name_char(c) || c == ' '
 );
@@ -143,6 +145,8 @@ mod tests {
         ] {
             let err = TokenName::parse(bad).unwrap_err();
             assert!(err.to_string().contains("may contain only"), "{bad}: {err}");
+            // Issue 15 item 3: "letters" alone reads as any alphabet's; the rule is ASCII.
+            assert!(err.to_string().contains("ASCII letters"), "{bad}: {err}");
         }
     }
 

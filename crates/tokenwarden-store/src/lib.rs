@@ -142,7 +142,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;
     async fn get_channel(&self, id: &str) -> Result<ChannelRecord>;
     async fn list_channels(&self) -> Result<Vec<ChannelRecord>>;
-    async fn update_channel(&self, channel: &ChannelRecord) -> Result<()>;
+    /// Writes over the version read (`channel.version`); answers the row as stored.
+    async fn update_channel(&self, channel: &ChannelRecord) -> Result<ChannelRecord>;
     async fn delete_channel(&self, id: &str) -> Result<()>;
 
     // --- jobs ------------------------------------------------------------------------------

@@ -267,6 +267,8 @@ pub struct ChannelRecord {
     pub enabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Incremented by every change; a change is written only over the version it read.
+    pub version: i64,
 }
 
 /// A durable background job, claimed under a lease.

@@ -951,13 +951,23 @@ async fn channels_crud(ctx: Ctx) {
         enabled: true,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
     s.create_channel(&c).await.unwrap();
     assert_eq!(s.get_channel("ch1").await.unwrap(), c);
+    let stale = c.clone();
     c.enabled = false;
     c.name = "ops-2".into();
-    s.update_channel(&c).await.unwrap();
+    let stored = s.update_channel(&c).await.unwrap();
+    c.version = 2;
+    assert_eq!(stored, c);
     assert_eq!(s.list_channels().await.unwrap(), vec![c.clone()]);
+    // Issue 15: a write over a version someone else has changed since is refused, unwritten.
+    assert!(matches!(
+        s.update_channel(&stale).await,
+        Err(StoreError::VersionMismatch(_))
+    ));
+    assert_eq!(s.get_channel("ch1").await.unwrap(), c);
     s.delete_channel("ch1").await.unwrap();
     assert!(matches!(
         s.get_channel("ch1").await,

@@ -151,7 +151,9 @@ pub async fn get_app(
 /// Rename an app or change the tokens it uses.
 #[utoipa::path(patch, path = "/api/v1/apps/{id}", tag = "apps", security(("bearer" = [])),
     params(("id" = String, Path, description = "app id or name")), request_body = PatchApp,
-    responses((status = 200, body = AppView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), CommonErrors))]
+    responses((status = 200, body = AppView), (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the name is taken; `version_mismatch`: the `version` sent is stale (never without one)", body = ErrorBody),
+        CommonErrors))]
 pub async fn patch_app(
     State(ctx): State<AppContext>,
     Admin(who): Admin,

@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`, documented by the handlers themselves (utoipa).
 
 mod apps;
+mod doc;
 mod flow;
 mod notifications;
 mod schema;
@@ -46,6 +47,11 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// The generated document as served at `/api/openapi.json`, finished by [`doc::finish`].
+pub fn document(generated: utoipa::openapi::OpenApi) -> serde_json::Value {
+    doc::finish(serde_json::to_value(generated).unwrap_or_default())
 }
 
 pub fn router() -> OpenApiRouter<AppContext> {

@@ -51,6 +51,9 @@ pub struct PatchChannel {
     #[schema(schema_with = super::schema::optional_event_kinds)]
     events: Option<Vec<String>>,
     enabled: Option<bool>,
+    /// Apply only if the channel is still at this version (409 `version_mismatch` if not);
+    /// without it, the change applies to the current state.
+    version: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -66,6 +69,8 @@ pub struct ChannelView {
     enabled: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Incremented by every change; send it back in a PATCH to change only that version.
+    version: i64,
     /// Webhook signing secret (`whsec_...`): only in the answer that creates the channel.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
@@ -96,6 +101,7 @@ async fn view(ctx: &AppContext, c: &ChannelRecord) -> ChannelView {
         enabled: c.enabled,
         created_at: c.created_at,
         updated_at: c.updated_at,
+        version: c.version,
         secret: None,
     }
 }
@@ -154,7 +160,9 @@ pub async fn create_channel(
 /// Change a channel.
 #[utoipa::path(patch, path = "/api/v1/notification-channels/{id}", tag = "notifications", security(("bearer" = [])),
     params(("id" = String, Path)), request_body = PatchChannel,
-    responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody), CommonErrors))]
+    responses((status = 200, body = ChannelView), (status = 404, body = ErrorBody),
+        (status = 409, description = "`version_mismatch`: the `version` sent is stale (never without one)", body = ErrorBody),
+        CommonErrors))]
 pub async fn patch_channel(
     State(ctx): State<AppContext>,
     Admin(who): Admin,
@@ -175,6 +183,7 @@ pub async fn patch_channel(
             to: req.to,
             events,
             enabled: req.enabled,
+            version: req.version,
         },
     )
     .await?;

@@ -38,8 +38,8 @@ pub fn token_name() -> Object {
     name(
         TokenName::PATTERN,
         TokenName::MAX_LEN,
-        "The name apps fetch the token by: letters, digits, `-`, `_`, `.`, starting with a \
-         letter or digit.",
+        "The name apps fetch the token by: ASCII letters (A-Z, a-z), digits, `-`, `_`, `.`, \
+         starting with an ASCII letter or digit.",
         "snowflake-sales",
     )
 }
@@ -74,7 +74,8 @@ pub fn app_name() -> Object {
     name(
         AppName::PATTERN,
         AppName::MAX_LEN,
-        "Unique app name: letters, digits, `-`, `_`, `.`, starting with a letter or digit.",
+        "Unique app name: ASCII letters (A-Z, a-z), digits, `-`, `_`, `.`, starting with an \
+         ASCII letter or digit.",
         "sales-invoice",
     )
 }
@@ -134,6 +135,25 @@ pub fn channel_name() -> Object {
 
 pub fn optional_channel_name() -> Object {
     nullable(name_builder(CHANNEL_NAME, crate::ops::channels::NAME_MAX))
+}
+
+/// A client secret: 1-4096 characters, not only spaces, no control characters (the rule of
+/// `ops::tokens::check_secret`). Write-only.
+pub fn client_secret() -> Object {
+    nullable(
+        name_builder(CHANNEL_NAME, crate::ops::tokens::SECRET_MAX)
+            .write_only(true)
+            .description(Some("Write-only: never returned.")),
+    )
+}
+
+/// A client id: 1-512 characters, not only spaces, no control characters (the rule of
+/// `ops::tokens::check_client_id`).
+pub fn client_id() -> Object {
+    nullable(name_builder(
+        CHANNEL_NAME,
+        crate::ops::tokens::CLIENT_ID_MAX,
+    ))
 }
 
 /// A channel's kind: `webhook` or `email`.

@@ -26,12 +26,13 @@ pub struct CreateToken {
     /// Connection settings, e.g. `{"account": "xy12345.us-east-1", "role": "ANALYST"}`.
     #[serde(default)]
     settings: BTreeMap<String, String>,
+    #[schema(schema_with = super::schema::client_id)]
     client_id: Option<String>,
     /// Write-only: never returned.
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(schema_with = super::schema::client_secret)]
     client_secret: Option<SecretString>,
     /// A second client secret, tried after the first (rotation without downtime). Write-only.
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(schema_with = super::schema::client_secret)]
     client_secret_2: Option<SecretString>,
 }
 
@@ -42,15 +43,17 @@ pub struct PatchToken {
     name: Option<TokenName>,
     /// Replaces all connection settings.
     settings: Option<BTreeMap<String, String>>,
+    #[schema(schema_with = super::schema::client_id)]
     client_id: Option<String>,
     /// Write-only.
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(schema_with = super::schema::client_secret)]
     client_secret: Option<SecretString>,
     /// Write-only; `null` clears the second slot.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, write_only)]
+    #[schema(schema_with = super::schema::client_secret)]
     client_secret_2: Option<Option<SecretString>>,
-    /// If given, the change applies only if the token is still at this version.
+    /// If given, the change applies only if the token is still at this version (409
+    /// `version_mismatch` if not); without it, the change applies to the current state.
     version: Option<i64>,
 }
 
@@ -144,7 +147,7 @@ pub async fn list_tokens(
 /// Create a token. Client secrets are stored encrypted and never returned.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
     request_body = CreateToken,
-    responses((status = 201, body = TokenView), (status = 409, body = ErrorBody), CommonErrors))]
+    responses((status = 201, body = TokenView), (status = 409, description = "`conflict`: the name is taken", body = ErrorBody), CommonErrors))]
 pub async fn create_token(
     State(ctx): State<AppContext>,
     Admin(who): Admin,
@@ -183,7 +186,9 @@ pub async fn get_token(
 /// Change a token's name, settings, client id or client secrets.
 #[utoipa::path(patch, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")), request_body = PatchToken,
-    responses((status = 200, body = TokenView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), CommonErrors))]
+    responses((status = 200, body = TokenView), (status = 404, body = ErrorBody),
+        (status = 409, description = "`conflict`: the name is taken; `version_mismatch`: the `version` sent is stale (never without one)", body = ErrorBody),
+        CommonErrors))]
 pub async fn patch_token(
     State(ctx): State<AppContext>,
     Admin(who): Admin,

@@ -224,7 +224,7 @@ pub fn check_username(username: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Invalid(
-            "the username must be 1-64 letters, digits or . _ - @".into(),
+            "the username must be 1-64 ASCII letters (A-Z, a-z), digits or . _ - @".into(),
         ))
     }
 }

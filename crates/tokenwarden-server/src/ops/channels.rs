@@ -3,7 +3,7 @@
 
 use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
-use crate::ops::{Error, Result};
+use crate::ops::{Error, Result, retrying};
 use secrecy::SecretString;
 use tokenwarden_domain::{AppName, ChannelKind, EventKind, LeadTime};
 use tokenwarden_store::{ChannelRecord, SealedColumn, StoreError};
@@ -104,6 +104,9 @@ pub struct ChannelChanges {
     pub to: Option<Vec<String>>,
     pub events: Option<Vec<EventKind>>,
     pub enabled: Option<bool>,
+    /// Apply only if the channel is still at this version; without it, the change applies to
+    /// the current state (re-read and retried if another edit lands meanwhile).
+    pub version: Option<i64>,
 }
 
 /// Parses event kinds by their text (`token.expiring`); the error lists the known ones.
@@ -201,6 +204,7 @@ pub async fn create(
         enabled: new.enabled,
         created_at: now,
         updated_at: now,
+        version: 1,
     };
     ctx.store.create_channel(&rec).await?;
     audit::record(
@@ -216,48 +220,58 @@ pub async fn create(
 }
 
 /// Changes a channel: its name, its webhook URL or email recipients, the events it hears,
-/// whether it is enabled.
+/// whether it is enabled. Written over the version read: a concurrent edit is never lost
+/// (without a `version` from the caller, this change is applied again to the newer state).
 pub async fn update(
     ctx: &AppContext,
     actor: &str,
     id: &str,
     changes: ChannelChanges,
 ) -> Result<ChannelRecord> {
-    let mut c = get(ctx, id).await?;
-    let mut channel = Channel::of(&c);
-    let mut changed = Vec::new();
-    if let Some(n) = &changes.name {
-        c.name = check_name(n)?;
-        changed.push("name");
-    }
-    if let Some(events) = &changes.events {
-        channel.events = events.clone();
-        changed.push("events");
-    }
-    if let Some(url) = &changes.url {
-        let Target::Webhook { url: u } = &mut channel.target else {
-            return Err(Error::Invalid("only a webhook channel has a url".into()));
-        };
-        *u = url.clone();
-        changed.push("url");
-    }
-    if let Some(to) = &changes.to {
-        let Target::Email { to: t } = &mut channel.target else {
-            return Err(Error::Invalid(
-                "only an email channel has recipients".into(),
-            ));
-        };
-        *t = to.clone();
-        changed.push("to");
-    }
-    channel.target.check()?;
-    if let Some(e) = changes.enabled {
-        c.enabled = e;
-        changed.push("enabled");
-    }
-    c.config = channel.config();
-    c.updated_at = ctx.clock.now();
-    ctx.store.update_channel(&c).await?;
+    let changes = &changes;
+    let (c, changed) = retrying(changes.version, move || async move {
+        let mut c = get(ctx, id).await?;
+        if let Some(v) = changes.version
+            && v != c.version
+        {
+            return Err(StoreError::VersionMismatch("notification channel").into());
+        }
+        let mut channel = Channel::of(&c);
+        let mut changed = Vec::new();
+        if let Some(n) = &changes.name {
+            c.name = check_name(n)?;
+            changed.push("name");
+        }
+        if let Some(events) = &changes.events {
+            channel.events = events.clone();
+            changed.push("events");
+        }
+        if let Some(url) = &changes.url {
+            let Target::Webhook { url: u } = &mut channel.target else {
+                return Err(Error::Invalid("only a webhook channel has a url".into()));
+            };
+            *u = url.clone();
+            changed.push("url");
+        }
+        if let Some(to) = &changes.to {
+            let Target::Email { to: t } = &mut channel.target else {
+                return Err(Error::Invalid(
+                    "only an email channel has recipients".into(),
+                ));
+            };
+            *t = to.clone();
+            changed.push("to");
+        }
+        channel.target.check()?;
+        if let Some(e) = changes.enabled {
+            c.enabled = e;
+            changed.push("enabled");
+        }
+        c.config = channel.config();
+        c.updated_at = ctx.clock.now();
+        Ok((ctx.store.update_channel(&c).await?, changed))
+    })
+    .await?;
     audit::record(
         ctx,
         actor,

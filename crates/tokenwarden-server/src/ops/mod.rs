@@ -66,13 +66,18 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// How often a read-modify-write is tried again when the row changed under it.
-const WRITE_ATTEMPTS: usize = 10;
+/// How often a read-modify-write is tried at most when the row keeps changing under it.
+/// Each round of contending writers lets at least one through, so this bounds how many
+/// writers to one row can wait on each other (the issue's 40 concurrent edits of one token
+/// all apply) without looping for ever.
+const WRITE_ATTEMPTS: u32 = 64;
 
 /// Runs one read-modify-write `attempt` (read the row, apply the change, write it under the
 /// version read). A caller that sent no `version` of its own means "apply to the current
 /// state": when someone else wrote in between (a refresh, another edit), the attempt is made
-/// again on the new state, a few times. A caller that sent a version is told it is stale.
+/// again on the new state after a short random pause (so the writers that lost a round do not
+/// all collide again), up to [`WRITE_ATTEMPTS`] times. A caller that sent a version is told it
+/// is stale.
 pub(crate) async fn retrying<T, F: Future<Output = Result<T>>>(
     client_version: Option<i64>,
     mut attempt: impl FnMut() -> F,
@@ -82,7 +87,13 @@ pub(crate) async fn retrying<T, F: Future<Output = Result<T>>>(
         tries += 1;
         match attempt().await {
             Err(Error::VersionMismatch(_))
-                if client_version.is_none() && tries < WRITE_ATTEMPTS => {}
+                if client_version.is_none() && tries < WRITE_ATTEMPTS =>
+            {
+                // 0 to (tries, at most 20) ms: uuid's random bits, no extra dependency.
+                let spread = u128::from(tries.min(20)) + 1;
+                let pause = u64::try_from(uuid::Uuid::new_v4().as_u128() % spread).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
             other => return other,
         }
     }

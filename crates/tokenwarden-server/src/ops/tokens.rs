@@ -123,11 +123,32 @@ fn check_settings(
     Ok(())
 }
 
+/// The rules of a whole token, the same at creation and after any change (issue 15 item 2):
+/// every setting well-formed, and the provider's settings complete, so that the token could
+/// be authorized (`oauth2` needs its authorization and token endpoints, Snowflake its account
+/// and role). The message names what is missing.
+fn check_token(ctx: &AppContext, t: &TokenRecord) -> Result<()> {
+    check_settings(ctx, &t.provider, &t.settings)?;
+    ctx.catalog
+        .resolve(t.provider.as_str(), &t.settings)
+        .map(|_| ())
+        .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// The longest client id, in characters.
+pub const CLIENT_ID_MAX: usize = 512;
+/// The longest client secret, in characters.
+pub const SECRET_MAX: usize = 4096;
+
 fn check_client_id(id: &str) -> Result<()> {
-    if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
-        return Err(Error::Invalid(
-            "client_id must be 1-512 characters without control characters".into(),
-        ));
+    // Characters, as the message says and the API documents (`maxLength`), not bytes.
+    if id.trim().is_empty()
+        || id.chars().count() > CLIENT_ID_MAX
+        || id.chars().any(char::is_control)
+    {
+        return Err(Error::Invalid(format!(
+            "client_id must be 1-{CLIENT_ID_MAX} characters without control characters"
+        )));
     }
     Ok(())
 }
@@ -135,9 +156,9 @@ fn check_client_id(id: &str) -> Result<()> {
 /// Checks a client secret without ever putting it in the message.
 fn check_secret(field: &str, s: &SecretString) -> Result<()> {
     let v = s.expose_secret();
-    if v.trim().is_empty() || v.len() > 4096 || v.chars().any(char::is_control) {
+    if v.trim().is_empty() || v.chars().count() > SECRET_MAX || v.chars().any(char::is_control) {
         return Err(Error::Invalid(format!(
-            "{field} must be 1-4096 characters without control characters"
+            "{field} must be 1-{SECRET_MAX} characters without control characters"
         )));
     }
     Ok(())
@@ -207,6 +228,7 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         created_at: now,
         updated_at: now,
     };
+    check_token(ctx, &token)?;
     ctx.store.create_token(&token).await.map_err(|e| match e {
         StoreError::Conflict(_) => name_taken(&token.name, new.app.as_ref()),
         other => other.into(),
@@ -274,7 +296,6 @@ pub async fn update(
         if let Some(s) = &changes.settings
             && *s != t.settings
         {
-            check_settings(ctx, &t.provider, s)?;
             t.settings = s.clone();
             changed.push("settings");
         }
@@ -291,6 +312,9 @@ pub async fn update(
         if let Some(s2) = &secret_2 {
             t.client_secret_2 = s2.clone();
             changed.push("client_secret_2");
+        }
+        if !changed.is_empty() {
+            check_token(ctx, &t)?;
         }
         if guard_destination_change(ctx, &before, &mut t, secret.is_some())
             .map_err(Error::Invalid)?

@@ -9,7 +9,7 @@ async fn r20_a_secret_copied_to_another_row_does_not_open() {
     let t = spawn(Db::Sqlite).await;
     let (_, token) = t.seed().await;
     let (s, other) = t
-        .admin(reqwest::Method::POST, "/api/v1/tokens", Some(serde_json::json!({"name": "other", "provider": "oauth2", "client_secret": "other-secret"})))
+        .admin(reqwest::Method::POST, "/api/v1/tokens", Some(serde_json::json!({"name": "other", "provider": "oauth2", "settings": {"authorization_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token"}, "client_secret": "other-secret"})))
         .await;
     assert_eq!(s, 201);
     let a = t

@@ -57,7 +57,7 @@ async fn apps_and_tokens_crud(t: TestApp) {
         .admin(
             Method::POST,
             "/api/v1/tokens",
-            Some(json!({"name": "snowflake-sales", "provider": "snowflake"})),
+            Some(json!({"name": "snowflake-sales", "provider": "snowflake", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}})),
         )
         .await;
     assert_eq!(s, 201, "{global}");
@@ -66,7 +66,7 @@ async fn apps_and_tokens_crud(t: TestApp) {
         .admin(
             Method::POST,
             "/api/v1/tokens",
-            Some(json!({"name": "snowflake-sales", "provider": "snowflake"})),
+            Some(json!({"name": "snowflake-sales", "provider": "snowflake", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}})),
         )
         .await;
     assert_eq!((s, dup["code"].as_str()), (409, Some("conflict")), "{dup}");

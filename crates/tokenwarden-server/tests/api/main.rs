@@ -298,6 +298,7 @@ macro_rules! on_both_databases {
 
 mod auth;
 mod channels;
+mod concurrency;
 mod core;
 mod encryption;
 mod engine;

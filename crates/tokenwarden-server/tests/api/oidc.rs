@@ -305,7 +305,7 @@ async fn r3_r4_wrong_issuer_is_refused_and_a_flow_only_ever_fills_its_own_token(
     // Configured issuer differs from what the provider sends in `iss`.
     let (id, _) = setup(&t, &op, "http://127.0.0.1:1/other-issuer").await;
     let (s, other) = t
-        .admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "other", "provider": "oauth2", "client_id": "x", "client_secret": "y"})))
+        .admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "other", "provider": "oauth2", "settings": {"authorization_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token"}, "client_id": "x", "client_secret": "y"})))
         .await;
     assert_eq!(s, 201);
     let callback = t

@@ -104,20 +104,28 @@ fn issue9_r36_request_schemas_carry_the_name_rules_and_enums() {
         TokenName::PATTERN,
         "{patch}"
     );
+    // A channel is one of its kinds (issue 15 item 3), each with the event kinds and the name.
     let channel = request_schema(&doc, "/api/v1/notification-channels", "post");
-    let kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(
-        channel["properties"]["kind"]["enum"],
-        serde_json::json!(kinds),
-        "{channel}"
-    );
+    let mut kinds: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.as_str()).collect();
+    let mut documented: Vec<&str> = channel["discriminator"]["mapping"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    kinds.sort_unstable();
+    documented.sort_unstable();
+    assert_eq!(documented, kinds, "{channel}");
     let events: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-    assert_eq!(
-        channel["properties"]["events"]["items"]["enum"],
-        serde_json::json!(events),
-        "{channel}"
-    );
-    assert_eq!(channel["properties"]["name"]["minLength"], 1, "{channel}");
+    for variant in ["CreateWebhookChannel", "CreateEmailChannel"] {
+        let v = &doc["components"]["schemas"][variant];
+        assert_eq!(
+            v["properties"]["events"]["items"]["enum"],
+            serde_json::json!(events),
+            "{v}"
+        );
+        assert_eq!(v["properties"]["name"]["minLength"], 1, "{v}");
+    }
     let key = request_schema(&doc, "/api/v1/apps/{id}/keys", "post");
     assert!(key["properties"]["label"]["pattern"].is_string(), "{key}");
 }
@@ -221,4 +229,180 @@ async fn issue9_r36_channel_names_are_limited_in_characters_not_bytes() {
         )
         .await;
     assert_eq!(s, 400, "{body}");
+}
+
+/// The operations whose core function can answer 409, and why (derived from `ops`): a name
+/// taken (`Conflict`), a stale `version` the client sent (`VersionMismatch`), a token that
+/// cannot give an access token (`TokenUnusable`).
+const ANSWERS_409: &[(&str, &str)] = &[
+    ("post", "/api/v1/apps"),                        // name taken
+    ("patch", "/api/v1/apps/{id}"),                  // name taken, stale version
+    ("post", "/api/v1/apps/{id}/start"),             // a token it uses is dead
+    ("post", "/api/v1/tokens"),                      // name taken
+    ("patch", "/api/v1/tokens/{id}"),                // name taken, stale version
+    ("patch", "/api/v1/notification-channels/{id}"), // stale version
+    ("get", "/api/v1/access-tokens/{name}"),         // not authorized, needs reauthorization
+];
+
+/// Issue 15 item 3: each operation documents the errors it can really answer: 404 wherever
+/// the path names an object, 409 exactly where the core can answer it. Then every operation is
+/// called on real objects and on missing ones, with an empty, a wrong and an oversized body,
+/// and every status it answers must be documented for it.
+#[tokio::test]
+async fn issue15_item3_every_operation_documents_the_statuses_it_answers() {
+    let doc = serde_json::to_value(tokenwarden_server::openapi()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            if path.contains('{') {
+                assert!(
+                    op["responses"]["404"].is_object(),
+                    "{method} {path}: no 404"
+                );
+            }
+            let conflict = ANSWERS_409.contains(&(method.as_str(), path.as_str()));
+            assert_eq!(
+                op["responses"]["409"].is_object(),
+                conflict,
+                "{method} {path}: 409 documented = {}, the core can answer it = {conflict}",
+                op["responses"]["409"].is_object()
+            );
+        }
+    }
+
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let (_, channel) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/notification-channels",
+            Some(
+                serde_json::json!({"name": "c", "kind": "webhook", "url": "http://127.0.0.1:9/h"}),
+            ),
+        )
+        .await;
+    let (_, key) = t
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/v1/apps/{}/keys", app["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let oversized = serde_json::json!({"name": "x".repeat(70 * 1024)});
+    let mut calls = 0;
+    for (path, item) in paths {
+        let real_id = if path.starts_with("/api/v1/apps") {
+            &app["id"]
+        } else if path.starts_with("/api/v1/tokens") {
+            &token["id"]
+        } else {
+            &channel["id"]
+        };
+        for concrete in [
+            path.replace("{id}", real_id.as_str().unwrap())
+                .replace("{key_id}", key["id"].as_str().unwrap())
+                .replace("{name}", "snowflake-sales"),
+            path.replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{key_id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{name}", "no-such-token"),
+        ] {
+            for (method, op) in item.as_object().unwrap() {
+                // Deletions last would be tidier; a deleted object answers 404, documented too.
+                if method == "delete" {
+                    continue;
+                }
+                let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                for body in [
+                    None,
+                    Some(serde_json::json!({})),
+                    Some(serde_json::json!({"version": 999})),
+                    Some(oversized.clone()),
+                ] {
+                    let (status, answer, _) = t.send(m.clone(), &concrete, Some(ADMIN), body).await;
+                    calls += 1;
+                    assert!(
+                        op["responses"][status.to_string()].is_object(),
+                        "{method} {concrete} answered {status}, which it does not document: {answer}"
+                    );
+                    if status >= 400 {
+                        assert!(answer["code"].is_string(), "{method} {concrete}: {answer}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(calls > 150, "{calls}");
+}
+
+/// Issue 15 item 3: what the schema says about bodies is what the server does: the key body is
+/// optional, a channel is a webhook (with its url) or an email channel (with recipients),
+/// secrets have a minimum length, and each create links to the operations on what it made.
+#[test]
+fn issue15_item3_bodies_channel_kinds_secrets_and_links_are_documented() {
+    let doc = serde_json::to_value(tokenwarden_server::openapi()).unwrap();
+    let keys = &doc["paths"]["/api/v1/apps/{id}/keys"]["post"]["requestBody"];
+    assert_eq!(keys["required"], false, "{keys}");
+
+    let channel = request_schema(&doc, "/api/v1/notification-channels", "post");
+    assert_eq!(
+        channel["discriminator"]["propertyName"], "kind",
+        "{channel}"
+    );
+    let schemas = &doc["components"]["schemas"];
+    let webhook = &schemas["CreateWebhookChannel"];
+    assert_eq!(
+        webhook["properties"]["kind"]["enum"],
+        serde_json::json!(["webhook"])
+    );
+    assert!(
+        webhook["required"].to_string().contains("\"url\""),
+        "{webhook}"
+    );
+    assert!(webhook["properties"]["to"].is_null(), "{webhook}");
+    let email = &schemas["CreateEmailChannel"];
+    assert_eq!(
+        email["properties"]["kind"]["enum"],
+        serde_json::json!(["email"])
+    );
+    assert_eq!(email["properties"]["to"]["minItems"], 1, "{email}");
+    assert!(email["properties"]["url"].is_null(), "{email}");
+
+    for (path, method) in [("/api/v1/tokens", "post"), ("/api/v1/tokens/{id}", "patch")] {
+        let body = request_schema(&doc, path, method);
+        for field in ["client_secret", "client_secret_2", "client_id"] {
+            assert_eq!(
+                body["properties"][field]["minLength"], 1,
+                "{path} {field}: {body}"
+            );
+        }
+        assert_eq!(
+            body["properties"]["client_secret"]["writeOnly"], true,
+            "{body}"
+        );
+    }
+
+    for (create, target) in [
+        ("/api/v1/apps", "get_app"),
+        ("/api/v1/apps", "patch_app"),
+        ("/api/v1/apps", "delete_app"),
+        ("/api/v1/apps", "stop_app"),
+        ("/api/v1/apps", "create_key"),
+        ("/api/v1/tokens", "get_token"),
+        ("/api/v1/tokens", "patch_token"),
+        ("/api/v1/tokens", "delete_token"),
+        ("/api/v1/tokens", "authorize"),
+        ("/api/v1/notification-channels", "patch_channel"),
+        ("/api/v1/notification-channels", "delete_channel"),
+        ("/api/v1/notification-channels", "test_channel"),
+        ("/api/v1/apps/{id}/keys", "revoke_key"),
+    ] {
+        let link = &doc["paths"][create]["post"]["responses"]["201"]["links"][target];
+        assert_eq!(link["operationId"], target, "{create} -> {target}: {link}");
+        assert!(
+            link["parameters"]
+                .to_string()
+                .contains("$response.body#/id"),
+            "{link}"
+        );
+    }
 }

@@ -220,26 +220,14 @@ async fn settings_are_checked_against_the_provider_catalog() {
 #[tokio::test]
 async fn authorize_explains_what_is_missing_and_test_says_not_available() {
     let t = spawn(Db::Sqlite).await;
-    let (s, tok) = t.admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "half", "provider": "snowflake", "settings": {"account": "xy12345"}}))).await;
-    assert_eq!(s, 201);
-    let id = tok["id"].as_str().unwrap();
-    let (s, e) = t
-        .admin(
-            Method::POST,
-            &format!("/api/v1/tokens/{id}/authorize"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 400);
+    // A token that could never be authorized is not created (issue 15 item 2, issue 11 item
+    // 12): the answer names what is missing.
+    let (s, e) = t.admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "half", "provider": "snowflake", "settings": {"account": "xy12345"}}))).await;
+    assert_eq!(s, 400, "{e}");
     assert!(e["message"].as_str().unwrap().contains("\"role\""), "{e}");
-    let (s, _) = t
-        .admin(
-            Method::PATCH,
-            &format!("/api/v1/tokens/{id}"),
-            Some(json!({"settings": {"account": "xy12345", "role": "R"}})),
-        )
-        .await;
-    assert_eq!(s, 200);
+    let (s, tok) = t.admin(Method::POST, "/api/v1/tokens", Some(json!({"name": "half", "provider": "snowflake", "settings": {"account": "xy12345", "role": "R"}}))).await;
+    assert_eq!(s, 201, "{tok}");
+    let id = tok["id"].as_str().unwrap();
     let (s, e) = t
         .admin(
             Method::POST,

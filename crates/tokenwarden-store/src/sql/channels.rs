@@ -11,7 +11,7 @@ use tokenwarden_domain::Timestamp;
 
 macro_rules! channel_columns {
     () => {
-        "id, app_id, kind, name, config, secret, enabled, created_at, updated_at"
+        "id, app_id, kind, name, config, secret, enabled, created_at, updated_at, version"
     };
 }
 
@@ -27,6 +27,7 @@ struct ChannelRow {
     enabled: i64,
     created_at: i64,
     updated_at: i64,
+    version: i64,
 }
 
 impl TryFrom<ChannelRow> for ChannelRecord {
@@ -43,6 +44,7 @@ impl TryFrom<ChannelRow> for ChannelRecord {
             enabled: r.enabled != 0,
             created_at: ts(r.created_at),
             updated_at: ts(r.updated_at),
+            version: r.version,
         })
     }
 }
@@ -51,7 +53,7 @@ pub(super) async fn create(pool: &AnyPool, c: &ChannelRecord) -> Result<()> {
     sqlx::query(concat!(
         "INSERT INTO notification_channels (",
         channel_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))
     .bind(&c.id)
     .bind(c.app_id.map(|a| a.to_string()))
@@ -62,6 +64,7 @@ pub(super) async fn create(pool: &AnyPool, c: &ChannelRecord) -> Result<()> {
     .bind(i64::from(c.enabled))
     .bind(ms(c.created_at))
     .bind(ms(c.updated_at))
+    .bind(c.version)
     .execute(pool)
     .await?;
     Ok(())
@@ -93,10 +96,12 @@ pub(super) async fn list(pool: &AnyPool) -> Result<Vec<ChannelRecord>> {
     .collect()
 }
 
-pub(super) async fn update(pool: &AnyPool, c: &ChannelRecord) -> Result<()> {
+/// Writes the channel over the version it was read at (`c.version`) and answers it as stored
+/// (version + 1); `VersionMismatch` when someone wrote in between, `NotFound` when it is gone.
+pub(super) async fn update(pool: &AnyPool, c: &ChannelRecord) -> Result<ChannelRecord> {
     let done = sqlx::query(
         "UPDATE notification_channels SET app_id = $1, kind = $2, name = $3, config = $4, \
-         secret = $5, enabled = $6, updated_at = $7 WHERE id = $8",
+         secret = $5, enabled = $6, updated_at = $7, version = $8 WHERE id = $9 AND version = $10",
     )
     .bind(c.app_id.map(|a| a.to_string()))
     .bind(&c.kind)
@@ -105,13 +110,16 @@ pub(super) async fn update(pool: &AnyPool, c: &ChannelRecord) -> Result<()> {
     .bind(sealed_bytes(&c.secret))
     .bind(i64::from(c.enabled))
     .bind(ms(c.updated_at))
+    .bind(c.version + 1)
     .bind(&c.id)
+    .bind(c.version)
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound("notification channel"));
+        get(pool, &c.id).await?; // NotFound if it is gone
+        return Err(StoreError::VersionMismatch("notification channel"));
     }
-    Ok(())
+    get(pool, &c.id).await
 }
 
 pub(super) async fn delete(pool: &AnyPool, id: &str) -> Result<()> {

@@ -433,7 +433,7 @@ impl Store for SqlStore {
     async fn list_channels(&self) -> Result<Vec<ChannelRecord>> {
         channels::list(&self.pool).await
     }
-    async fn update_channel(&self, channel: &ChannelRecord) -> Result<()> {
+    async fn update_channel(&self, channel: &ChannelRecord) -> Result<ChannelRecord> {
         channels::update(&self.pool, channel).await
     }
     async fn delete_channel(&self, id: &str) -> Result<()> {

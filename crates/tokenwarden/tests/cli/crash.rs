@@ -96,6 +96,7 @@ impl Load {
                     let (kind, name, path, body) = if i % 2 == 0 {
                         let name = format!("k{cycle}-{w}-{i}");
                         let body = json!({"name": name, "provider": "oauth2", "client_id": "c",
+                                          "settings": {"authorization_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token"},
                                           "client_secret": format!("s3cret-{name}")});
                         (Kind::Token, name, "/api/v1/tokens", body)
                     } else {

@@ -10,7 +10,7 @@ fn seed_token(dir: &std::path::Path, env: &[(&str, &str)], name: &str) {
         "POST",
         &server.url("/api/v1/tokens"),
         Some(ADMIN),
-        Some(json!({"name": name, "provider": "oauth2", "client_id": "c", "client_secret": "s3cret", "client_secret_2": "s3cret2"})),
+        Some(json!({"name": name, "provider": "oauth2", "settings": {"authorization_url": "https://auth.example.com/authorize", "token_url": "https://auth.example.com/token"}, "client_id": "c", "client_secret": "s3cret", "client_secret_2": "s3cret2"})),
     );
     assert_eq!(s, 201, "{b}");
     server.stop();

@@ -61,7 +61,7 @@ fn app_create_prints_a_working_key_and_app_list_shows_it() {
         "POST",
         &server.url("/api/v1/tokens"),
         Some(&admin),
-        Some(json!({"name": "snowflake-sales", "provider": "snowflake", "app": "sales-invoice"})),
+        Some(json!({"name": "snowflake-sales", "provider": "snowflake", "app": "sales-invoice", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}})),
     );
     assert_eq!(s, 201, "{b}");
     server.stop();
