@@ -740,7 +740,7 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(&file, "refresh_concurrency = 32\n").unwrap();
         let flags = Overrides {
-            config: Some(file.clone()),
+            config_file: Some(file),
             ..Overrides::default()
         };
         assert_eq!(Config::load(&env(&[]), &flags).unwrap().refresh_concurrency, 32);
