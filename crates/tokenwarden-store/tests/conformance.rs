@@ -906,7 +906,10 @@ async fn all_due(s: &SqlStore, now: tokenwarden_domain::Timestamp, limit: i64) -
     let mut after = None;
     loop {
         let page = s.due_tokens(now, after, limit).await.unwrap();
-        assert!(page.len() as i64 <= limit, "a page holds at most `limit` rows");
+        assert!(
+            page.len() as i64 <= limit,
+            "a page holds at most `limit` rows"
+        );
         after = page.last().map(|d| d.cursor);
         let last = (page.len() as i64) < limit;
         out.extend(page);
@@ -952,7 +955,11 @@ async fn issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages(ct
     for t in &all[..2] {
         assert!(s.schedule_token(t.id, seq(t.id), &later).await.unwrap());
     }
-    assert!(s.schedule_token(all[2].id, seq(all[2].id), &never).await.unwrap());
+    assert!(
+        s.schedule_token(all[2].id, seq(all[2].id), &never)
+            .await
+            .unwrap()
+    );
     let due = all_due(s, now, 2).await;
     assert_eq!(
         ids(&due),
@@ -960,10 +967,20 @@ async fn issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages(ct
         "only the due rows"
     );
     let due_later = all_due(s, now + hour, 3).await;
-    assert_eq!(due_later.len(), 6, "at their time the later ones are due too");
-    assert!(!ids(&due_later).contains(&all[2].id), "never due until written");
+    assert_eq!(
+        due_later.len(),
+        6,
+        "at their time the later ones are due too"
+    );
+    assert!(
+        !ids(&due_later).contains(&all[2].id),
+        "never due until written"
+    );
     // In the order (next_check_at, id).
-    let order: Vec<_> = due_later.iter().map(|d| (d.cursor.next_check_at, d.token.id)).collect();
+    let order: Vec<_> = due_later
+        .iter()
+        .map(|d| (d.cursor.next_check_at, d.token.id))
+        .collect();
     let mut sorted = order.clone();
     sorted.sort();
     assert_eq!(order, sorted);
@@ -980,23 +997,39 @@ async fn issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages(ct
     let mut t0 = s.get_token(all[0].id).await.unwrap();
     t0.status_reason = Some("signed in again".into());
     s.update_token(&t0, now).await.unwrap();
-    s.put_token_health(&TokenHealth::new(all[1].id)).await.unwrap();
+    s.put_token_health(&TokenHealth::new(all[1].id))
+        .await
+        .unwrap();
     s.update_token(&s.get_token(all[2].id).await.unwrap(), now)
         .await
         .unwrap();
     let due = all_due(s, now, 10).await;
     assert_eq!(due.len(), 7, "every written token is due again");
-    assert!(due.iter().any(|d| d.token.id == all[1].id && d.health.is_some()));
+    assert!(
+        due.iter()
+            .any(|d| d.token.id == all[1].id && d.health.is_some())
+    );
     for d in &due {
-        assert!(s.schedule_token(d.token.id, d.check_seq, &later).await.unwrap());
+        assert!(
+            s.schedule_token(d.token.id, d.check_seq, &later)
+                .await
+                .unwrap()
+        );
     }
-    assert!(all_due(s, now, 10).await.is_empty(), "nothing due: no row read");
+    assert!(
+        all_due(s, now, 10).await.is_empty(),
+        "nothing due: no row read"
+    );
     // A read brings the next check forward to the refresh-ahead time, never back.
     let idle = TokenSchedule {
         next_check_at: Some(now + hour * 5),
         ahead_at: Some(now + hour * 2),
     };
-    let seq4 = due.iter().find(|d| d.token.id == all[4].id).unwrap().check_seq;
+    let seq4 = due
+        .iter()
+        .find(|d| d.token.id == all[4].id)
+        .unwrap()
+        .check_seq;
     assert!(s.schedule_token(all[4].id, seq4, &idle).await.unwrap());
     let due_at = |at| async move { ids(&all_due(s, at, 10).await) };
     assert!(!due_at(now + hour * 2).await.contains(&all[4].id));
@@ -1006,7 +1039,10 @@ async fn issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages(ct
         "in use: due at its refresh-ahead time"
     );
     s.add_token_reads(all[5].id, 1, now).await.unwrap();
-    assert!(due_at(now).await.is_empty(), "a read never makes a token due earlier than its ahead time");
+    assert!(
+        due_at(now).await.is_empty(),
+        "a read never makes a token due earlier than its ahead time"
+    );
     // Lead times changed: everything is due once more.
     assert_eq!(s.reschedule_all_tokens().await.unwrap(), 7);
     assert_eq!(all_due(s, now, 10).await.len(), 7);

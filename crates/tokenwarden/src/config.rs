@@ -743,7 +743,10 @@ mod tests {
             config_file: Some(file),
             ..Overrides::default()
         };
-        assert_eq!(Config::load(&env(&[]), &flags).unwrap().refresh_concurrency, 32);
+        assert_eq!(
+            Config::load(&env(&[]), &flags).unwrap().refresh_concurrency,
+            32
+        );
         assert_eq!(
             Config::load(&env(&[("TOKENWARDEN_REFRESH_CONCURRENCY", "8")]), &flags)
                 .unwrap()

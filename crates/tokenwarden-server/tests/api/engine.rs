@@ -773,7 +773,11 @@ async fn issue10_item2_a_pass_with_nothing_due_reads_no_token_rows(db: Db) {
         assert_eq!(idle.examined, 0, "nothing due, no token row read: {idle:?}");
     }
     t.clock.advance(chrono::Duration::hours(23));
-    assert_eq!(t.pass().await.examined, 0, "an hour before the daily checks");
+    assert_eq!(
+        t.pass().await.examined,
+        0,
+        "an hour before the daily checks"
+    );
     let grants = emu.emulator.stats().counters.refresh_token_grants_ok;
     t.clock.advance(chrono::Duration::hours(2));
     let daily = t.pass().await;
@@ -832,7 +836,8 @@ async fn issue10_item3_due_refreshes_of_one_pass_run_concurrently_each_exactly_o
         .unwrap();
     let per_token: std::collections::BTreeMap<String, usize> =
         audited.iter().fold(Default::default(), |mut m, e| {
-            *m.entry(e.object_id.clone().unwrap_or_default()).or_default() += 1;
+            *m.entry(e.object_id.clone().unwrap_or_default())
+                .or_default() += 1;
             m
         });
     assert_eq!(per_token.len(), N, "{per_token:?}");

@@ -452,12 +452,10 @@ pub(super) async fn put_health(pool: &AnyPool, h: &TokenHealth) -> Result<()> {
 /// Puts a token back in the schedule at once: its state changed, so the next background pass
 /// looks at it (and any time a pass computed from the older state is not stored).
 async fn make_due(pool: &AnyPool, id: TokenId) -> Result<()> {
-    sqlx::query(
-        "UPDATE tokens SET next_check_at = 0, check_seq = check_seq + 1 WHERE id = $1",
-    )
-    .bind(id.to_string())
-    .execute(pool)
-    .await?;
+    sqlx::query("UPDATE tokens SET next_check_at = 0, check_seq = check_seq + 1 WHERE id = $1")
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
