@@ -270,6 +270,24 @@ impl Emulator {
         self.lock().fault = (times > 0).then_some((fault, times));
     }
 
+    /// Every `POST /oauth/token-request` waits `latency` before it is handled, as a provider
+    /// 100-300 ms away does (zero: answered at once).
+    pub fn set_token_latency(&self, latency: std::time::Duration) {
+        self.lock().token_latency = latency;
+    }
+
+    /// The most token requests that were in flight at once since the last
+    /// [`Emulator::reset_token_concurrency`] (or since start).
+    pub fn max_token_requests_in_flight(&self) -> u32 {
+        self.lock().token_requests_in_flight_max
+    }
+
+    /// Starts counting [`Emulator::max_token_requests_in_flight`] afresh.
+    pub fn reset_token_concurrency(&self) {
+        let mut inner = self.lock();
+        inner.token_requests_in_flight_max = inner.token_requests_in_flight;
+    }
+
     /// The next refresh-token grant (`grant_type=refresh_token`) waits at `point` until the
     /// returned handle is released or dropped: a test can act (kill the client, say) at a known
     /// moment of the exchange. Replaces a hold armed before.

@@ -27,6 +27,9 @@ struct Args {
     /// Largest OAUTH_REFRESH_TOKEN_VALIDITY accepted (Snowflake Support can raise it, e.g. 157784630).
     #[arg(long, default_value_t = 7_776_000)]
     max_refresh_token_validity: u64,
+    /// Milliseconds each token request waits before it is answered (a provider far away).
+    #[arg(long, env = "SNOWFLAKE_EMULATOR_TOKEN_LATENCY_MS", default_value_t = 0)]
+    token_latency_ms: u64,
 }
 
 fn parse_user(s: &str) -> Result<UserSpec, String> {
@@ -57,6 +60,9 @@ async fn main() -> std::io::Result<()> {
     config.max_refresh_token_validity = args.max_refresh_token_validity;
     let users = config.users.clone();
     let running = Emulator::start(config, &args.listen).await?;
+    running
+        .emulator
+        .set_token_latency(Duration::from_millis(args.token_latency_ms));
     println!("Snowflake emulator listening on {}", running.base_url());
     println!("  worksheet:  {}/console", running.base_url());
     println!("  authorize:  {}/oauth/authorize", running.base_url());

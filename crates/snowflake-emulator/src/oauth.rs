@@ -604,7 +604,32 @@ fn html_error(status: StatusCode, title: &str) -> Response {
     respond(status, body)
 }
 
+/// Counts a token request in flight while it lives.
+struct InFlight(Emulator);
+
+impl InFlight {
+    fn start(emu: &Emulator) -> (Self, std::time::Duration) {
+        let mut inner = emu.lock();
+        inner.token_requests_in_flight += 1;
+        inner.token_requests_in_flight_max = inner
+            .token_requests_in_flight_max
+            .max(inner.token_requests_in_flight);
+        (InFlight(emu.clone()), inner.token_latency)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.token_requests_in_flight = inner.token_requests_in_flight.saturating_sub(1);
+    }
+}
+
 async fn token_request(State(emu): State<Emulator>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_in_flight, latency) = InFlight::start(&emu);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     let fault = {
         let mut inner = emu.lock();
         inner.counters.token_requests += 1;

@@ -228,6 +228,12 @@ pub(crate) struct Inner {
     pub base_url: Option<String>,
     /// Armed by [`crate::Emulator::hold_next_refresh`]: the next refresh-token grant waits.
     pub refresh_hold: Option<crate::ArmedHold>,
+    /// How long each `POST /oauth/token-request` takes before it is answered (a provider far
+    /// away); zero by default.
+    pub token_latency: std::time::Duration,
+    /// Token requests being answered now, and the most there were at once.
+    pub token_requests_in_flight: u32,
+    pub token_requests_in_flight_max: u32,
 }
 
 impl Inner {
@@ -275,6 +281,9 @@ impl Inner {
             counters: Counters::default(),
             base_url: None,
             refresh_hold: None,
+            token_latency: std::time::Duration::ZERO,
+            token_requests_in_flight: 0,
+            token_requests_in_flight_max: 0,
         }
     }
 

@@ -45,7 +45,13 @@ pub struct ServerSettings {
     /// How long audit records are kept ([`DEFAULT_AUDIT_RETENTION`] by default); older ones are
     /// pruned by the background pass.
     pub audit_retention: chrono::Duration,
+    /// How many tokens one background pass works on at once (refreshes in flight at most),
+    /// [`DEFAULT_REFRESH_CONCURRENCY`] by default.
+    pub refresh_concurrency: usize,
 }
+
+/// Refreshes one background pass runs at once unless configured (`refresh_concurrency`).
+pub const DEFAULT_REFRESH_CONCURRENCY: usize = 16;
 
 /// Audit records are kept 90 days unless configured otherwise (`audit_retention`).
 pub const DEFAULT_AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);
@@ -67,6 +73,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("engine_interval", &self.engine_interval)
             .field("audit_retention", &self.audit_retention)
+            .field("refresh_concurrency", &self.refresh_concurrency)
             .finish()
     }
 }

@@ -118,9 +118,33 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn list_token_health(&self) -> Result<Vec<TokenHealth>>;
     /// Inserts or replaces one token's bookkeeping.
     async fn put_token_health(&self, health: &TokenHealth) -> Result<()>;
-    /// Adds `reads` to the read counter and sets the last read time (a periodic flush).
+    /// Adds `reads` to the read counter and sets the last read time (a periodic flush), and
+    /// brings the token's next check forward to its refresh-ahead time (a token in use is
+    /// refreshed ahead).
     async fn add_token_reads(&self, id: TokenId, reads: i64, last_read_at: Timestamp)
     -> Result<()>;
+
+    // --- the background pass's schedule ------------------------------------------------------
+    // Every write of a token (`create_token`, `update_token*`) or its bookkeeping
+    // (`put_token_health`) makes it due at once, so the next pass looks at the new state.
+    /// Up to `limit` tokens whose next check is at or before `now`, in the order
+    /// `(next_check_at, id)`, starting after `after`: one index range, never the whole table.
+    async fn due_tokens(
+        &self,
+        now: Timestamp,
+        after: Option<DueCursor>,
+        limit: i64,
+    ) -> Result<Vec<DueToken>>;
+    /// Stores when the pass next has to look at a token, unless the token or its bookkeeping
+    /// was written since it was read with `check_seq`; returns whether it was stored.
+    async fn schedule_token(
+        &self,
+        id: TokenId,
+        check_seq: i64,
+        schedule: &TokenSchedule,
+    ) -> Result<bool>;
+    /// Makes every token due at once (the reminder lead times changed); returns how many.
+    async fn reschedule_all_tokens(&self) -> Result<u64>;
 
     // --- reminders -------------------------------------------------------------------------
     /// Records that the reminder `lead` about the refresh token expiring at `refresh_expires_at`

@@ -251,6 +251,36 @@ impl TokenHealth {
     }
 }
 
+/// A token the background pass has to look at ([`crate::Store::due_tokens`]): the row, its
+/// bookkeeping, and where it stands in the schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueToken {
+    pub token: TokenRecord,
+    pub health: Option<TokenHealth>,
+    /// Its place in the order of due tokens: the cursor for the next page.
+    pub cursor: DueCursor,
+    /// Bumped by every write that puts the token back in the schedule; hand it back to
+    /// [`crate::Store::schedule_token`] so a time computed from older state is not stored.
+    pub check_seq: i64,
+}
+
+/// A position in the due order `(next_check_at, id)`: the next page starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueCursor {
+    pub next_check_at: Timestamp,
+    pub id: TokenId,
+}
+
+/// When the background pass next has to look at a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSchedule {
+    /// `None`: not until the token is written again.
+    pub next_check_at: Option<Timestamp>,
+    /// When to refresh the access token ahead if it is in use: a flush of reads
+    /// ([`crate::Store::add_token_reads`]) brings `next_check_at` forward to it.
+    pub ahead_at: Option<Timestamp>,
+}
+
 /// A notification channel: a webhook or an email recipient list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRecord {

@@ -80,6 +80,7 @@ conformance!(
     admins_and_sessions,
     list_apps_returns_every_apps_bindings,
     a_closed_store_is_unavailable,
+    issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages,
 );
 
 /// A database nothing has been done to yet, for the migration tests.
@@ -899,6 +900,156 @@ async fn token_health_and_read_counts(ctx: Ctx) {
     assert_eq!(s.get_token_health(t.id).await.unwrap(), None);
 }
 
+/// Every due token, page by page (pages of `limit`), checking each page is bounded.
+async fn all_due(s: &SqlStore, now: tokenwarden_domain::Timestamp, limit: i64) -> Vec<DueToken> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.due_tokens(now, after, limit).await.unwrap();
+        assert!(
+            page.len() as i64 <= limit,
+            "a page holds at most `limit` rows"
+        );
+        after = page.last().map(|d| d.cursor);
+        let last = (page.len() as i64) < limit;
+        out.extend(page);
+        if last {
+            return out;
+        }
+    }
+}
+
+fn ids(due: &[DueToken]) -> std::collections::BTreeSet<TokenId> {
+    due.iter().map(|d| d.token.id).collect()
+}
+
+/// Issue 10, item 2: the background pass selects only the due tokens (next_check_at <= now), in
+/// pages of a bounded size with a cursor; every write that changes what is due puts the token
+/// back in the schedule, and a schedule computed from older state is not stored.
+async fn issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let hour = chrono::Duration::hours(1);
+    let mut all = Vec::new();
+    for i in 0..7 {
+        let t = token(&ctx, &format!("t{i}"), None);
+        s.create_token(&t).await.unwrap();
+        all.push(t);
+    }
+    // New tokens are due at once, and come with their bookkeeping (none yet).
+    let due = all_due(s, now, 2).await;
+    assert_eq!(due.len(), 7, "no row twice, none left out across pages");
+    assert_eq!(ids(&due).len(), 7);
+    assert!(due.iter().all(|d| d.health.is_none()));
+    let seq = |id: TokenId| due.iter().find(|d| d.token.id == id).unwrap().check_seq;
+
+    // Two later, one never (until written again): the rest stay due.
+    let later = TokenSchedule {
+        next_check_at: Some(now + hour),
+        ahead_at: Some(now + hour * 3),
+    };
+    let never = TokenSchedule {
+        next_check_at: None,
+        ahead_at: None,
+    };
+    for t in &all[..2] {
+        assert!(s.schedule_token(t.id, seq(t.id), &later).await.unwrap());
+    }
+    assert!(
+        s.schedule_token(all[2].id, seq(all[2].id), &never)
+            .await
+            .unwrap()
+    );
+    let due = all_due(s, now, 2).await;
+    assert_eq!(
+        ids(&due),
+        all[3..].iter().map(|t| t.id).collect(),
+        "only the due rows"
+    );
+    let due_later = all_due(s, now + hour, 3).await;
+    assert_eq!(
+        due_later.len(),
+        6,
+        "at their time the later ones are due too"
+    );
+    assert!(
+        !ids(&due_later).contains(&all[2].id),
+        "never due until written"
+    );
+    // In the order (next_check_at, id).
+    let order: Vec<_> = due_later
+        .iter()
+        .map(|d| (d.cursor.next_check_at, d.token.id))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+
+    // A write in between: the schedule computed from the older row is not stored.
+    let stale = seq(all[3].id);
+    let mut edited = s.get_token(all[3].id).await.unwrap();
+    edited.status_reason = Some("edited".into());
+    s.update_token(&edited, now).await.unwrap();
+    assert!(!s.schedule_token(all[3].id, stale, &later).await.unwrap());
+    assert!(ids(&all_due(s, now, 10).await).contains(&all[3].id));
+
+    // Writes that change what is due: a token write, its bookkeeping, a flush of reads.
+    let mut t0 = s.get_token(all[0].id).await.unwrap();
+    t0.status_reason = Some("signed in again".into());
+    s.update_token(&t0, now).await.unwrap();
+    s.put_token_health(&TokenHealth::new(all[1].id))
+        .await
+        .unwrap();
+    s.update_token(&s.get_token(all[2].id).await.unwrap(), now)
+        .await
+        .unwrap();
+    let due = all_due(s, now, 10).await;
+    assert_eq!(due.len(), 7, "every written token is due again");
+    assert!(
+        due.iter()
+            .any(|d| d.token.id == all[1].id && d.health.is_some())
+    );
+    for d in &due {
+        assert!(
+            s.schedule_token(d.token.id, d.check_seq, &later)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        all_due(s, now, 10).await.is_empty(),
+        "nothing due: no row read"
+    );
+    // A read brings the next check forward to the refresh-ahead time, never back.
+    let idle = TokenSchedule {
+        next_check_at: Some(now + hour * 5),
+        ahead_at: Some(now + hour * 2),
+    };
+    let seq4 = due
+        .iter()
+        .find(|d| d.token.id == all[4].id)
+        .unwrap()
+        .check_seq;
+    assert!(s.schedule_token(all[4].id, seq4, &idle).await.unwrap());
+    let due_at = |at| async move { ids(&all_due(s, at, 10).await) };
+    assert!(!due_at(now + hour * 2).await.contains(&all[4].id));
+    s.add_token_reads(all[4].id, 1, now).await.unwrap();
+    assert!(
+        due_at(now + hour * 2).await.contains(&all[4].id),
+        "in use: due at its refresh-ahead time"
+    );
+    s.add_token_reads(all[5].id, 1, now).await.unwrap();
+    assert!(
+        due_at(now).await.is_empty(),
+        "a read never makes a token due earlier than its ahead time"
+    );
+    // Lead times changed: everything is due once more.
+    assert_eq!(s.reschedule_all_tokens().await.unwrap(), 7);
+    assert_eq!(all_due(s, now, 10).await.len(), 7);
+    s.delete_token(all[5].id).await.unwrap();
+    assert_eq!(all_due(s, now, 10).await.len(), 6);
+}
+
 async fn reminders_are_recorded_once(ctx: Ctx) {
     // R39's storage half: ten instances racing to send the same reminder: one sends it.
     let t = token(&ctx, "sf", None);
@@ -1450,10 +1601,10 @@ async fn old_migrator_databases_are_adopted(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     assert_eq!(
         store.migrate(db.clock.now()).await.unwrap(),
-        0,
-        "nothing re-applied"
+        1,
+        "nothing re-applied; only the migration the former migrator never had (5)"
     );
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
     assert!(
         !has_old_table(&db).await,
         "schema_migrations is dropped once adopted"
@@ -1471,10 +1622,10 @@ async fn an_older_old_migrator_database_is_adopted_and_completed(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     assert_eq!(
         store.migrate(db.clock.now()).await.unwrap(),
-        2,
-        "3 and 4 applied"
+        3,
+        "3, 4 and 5 applied"
     );
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
     assert_eq!(store.count_admins().await.unwrap(), 0);
     assert_eq!(store.list_token_health().await.unwrap(), vec![]);
 }
@@ -1483,7 +1634,7 @@ async fn an_old_migrator_database_newer_than_this_binary_is_refused(db: Fresh) {
     old_migrator_database(&db, 4).await;
     let pool = raw_pool(&db).await;
     sqlx::query(
-        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (5, 'future', 0)",
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
     )
     .execute(&pool)
     .await
@@ -1492,7 +1643,7 @@ async fn an_old_migrator_database_newer_than_this_binary_is_refused(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let err = store.migrate(db.clock.now()).await.unwrap_err();
     assert!(
-        matches!(&err, StoreError::Migration { version: 5, message } if message.contains("newer")),
+        matches!(&err, StoreError::Migration { version: 99, message } if message.contains("newer")),
         "{err}"
     );
     // Nothing was adopted: the old record is left as it was.
@@ -1516,6 +1667,6 @@ async fn postgres_instances_starting_at_once_apply_each_migration_once() {
     for t in tasks {
         applied += t.await.unwrap().unwrap();
     }
-    assert_eq!(applied, 4);
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4]);
+    assert_eq!(applied, 5);
+    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
 }

@@ -209,6 +209,7 @@ pub(crate) async fn context(cfg: &Config) -> Result<AppContext> {
             reminder_lead_times: cfg.reminder_lead_times.clone(),
             engine_interval: cfg.engine_interval,
             audit_retention: cfg.audit_retention,
+            refresh_concurrency: cfg.refresh_concurrency,
         },
     );
     if let Some(smtp) = &cfg.smtp {

@@ -12,6 +12,7 @@ use tokenwarden_domain::LeadTime;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
 pub const DEFAULT_DATA_DIR: &str = "./tokenwarden-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+const DEFAULT_REFRESH_CONCURRENCY: usize = tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY;
 const ENGINE_INTERVAL_SECS: u64 = tokenwarden_server::ENGINE_TICK.as_secs();
 
 /// The file's shape. Every key is optional; unknown keys are refused.
@@ -32,6 +33,8 @@ pub struct FileConfig {
     pub engine_interval: Option<toml::Value>,
     /// How long audit records are kept, e.g. `90d` (see [`parse_retention`]).
     pub audit_retention: Option<String>,
+    /// Tokens one background pass works on at once (see [`parse_refresh_concurrency`]).
+    pub refresh_concurrency: Option<usize>,
     pub smtp: Option<FileSmtp>,
 }
 
@@ -108,6 +111,8 @@ pub struct Config {
     pub engine_interval: Option<std::time::Duration>,
     /// How long audit records are kept before the background pass prunes them.
     pub audit_retention: chrono::Duration,
+    /// Refreshes one background pass runs at once.
+    pub refresh_concurrency: usize,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -142,6 +147,7 @@ impl std::fmt::Debug for Config {
             .field("smtp", &self.smtp)
             .field("engine_interval", &self.engine_interval)
             .field("audit_retention", &self.audit_retention)
+            .field("refresh_concurrency", &self.refresh_concurrency)
             .finish()
     }
 }
@@ -183,6 +189,7 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_REMINDER_LEAD_TIMES",
     "TOKENWARDEN_ENGINE_INTERVAL",
     "TOKENWARDEN_AUDIT_RETENTION",
+    "TOKENWARDEN_REFRESH_CONCURRENCY",
     "TOKENWARDEN_SMTP_HOST",
     "TOKENWARDEN_SMTP_PORT",
     "TOKENWARDEN_SMTP_SECURITY",
@@ -331,6 +338,15 @@ impl Config {
             (None, Some(v)) => parse_retention(&v).context("audit_retention in the config file")?,
             (None, None) => tokenwarden_server::DEFAULT_AUDIT_RETENTION,
         };
+        let refresh_concurrency = match get("TOKENWARDEN_REFRESH_CONCURRENCY") {
+            Some(v) => parse_refresh_concurrency(&v)
+                .with_context(|| format!("TOKENWARDEN_REFRESH_CONCURRENCY={v:?}"))?,
+            None => match file.refresh_concurrency {
+                Some(n) => parse_refresh_concurrency(&n.to_string())
+                    .context("refresh_concurrency in the config file")?,
+                None => tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
+            },
+        };
         let fs = file.smtp.unwrap_or_default();
         let smtp_host = get("TOKENWARDEN_SMTP_HOST").or(fs.host);
         let smtp = match smtp_host {
@@ -380,6 +396,7 @@ impl Config {
             smtp,
             engine_interval,
             audit_retention,
+            refresh_concurrency,
             listen,
             data_dir,
             database_url,
@@ -409,6 +426,18 @@ pub fn parse_engine_interval(v: &str) -> Result<Option<std::time::Duration>> {
         .parse()
         .with_context(|| format!("{v:?} is not a number of seconds or \"off\""))?;
     Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
+}
+
+/// `refresh_concurrency`: how many tokens one background pass refreshes at once, 1 to 1024.
+pub fn parse_refresh_concurrency(v: &str) -> Result<usize> {
+    let n: usize = v
+        .trim()
+        .parse()
+        .with_context(|| format!("{v:?} is not a whole number"))?;
+    if !(1..=1024).contains(&n) {
+        bail!("{n} is out of range: 1 to 1024 refreshes at once");
+    }
+    Ok(n)
 }
 
 /// `audit_retention`: `90d`, `12h`, `30m` (the lead-time notation), from an hour to 100 years.
@@ -506,6 +535,10 @@ engine_interval = {ENGINE_INTERVAL_SECS}
 # How long audit records are kept; older ones are deleted by the background pass
 # (TOKENWARDEN_AUDIT_RETENTION), e.g. "90d", "365d".
 audit_retention = "90d"
+
+# How many due tokens one background pass refreshes at once; each refresh still holds its
+# token's lease, so several instances split the work (TOKENWARDEN_REFRESH_CONCURRENCY, 1-1024).
+refresh_concurrency = {DEFAULT_REFRESH_CONCURRENCY}
 
 # Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
 # _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.
@@ -674,6 +707,51 @@ mod tests {
         assert_eq!(
             c.audit_retention,
             tokenwarden_server::DEFAULT_AUDIT_RETENTION
+        );
+        assert_eq!(
+            parsed.refresh_concurrency,
+            Some(tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY)
+        );
+        assert_eq!(
+            c.refresh_concurrency,
+            tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY
+        );
+    }
+
+    /// Issue 10, item 3: how many refreshes a pass runs at once, from the environment or the
+    /// file, the environment winning; out of range is refused with the setting named.
+    #[test]
+    fn issue10_item3_refresh_concurrency_is_a_layered_setting() {
+        let with = |v: &str| {
+            Config::load(
+                &env(&[("TOKENWARDEN_REFRESH_CONCURRENCY", v)]),
+                &Overrides::default(),
+            )
+        };
+        assert_eq!(with("4").unwrap().refresh_concurrency, 4);
+        for bad in ["0", "1025", "many", "-1"] {
+            let e = with(bad).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("TOKENWARDEN_REFRESH_CONCURRENCY"),
+                "{bad}: {e:#}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "refresh_concurrency = 32\n").unwrap();
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::load(&env(&[]), &flags).unwrap().refresh_concurrency,
+            32
+        );
+        assert_eq!(
+            Config::load(&env(&[("TOKENWARDEN_REFRESH_CONCURRENCY", "8")]), &flags)
+                .unwrap()
+                .refresh_concurrency,
+            8
         );
     }
 

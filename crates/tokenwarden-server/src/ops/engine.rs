@@ -8,13 +8,14 @@ use crate::AppContext;
 use crate::ops::audit::{Action, Outcome};
 use crate::ops::grant::{self, RefreshError};
 use crate::ops::lifecycle;
-use std::collections::HashMap;
-use tokenwarden_domain::{LeadTime, Timestamp, TokenId, TokenStatus};
-use tokenwarden_store::{StoreError, TokenHealth, TokenRecord};
+use tokenwarden_domain::{LeadTime, Timestamp, TokenStatus};
+use tokenwarden_store::{DueToken, StoreError, TokenHealth, TokenRecord, TokenSchedule};
 
 /// What one pass did, for tests and logs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PassReport {
+    /// Token rows the pass read: the due ones only.
+    pub examined: usize,
     pub refreshed: usize,
     pub refresh_failures: usize,
     pub reminders_sent: usize,
@@ -35,6 +36,12 @@ pub fn refresh_margin(lifetime: chrono::Duration) -> chrono::Duration {
 /// How often an idle token is refreshed anyway, to find a revoked grant before an app needs it.
 pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
 
+/// Due tokens read per page; the pass yields between pages.
+pub const DUE_PAGE: i64 = 256;
+
+/// The `meta` key holding the reminder lead times the stored schedule was computed with.
+const SCHEDULE_LEADS_KEY: &str = "engine.schedule_lead_times";
+
 pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     let mut report = PassReport::default();
     if let Err(e) = ctx.store.check_storage() {
@@ -45,30 +52,183 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     flush_denials(ctx, Some(now)).await;
     report.audit_pruned = prune_audit(ctx, now).await;
     ctx.reload_lead_times().await;
-    match ctx.store.list_tokens().await {
-        Ok(tokens) => {
-            let health: HashMap<TokenId, TokenHealth> = ctx
-                .store
-                .list_token_health()
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| (h.token_id, h))
-                .collect();
-            for t in tokens {
-                let h = health
-                    .get(&t.id)
-                    .cloned()
-                    .unwrap_or_else(|| TokenHealth::new(t.id));
-                if let Err(e) = token_pass(ctx, &t, &h, now, &mut report).await {
-                    tracing::warn!(error = %e, token = %t.name, "background pass over a token failed");
-                }
+    if let Err(e) = reschedule_if_lead_times_changed(ctx).await {
+        tracing::warn!(error = %e, "background pass skipped: database unavailable");
+        return report;
+    }
+    // Only the tokens due now, page by page in the order (next_check_at, id): the cost of a
+    // pass is what is due, never the size of the table. Each token's work runs as its own task,
+    // at most `refresh_concurrency` at once (each refresh still under the token's lease).
+    let concurrency = ctx.settings.refresh_concurrency.max(1);
+    let mut after = None;
+    loop {
+        let page = match ctx.store.due_tokens(now, after, DUE_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "background pass skipped: database unavailable");
+                break;
             }
+        };
+        report.examined += page.len();
+        let last_page = (page.len() as i64) < DUE_PAGE;
+        after = page.last().map(|d| d.cursor);
+        let mut tasks = tokio::task::JoinSet::new();
+        for due in page {
+            while tasks.len() >= concurrency {
+                add_task_report(&mut report, tasks.join_next().await);
+            }
+            let ctx = ctx.clone();
+            tasks.spawn(async move { check_due_token(&ctx, due, now).await });
         }
-        Err(e) => tracing::warn!(error = %e, "background pass skipped: database unavailable"),
+        while let Some(done) = tasks.join_next().await {
+            add_task_report(&mut report, Some(done));
+        }
+        if last_page {
+            break;
+        }
+        tokio::task::yield_now().await;
     }
     crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
     report
+}
+
+fn add_task_report(
+    report: &mut PassReport,
+    done: Option<Result<PassReport, tokio::task::JoinError>>,
+) {
+    match done {
+        Some(Ok(r)) => {
+            report.refreshed += r.refreshed;
+            report.refresh_failures += r.refresh_failures;
+            report.reminders_sent += r.reminders_sent;
+            report.expired += r.expired;
+        }
+        Some(Err(e)) => tracing::error!(error = %e, "background work on a token panicked"),
+        None => {}
+    }
+}
+
+/// Does what is due for one token, then stores when it is next due (unless the token or its
+/// bookkeeping was written meanwhile, by this work or anyone: then it stays due and the next
+/// pass looks at the new state).
+async fn check_due_token(ctx: &AppContext, due: DueToken, now: Timestamp) -> PassReport {
+    let mut report = PassReport::default();
+    let t = &due.token;
+    let h = due.health.unwrap_or_else(|| TokenHealth::new(t.id));
+    if let Err(e) = token_pass(ctx, t, &h, now, &mut report).await {
+        tracing::warn!(error = %e, token = %t.name, "background pass over a token failed");
+        return report; // stays due
+    }
+    let next = schedule(ctx, t, &h, now);
+    if let Err(e) = ctx.store.schedule_token(t.id, due.check_seq, &next).await {
+        tracing::warn!(error = %e, token = %t.name, "could not schedule a token's next check");
+    }
+    report
+}
+
+/// The stored schedule depends on the reminder lead times: when they change (an admin in the
+/// UI, or the configuration), every token is due once so its next check is computed again.
+async fn reschedule_if_lead_times_changed(ctx: &AppContext) -> Result<(), StoreError> {
+    let leads = ctx
+        .lead_times()
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if ctx.store.get_meta(SCHEDULE_LEADS_KEY).await?.as_deref() != Some(leads.as_str()) {
+        let n = ctx.store.reschedule_all_tokens().await?;
+        ctx.store.set_meta(SCHEDULE_LEADS_KEY, &leads).await?;
+        tracing::info!(
+            tokens = n,
+            lead_times = %leads,
+            "reminder lead times changed: every token is checked again"
+        );
+    }
+    Ok(())
+}
+
+/// When a token's access token is refreshed: ahead of its expiry if it is in use, and once a
+/// day anyway (a health check). `None` if it is not refreshed at all (no expiry known).
+struct RefreshTiming {
+    lifetime: chrono::Duration,
+    /// Refresh ahead from then on, if in use.
+    ahead_at: Timestamp,
+    /// The daily health check is due from then on.
+    health_at: Timestamp,
+    read_recently: bool,
+}
+
+fn refresh_timing(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    h: &TokenHealth,
+    now: Timestamp,
+) -> Option<RefreshTiming> {
+    let access_exp = t.material.access_expires_at?;
+    let since = h
+        .last_success_at
+        .or(t.material.issued_at)
+        .unwrap_or(access_exp);
+    let lifetime = (access_exp - since).max(chrono::Duration::seconds(60));
+    let last_read = ctx.reads.last_read(t.id).max(h.last_read_at);
+    let read_recently =
+        last_read.is_some_and(|r| now - r <= (lifetime * 2).max(chrono::Duration::minutes(15)));
+    let health_at = h
+        .last_success_at
+        .or(t.material.issued_at)
+        .map_or(now, |s| s + HEALTH_CHECK_EVERY);
+    Some(RefreshTiming {
+        lifetime,
+        ahead_at: access_exp - refresh_margin(lifetime),
+        health_at,
+        read_recently,
+    })
+}
+
+fn is_usable(t: &TokenRecord) -> bool {
+    matches!(t.status, TokenStatus::Healthy | TokenStatus::ExpiringSoon)
+}
+
+/// When [`token_pass`] next has something to do for `t`, having done what was due at `now`:
+/// the next reminder lead time, the status change to expiring soon, the refresh token's expiry,
+/// the daily check and (if in use) the refresh ahead, both not before the backoff. Keep it in
+/// step with `token_pass`.
+fn schedule(ctx: &AppContext, t: &TokenRecord, h: &TokenHealth, now: Timestamp) -> TokenSchedule {
+    let mut next: Option<Timestamp> = None;
+    let mut at = |x: Timestamp| next = Some(next.map_or(x, |n| n.min(x)));
+    if !is_usable(t) {
+        // Nothing happens to it until it is written again (a sign-in, an edit).
+        return TokenSchedule {
+            next_check_at: None,
+            ahead_at: None,
+        };
+    }
+    if let Some(exp) = t.material.refresh_expires_at {
+        at(exp);
+        let leads = ctx.lead_times();
+        for lead in leads.iter().copied().chain([ctx.first_lead_time()]) {
+            let remind_at = exp - lead.duration();
+            if remind_at > now {
+                at(remind_at);
+            }
+        }
+    }
+    let mut ahead_at = None;
+    if t.material.refresh_token.is_some()
+        && let Some(timing) = refresh_timing(ctx, t, h, now)
+    {
+        let not_before = |x: Timestamp| h.next_attempt_at.map_or(x, |n| x.max(n));
+        at(not_before(timing.health_at));
+        let ahead = not_before(timing.ahead_at);
+        if timing.read_recently {
+            at(ahead);
+        }
+        ahead_at = Some(ahead);
+    }
+    TokenSchedule {
+        next_check_at: next,
+        ahead_at,
+    }
 }
 
 async fn token_pass(
@@ -78,7 +238,7 @@ async fn token_pass(
     now: Timestamp,
     report: &mut PassReport,
 ) -> Result<(), StoreError> {
-    let usable = matches!(t.status, TokenStatus::Healthy | TokenStatus::ExpiringSoon);
+    let usable = is_usable(t);
     // 1. The refresh token's own expiry: reminders, then "expired".
     if let Some(exp) = t.material.refresh_expires_at
         && usable
@@ -96,25 +256,14 @@ async fn token_pass(
     if h.next_attempt_at.is_some_and(|n| n > now) {
         return Ok(());
     }
-    let Some(access_exp) = t.material.access_expires_at else {
+    let Some(timing) = refresh_timing(ctx, t, h, now) else {
         return Ok(());
     };
-    let since = h
-        .last_success_at
-        .or(t.material.issued_at)
-        .unwrap_or(access_exp);
-    let lifetime = (access_exp - since).max(chrono::Duration::seconds(60));
-    let last_read = ctx.reads.last_read(t.id).max(h.last_read_at);
-    let read_recently =
-        last_read.is_some_and(|r| now - r <= (lifetime * 2).max(chrono::Duration::minutes(15)));
-    let ahead = read_recently && now >= access_exp - refresh_margin(lifetime);
-    let health_check = h
-        .last_success_at
-        .or(t.material.issued_at)
-        .is_none_or(|s| now - s >= HEALTH_CHECK_EVERY);
+    let ahead = timing.read_recently && now >= timing.ahead_at;
+    let health_check = now >= timing.health_at;
     if ahead || health_check {
         let wanted = if ahead {
-            now + refresh_margin(lifetime)
+            now + refresh_margin(timing.lifetime)
         } else {
             now + chrono::Duration::days(3650)
         };

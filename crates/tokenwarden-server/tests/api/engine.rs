@@ -19,6 +19,8 @@ on_both_databases!(
     an_app_asking_for_more_validity_than_the_provider_gives_cannot_make_every_read_a_refresh,
     issue9_bug1_short_lived_tokens_are_served_and_refreshed_once_per_half_lifetime,
     issue9_bug1_min_validity_out_of_range_is_a_400,
+    issue10_item2_a_pass_with_nothing_due_reads_no_token_rows,
+    issue10_item3_due_refreshes_of_one_pass_run_concurrently_each_exactly_once,
 );
 
 struct World {
@@ -739,4 +741,233 @@ async fn issue9_bug1_min_validity_out_of_range_is_a_400(db: Db) {
         assert_eq!(s, 200, "{q}: {body}");
     }
     assert!(w.emu.emulator.stats().counters.token_requests - before <= 1);
+}
+
+/// `n` authorized Snowflake tokens (each with its own integration) on one emulator.
+async fn authorized_tokens(t: &TestApp, emu: &RunningEmulator, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        ids.push(
+            t.authorized_snowflake_token(emu, &format!("sf-{i}"), json!({}))
+                .await,
+        );
+    }
+    ids
+}
+
+/// Issue 10, item 2: the background pass reads only the tokens that are due. With N tokens and
+/// nothing due it reads no token row at all; the daily checks come due together a day later,
+/// each token is refreshed once, looked at once more (its row was written) and then left alone.
+async fn issue10_item2_a_pass_with_nothing_due_reads_no_token_rows(db: Db) {
+    const N: usize = 20;
+    let t = spawn(db).await;
+    let emu = Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    authorized_tokens(&t, &emu, N).await;
+    // Just authorized: looked at once, nothing to do.
+    let first = t.pass().await;
+    assert_eq!((first.examined, first.refreshed), (N, 0), "{first:?}");
+    for _ in 0..3 {
+        let idle = t.pass().await;
+        assert_eq!(idle.examined, 0, "nothing due, no token row read: {idle:?}");
+    }
+    t.clock.advance(chrono::Duration::hours(23));
+    assert_eq!(
+        t.pass().await.examined,
+        0,
+        "an hour before the daily checks"
+    );
+    let grants = emu.emulator.stats().counters.refresh_token_grants_ok;
+    t.clock.advance(chrono::Duration::hours(2));
+    let daily = t.pass().await;
+    assert_eq!((daily.examined, daily.refreshed), (N, N), "{daily:?}");
+    assert_eq!(
+        emu.emulator.stats().counters.refresh_token_grants_ok - grants,
+        N as u64
+    );
+    // Written by the refresh: looked at once more, and then nothing is due again.
+    let after = t.pass().await;
+    assert_eq!((after.examined, after.refreshed), (N, 0), "{after:?}");
+    assert_eq!(t.pass().await.examined, 0);
+}
+
+/// Issue 10, item 3: the refreshes due in one pass run concurrently, at most
+/// `refresh_concurrency` at once (observed at the provider), each token refreshed exactly once.
+/// 200 tokens at 100 ms a refresh would take 20 s one at a time.
+async fn issue10_item3_due_refreshes_of_one_pass_run_concurrently_each_exactly_once(db: Db) {
+    const N: usize = 200;
+    let t = spawn(db).await;
+    let emu = Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let ids = authorized_tokens(&t, &emu, N).await;
+    assert_eq!(t.pass().await.refreshed, 0);
+    let limit = t.ctx.settings.refresh_concurrency;
+    assert_eq!(limit, tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY);
+    emu.emulator
+        .set_token_latency(std::time::Duration::from_millis(100));
+    emu.emulator.reset_token_concurrency();
+    let grants = emu.emulator.stats().counters.refresh_token_grants_ok;
+    // A day later every token's daily check is due in the same pass.
+    t.clock.advance(chrono::Duration::hours(25));
+    let pass = t.pass().await;
+    assert_eq!((pass.refreshed, pass.refresh_failures), (N, 0), "{pass:?}");
+    assert_eq!(
+        emu.emulator.stats().counters.refresh_token_grants_ok - grants,
+        N as u64,
+        "one refresh per token"
+    );
+    let in_flight = emu.emulator.max_token_requests_in_flight() as usize;
+    assert!(
+        (8..=limit).contains(&in_flight),
+        "{in_flight} token requests at once (limit {limit})"
+    );
+    // Each exactly once: one refresh recorded per token, and nothing more to do.
+    let audited = t
+        .ctx
+        .store
+        .list_audit(&tokenwarden_store::AuditFilter {
+            action: Some("token.refresh".into()),
+            limit: 10 * N as i64,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let per_token: std::collections::BTreeMap<String, usize> =
+        audited.iter().fold(Default::default(), |mut m, e| {
+            *m.entry(e.object_id.clone().unwrap_or_default())
+                .or_default() += 1;
+            m
+        });
+    assert_eq!(per_token.len(), N, "{per_token:?}");
+    assert!(per_token.values().all(|&n| n == 1), "{per_token:?}");
+    assert!(ids.iter().all(|id| per_token.contains_key(id)));
+    assert_eq!(t.pass().await.refreshed, 0);
+}
+
+/// CPU time of this process so far (user + system), from /proc/self/stat.
+fn cpu_time() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the name).
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    std::time::Duration::from_millis(ticks * 10)
+}
+
+/// Issue 10 benchmark (docs/benchmarks.md), not run by default: the cost of a background pass
+/// with nothing due over `TOKENWARDEN_BENCH_TOKENS` tokens (default 20,000), against what the
+/// former pass selected every tick (every token and every bookkeeping row); and refreshes per
+/// second at 100 ms provider latency with `refresh_concurrency` 1 and 16.
+/// `TOKENWARDEN_BENCH_DB=postgres` for PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test -p tokenwarden-server --test api -- --ignored bench_issue10 --nocapture"]
+async fn bench_issue10_idle_pass_and_refresh_concurrency() {
+    use tokenwarden_domain::{ProviderId, TokenId, TokenName, TokenStatus};
+    use tokenwarden_store::{Sealed, TokenMaterial, TokenRecord};
+    let n: usize = std::env::var("TOKENWARDEN_BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let db = match std::env::var("TOKENWARDEN_BENCH_DB").as_deref() {
+        Ok("postgres") => Db::Postgres,
+        _ => Db::Sqlite,
+    };
+    let t = spawn(db).await;
+    let now = t.clock_now();
+    let created = std::time::Instant::now();
+    for i in 0..n {
+        let rec = TokenRecord {
+            id: TokenId(uuid::Uuid::new_v4()),
+            name: TokenName::parse(&format!("bench-{i}")).unwrap(),
+            provider: ProviderId::parse("snowflake").unwrap(),
+            app_id: None,
+            settings: [("account".to_owned(), "xy12345".to_owned())].into(),
+            client_id: Some("client".into()),
+            client_secret: Some(Sealed(vec![7; 60])),
+            client_secret_2: None,
+            material: TokenMaterial {
+                access_token: Some(Sealed(vec![7; 300])),
+                refresh_token: Some(Sealed(vec![7; 300])),
+                token_type: Some("Bearer".into()),
+                scopes: None,
+                access_expires_at: Some(now + chrono::Duration::minutes(10)),
+                refresh_expires_at: Some(now + chrono::Duration::days(90)),
+                issued_at: Some(now),
+            },
+            status: TokenStatus::Healthy,
+            status_reason: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        t.ctx.store.create_token(&rec).await.unwrap();
+    }
+    println!("{n} tokens created in {:.1?} ({db:?})", created.elapsed());
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    let first = t.pass().await;
+    println!(
+        "first pass (every token due once): examined {}, {:.1?} wall, {:.0?} CPU",
+        first.examined,
+        wall.elapsed(),
+        cpu_time() - cpu
+    );
+    const PASSES: u32 = 20;
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    let mut examined = 0;
+    for _ in 0..PASSES {
+        examined += t.pass().await.examined;
+    }
+    println!(
+        "after: idle pass (nothing due): {examined} token rows read in {PASSES} passes, {:.2?} wall, {:.2?} CPU per pass",
+        wall.elapsed() / PASSES,
+        (cpu_time() - cpu) / PASSES
+    );
+    let (cpu, wall) = (cpu_time(), std::time::Instant::now());
+    let mut rows = 0;
+    for _ in 0..5 {
+        rows += t.ctx.store.list_tokens().await.unwrap().len();
+        rows += t.ctx.store.list_token_health().await.unwrap().len();
+    }
+    println!(
+        "before: the former pass's selection alone (list_tokens + list_token_health): {} rows, {:.2?} wall, {:.2?} CPU per pass",
+        rows / 5,
+        wall.elapsed() / 5,
+        (cpu_time() - cpu) / 5
+    );
+
+    // Refreshes per second at 100 ms provider latency, on a database of their own.
+    let t = spawn(db).await;
+    let emu = Emulator::start(EmulatorConfig::default_for_tests(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let m: usize = std::env::var("TOKENWARDEN_BENCH_REFRESH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    authorized_tokens(&t, &emu, m).await;
+    t.pass().await;
+    emu.emulator
+        .set_token_latency(std::time::Duration::from_millis(100));
+    for concurrency in [1, 16] {
+        let mut ctx = t.ctx.clone();
+        let mut settings = (*ctx.settings).clone();
+        settings.refresh_concurrency = concurrency;
+        ctx.settings = std::sync::Arc::new(settings);
+        // A day later: every token's daily check is due.
+        t.clock.advance(chrono::Duration::hours(25));
+        let wall = std::time::Instant::now();
+        let grants = emu.emulator.stats().counters.refresh_token_grants_ok;
+        let r = tokenwarden_server::ops::engine::run_due_once(&ctx, t.clock_now()).await;
+        let took = wall.elapsed();
+        let done = emu.emulator.stats().counters.refresh_token_grants_ok - grants;
+        println!(
+            "refresh_concurrency {concurrency}: {done} refreshes at 100 ms in {took:.2?}: {:.0} refreshes/s (refreshed {}, failures {})",
+            done as f64 / took.as_secs_f64(),
+            r.refreshed,
+            r.refresh_failures
+        );
+        t.pass().await; // the re-look after the writes
+    }
 }

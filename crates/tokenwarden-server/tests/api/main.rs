@@ -71,6 +71,7 @@ mod support {
                 // so none can run at a moment the test did not choose.
                 engine_interval: None,
                 audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
+                refresh_concurrency: tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
             },
         );
         let served = ctx.clone();

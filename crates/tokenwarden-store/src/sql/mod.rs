@@ -406,6 +406,27 @@ impl Store for SqlStore {
         tokens::add_reads(&self.pool, id, reads, last_read_at).await
     }
 
+    // --- the background pass's schedule
+    async fn due_tokens(
+        &self,
+        now: Timestamp,
+        after: Option<DueCursor>,
+        limit: i64,
+    ) -> Result<Vec<DueToken>> {
+        tokens::due(&self.pool, now, after, limit).await
+    }
+    async fn schedule_token(
+        &self,
+        id: TokenId,
+        check_seq: i64,
+        schedule: &TokenSchedule,
+    ) -> Result<bool> {
+        tokens::schedule(&self.pool, id, check_seq, schedule).await
+    }
+    async fn reschedule_all_tokens(&self) -> Result<u64> {
+        tokens::reschedule_all(&self.pool).await
+    }
+
     // --- reminders
     async fn record_reminder(
         &self,

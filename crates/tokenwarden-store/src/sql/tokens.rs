@@ -192,7 +192,8 @@ pub(super) async fn update(
          client_id = $5, client_secret = $6, client_secret_2 = $7, access_token = $8, \
          refresh_token = $9, token_type = $10, scopes = $11, access_expires_at = $12, \
          refresh_expires_at = $13, issued_at = $14, status = $15, status_reason = $16, \
-         version = $17, app_id = $18, updated_at = $20 \
+         version = $17, app_id = $18, updated_at = $20, next_check_at = 0, \
+         check_seq = check_seq + 1 \
          WHERE id = $19 AND version = $21{lease_cond}"
     );
     // Audited: built only from the constant lease condition above.
@@ -445,6 +446,16 @@ pub(super) async fn put_health(pool: &AnyPool, h: &TokenHealth) -> Result<()> {
     .bind(h.reads_total)
     .execute(pool)
     .await?;
+    make_due(pool, h.token_id).await
+}
+
+/// Puts a token back in the schedule at once: its state changed, so the next background pass
+/// looks at it (and any time a pass computed from the older state is not stored).
+async fn make_due(pool: &AnyPool, id: TokenId) -> Result<()> {
+    sqlx::query("UPDATE tokens SET next_check_at = 0, check_seq = check_seq + 1 WHERE id = $1")
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -468,7 +479,143 @@ pub(super) async fn add_reads(
     .bind(reads)
     .execute(pool)
     .await?;
+    // A token in use is refreshed ahead: its next check comes forward to its refresh-ahead
+    // time. `check_seq` moves too, so a pass that read the token before this read does not
+    // store a later time computed as if it were idle.
+    sqlx::query(
+        "UPDATE tokens SET check_seq = check_seq + 1, next_check_at = CASE \
+           WHEN ahead_at IS NOT NULL AND (next_check_at IS NULL OR ahead_at < next_check_at) \
+           THEN ahead_at ELSE next_check_at END \
+         WHERE id = $1",
+    )
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+// --- the background pass's schedule ----------------------------------------------------------
+
+#[derive(sqlx::FromRow)]
+struct DueRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    next_check_at: i64,
+    check_seq: i64,
+    health_token_id: Option<String>,
+    last_attempt_at: Option<i64>,
+    last_success_at: Option<i64>,
+    failures: Option<i64>,
+    next_attempt_at: Option<i64>,
+    last_error: Option<String>,
+    last_read_at: Option<i64>,
+    reads_total: Option<i64>,
+}
+
+impl TryFrom<DueRow> for DueToken {
+    type Error = StoreError;
+
+    fn try_from(r: DueRow) -> Result<Self> {
+        let token: TokenRecord = r.token.try_into()?;
+        let health = match r.health_token_id {
+            None => None,
+            Some(_) => Some(TokenHealth {
+                token_id: token.id,
+                last_attempt_at: opt_ts(r.last_attempt_at),
+                last_success_at: opt_ts(r.last_success_at),
+                failures: r.failures.unwrap_or(0),
+                next_attempt_at: opt_ts(r.next_attempt_at),
+                last_error: r.last_error,
+                last_read_at: opt_ts(r.last_read_at),
+                reads_total: r.reads_total.unwrap_or(0),
+            }),
+        };
+        Ok(DueToken {
+            cursor: DueCursor {
+                next_check_at: ts(r.next_check_at),
+                id: token.id,
+            },
+            token,
+            health,
+            check_seq: r.check_seq,
+        })
+    }
+}
+
+macro_rules! due_select {
+    () => {
+        concat!(
+            "SELECT ",
+            token_columns!(),
+            ", next_check_at, check_seq, h.token_id AS health_token_id, h.last_attempt_at, \
+             h.last_success_at, h.failures, h.next_attempt_at, h.last_error, h.last_read_at, \
+             h.reads_total \
+             FROM tokens LEFT JOIN token_health h ON h.token_id = tokens.id \
+             WHERE next_check_at <= $1"
+        )
+    };
+}
+
+pub(super) async fn due(
+    pool: &AnyPool,
+    now: Timestamp,
+    after: Option<DueCursor>,
+    limit: i64,
+) -> Result<Vec<DueToken>> {
+    let rows = match after {
+        None => {
+            sqlx::query_as::<_, DueRow>(concat!(
+                due_select!(),
+                " ORDER BY next_check_at, id LIMIT $2"
+            ))
+            .bind(ms(now))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(c) => {
+            sqlx::query_as::<_, DueRow>(concat!(
+                due_select!(),
+                " AND (next_check_at > $2 OR (next_check_at = $2 AND id > $3)) \
+                 ORDER BY next_check_at, id LIMIT $4"
+            ))
+            .bind(ms(now))
+            .bind(ms(c.next_check_at))
+            .bind(c.id.to_string())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.into_iter().map(TryInto::try_into).collect()
+}
+
+pub(super) async fn schedule(
+    pool: &AnyPool,
+    id: TokenId,
+    check_seq: i64,
+    s: &TokenSchedule,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE tokens SET next_check_at = $1, ahead_at = $2 WHERE id = $3 AND check_seq = $4",
+    )
+    .bind(opt_ms(s.next_check_at))
+    .bind(opt_ms(s.ahead_at))
+    .bind(id.to_string())
+    .bind(check_seq)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn reschedule_all(pool: &AnyPool) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE tokens SET next_check_at = 0, check_seq = check_seq + 1 \
+         WHERE next_check_at IS NULL OR next_check_at > 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 // --- reminders ------------------------------------------------------------------------------
