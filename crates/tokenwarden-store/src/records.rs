@@ -141,6 +141,8 @@ pub struct TokenFilter {
     pub name_contains: Option<String>,
     pub provider: Option<ProviderId>,
     pub status: Option<TokenStatus>,
+    /// Global tokens only (no app-level ones).
+    pub global_only: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -1683,6 +1683,23 @@ async fn issue10_token_pages_filter_by_name_provider_and_status(ctx: Ctx) {
         .await,
         ["sales-eu", "salesxus"]
     );
+    let a = app(&ctx, "owner", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    s.create_token(&token(&ctx, "sales-app", Some(a.id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(by_name("sales")).await,
+        ["sales-app", "sales-eu", "sales_us", "salesxus"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            global_only: true,
+            ..by_name("sales")
+        })
+        .await,
+        ["sales-eu", "sales_us", "salesxus"]
+    );
 }
 
 async fn issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once(ctx: Ctx) {

@@ -270,7 +270,7 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
     let (_, channels) =
         w.t.admin(Method::GET, "/api/v1/notification-channels", None)
             .await;
-    let ch = channels[0]["id"].as_str().unwrap();
+    let ch = channels["items"][0]["id"].as_str().unwrap();
     let (_, log) =
         w.t.admin(
             Method::GET,
@@ -278,7 +278,10 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
             None,
         )
         .await;
-    assert_eq!(log.as_array().unwrap().len(), events.len() + after.len());
+    assert_eq!(
+        log["items"].as_array().unwrap().len(),
+        events.len() + after.len()
+    );
     assert!(
         log.as_array()
             .unwrap()
@@ -484,7 +487,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
     let (_, channels) =
         w.t.admin(Method::GET, "/api/v1/notification-channels", None)
             .await;
-    let ch = channels[0]["id"].as_str().unwrap();
+    let ch = channels["items"][0]["id"].as_str().unwrap();
     let (_, log) =
         w.t.admin(
             Method::GET,
@@ -492,7 +495,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
             None,
         )
         .await;
-    let outcomes: Vec<&str> = log
+    let outcomes: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
         .iter()

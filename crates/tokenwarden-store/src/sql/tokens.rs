@@ -201,13 +201,14 @@ pub(super) async fn page(
         " FROM tokens WHERE (name > $1 OR (name = $1 AND id > $2)) \
          AND ($3 = '' OR LOWER(name) LIKE $3 ESCAPE '\\') \
          AND ($4 = '' OR provider = $4) AND ($5 = '' OR status = $5) \
-         ORDER BY name, id LIMIT $6"
+         AND ($6 = 0 OR app_id IS NULL) ORDER BY name, id LIMIT $7"
     ))
     .bind(name)
     .bind(id)
     .bind(pattern)
     .bind(f.provider.as_ref().map_or("", |p| p.as_str()))
     .bind(f.status.map_or("", TokenStatus::as_str))
+    .bind(i64::from(f.global_only))
     .bind(limit)
     .fetch_all(pool)
     .await?
