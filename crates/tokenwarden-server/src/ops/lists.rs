@@ -240,6 +240,41 @@ pub async fn audit(
     Ok(page(List::Audit, rows, limit, |e| time_key(e.at, &e.id)))
 }
 
+/// Every token matching `filter`, read a page of [`MAX_LIMIT`] at a time (the CLI's `token
+/// list` prints the whole list).
+pub async fn all_tokens(ctx: &AppContext, filter: &TokenFilter) -> Result<Vec<TokenRecord>> {
+    let mut all = Vec::new();
+    let mut params = PageParams {
+        limit: Some(MAX_LIMIT),
+        cursor: None,
+    };
+    loop {
+        let page = tokens(ctx, filter, &params).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => params.cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Every app, a page of [`MAX_LIMIT`] at a time (the CLI's `app list`).
+pub async fn all_apps(ctx: &AppContext) -> Result<Vec<AppRecord>> {
+    let mut all = Vec::new();
+    let mut params = PageParams {
+        limit: Some(MAX_LIMIT),
+        cursor: None,
+    };
+    loop {
+        let page = apps(ctx, &params).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => params.cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

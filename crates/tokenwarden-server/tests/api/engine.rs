@@ -283,7 +283,8 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
         events.len() + after.len()
     );
     assert!(
-        log.as_array()
+        log["items"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|d| d["outcome"] == "delivered"),
@@ -511,7 +512,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
         "{kinds:?}"
     );
     // Each event is delivered successfully once even though it was attempted several times.
-    let delivered: Vec<&str> = log
+    let delivered: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -1120,7 +1120,7 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
         .await;
     assert_eq!(s, 404);
     let (_, list) = t.admin(reqwest::Method::GET, "/api/v1/tokens", None).await;
-    assert_eq!(list, serde_json::json!([]));
+    assert_eq!(list, serde_json::json!({"items": [], "next_cursor": null}));
 
     // Channels: create (the secret shown once), disable, enable, delete.
     let r = b
