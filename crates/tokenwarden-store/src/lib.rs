@@ -79,6 +79,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_app(&self, id: AppId) -> Result<AppRecord>;
     async fn get_app_by_name(&self, name: &AppName) -> Result<AppRecord>;
     async fn list_apps(&self) -> Result<Vec<AppRecord>>;
+    /// A page of apps by name (keyset: see [`PageRequest`]).
+    async fn page_apps(&self, page: &PageRequest<NameKey>) -> Result<Vec<AppRecord>>;
     /// Writes `app` (name, state, bindings) if the stored version is `app.version`; the stored
     /// version becomes `app.version + 1`, and the written record is returned.
     async fn update_app(&self, app: &AppRecord, now: Timestamp) -> Result<AppRecord>;
@@ -93,6 +95,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The token of that name in one scope: `None` = global, `Some(app)` = that app's own.
     async fn find_token(&self, app: Option<AppId>, name: &TokenName) -> Result<TokenRecord>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+    /// A page of tokens, global and app-level, by name then id, narrowed by `filter`.
+    async fn page_tokens(
+        &self,
+        filter: &TokenFilter,
+        page: &PageRequest<NameKey>,
+    ) -> Result<Vec<TokenRecord>>;
     /// Writes `token` if the stored version is `token.version`; see [`Store::update_app`].
     async fn update_token(&self, token: &TokenRecord, now: Timestamp) -> Result<TokenRecord>;
     /// Like [`Store::update_token`], and only while `lease` is still held (checked in the same
@@ -166,6 +174,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;
     async fn get_channel(&self, id: &str) -> Result<ChannelRecord>;
     async fn list_channels(&self) -> Result<Vec<ChannelRecord>>;
+    /// A page of channels, oldest first.
+    async fn page_channels(&self, page: &PageRequest<TimeKey>) -> Result<Vec<ChannelRecord>>;
     /// Writes over the version read (`channel.version`); answers the row as stored.
     async fn update_channel(&self, channel: &ChannelRecord) -> Result<ChannelRecord>;
     async fn delete_channel(&self, id: &str) -> Result<()>;
@@ -208,17 +218,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         channel_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>>;
+    /// A page of one channel's delivery log, newest first (`after` is the previous page's
+    /// oldest entry).
+    async fn page_deliveries(
+        &self,
+        channel_id: &str,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<DeliveryRecord>>;
 
     // --- API keys --------------------------------------------------------------------------
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
     async fn get_api_key(&self, id: ApiKeyId) -> Result<ApiKeyRecord>;
     async fn list_api_keys(&self, app: Option<AppId>) -> Result<Vec<ApiKeyRecord>>;
+    /// A page of an app's API keys, oldest first.
+    async fn page_api_keys(
+        &self,
+        app: AppId,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()>;
 
     // --- audit -----------------------------------------------------------------------------
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
     /// Newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>>;
+    /// A page of the audit log, newest first, narrowed by `filter` (whose `limit` is ignored:
+    /// the page's applies).
+    async fn page_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<AuditEvent>>;
     /// Deletes at most `limit` of the oldest records older than `before`; returns how many.
     /// Bounded, so a caller prunes a large backlog in batches.
     async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64>;

@@ -108,6 +108,43 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
+/// One page of a keyset-paginated list: at most `limit` rows that come after `after` (the sort
+/// key of the previous page's last row; `None` for the first page) in the list's order. Never an
+/// offset: rows inserted or deleted between pages neither shift nor repeat the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest<K> {
+    pub after: Option<K>,
+    pub limit: i64,
+}
+
+/// The sort key of the lists ordered by name (tokens, apps): names repeat across scopes, so the
+/// id breaks ties.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NameKey {
+    pub name: String,
+    pub id: String,
+}
+
+/// The sort key of the lists ordered by time (API keys and channels oldest first; deliveries
+/// and audit newest first), the id breaking ties.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeKey {
+    /// Epoch milliseconds, as stored.
+    pub at: i64,
+    pub id: String,
+}
+
+/// What the tokens list is narrowed to (server-side); a field left `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// Names containing this text (case-insensitive on ASCII).
+    pub name_contains: Option<String>,
+    pub provider: Option<ProviderId>,
+    pub status: Option<TokenStatus>,
+    /// Global tokens only (no app-level ones).
+    pub global_only: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub object_id: Option<String>,

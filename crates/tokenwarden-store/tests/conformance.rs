@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokenwarden_domain::{
     ApiKeyId, AppId, AppName, AppState, Clock, KeyLabel, ManualClock, ProviderId, StopReason,
-    TokenId, TokenName, TokenStatus,
+    Timestamp, TokenId, TokenName, TokenStatus,
 };
 use tokenwarden_store::*;
 
@@ -81,6 +81,9 @@ conformance!(
     list_apps_returns_every_apps_bindings,
     a_closed_store_is_unavailable,
     issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages,
+    issue10_token_pages_cover_every_row_once_and_stay_stable_under_inserts,
+    issue10_token_pages_filter_by_name_provider_and_status,
+    issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once,
 );
 
 /// A database nothing has been done to yet, for the migration tests.
@@ -1461,6 +1464,17 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+/// The migrations written after the former migrator was replaced (it knew 1-4).
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7];
+
+fn all_versions() -> Vec<i64> {
+    [1, 2, 3, 4]
+        .iter()
+        .chain(NEWER_THAN_OLD_MIGRATOR)
+        .copied()
+        .collect()
+}
+
 /// The former migrator's files, as it applied them.
 fn old_migrations(backend: Backend) -> [(i64, &'static str, &'static str); 4] {
     match backend {
@@ -1601,10 +1615,10 @@ async fn old_migrator_databases_are_adopted(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     assert_eq!(
         store.migrate(db.clock.now()).await.unwrap(),
-        1,
-        "nothing re-applied; only the migration the former migrator never had (5)"
+        NEWER_THAN_OLD_MIGRATOR.len(),
+        "nothing re-applied; only the migrations written since"
     );
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
+    assert_eq!(recorded_versions(&db).await, all_versions());
     assert!(
         !has_old_table(&db).await,
         "schema_migrations is dropped once adopted"
@@ -1622,10 +1636,10 @@ async fn an_older_old_migrator_database_is_adopted_and_completed(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     assert_eq!(
         store.migrate(db.clock.now()).await.unwrap(),
-        3,
-        "3, 4 and 5 applied"
+        2 + NEWER_THAN_OLD_MIGRATOR.len(),
+        "3, 4 and the later ones applied"
     );
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
+    assert_eq!(recorded_versions(&db).await, all_versions());
     assert_eq!(store.count_admins().await.unwrap(), 0);
     assert_eq!(store.list_token_health().await.unwrap(), vec![]);
 }
@@ -1634,7 +1648,7 @@ async fn an_old_migrator_database_newer_than_this_binary_is_refused(db: Fresh) {
     old_migrator_database(&db, 4).await;
     let pool = raw_pool(&db).await;
     sqlx::query(
-        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
     )
     .execute(&pool)
     .await
@@ -1643,7 +1657,7 @@ async fn an_old_migrator_database_newer_than_this_binary_is_refused(db: Fresh) {
     let store = SqlStore::connect(&db.url).await.unwrap();
     let err = store.migrate(db.clock.now()).await.unwrap_err();
     assert!(
-        matches!(&err, StoreError::Migration { version: 99, message } if message.contains("newer")),
+        matches!(&err, StoreError::Migration { version: 999, message } if message.contains("newer")),
         "{err}"
     );
     // Nothing was adopted: the old record is left as it was.
@@ -1667,6 +1681,360 @@ async fn postgres_instances_starting_at_once_apply_each_migration_once() {
     for t in tasks {
         applied += t.await.unwrap().unwrap();
     }
-    assert_eq!(applied, 5);
-    assert_eq!(recorded_versions(&db).await, [1, 2, 3, 4, 5]);
+    assert_eq!(applied, all_versions().len());
+    assert_eq!(recorded_versions(&db).await, all_versions());
+}
+
+// --- issue 10: keyset pagination -------------------------------------------------------------
+
+fn name_key(name: &str, id: impl ToString) -> NameKey {
+    NameKey {
+        name: name.to_owned(),
+        id: id.to_string(),
+    }
+}
+
+fn time_key(at: Timestamp, id: impl ToString) -> TimeKey {
+    TimeKey {
+        at: at.timestamp_millis(),
+        id: id.to_string(),
+    }
+}
+
+/// Every page of a tokens listing, by `limit`, with `between` run after each page.
+async fn all_token_pages(
+    s: &SqlStore,
+    filter: &TokenFilter,
+    limit: i64,
+    mut between: impl AsyncFnMut(usize),
+) -> Vec<Vec<TokenRecord>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_tokens(filter, &PageRequest { after, limit })
+            .await
+            .unwrap();
+        assert!(page.len() as i64 <= limit);
+        let Some(last) = page.last() else { break };
+        after = Some(name_key(last.name.as_str(), last.id));
+        pages.push(page);
+        between(pages.len()).await;
+    }
+    pages
+}
+
+async fn issue10_token_pages_cover_every_row_once_and_stay_stable_under_inserts(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "pager", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    let mut expected = Vec::new();
+    // Names that repeat across scopes (one global, one of the app's): the id breaks the tie.
+    for i in 0..23 {
+        let t = token(&ctx, &format!("tok-{i:02}"), None);
+        s.create_token(&t).await.unwrap();
+        expected.push(t.id);
+        if i % 5 == 0 {
+            let t = token(&ctx, &format!("tok-{i:02}"), Some(a.id));
+            s.create_token(&t).await.unwrap();
+            expected.push(t.id);
+        }
+    }
+    // Inserted between pages: one sorting before the pages already read (not seen), one after
+    // (seen once); neither shifts or repeats the rest, as an offset would.
+    let pages = all_token_pages(s, &TokenFilter::default(), 4, async |n| {
+        if n == 2 {
+            s.create_token(&token(&ctx, "aaa-before", None))
+                .await
+                .unwrap();
+            let late = token(&ctx, "zzz-after", None);
+            s.create_token(&late).await.unwrap();
+        }
+    })
+    .await;
+    let seen: Vec<_> = pages.iter().flatten().collect();
+    let names: Vec<_> = seen
+        .iter()
+        .map(|t| (t.name.as_str(), t.id.to_string()))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "pages come in (name, id) order");
+    let ids: std::collections::BTreeSet<_> = seen.iter().map(|t| t.id).collect();
+    assert_eq!(ids.len(), seen.len(), "no row twice");
+    for id in &expected {
+        assert!(ids.contains(id), "every row present at the start is seen");
+    }
+    assert!(seen.iter().any(|t| t.name.as_str() == "zzz-after"));
+    assert!(!seen.iter().any(|t| t.name.as_str() == "aaa-before"));
+    assert_eq!(seen.len(), expected.len() + 1);
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.len() == 4));
+    // A limit of 0 answers nothing; a page after the last row is empty.
+    let none = s
+        .page_tokens(
+            &TokenFilter::default(),
+            &PageRequest {
+                after: None,
+                limit: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let end = s
+        .page_tokens(
+            &TokenFilter::default(),
+            &PageRequest {
+                after: Some(name_key("zzz-after", "ffffffff")),
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(end.is_empty());
+}
+
+async fn issue10_token_pages_filter_by_name_provider_and_status(ctx: Ctx) {
+    let s = &ctx.store;
+    for (name, provider, status) in [
+        ("sales-eu", "snowflake", TokenStatus::Healthy),
+        ("sales_us", "snowflake", TokenStatus::NotAuthorized),
+        ("salesxus", "github", TokenStatus::Healthy),
+        ("ops", "github", TokenStatus::Expired),
+    ] {
+        let mut t = token(&ctx, name, None);
+        t.provider = ProviderId::parse(provider).unwrap();
+        t.status = status;
+        s.create_token(&t).await.unwrap();
+    }
+    let names = async |f: TokenFilter| -> Vec<String> {
+        all_token_pages(s, &f, 1, async |_| {})
+            .await
+            .into_iter()
+            .flatten()
+            .map(|t| t.name.to_string())
+            .collect()
+    };
+    let by_name = |n: &str| TokenFilter {
+        name_contains: Some(n.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        names(by_name("SALES")).await,
+        ["sales-eu", "sales_us", "salesxus"]
+    );
+    assert_eq!(names(by_name("les-")).await, ["sales-eu"]);
+    // `_` and `%` are text, not wildcards.
+    assert_eq!(names(by_name("s_u")).await, ["sales_us"]);
+    assert!(names(by_name("%")).await.is_empty());
+    assert_eq!(
+        names(TokenFilter {
+            provider: Some(ProviderId::parse("github").unwrap()),
+            ..Default::default()
+        })
+        .await,
+        ["ops", "salesxus"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            name_contains: Some("sales".into()),
+            status: Some(TokenStatus::Healthy),
+            ..Default::default()
+        })
+        .await,
+        ["sales-eu", "salesxus"]
+    );
+    let a = app(&ctx, "owner", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    s.create_token(&token(&ctx, "sales-app", Some(a.id)))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(by_name("sales")).await,
+        ["sales-app", "sales-eu", "sales_us", "salesxus"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            global_only: true,
+            ..by_name("sales")
+        })
+        .await,
+        ["sales-eu", "sales_us", "salesxus"]
+    );
+}
+
+async fn issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once(ctx: Ctx) {
+    let s = &ctx.store;
+    // Apps, with bindings: the limit counts apps, not joined rows.
+    let mut app_ids = Vec::new();
+    for i in 0..7 {
+        let a = app(&ctx, &format!("app-{i}"), &["one", "two", "three"]);
+        s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+        app_ids.push(a.id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.page_apps(&PageRequest { after, limit: 3 }).await.unwrap();
+        assert!(page.len() <= 3);
+        assert!(page.iter().all(|a| a.tokens.len() == 3), "bindings kept");
+        let Some(last) = page.last() else { break };
+        after = Some(name_key(last.name.as_str(), last.id));
+        seen.extend(page.iter().map(|a| a.id));
+    }
+    assert_eq!(seen, app_ids);
+
+    // API keys of one app, oldest first, several in the same millisecond.
+    let a = app_ids[0];
+    let mut keys = s.list_api_keys(Some(a)).await.unwrap();
+    for _ in 0..4 {
+        let k = key_for(&ctx, Some(a));
+        s.create_api_key(&k).await.unwrap();
+        keys.push(k);
+    }
+    keys.sort_by_key(|k| (k.created_at, k.id.0.to_string()));
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_api_keys(a, &PageRequest { after, limit: 2 })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(time_key(last.created_at, last.id.0));
+        seen.extend(page.into_iter().map(|k| k.id));
+    }
+    assert_eq!(seen, keys.iter().map(|k| k.id).collect::<Vec<_>>());
+
+    // Channels, oldest first.
+    let mut channel_ids = Vec::new();
+    for i in 0..5 {
+        if i % 2 == 0 {
+            ctx.clock.advance(chrono::Duration::seconds(1));
+        }
+        let now = ctx.clock.now();
+        let c = ChannelRecord {
+            id: format!("ch{i}"),
+            app_id: None,
+            kind: "webhook".into(),
+            name: format!("c{i}"),
+            config: serde_json::json!({"url": "http://127.0.0.1:9/hook", "events": []}),
+            secret: None,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        s.create_channel(&c).await.unwrap();
+        channel_ids.push(c.id);
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_channels(&PageRequest { after, limit: 2 })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(time_key(last.created_at, &last.id));
+        seen.extend(page.into_iter().map(|c| c.id));
+    }
+    assert_eq!(seen, channel_ids);
+
+    // Deliveries of one channel and the audit log, newest first; a row appended between pages
+    // (newer than all) is not seen and shifts nothing.
+    for i in 0..9 {
+        if i % 3 == 0 {
+            ctx.clock.advance(chrono::Duration::seconds(1));
+        }
+        for channel in ["ch0", "ch1"] {
+            s.append_delivery(&DeliveryRecord {
+                id: format!("{channel}-d{i}"),
+                job_id: "j".into(),
+                channel_id: channel.into(),
+                event_id: format!("evt{i}"),
+                event_kind: "token.expiring".into(),
+                attempt: 1,
+                at: ctx.clock.now(),
+                outcome: "delivered".into(),
+                status_code: Some(200),
+                error: None,
+            })
+            .await
+            .unwrap();
+        }
+        s.append_audit(&AuditEvent {
+            id: format!("a{i}"),
+            at: ctx.clock.now(),
+            actor: if i % 2 == 0 { "system" } else { "cli" }.into(),
+            action: "token.refresh".into(),
+            object_type: "token".into(),
+            object_id: None,
+            object_name: None,
+            outcome: "ok".into(),
+            detail: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_deliveries("ch0", &PageRequest { after, limit: 4 })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(time_key(last.at, &last.id));
+        seen.extend(page.into_iter().map(|d| d.id));
+        ctx.clock.advance(chrono::Duration::seconds(1));
+        s.append_delivery(&DeliveryRecord {
+            id: format!("ch0-late{}", seen.len()),
+            job_id: "j".into(),
+            channel_id: "ch0".into(),
+            event_id: "late".into(),
+            event_kind: "token.expiring".into(),
+            attempt: 1,
+            at: ctx.clock.now(),
+            outcome: "delivered".into(),
+            status_code: Some(200),
+            error: None,
+        })
+        .await
+        .unwrap();
+    }
+    let mut want: Vec<_> = (0..9).map(|i| format!("ch0-d{i}")).collect();
+    want.sort_by(|x, y| {
+        let at = |s: &str| s.trim_start_matches("ch0-d").parse::<i32>().unwrap() / 3;
+        at(y).cmp(&at(x)).then(y.cmp(x))
+    });
+    assert_eq!(seen, want);
+
+    let audit_ids = async |filter: AuditFilter| {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s
+                .page_audit(&filter, &PageRequest { after, limit: 2 })
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(time_key(last.at, &last.id));
+            seen.extend(page.into_iter().map(|e| e.id));
+        }
+        seen
+    };
+    let all = audit_ids(AuditFilter::default()).await;
+    let mut want = all.clone();
+    want.sort_by(|x, y| {
+        let n = |s: &str| s[1..].parse::<i32>().unwrap();
+        (n(y) / 3).cmp(&(n(x) / 3)).then(y.cmp(x))
+    });
+    assert_eq!(all.len(), 9);
+    assert_eq!(all, want);
+    let by_cli = audit_ids(AuditFilter {
+        actor: Some("cli".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_cli, ["a7", "a5", "a3", "a1"]);
 }

@@ -1,10 +1,10 @@
-use super::{ApiJson, CommonErrors};
+use super::{ApiJson, CommonErrors, PageQuery, list_page};
 use crate::AppContext;
 use crate::auth::{Admin, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::ops::{self, apps::AppChanges, apps::NewApp};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
@@ -82,18 +82,18 @@ pub(crate) async fn find_app(ctx: &AppContext, key: &str) -> ApiResult<AppRecord
     Ok(ops::apps::find(ctx, key).await?)
 }
 
-/// List apps.
+list_page!(AppList, AppView);
+
+/// List apps by name, one page at a time.
 #[utoipa::path(get, path = "/api/v1/apps", tag = "apps", security(("bearer" = [])),
-    responses((status = 200, body = Vec<AppView>), CommonErrors))]
-pub async fn list_apps(State(ctx): State<AppContext>, _: Admin) -> ApiResult<Json<Vec<AppView>>> {
-    Ok(Json(
-        ctx.store
-            .list_apps()
-            .await?
-            .iter()
-            .map(AppView::from)
-            .collect(),
-    ))
+    params(PageQuery), responses((status = 200, body = AppList), CommonErrors))]
+pub async fn list_apps(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<AppList>> {
+    let page = ops::lists::apps(&ctx, &page.into()).await?;
+    Ok(Json(page.map(|a| AppView::from(&a)).into()))
 }
 
 /// Create an app; answers its API key once.
@@ -216,26 +216,28 @@ pub struct CreatedKey {
 
 /// List an app's API keys (never the keys themselves).
 #[utoipa::path(get, path = "/api/v1/apps/{id}/keys", tag = "apps", security(("bearer" = [])),
-    params(("id" = String, Path, description = "app id or name")),
-    responses((status = 200, body = Vec<KeyView>), (status = 404, body = ErrorBody), CommonErrors))]
+    params(("id" = String, Path, description = "app id or name"), PageQuery),
+    responses((status = 200, body = KeyList), (status = 404, body = ErrorBody), CommonErrors))]
 pub async fn list_keys(
     State(ctx): State<AppContext>,
     _: Admin,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<KeyView>>> {
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<KeyList>> {
     let app = find_app(&ctx, &id).await?;
-    let keys = ctx.store.list_api_keys(Some(app.id)).await?;
+    let page = ops::lists::api_keys(&ctx, app.id, &page.into()).await?;
     Ok(Json(
-        keys.iter()
-            .map(|k| KeyView {
-                id: k.id.0,
-                label: k.label.to_string(),
-                created_at: k.created_at,
-                revoked_at: k.revoked_at,
-            })
-            .collect(),
+        page.map(|k| KeyView {
+            id: k.id.0,
+            label: k.label.to_string(),
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        })
+        .into(),
     ))
 }
+
+list_page!(KeyList, KeyView);
 
 /// Make another API key for an app (e.g. to rotate keys without downtime); answers it once.
 #[utoipa::path(post, path = "/api/v1/apps/{id}/keys", tag = "apps", security(("bearer" = [])),

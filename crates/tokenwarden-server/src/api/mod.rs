@@ -87,6 +87,51 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(notifications::list_audit))
 }
 
+/// The query of every list: one page at a time (keyset: see `ops::lists`).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Rows per page, 1 to 1000 (default 100); outside that range: 400 `invalid_request`.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// The `next_cursor` the previous page answered (opaque); omit it for the first page. A
+    /// cursor this list did not answer: 400 `invalid_request`.
+    cursor: Option<String>,
+}
+
+impl From<PageQuery> for crate::ops::lists::PageParams {
+    fn from(q: PageQuery) -> Self {
+        Self {
+            limit: q.limit,
+            cursor: q.cursor,
+        }
+    }
+}
+
+/// A page of a list: `{"items": [...], "next_cursor": "..."}`; `next_cursor` is null on the
+/// last page, else passed as `cursor` to fetch the next.
+macro_rules! list_page {
+    ($name:ident, $item:ty) => {
+        #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+        pub struct $name {
+            items: Vec<$item>,
+            /// Pass as `cursor` for the next page; null on the last page.
+            #[schema(required = true)]
+            next_cursor: Option<String>,
+        }
+
+        impl From<crate::ops::lists::Page<$item>> for $name {
+            fn from(page: crate::ops::lists::Page<$item>) -> Self {
+                Self {
+                    items: page.items,
+                    next_cursor: page.next_cursor,
+                }
+            }
+        }
+    };
+}
+pub(crate) use list_page;
+
 /// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's
 /// reason, 413 when the body is over the limit.
 pub struct ApiJson<T>(pub T);

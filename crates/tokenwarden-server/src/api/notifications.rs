@@ -1,7 +1,7 @@
 //! Notification channels (webhooks signed the Standard Webhooks way, email), their delivery
 //! log, a test send, and the audit log.
 
-use super::{ApiJson, CommonErrors};
+use super::{ApiJson, CommonErrors, PageQuery, list_page};
 use crate::AppContext;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -110,18 +110,25 @@ async fn load(ctx: &AppContext, id: &str) -> ApiResult<ChannelRecord> {
     Ok(ops::channels::get(ctx, id).await?)
 }
 
-/// List notification channels.
+list_page!(ChannelList, ChannelView);
+
+/// List notification channels, oldest first, one page at a time.
 #[utoipa::path(get, path = "/api/v1/notification-channels", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ChannelView>), CommonErrors))]
+    params(PageQuery), responses((status = 200, body = ChannelList), CommonErrors))]
 pub async fn list_channels(
     State(ctx): State<AppContext>,
     _: Admin,
-) -> ApiResult<Json<Vec<ChannelView>>> {
-    let mut out = Vec::new();
-    for c in ctx.store.list_channels().await? {
-        out.push(view(&ctx, &c).await);
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<ChannelList>> {
+    let page = ops::lists::channels(&ctx, &page.into()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for c in &page.items {
+        items.push(view(&ctx, c).await);
     }
-    Ok(Json(out))
+    Ok(Json(ChannelList {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Add a webhook or email channel. A webhook's signing secret is answered once.
@@ -239,30 +246,30 @@ pub struct DeliveryView {
     error: Option<String>,
 }
 
-/// The delivery log of a channel, newest first.
+list_page!(DeliveryList, DeliveryView);
+
+/// The delivery log of a channel, newest first, one page at a time.
 #[utoipa::path(get, path = "/api/v1/notification-channels/{id}/deliveries", tag = "notifications", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = Vec<DeliveryView>), (status = 404, body = ErrorBody), CommonErrors))]
+    params(("id" = String, Path), PageQuery), responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody), CommonErrors))]
 pub async fn list_deliveries(
     State(ctx): State<AppContext>,
     _: Admin,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<DeliveryView>>> {
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<DeliveryList>> {
     let c = load(&ctx, &id).await?;
+    let page = ops::lists::deliveries(&ctx, &c.id, &page.into()).await?;
     Ok(Json(
-        ctx.store
-            .list_deliveries(Some(&c.id), 200)
-            .await?
-            .into_iter()
-            .map(|d| DeliveryView {
-                event_id: d.event_id,
-                event_kind: d.event_kind,
-                attempt: d.attempt,
-                at: d.at,
-                outcome: d.outcome,
-                status_code: d.status_code,
-                error: d.error,
-            })
-            .collect(),
+        page.map(|d| DeliveryView {
+            event_id: d.event_id,
+            event_kind: d.event_kind,
+            attempt: d.attempt,
+            at: d.at,
+            outcome: d.outcome,
+            status_code: d.status_code,
+            error: d.error,
+        })
+        .into(),
     ))
 }
 
@@ -274,8 +281,6 @@ pub struct AuditParams {
     action: Option<String>,
     /// Only this actor, e.g. `admin:bootstrap`, `system`.
     actor: Option<String>,
-    /// At most this many (default 100, at most 1000).
-    limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -290,36 +295,35 @@ pub struct AuditView {
     detail: serde_json::Value,
 }
 
-/// The audit log, newest first.
+list_page!(AuditList, AuditView);
+
+/// The audit log, newest first, one page at a time.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "notifications", security(("bearer" = [])),
-    params(AuditParams), responses((status = 200, body = Vec<AuditView>), CommonErrors))]
+    params(AuditParams, PageQuery), responses((status = 200, body = AuditList), CommonErrors))]
 pub async fn list_audit(
     State(ctx): State<AppContext>,
     _: Admin,
     Query(p): Query<AuditParams>,
-) -> ApiResult<Json<Vec<AuditView>>> {
-    let events = ctx
-        .store
-        .list_audit(&AuditFilter {
-            object_id: p.object_id,
-            action: p.action,
-            actor: p.actor,
-            limit: p.limit.unwrap_or(100),
-        })
-        .await?;
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<AuditList>> {
+    let filter = AuditFilter {
+        object_id: p.object_id,
+        action: p.action,
+        actor: p.actor,
+        limit: 0,
+    };
+    let page = ops::lists::audit(&ctx, &filter, &page.into()).await?;
     Ok(Json(
-        events
-            .into_iter()
-            .map(|e| AuditView {
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                object_type: e.object_type,
-                object_id: e.object_id,
-                object_name: e.object_name,
-                outcome: e.outcome,
-                detail: e.detail,
-            })
-            .collect(),
+        page.map(|e| AuditView {
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            object_type: e.object_type,
+            object_id: e.object_id,
+            object_name: e.object_name,
+            outcome: e.outcome,
+            detail: e.detail,
+        })
+        .into(),
     ))
 }

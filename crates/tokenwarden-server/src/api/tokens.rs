@@ -1,10 +1,10 @@
-use super::{ApiJson, CommonErrors};
+use super::{ApiJson, CommonErrors, PageQuery, list_page};
 use crate::AppContext;
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::ops::{self, tokens::NewToken, tokens::TokenChanges};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
 use tokenwarden_store::TokenRecord;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -130,18 +130,43 @@ fn token_id(id: &str) -> ApiResult<TokenId> {
     TokenId::parse(id).ok_or_else(|| ApiError::NotFound(format!("token {id:?}")))
 }
 
-/// List tokens, global and app-level.
+list_page!(TokenList, TokenView);
+
+/// What the tokens list is narrowed to; each left out matches everything.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// Tokens whose name contains this text (ASCII case-insensitive).
+    name: Option<String>,
+    /// Tokens of this provider, e.g. `snowflake`.
+    provider: Option<String>,
+    /// Tokens in this status, e.g. `healthy`, `needs_reauthorization`.
+    status: Option<String>,
+}
+
+/// List tokens, global and app-level, by name, one page at a time.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
-    responses((status = 200, body = Vec<TokenView>), CommonErrors))]
+    params(TokenQuery, PageQuery), responses((status = 200, body = TokenList), CommonErrors))]
 pub async fn list_tokens(
     State(ctx): State<AppContext>,
     _: Admin,
-) -> ApiResult<Json<Vec<TokenView>>> {
-    let mut out = Vec::new();
-    for t in ctx.store.list_tokens().await? {
-        out.push(view(&ctx, &t).await?);
+    Query(q): Query<TokenQuery>,
+    Query(page): Query<PageQuery>,
+) -> ApiResult<Json<TokenList>> {
+    let filter = ops::lists::token_filter(
+        q.name.as_deref(),
+        q.provider.as_deref(),
+        q.status.as_deref(),
+    )?;
+    let page = ops::lists::tokens(&ctx, &filter, &page.into()).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for t in &page.items {
+        items.push(view(&ctx, t).await?);
     }
-    Ok(Json(out))
+    Ok(Json(TokenList {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Create a token. Client secrets are stored encrypted and never returned.

@@ -19,6 +19,7 @@
 //! - [`engine`]: the background pass (refresh ahead, reminders, expiry, deliveries).
 //! - [`delivery`]: the durable notification queue.
 //! - [`audit`]: the audit record every operation writes.
+//! - [`lists`]: pages of every list (the limit rules and the opaque cursor).
 
 pub mod admins;
 pub mod apps;
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod grant;
 pub mod keys;
 pub mod lifecycle;
+pub mod lists;
 pub mod tokens;
 
 use tokenwarden_store::StoreError;

@@ -51,22 +51,68 @@ struct Group {
 struct TokensPage {
     l: Layout,
     groups: Vec<Group>,
+    /// The filter as sent, to show it again.
+    q: TokensQuery,
+    providers: Vec<String>,
+    statuses: Vec<&'static str>,
+    /// The next page's link (the same filter), if there is one.
+    next: Option<String>,
     attention: usize,
     dead: usize,
     lead_days: i64,
 }
 
+/// The tokens list's query: a filter (text in the name, provider, status), a page size and
+/// the cursor of the page to show.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct TokensQuery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
+/// One page of global tokens (server-side filter and keyset page: see `ops::lists`), grouped
+/// by provider.
 pub async fn list(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
+    Query(mut q): Query<TokensQuery>,
 ) -> UiResult {
+    let mut filter = ops::lists::token_filter(Some(&q.name), Some(&q.provider), Some(&q.status))?;
+    filter.global_only = true;
+    let tokens = ops::lists::tokens(
+        &ctx,
+        &filter,
+        &ops::lists::PageParams {
+            limit: q.limit,
+            cursor: q.cursor.take(),
+        },
+    )
+    .await?;
+    let next = tokens.next_cursor.clone().map(|cursor| {
+        let next = TokensQuery {
+            cursor: Some(cursor),
+            name: q.name.clone(),
+            provider: q.provider.clone(),
+            status: q.status.clone(),
+            limit: q.limit,
+        };
+        format!(
+            "/tokens?{}",
+            serde_urlencoded::to_string(&next).unwrap_or_default()
+        )
+    });
     let apps = ctx.store.list_apps().await?;
     let mut by_provider: BTreeMap<String, Vec<TokenRow>> = BTreeMap::new();
-    for t in ctx.store.list_tokens().await? {
-        if t.app_id.is_some() {
-            continue;
-        }
-        let row = view::token_row(&ctx, &t, &apps);
+    for t in &tokens.items {
+        let row = view::token_row(&ctx, t, &apps);
         by_provider
             .entry(row.provider.clone())
             .or_default()
@@ -92,6 +138,10 @@ pub async fn list(
     page(&TokensPage {
         l: Layout::new(&s, "tokens", "Global Access Tokens"),
         groups,
+        q,
+        providers: ctx.catalog.ids().into_iter().map(str::to_owned).collect(),
+        statuses: TokenStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        next,
         attention,
         dead,
         lead_days: view::max_lead(&ctx).num_days(),

@@ -97,7 +97,7 @@ async fn r26_every_route_denies_missing_and_wrong_credentials() {
     let (_, keys) = t
         .admin(Method::GET, &format!("/api/v1/apps/{aid}/keys"), None)
         .await;
-    assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
+    assert_eq!(keys["items"].as_array().map(Vec::len), Some(1), "{keys}");
     // Every denial is audited, in aggregate once its minute is over (issue 9, bug 3), without
     // the presented secret.
     t.clock.advance(chrono::Duration::minutes(1));
@@ -137,7 +137,7 @@ async fn r26_app_a_cannot_see_app_b() {
     assert_eq!((a, b), (201, 201));
     let (_, a) = t.admin(Method::GET, "/api/v1/apps/a", None).await;
     let (_, apps) = t.admin(Method::GET, "/api/v1/apps", None).await;
-    assert_eq!(apps.as_array().unwrap().len(), 2);
+    assert_eq!(apps["items"].as_array().unwrap().len(), 2);
     // Make a key for app a through the store: the one in the create answer is gone.
     let key = tokenwarden_server::auth::new_key(
         tokenwarden_store::ApiKeyKind::App,
@@ -310,7 +310,7 @@ async fn app_keys_can_be_added_listed_and_revoked_without_downtime() {
     let (s, keys) = t
         .admin(Method::GET, "/api/v1/apps/sales-invoice/keys", None)
         .await;
-    assert_eq!((s, keys.as_array().unwrap().len()), (200, 3));
+    assert_eq!((s, keys["items"].as_array().unwrap().len()), (200, 3));
     assert!(
         !keys.to_string().contains("tw_app_"),
         "keys are never listed: {keys}"

@@ -72,7 +72,7 @@ async fn deliveries(t: &TestApp, ch: &str) -> Vec<Value> {
         )
         .await;
     assert_eq!(s, 200, "{log}");
-    log.as_array().unwrap().clone()
+    log["items"].as_array().unwrap().clone()
 }
 
 async fn channels_can_be_changed_disabled_and_deleted_and_invalid_changes_are_refused(db: Db) {
@@ -105,9 +105,9 @@ async fn channels_can_be_changed_disabled_and_deleted_and_invalid_changes_are_re
     let (_, listed) = t
         .admin(Method::GET, "/api/v1/notification-channels", None)
         .await;
-    assert_eq!(listed[0]["name"], "ops");
-    assert_eq!(listed[0]["events"], json!(["app.stopped"]));
-    assert_eq!(listed[0]["url"], rx.url());
+    assert_eq!(listed["items"][0]["name"], "ops");
+    assert_eq!(listed["items"][0]["events"], json!(["app.stopped"]));
+    assert_eq!(listed["items"][0]["url"], rx.url());
 
     // A valid change: another receiver, another name, every event.
     let (s, changed) = t
@@ -164,7 +164,7 @@ async fn channels_can_be_changed_disabled_and_deleted_and_invalid_changes_are_re
     let (_, listed) = t
         .admin(Method::GET, "/api/v1/notification-channels", None)
         .await;
-    assert_eq!(listed, json!([]));
+    assert_eq!(listed, json!({"items": [], "next_cursor": null}));
     for m in [Method::DELETE, Method::PATCH] {
         let (s, body) = t.admin(m.clone(), &path, Some(json!({}))).await;
         assert_eq!((s, body["code"].as_str()), (404, Some("not_found")), "{m}");

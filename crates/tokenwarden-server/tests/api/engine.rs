@@ -272,7 +272,7 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
     let (_, channels) =
         w.t.admin(Method::GET, "/api/v1/notification-channels", None)
             .await;
-    let ch = channels[0]["id"].as_str().unwrap();
+    let ch = channels["items"][0]["id"].as_str().unwrap();
     let (_, log) =
         w.t.admin(
             Method::GET,
@@ -280,9 +280,13 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
             None,
         )
         .await;
-    assert_eq!(log.as_array().unwrap().len(), events.len() + after.len());
+    assert_eq!(
+        log["items"].as_array().unwrap().len(),
+        events.len() + after.len()
+    );
     assert!(
-        log.as_array()
+        log["items"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|d| d["outcome"] == "delivered"),
@@ -486,7 +490,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
     let (_, channels) =
         w.t.admin(Method::GET, "/api/v1/notification-channels", None)
             .await;
-    let ch = channels[0]["id"].as_str().unwrap();
+    let ch = channels["items"][0]["id"].as_str().unwrap();
     let (_, log) =
         w.t.admin(
             Method::GET,
@@ -494,7 +498,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
             None,
         )
         .await;
-    let outcomes: Vec<&str> = log
+    let outcomes: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -510,7 +514,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
         "{kinds:?}"
     );
     // Each event is delivered successfully once even though it was attempted several times.
-    let delivered: Vec<&str> = log
+    let delivered: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -50,7 +50,7 @@ async fn apps_and_tokens_crud(t: TestApp) {
         assert!(a.get("api_key").is_none());
     }
     let (s, list) = t.admin(Method::GET, "/api/v1/apps", None).await;
-    assert_eq!((s, list.as_array().unwrap().len()), (200, 1));
+    assert_eq!((s, list["items"].as_array().unwrap().len()), (200, 1));
 
     // A global token of the same name may coexist with the app-level one.
     let (s, global) = t
@@ -71,7 +71,7 @@ async fn apps_and_tokens_crud(t: TestApp) {
         .await;
     assert_eq!((s, dup["code"].as_str()), (409, Some("conflict")), "{dup}");
     let (_, list) = t.admin(Method::GET, "/api/v1/tokens", None).await;
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list["items"].as_array().unwrap().len(), 2);
 
     // Pointing the token at another account without the client secret is refused: the stored
     // secret must never be sent to a server it was not given for.

@@ -102,7 +102,7 @@ async fn r26_issue9_bug9_cross_app_denials_are_audited_in_aggregate() {
             .admin(Method::GET, "/api/v1/audit?action=auth.forbidden", None)
             .await;
         assert_eq!(s, 200, "{b}");
-        b.as_array().unwrap().clone()
+        b["items"].as_array().unwrap().clone()
     };
     denied().await;
     let r = records().await;

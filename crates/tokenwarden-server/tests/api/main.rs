@@ -310,6 +310,7 @@ mod hardening;
 mod limits;
 mod oidc;
 mod openapi;
+mod pages;
 mod reads;
 mod setup;
 mod snowflake;

@@ -1120,7 +1120,7 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
         .await;
     assert_eq!(s, 404);
     let (_, list) = t.admin(reqwest::Method::GET, "/api/v1/tokens", None).await;
-    assert_eq!(list, serde_json::json!([]));
+    assert_eq!(list, serde_json::json!({"items": [], "next_cursor": null}));
 
     // Channels: create (the secret shown once), disable, enable, delete.
     let r = b
@@ -1141,7 +1141,8 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
     let channels = || async {
         t.admin(reqwest::Method::GET, "/api/v1/notification-channels", None)
             .await
-            .1
+            .1["items"]
+            .clone()
     };
     let ch = channels().await;
     assert_eq!(ch.as_array().unwrap().len(), 1, "{ch}");
@@ -1205,7 +1206,7 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
         "channel.delete",
     ] {
         assert!(
-            audit
+            audit["items"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -1679,4 +1680,111 @@ fn issue9_bug4_throttle_delays_grow_and_are_capped() {
         .map(|n| username_delay(MAX_FAILURES + n).as_millis())
         .collect();
     assert_eq!(delays, [250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
+}
+
+/// Issue 10, item 4: with thousands of tokens the tokens page answers one page (a server-side
+/// keyset page, not every row), links the next page with the same filter, and the filter
+/// (name text, provider, status) narrows the rows in the database.
+#[tokio::test]
+async fn issue10_tokens_page_answers_one_page_of_thousands_with_a_next_link_and_filters() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let now = t.clock_now();
+    for i in 0..2_500 {
+        let status = if i % 10 == 0 {
+            TokenStatus::NeedsReauthorization
+        } else {
+            TokenStatus::NotAuthorized
+        };
+        let provider = if i % 2 == 0 { "snowflake" } else { "github" };
+        t.ctx
+            .store
+            .create_token(&tokenwarden_store::TokenRecord {
+                id: TokenId(uuid::Uuid::new_v4()),
+                name: tokenwarden_domain::TokenName::parse(&format!("bulk-{i:04}")).unwrap(),
+                provider: tokenwarden_domain::ProviderId::parse(provider).unwrap(),
+                app_id: None,
+                settings: Default::default(),
+                client_id: None,
+                client_secret: None,
+                client_secret_2: None,
+                material: Default::default(),
+                status,
+                status_reason: None,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+    }
+    let rows = |body: &str| {
+        body.matches("href=\"/tokens/").count() - body.matches("href=\"/tokens/new\"").count()
+    };
+    let next_of = |body: &str| {
+        let start = body.find("rel=\"next\" href=\"")? + 17;
+        Some(
+            body[start..start + body[start..].find('"')?]
+                .replace("&#38;", "&")
+                .replace("&amp;", "&"),
+        )
+    };
+
+    let started = std::time::Instant::now();
+    let first = b.get(&t, "/tokens").await;
+    let took = started.elapsed();
+    assert_eq!(first.status, 200);
+    assert_eq!(rows(&first.body), 100, "the first page only");
+    assert!(first.body.contains("bulk-0000") && !first.body.contains("bulk-0100"));
+    assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+    let next = next_of(&first.body).expect("a next link");
+    let second = b.get(&t, &next).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(rows(&second.body), 100);
+    assert!(
+        second.body.contains("bulk-0100") && !second.body.contains("bulk-0099"),
+        "{next}: {}",
+        &second.body[second.body.len().saturating_sub(3000)..]
+    );
+
+    // The filter narrows server-side, and its next link keeps it.
+    let f = b
+        .get(
+            &t,
+            "/tokens?name=bulk-01&provider=snowflake&status=&limit=20",
+        )
+        .await;
+    assert_eq!(f.status, 200);
+    assert_eq!(
+        rows(&f.body),
+        20,
+        "bulk-0100..bulk-0199, even ones: 50, 20 a page"
+    );
+    assert!(f.body.contains("bulk-0100") && !f.body.contains("bulk-0101"));
+    let next = next_of(&f.body).expect("a next link");
+    assert!(
+        next.contains("name=bulk-01") && next.contains("provider=snowflake"),
+        "{next}"
+    );
+    let f2 = b.get(&t, &next).await;
+    assert_eq!(rows(&f2.body), 20);
+    assert!(f2.body.contains("bulk-0140") && !f2.body.contains("bulk-0138"));
+    let dead = b
+        .get(&t, "/tokens?status=needs_reauthorization&limit=1000")
+        .await;
+    assert_eq!(rows(&dead.body), 250);
+    assert!(
+        next_of(&dead.body).is_none(),
+        "the last page has no next link"
+    );
+    // A limit outside 1..=1000 or a cursor this list did not answer is refused.
+    for bad in [
+        "/tokens?limit=0",
+        "/tokens?limit=1001",
+        "/tokens?cursor=bm90LWEtY3Vyc29y",
+    ] {
+        let r = b.get(&t, bad).await;
+        assert!((400..500).contains(&r.status), "{bad}: {}", r.status);
+    }
 }

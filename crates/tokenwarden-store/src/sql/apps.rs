@@ -4,7 +4,9 @@
 //! binding (or one row with no token for an app that uses none), folded back into records. So
 //! listing apps is one query however many apps there are.
 
-use super::{ms, opt_ms, opt_ts, parse, parse_id, parse_json, parse_opt_app_id, ts};
+use super::{
+    ms, name_after, opt_ms, opt_ts, parse, parse_id, parse_json, parse_opt_app_id, time_after, ts,
+};
 use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::{Any, AnyPool, Transaction};
@@ -142,6 +144,23 @@ pub(super) async fn list(pool: &AnyPool) -> Result<Vec<AppRecord>> {
     let rows = sqlx::query_as::<_, AppBindingRow>(concat!(app_select!(), " ORDER BY a.name, a.id"))
         .fetch_all(pool)
         .await?;
+    fold_apps(rows)
+}
+
+/// Keyset page of apps by (name, id), each with all its bindings: the page's apps are chosen
+/// in a subquery so the LIMIT counts apps, not bindings.
+pub(super) async fn page(pool: &AnyPool, page: &PageRequest<NameKey>) -> Result<Vec<AppRecord>> {
+    let (name, id, limit) = name_after(page);
+    let rows = sqlx::query_as::<_, AppBindingRow>(concat!(
+        app_select!(),
+        " WHERE a.id IN (SELECT id FROM apps WHERE name > $1 OR (name = $1 AND id > $2) \
+         ORDER BY name, id LIMIT $3) ORDER BY a.name, a.id"
+    ))
+    .bind(name)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
     fold_apps(rows)
 }
 
@@ -314,6 +333,30 @@ pub(super) async fn list_api_keys(pool: &AnyPool, app: Option<AppId>) -> Result<
         }
     };
     rows.into_iter().map(TryInto::try_into).collect()
+}
+
+/// Keyset page of an app's keys by (created_at, id).
+pub(super) async fn page_api_keys(
+    pool: &AnyPool,
+    app: AppId,
+    page: &PageRequest<TimeKey>,
+) -> Result<Vec<ApiKeyRecord>> {
+    let (at, id, limit) = time_after(page, false);
+    sqlx::query_as::<_, ApiKeyRow>(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys WHERE app_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    ))
+    .bind(app.to_string())
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
 }
 
 pub(super) async fn revoke_api_key(pool: &AnyPool, id: ApiKeyId, at: Timestamp) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The audit log: append-only, read newest first.
 
-use super::{ms, parse_json, ts};
-use crate::records::{AuditEvent, AuditFilter};
+use super::{ms, parse_json, time_after, ts};
+use crate::records::{AuditEvent, AuditFilter, PageRequest, TimeKey};
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
 use tokenwarden_domain::Timestamp;
@@ -71,6 +71,33 @@ pub(super) async fn list(pool: &AnyPool, f: &AuditFilter) -> Result<Vec<AuditEve
     .bind(f.object_id.clone().unwrap_or_default())
     .bind(f.action.clone().unwrap_or_default())
     .bind(f.actor.clone().unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}
+
+/// Keyset page, newest first: rows before (at, id) matching the filter.
+pub(super) async fn page(
+    pool: &AnyPool,
+    f: &AuditFilter,
+    page: &PageRequest<TimeKey>,
+) -> Result<Vec<AuditEvent>> {
+    let (at, id, limit) = time_after(page, true);
+    sqlx::query_as::<_, AuditRow>(
+        "SELECT id, at, actor, action, object_type, object_id, object_name, outcome, detail \
+         FROM audit_events \
+         WHERE ($1 = '' OR object_id = $1) AND ($2 = '' OR action = $2) \
+           AND ($3 = '' OR actor = $3) AND (at < $4 OR (at = $4 AND id < $5)) \
+         ORDER BY at DESC, id DESC LIMIT $6",
+    )
+    .bind(f.object_id.clone().unwrap_or_default())
+    .bind(f.action.clone().unwrap_or_default())
+    .bind(f.actor.clone().unwrap_or_default())
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(pool)
     .await?

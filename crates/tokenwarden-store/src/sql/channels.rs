@@ -1,7 +1,9 @@
 //! Notification channels, the durable jobs that deliver to them (and refresh tokens), and the
 //! delivery log.
 
-use super::{ms, opt_ms, opt_ts, parse_json, parse_opt_app_id, sealed, sealed_bytes, ts};
+use super::{
+    ms, opt_ms, opt_ts, parse_json, parse_opt_app_id, sealed, sealed_bytes, time_after, ts,
+};
 use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
@@ -81,6 +83,28 @@ pub(super) async fn get(pool: &AnyPool, id: &str) -> Result<ChannelRecord> {
     .await?
     .ok_or(StoreError::NotFound("notification channel"))?
     .try_into()
+}
+
+/// Keyset page by (created_at, id).
+pub(super) async fn page(
+    pool: &AnyPool,
+    page: &PageRequest<TimeKey>,
+) -> Result<Vec<ChannelRecord>> {
+    let (at, id, limit) = time_after(page, false);
+    sqlx::query_as::<_, ChannelRow>(concat!(
+        "SELECT ",
+        channel_columns!(),
+        " FROM notification_channels WHERE created_at > $1 OR (created_at = $1 AND id > $2) \
+         ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
 }
 
 pub(super) async fn list(pool: &AnyPool) -> Result<Vec<ChannelRecord>> {
@@ -392,6 +416,30 @@ pub(super) async fn list_deliveries(
         " FROM deliveries WHERE ($1 = '' OR channel_id = $1) ORDER BY at DESC, id DESC LIMIT $2"
     ))
     .bind(channel_id.unwrap_or_default())
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(Into::into)
+    .collect())
+}
+
+/// Keyset page of one channel's log, newest first: rows before (at, id).
+pub(super) async fn page_deliveries(
+    pool: &AnyPool,
+    channel_id: &str,
+    page: &PageRequest<TimeKey>,
+) -> Result<Vec<DeliveryRecord>> {
+    let (at, id, limit) = time_after(page, true);
+    Ok(sqlx::query_as::<_, DeliveryRow>(concat!(
+        "SELECT ",
+        delivery_columns!(),
+        " FROM deliveries WHERE channel_id = $1 AND (at < $2 OR (at = $2 AND id < $3)) \
+         ORDER BY at DESC, id DESC LIMIT $4"
+    ))
+    .bind(channel_id)
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(pool)
     .await?

@@ -196,6 +196,25 @@ fn parse_json<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result
     parse(what, serde_json::from_str(value))
 }
 
+/// A page's bounds as bound parameters: the key to start after (the empty name and id sort
+/// before every row, so a first page needs no second query) and the limit (at least 0).
+fn name_after(page: &PageRequest<NameKey>) -> (&str, &str, i64) {
+    match &page.after {
+        Some(k) => (k.name.as_str(), k.id.as_str(), page.limit.max(0)),
+        None => ("", "", page.limit.max(0)),
+    }
+}
+
+/// Like [`name_after`] for lists ordered by time. `descending`: newest first, so the first page
+/// starts before the end of time.
+fn time_after(page: &PageRequest<TimeKey>, descending: bool) -> (i64, &str, i64) {
+    match &page.after {
+        Some(k) => (k.at, k.id.as_str(), page.limit.max(0)),
+        None if descending => (i64::MAX, "", page.limit.max(0)),
+        None => (i64::MIN, "", page.limit.max(0)),
+    }
+}
+
 fn ts(ms: i64) -> Timestamp {
     from_millis(ms)
 }
@@ -338,6 +357,9 @@ impl Store for SqlStore {
     async fn list_apps(&self) -> Result<Vec<AppRecord>> {
         apps::list(&self.pool).await
     }
+    async fn page_apps(&self, page: &PageRequest<NameKey>) -> Result<Vec<AppRecord>> {
+        apps::page(&self.pool, page).await
+    }
     async fn update_app(&self, app: &AppRecord, now: Timestamp) -> Result<AppRecord> {
         apps::update(&self.pool, app, now).await
     }
@@ -360,6 +382,13 @@ impl Store for SqlStore {
     }
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
         tokens::list(&self.pool).await
+    }
+    async fn page_tokens(
+        &self,
+        filter: &TokenFilter,
+        page: &PageRequest<NameKey>,
+    ) -> Result<Vec<TokenRecord>> {
+        tokens::page(&self.pool, filter, page).await
     }
     async fn update_token(&self, token: &TokenRecord, now: Timestamp) -> Result<TokenRecord> {
         tokens::update(&self.pool, token, now, None).await
@@ -454,6 +483,9 @@ impl Store for SqlStore {
     async fn list_channels(&self) -> Result<Vec<ChannelRecord>> {
         channels::list(&self.pool).await
     }
+    async fn page_channels(&self, page: &PageRequest<TimeKey>) -> Result<Vec<ChannelRecord>> {
+        channels::page(&self.pool, page).await
+    }
     async fn update_channel(&self, channel: &ChannelRecord) -> Result<ChannelRecord> {
         channels::update(&self.pool, channel).await
     }
@@ -516,6 +548,13 @@ impl Store for SqlStore {
     ) -> Result<Vec<DeliveryRecord>> {
         channels::list_deliveries(&self.pool, channel_id, limit).await
     }
+    async fn page_deliveries(
+        &self,
+        channel_id: &str,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<DeliveryRecord>> {
+        channels::page_deliveries(&self.pool, channel_id, page).await
+    }
 
     // --- API keys
     async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
@@ -527,6 +566,13 @@ impl Store for SqlStore {
     async fn list_api_keys(&self, app: Option<AppId>) -> Result<Vec<ApiKeyRecord>> {
         apps::list_api_keys(&self.pool, app).await
     }
+    async fn page_api_keys(
+        &self,
+        app: AppId,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<ApiKeyRecord>> {
+        apps::page_api_keys(&self.pool, app, page).await
+    }
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
         apps::revoke_api_key(&self.pool, id, at).await
     }
@@ -537,6 +583,13 @@ impl Store for SqlStore {
     }
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         audit::list(&self.pool, filter).await
+    }
+    async fn page_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest<TimeKey>,
+    ) -> Result<Vec<AuditEvent>> {
+        audit::page(&self.pool, filter, page).await
     }
 
     async fn prune_audit(&self, before: Timestamp, limit: i64) -> Result<u64> {

@@ -2,7 +2,8 @@
 //! (`token_health`) and the reminders sent about them (`reminders_sent`).
 
 use super::{
-    ms, opt_ms, opt_ts, parse, parse_id, parse_json, parse_opt_app_id, sealed, sealed_bytes, ts,
+    ms, name_after, opt_ms, opt_ts, parse, parse_id, parse_json, parse_opt_app_id, sealed,
+    sealed_bytes, ts,
 };
 use crate::records::*;
 use crate::{Result, StoreError};
@@ -175,6 +176,47 @@ pub(super) async fn list(pool: &AnyPool) -> Result<Vec<TokenRecord>> {
 
 /// Writes `t` if the stored version is still `t.version` (and, with `lease`, while the lease is
 /// held): one UPDATE, so the checks and the write are atomic on both backends.
+/// Keyset page by (name, id); the name filter is a LIKE pattern with its wildcards escaped, on
+/// the lower-cased name (token names are ASCII), so both backends match alike.
+pub(super) async fn page(
+    pool: &AnyPool,
+    f: &TokenFilter,
+    page: &PageRequest<NameKey>,
+) -> Result<Vec<TokenRecord>> {
+    let (name, id, limit) = name_after(page);
+    let pattern = f.name_contains.as_deref().map_or_else(String::new, |text| {
+        let mut p = String::from("%");
+        for c in text.to_ascii_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p.push('%');
+        p
+    });
+    sqlx::query_as::<_, TokenRow>(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM tokens WHERE (name > $1 OR (name = $1 AND id > $2)) \
+         AND ($3 = '' OR LOWER(name) LIKE $3 ESCAPE '\\') \
+         AND ($4 = '' OR provider = $4) AND ($5 = '' OR status = $5) \
+         AND ($6 = 0 OR app_id IS NULL) ORDER BY name, id LIMIT $7"
+    ))
+    .bind(name)
+    .bind(id)
+    .bind(pattern)
+    .bind(f.provider.as_ref().map_or("", |p| p.as_str()))
+    .bind(f.status.map_or("", TokenStatus::as_str))
+    .bind(i64::from(f.global_only))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}
+
 pub(super) async fn update(
     pool: &AnyPool,
     t: &TokenRecord,

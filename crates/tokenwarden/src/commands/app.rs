@@ -6,6 +6,7 @@ use crate::config::Config;
 use anyhow::Result;
 use secrecy::ExposeSecret;
 use tokenwarden_domain::{AppName, TokenName};
+use tokenwarden_server::ops;
 
 pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
     let ctx = bootstrap::context(&cfg).await?;
@@ -30,7 +31,8 @@ pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
             );
         }
         AppCommand::List { json } => {
-            let apps = ctx.store.list_apps().await?;
+            // The whole list, read a page at a time through the core.
+            let apps = ops::lists::all_apps(&ctx).await?;
             if json {
                 let rows: Vec<_> = apps
                     .iter()

@@ -5,13 +5,15 @@ use crate::cli::TokenCommand;
 use crate::config::Config;
 use anyhow::{Context, Result};
 use tokenwarden_domain::{AppName, TokenName};
+use tokenwarden_server::ops;
 
 pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
     match command {
         TokenCommand::List { json } => {
             let ctx = bootstrap::context(&cfg).await?;
-            let tokens = ctx.store.list_tokens().await?;
-            let apps = ctx.store.list_apps().await?;
+            // The whole list, read a page at a time through the core.
+            let tokens = ops::lists::all_tokens(&ctx, &Default::default()).await?;
+            let apps = ops::lists::all_apps(&ctx).await?;
             let app_name = |id| {
                 apps.iter()
                     .find(|a| a.id == id)

@@ -169,10 +169,14 @@ impl Load {
     /// How many acknowledged writes the instance at `node` does not have.
     async fn lost(&self, f: &Fleet, node: usize) -> Vec<(Kind, String)> {
         let mut present = BTreeSet::new();
-        for (kind, path) in [(Kind::Token, "/api/v1/tokens"), (Kind::App, "/api/v1/apps")] {
+        for (kind, path) in [
+            (Kind::Token, "/api/v1/tokens?limit=1000"),
+            (Kind::App, "/api/v1/apps?limit=1000"),
+        ] {
             let (s, list) = f.admin(node, "GET", path, None).await;
             assert_eq!(s, 200, "{list}");
-            for item in list.as_array().unwrap() {
+            assert!(list["next_cursor"].is_null(), "more than one page");
+            for item in list["items"].as_array().unwrap() {
                 present.insert((kind, item["name"].as_str().unwrap().to_owned()));
             }
         }

@@ -661,7 +661,7 @@ async fn committed_refreshes(f: &Fleet) -> usize {
         )
         .await;
     assert_eq!(s, 200, "{audited}");
-    audited.as_array().unwrap().len()
+    audited["items"].as_array().unwrap().len()
 }
 
 /// R12, R40: single-use refresh tokens (each refresh rotates it; a used one sent again revokes
@@ -720,7 +720,7 @@ async fn r12_r40_kill_9_after_the_provider_granted_a_refresh_flags_the_token_wit
         .await;
     assert_eq!(s, 200, "{audit}");
     assert!(
-        audit.as_array().is_some_and(|a| !a.is_empty()),
+        audit["items"].as_array().is_some_and(|a| !a.is_empty()),
         "flagged without an alert: {audit}"
     );
     // Not served any more, from any instance (one may answer from its 2-second cache a moment).

@@ -811,7 +811,7 @@ async fn secrets_scan(db: Db) {
         .api("GET", "/api/v1/audit?limit=1000", Some(ADMIN), None)
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let audit_rows = r.json().as_array().map_or(0, Vec::len);
+    let audit_rows = r.json()["items"].as_array().map_or(0, Vec::len);
     assert!(
         audit_rows > 20,
         "the audit log recorded the run: {}",
