@@ -1923,6 +1923,7 @@ async fn issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once(c
             enabled: true,
             created_at: now,
             updated_at: now,
+            version: 1,
         };
         s.create_channel(&c).await.unwrap();
         channel_ids.push(c.id);

@@ -173,11 +173,18 @@ impl Load {
             (Kind::Token, "/api/v1/tokens?limit=1000"),
             (Kind::App, "/api/v1/apps?limit=1000"),
         ] {
-            let (s, list) = f.admin(node, "GET", path, None).await;
-            assert_eq!(s, 200, "{list}");
-            assert!(list["next_cursor"].is_null(), "more than one page");
-            for item in list["items"].as_array().unwrap() {
-                present.insert((kind, item["name"].as_str().unwrap().to_owned()));
+            // Every page: the list's own cursor until the last page.
+            let mut url = path.to_owned();
+            loop {
+                let (s, list) = f.admin(node, "GET", &url, None).await;
+                assert_eq!(s, 200, "{list}");
+                for item in list["items"].as_array().unwrap() {
+                    present.insert((kind, item["name"].as_str().unwrap().to_owned()));
+                }
+                match list["next_cursor"].as_str() {
+                    Some(cursor) => url = format!("{path}&cursor={cursor}"),
+                    None => break,
+                }
             }
         }
         self.acked
