@@ -4,9 +4,9 @@
 
 use secrecy::SecretString;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokenwarden_domain::{ApiKeyId, Timestamp, TokenId};
+use std::sync::{Arc, Mutex};
+use tokenwarden_domain::{ApiKeyId, AppId, Timestamp, TokenId};
 use tokenwarden_store::ApiKeyRecord;
 
 /// How long a cached answer is used without asking the database again. Short, so that another
@@ -29,9 +29,24 @@ pub struct Served {
     pub fetched_at: Timestamp,
 }
 
+/// Who a cached answer was for: the first half of its key, the token name being the second
+/// (a map per reader, so a hit is looked up by `&str` without building a key string).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReaderKey {
+    App(AppId),
+    /// An admin, reading as the app of that name (`None`: as nobody).
+    Admin(Option<Box<str>>),
+}
+
+/// One reader's cached answers, by token name.
+type ByName = HashMap<Box<str>, Arc<Served>>;
+
 #[derive(Default)]
 pub struct ReadCache {
-    served: Mutex<HashMap<String, Served>>,
+    /// Answers per reader, then per token name; shared, not copied, on a hit.
+    served: Mutex<HashMap<ReaderKey, ByName>>,
+    /// How many answers `served` holds (it is cleared past 10,000).
+    served_len: std::sync::atomic::AtomicUsize,
     keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
     /// Cross-app denials per (app, token name): when one was last audited, and how many were
     /// refused since without a record of their own.
@@ -101,41 +116,56 @@ impl ReadCache {
     /// is down: then always valid for `min_validity`).
     pub fn served(
         &self,
-        key: &str,
+        reader: &ReaderKey,
+        name: &str,
         now: Timestamp,
         min_validity: chrono::Duration,
         stale_ok: bool,
-    ) -> Option<Served> {
+    ) -> Option<Arc<Served>> {
         let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        let s = map.get(key)?;
+        let s = map.get(reader)?.get(name)?;
         let fresh = stale_ok || now - s.fetched_at < FRESH_FOR;
         let long_enough =
             s.expires_at > now + min_validity || (s.short && !stale_ok && s.expires_at > now);
-        (fresh && long_enough).then(|| s.clone())
+        (fresh && long_enough).then(|| Arc::clone(s))
     }
 
-    pub fn put_served(&self, key: String, served: Served) {
+    pub fn put_served(&self, reader: ReaderKey, name: &str, served: Arc<Served>) {
         let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
+        if self.served_len.load(Ordering::Relaxed) > 10_000 {
             map.clear();
+            self.served_len.store(0, Ordering::Relaxed);
         }
-        map.insert(key, served);
+        if map
+            .entry(reader)
+            .or_default()
+            .insert(name.into(), served)
+            .is_none()
+        {
+            self.served_len.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets every cached answer (an app or token changed here).
     pub fn clear_served(&self) {
-        self.served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        map.clear();
+        self.served_len.store(0, Ordering::Relaxed);
     }
 
     /// Forgets every answer about a token (it changed here: refreshed, edited, marked dead).
     pub fn forget_token(&self, token: TokenId) {
-        self.served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, s| s.token_id != token);
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let mut removed = 0;
+        for names in map.values_mut() {
+            names.retain(|_, s| {
+                let keep = s.token_id != token;
+                removed += usize::from(!keep);
+                keep
+            });
+        }
+        map.retain(|_, names| !names.is_empty());
+        self.served_len.fetch_sub(removed, Ordering::Relaxed);
     }
 
     pub fn key(&self, id: ApiKeyId, now: Timestamp, stale_ok: bool) -> Option<ApiKeyRecord> {
