@@ -214,6 +214,52 @@ impl ReadCache {
 mod tests {
     use super::*;
 
+    fn answer(token: TokenId, now: Timestamp) -> Arc<Served> {
+        Arc::new(Served {
+            token_id: token,
+            access: SecretString::from("a"),
+            token_type: "Bearer".into(),
+            expires_at: now + chrono::Duration::hours(1),
+            app_stopped: None,
+            short: false,
+            fetched_at: now,
+        })
+    }
+
+    /// Issue 10 item 1: the served-answer cache, keyed by (reader, name) without key strings,
+    /// keeps readers apart, shares the answer (no copy of the secret per hit), and forgetting a
+    /// token drops its answers for every reader.
+    #[test]
+    fn issue10_item1_served_answers_are_per_reader_and_name_shared_and_forgotten_per_token() {
+        let c = ReadCache::default();
+        let now: Timestamp = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let min = chrono::Duration::seconds(60);
+        let (t1, t2) = (TokenId(uuid::Uuid::new_v4()), TokenId(uuid::Uuid::new_v4()));
+        let app = ReaderKey::App(AppId(uuid::Uuid::new_v4()));
+        let admin = ReaderKey::Admin(None);
+        let a1 = answer(t1, now);
+        c.put_served(app.clone(), "sf", Arc::clone(&a1));
+        c.put_served(admin.clone(), "sf", answer(t2, now));
+        c.put_served(admin.clone(), "other", answer(t1, now));
+        let hit = c.served(&app, "sf", now, min, false).expect("cached");
+        assert!(Arc::ptr_eq(&hit, &a1));
+        assert_eq!(
+            c.served(&admin, "sf", now, min, false).unwrap().token_id,
+            t2
+        );
+        assert!(
+            c.served(&ReaderKey::Admin(Some("x".into())), "sf", now, min, false)
+                .is_none()
+        );
+        c.forget_token(t1);
+        assert!(c.served(&app, "sf", now, min, false).is_none());
+        assert!(c.served(&admin, "other", now, min, false).is_none());
+        assert!(c.served(&admin, "sf", now, min, false).is_some());
+        assert_eq!(c.served_len.load(Ordering::Relaxed), 1);
+        c.clear_served();
+        assert!(c.served(&admin, "sf", now, min, false).is_none());
+    }
+
     /// R16: while the database is down, one reader at a time tries it again and the others are
     /// answered from memory at once; a try that ends (answered, failed or cancelled) lets the
     /// next reader try; once it answers, every reader asks it again.
