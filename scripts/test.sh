@@ -57,6 +57,12 @@ schema_rc=0
 scripts/schemathesis.sh 2>&1 | tee "$schema_log" || schema_rc=$?
 [ "$schema_rc" -eq 0 ] || echo "schemathesis failed (exit $schema_rc)"
 
+# The read benchmark's smoke mode (bench/run --smoke, issue 10): every server it compares starts
+# and answers; a second of load each, on the debug build; it never fails on timing.
+bench_rc=0
+bench/run --smoke || bench_rc=$?
+[ "$bench_rc" -eq 0 ] || echo "bench/run --smoke failed (exit $bench_rc)"
+
 # The closing line totals every cargo test binary, the browser tests (node's `# pass N`,
 # `# fail N`; a cancelled test counts as failed) and schemathesis. The script fails if a
 # browser test or schemathesis failed.
@@ -67,4 +73,5 @@ awk -v cargo="$log" -v browser="$browser_log" -v schema="$schema_log" '
      FILENAME == schema && /^schemathesis: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log" "$browser_log" "$schema_log"
 [ "$browser_rc" -eq 0 ] || exit "$browser_rc"
+[ "$bench_rc" -eq 0 ] || exit "$bench_rc"
 exit "$schema_rc"

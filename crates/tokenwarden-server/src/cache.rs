@@ -4,9 +4,9 @@
 
 use secrecy::SecretString;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokenwarden_domain::{ApiKeyId, Timestamp, TokenId};
+use std::sync::{Arc, Mutex};
+use tokenwarden_domain::{ApiKeyId, AppId, Timestamp, TokenId};
 use tokenwarden_store::ApiKeyRecord;
 
 /// How long a cached answer is used without asking the database again. Short, so that another
@@ -29,9 +29,24 @@ pub struct Served {
     pub fetched_at: Timestamp,
 }
 
+/// Who a cached answer was for: the first half of its key, the token name being the second
+/// (a map per reader, so a hit is looked up by `&str` without building a key string).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReaderKey {
+    App(AppId),
+    /// An admin, reading as the app of that name (`None`: as nobody).
+    Admin(Option<Box<str>>),
+}
+
+/// One reader's cached answers, by token name.
+type ByName = HashMap<Box<str>, Arc<Served>>;
+
 #[derive(Default)]
 pub struct ReadCache {
-    served: Mutex<HashMap<String, Served>>,
+    /// Answers per reader, then per token name; shared, not copied, on a hit.
+    served: Mutex<HashMap<ReaderKey, ByName>>,
+    /// How many answers `served` holds (it is cleared past 10,000).
+    served_len: std::sync::atomic::AtomicUsize,
     keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
     /// Cross-app denials per (app, token name): when one was last audited, and how many were
     /// refused since without a record of their own.
@@ -101,41 +116,56 @@ impl ReadCache {
     /// is down: then always valid for `min_validity`).
     pub fn served(
         &self,
-        key: &str,
+        reader: &ReaderKey,
+        name: &str,
         now: Timestamp,
         min_validity: chrono::Duration,
         stale_ok: bool,
-    ) -> Option<Served> {
+    ) -> Option<Arc<Served>> {
         let map = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        let s = map.get(key)?;
+        let s = map.get(reader)?.get(name)?;
         let fresh = stale_ok || now - s.fetched_at < FRESH_FOR;
         let long_enough =
             s.expires_at > now + min_validity || (s.short && !stale_ok && s.expires_at > now);
-        (fresh && long_enough).then(|| s.clone())
+        (fresh && long_enough).then(|| Arc::clone(s))
     }
 
-    pub fn put_served(&self, key: String, served: Served) {
+    pub fn put_served(&self, reader: ReaderKey, name: &str, served: Arc<Served>) {
         let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() > 10_000 {
+        if self.served_len.load(Ordering::Relaxed) > 10_000 {
             map.clear();
+            self.served_len.store(0, Ordering::Relaxed);
         }
-        map.insert(key, served);
+        if map
+            .entry(reader)
+            .or_default()
+            .insert(name.into(), served)
+            .is_none()
+        {
+            self.served_len.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Forgets every cached answer (an app or token changed here).
     pub fn clear_served(&self) {
-        self.served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        map.clear();
+        self.served_len.store(0, Ordering::Relaxed);
     }
 
     /// Forgets every answer about a token (it changed here: refreshed, edited, marked dead).
     pub fn forget_token(&self, token: TokenId) {
-        self.served
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, s| s.token_id != token);
+        let mut map = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        let mut removed = 0;
+        for names in map.values_mut() {
+            names.retain(|_, s| {
+                let keep = s.token_id != token;
+                removed += usize::from(!keep);
+                keep
+            });
+        }
+        map.retain(|_, names| !names.is_empty());
+        self.served_len.fetch_sub(removed, Ordering::Relaxed);
     }
 
     pub fn key(&self, id: ApiKeyId, now: Timestamp, stale_ok: bool) -> Option<ApiKeyRecord> {
@@ -183,6 +213,52 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(token: TokenId, now: Timestamp) -> Arc<Served> {
+        Arc::new(Served {
+            token_id: token,
+            access: SecretString::from("a"),
+            token_type: "Bearer".into(),
+            expires_at: now + chrono::Duration::hours(1),
+            app_stopped: None,
+            short: false,
+            fetched_at: now,
+        })
+    }
+
+    /// Issue 10 item 1: the served-answer cache, keyed by (reader, name) without key strings,
+    /// keeps readers apart, shares the answer (no copy of the secret per hit), and forgetting a
+    /// token drops its answers for every reader.
+    #[test]
+    fn issue10_item1_served_answers_are_per_reader_and_name_shared_and_forgotten_per_token() {
+        let c = ReadCache::default();
+        let now: Timestamp = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let min = chrono::Duration::seconds(60);
+        let (t1, t2) = (TokenId(uuid::Uuid::new_v4()), TokenId(uuid::Uuid::new_v4()));
+        let app = ReaderKey::App(AppId(uuid::Uuid::new_v4()));
+        let admin = ReaderKey::Admin(None);
+        let a1 = answer(t1, now);
+        c.put_served(app.clone(), "sf", Arc::clone(&a1));
+        c.put_served(admin.clone(), "sf", answer(t2, now));
+        c.put_served(admin.clone(), "other", answer(t1, now));
+        let hit = c.served(&app, "sf", now, min, false).expect("cached");
+        assert!(Arc::ptr_eq(&hit, &a1));
+        assert_eq!(
+            c.served(&admin, "sf", now, min, false).unwrap().token_id,
+            t2
+        );
+        assert!(
+            c.served(&ReaderKey::Admin(Some("x".into())), "sf", now, min, false)
+                .is_none()
+        );
+        c.forget_token(t1);
+        assert!(c.served(&app, "sf", now, min, false).is_none());
+        assert!(c.served(&admin, "other", now, min, false).is_none());
+        assert!(c.served(&admin, "sf", now, min, false).is_some());
+        assert_eq!(c.served_len.load(Ordering::Relaxed), 1);
+        c.clear_served();
+        assert!(c.served(&admin, "sf", now, min, false).is_none());
+    }
 
     /// R16: while the database is down, one reader at a time tries it again and the others are
     /// answered from memory at once; a try that ends (answered, failed or cancelled) lets the

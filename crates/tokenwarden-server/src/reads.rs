@@ -6,16 +6,24 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokenwarden_domain::{Timestamp, TokenId};
 
+/// One token's uncounted reads per reader: how many, and the last.
+type ByReader = HashMap<String, (i64, Timestamp)>;
+
 #[derive(Debug, Default)]
 pub struct ReadCounter {
-    pending: Mutex<HashMap<(TokenId, String), (i64, Timestamp)>>,
+    /// Reads per token, then per reader (so counting a reader seen before allocates nothing).
+    pending: Mutex<HashMap<TokenId, ByReader>>,
     last: Mutex<HashMap<TokenId, Timestamp>>,
 }
 
 impl ReadCounter {
     pub fn record(&self, token: TokenId, actor: &str, at: Timestamp) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = p.entry((token, actor.to_owned())).or_insert((0, at));
+        let readers = p.entry(token).or_default();
+        let entry = match readers.get_mut(actor) {
+            Some(e) => e,
+            None => readers.entry(actor.to_owned()).or_insert((0, at)),
+        };
         entry.0 += 1;
         entry.1 = entry.1.max(at);
         drop(p);
@@ -37,6 +45,11 @@ impl ReadCounter {
     pub fn drain(&self) -> Vec<((TokenId, String), (i64, Timestamp))> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
             .into_iter()
+            .flat_map(|(token, readers)| {
+                readers
+                    .into_iter()
+                    .map(move |(actor, count)| ((token, actor), count))
+            })
             .collect()
     }
 }

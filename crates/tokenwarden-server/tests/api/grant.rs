@@ -531,12 +531,12 @@ type Outcome = Result<TokenRecord, RefreshError>;
 impl Instance {
     fn new(t: &TestApp, name: &str) -> Instance {
         Instance {
-            ctx: AppContext {
+            ctx: AppContext::from(tokenwarden_server::ContextParts {
                 instance_id: name.to_owned(),
                 cache: Arc::new(tokenwarden_server::cache::ReadCache::default()),
                 reads: Arc::new(tokenwarden_server::reads::ReadCounter::default()),
-                ..t.ctx.clone()
-            },
+                ..(*t.ctx).clone()
+            }),
             running: None,
             waiting: None,
             outcome: None,

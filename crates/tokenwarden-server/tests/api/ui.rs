@@ -1460,10 +1460,10 @@ async fn r29_behind_https_the_session_cookie_is_host_prefixed_secure_and_dies_at
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut settings = (*t.ctx.settings).clone();
     settings.public_url = "https://tokenwarden.example".into();
-    let ctx = tokenwarden_server::AppContext {
+    let ctx = tokenwarden_server::AppContext::from(tokenwarden_server::ContextParts {
         settings: std::sync::Arc::new(settings),
-        ..t.ctx.clone()
-    };
+        ..(*t.ctx).clone()
+    });
     tokio::spawn(async move {
         let _ = tokenwarden_server::serve(listener, ctx, std::future::pending()).await;
     });

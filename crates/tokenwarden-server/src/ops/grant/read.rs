@@ -4,9 +4,10 @@
 use super::open_material;
 use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
-use crate::cache::{Served, StoreGate};
+use crate::cache::{ReaderKey, Served, StoreGate};
 use crate::ops::{Error, Result, audit};
 use secrecy::SecretString;
+use std::sync::Arc;
 use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
 use tokenwarden_store::{AppRecord, SealedColumn, StoreError, TokenRecord};
 
@@ -190,7 +191,7 @@ pub async fn read_access_token(
     actor: &str,
     name: &str,
     min_validity: i64,
-) -> Result<Served> {
+) -> Result<Arc<Served>> {
     let min_validity = u64::try_from(min_validity)
         .ok()
         .filter(|m| *m <= MAX_MIN_VALIDITY)
@@ -200,14 +201,14 @@ pub async fn read_access_token(
             ))
         })?;
     let now = ctx.clock.now();
-    let scope = match reader {
-        Reader::App(app_id) => format!("app:{app_id}"),
-        Reader::Admin { as_app } => format!("admin:{}", as_app.unwrap_or("")),
+    // No key string is built per read: the cache is keyed by reader, then by name.
+    let cache_key = match reader {
+        Reader::App(app_id) => ReaderKey::App(app_id),
+        Reader::Admin { as_app } => ReaderKey::Admin(as_app.map(Into::into)),
     };
-    let cache_key = format!("{scope}:{name}");
     let min = chrono::Duration::seconds(min_validity as i64);
     // The hot path: a fresh answer from memory, no database at all.
-    let served = match ctx.cache.served(&cache_key, now, min, false) {
+    let served = match ctx.cache.served(&cache_key, name, now, min, false) {
         Some(hit) => hit,
         None => {
             let gate = ctx.cache.store_gate();
@@ -224,13 +225,14 @@ pub async fn read_access_token(
             drop(gate);
             match answer {
                 Ok(served) => {
-                    ctx.cache.put_served(cache_key, served.clone());
+                    let served = Arc::new(served);
+                    ctx.cache.put_served(cache_key, name, Arc::clone(&served));
                     served
                 }
                 // R16: the database is down, but a cached token is still valid: keep serving it.
                 Err(Error::Unavailable) => ctx
                     .cache
-                    .served(&cache_key, now, min, true)
+                    .served(&cache_key, name, now, min, true)
                     .ok_or(Error::Unavailable)?,
                 Err(e) => return Err(e),
             }
