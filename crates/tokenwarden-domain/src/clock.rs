@@ -87,9 +87,83 @@ pub fn from_millis(ms: i64) -> Timestamp {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
+/// An instant as tokenwarden shows it everywhere (the API, events, audit details, the CLI):
+/// RFC 3339 in UTC with `Z` and always three decimals, `2026-12-01T05:21:37.123Z`. Milliseconds
+/// are what the database keeps, so an object reads the same in the answer to the POST that made
+/// it and in every later GET. Formats without allocating (it is on the read path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub Timestamp);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use chrono::{Datelike, Timelike};
+        let t = self.0;
+        write!(
+            f,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            // A leap second's millisecond count goes past 999.
+            t.timestamp_subsec_millis().min(999)
+        )
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `#[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]` on a [`Timestamp`] field.
+pub fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&Rfc3339(*t))
+}
+
+/// [`rfc3339`] for an `Option<Timestamp>` field (`null` when absent).
+pub fn rfc3339_opt<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(&Rfc3339(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue11_item13_instants_show_in_one_format_with_milliseconds() {
+        for (t, shown) in [
+            (from_millis(0), "1970-01-01T00:00:00.000Z"),
+            (from_millis(1_796_102_497_123), "2026-12-01T05:21:37.123Z"),
+            (
+                from_millis(1_796_102_497_000) + chrono::Duration::nanoseconds(987_654),
+                "2026-12-01T05:21:37.000Z",
+            ),
+        ] {
+            assert_eq!(Rfc3339(t).to_string(), shown);
+            assert_eq!(
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                shown,
+                "the same as chrono's millisecond form"
+            );
+            assert_eq!(
+                serde_json::to_string(&Rfc3339(t)).unwrap(),
+                format!("\"{shown}\"")
+            );
+        }
+        // What was stored reads back the same as what was made in memory (nanoseconds).
+        let made = from_millis(1_796_102_497_123) + chrono::Duration::nanoseconds(456_789);
+        assert_eq!(
+            Rfc3339(made).to_string(),
+            Rfc3339(from_millis(to_millis(made))).to_string()
+        );
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told_and_clones_share_time() {

@@ -7,9 +7,9 @@ mod names;
 pub mod net;
 mod states;
 
-pub use clock::{Clock, ManualClock, OffsetClock, SystemClock};
+pub use clock::{Clock, ManualClock, OffsetClock, Rfc3339, SystemClock};
 pub use ids::{ApiKeyId, AppId, TokenId};
-pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName};
+pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName, take_refused_name};
 pub use net::{is_loopback_authority, is_loopback_host};
 pub use states::{
     AppState, AuditAction, AuditOutcome, ChannelKind, EventKind, LeadTime, ParseStateError,

@@ -21,6 +21,19 @@ pub enum NameError {
     },
 }
 
+thread_local! {
+    /// The name a deserialization on this thread refused last (see [`take_refused_name`]).
+    static REFUSED: std::cell::RefCell<Option<NameError>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Takes the [`NameError`] of the last name this thread refused while deserializing, if any.
+/// serde reduces a refusal to text; an adapter that wants to answer a refused name as such
+/// (the API's `invalid_name`) clears this before a synchronous deserialization and takes it
+/// after a failed one.
+pub fn take_refused_name() -> Option<NameError> {
+    REFUSED.with(|r| r.borrow_mut().take())
+}
+
 fn check(
     what: &'static str,
     s: &str,
@@ -79,7 +92,11 @@ macro_rules! name_type {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
+                Self::parse(&s).map_err(|e| {
+                    let text = e.to_string();
+                    REFUSED.with(|r| *r.borrow_mut() = Some(e));
+                    serde::de::Error::custom(text)
+                })
             }
         }
     };
@@ -116,6 +133,18 @@ name_type!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_name_is_kept_for_the_adapter_once() {
+        let _ = take_refused_name();
+        let e = serde_json::from_str::<AppName>("\"bad name\"").unwrap_err();
+        let refused = take_refused_name().expect("the refusal is kept");
+        assert!(e.to_string().starts_with(&refused.to_string()), "{e}");
+        assert!(matches!(refused, NameError::BadCharacters { what: "app name", .. }));
+        assert!(take_refused_name().is_none(), "taken once");
+        assert!(serde_json::from_str::<AppName>("\"good\"").is_ok());
+        assert!(take_refused_name().is_none(), "nothing refused");
+    }
 
     #[test]
     fn token_names_accept_the_usual_forms() {

@@ -179,7 +179,7 @@ pub fn webhook_body(event: &Event) -> Vec<u8> {
     data.insert("summary".into(), event.summary.clone().into());
     let body = serde_json::json!({
         "type": event.kind,
-        "timestamp": event.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        "timestamp": event.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     });
     // Serializing a `Value` cannot fail.

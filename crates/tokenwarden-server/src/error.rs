@@ -20,6 +20,9 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidJson(String),
+    /// A name (app, token, provider, key label) that breaks its rule; the message is the rule.
+    #[error("{0}")]
+    InvalidName(String),
     #[error("the request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("credentials must be sent in the Authorization header, never in the query string")]
@@ -63,6 +66,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_)
             | ApiError::InvalidJson(_)
+            | ApiError::InvalidName(_)
             | ApiError::CredentialsInQuery => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -83,6 +87,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidName(_) => "invalid_name",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::CredentialsInQuery => "credentials_in_query",
             ApiError::Unauthorized => "unauthorized",

@@ -25,10 +25,11 @@ pub enum VaultError {
     )]
     WrongMasterKey { expected: String, actual: String },
     #[error(
-        "this database holds encrypted data but no master key is configured: set TOKENWARDEN_MASTER_KEY, \
+        "this database holds encrypted data but no master key is configured and there is none at \
+         {looked_at}: put the key file back there, or set TOKENWARDEN_MASTER_KEY, \
          TOKENWARDEN_MASTER_KEY_FILE, or `master_key_file` in the config file"
     )]
-    MissingMasterKey,
+    MissingMasterKey { looked_at: String },
     #[error("data key {0:?} cannot be unwrapped: {1}")]
     BadDataKey(String, CryptoError),
     #[error("the database has no active data key")]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokenwarden_crypto::MasterKey;
 use tokenwarden_domain::{Clock, SystemClock};
 use tokenwarden_server::{AppContext, ServerSettings, Vault};
-use tokenwarden_store::{DynStore, SqlStore};
+use tokenwarden_store::{DynStore, SqlStore, Store};
 
 /// The configuration from the flags and the environment (and the file they name); starts
 /// logging and reports what the configuration warned about.
@@ -49,27 +49,163 @@ pub(crate) fn init_logging(filter: &str) {
         .init();
 }
 
-async fn open_store(cfg: &Config, clock: &dyn Clock) -> Result<DynStore> {
+/// Whether a command may set up what is missing (a new database, a new master key) or works on
+/// existing data only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setup {
+    /// `serve`, `demo`, `migrate`: create the database and a master key when there are none.
+    Create,
+    /// Every other command: a missing database is refused, saying where the command looked.
+    Existing,
+}
+
+/// `path` made absolute against the current folder, for messages.
+fn shown_path(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_owned())
+        .display()
+        .to_string()
+}
+
+/// Refuses a data folder (or database folder) that exists as something else than a folder.
+fn check_is_folder(dir: &Path, what: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{what} {} is a file, not a folder: remove or rename the file, or name another \
+             folder with --data-dir DIR (or TOKENWARDEN_DATA_DIR)",
+            shown_path(dir)
+        );
+    }
+    Ok(())
+}
+
+/// What a command that needs existing data says when there is none.
+fn no_database(cfg: &Config, at: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no tokenwarden database at {at} (looked there because of {}). Run this command with the \
+         data `tokenwarden serve` uses: in its folder, or with --data-dir DIR, \
+         TOKENWARDEN_DATA_DIR, --config FILE or --database-url URL. `tokenwarden serve` and \
+         `tokenwarden migrate` create a new database; this command does not",
+        cfg.database_source
+    )
+}
+
+/// Opens the database for a command. With [`Setup::Existing`] a database that is not there
+/// (no SQLite file, or a PostgreSQL database without tokenwarden's tables) is refused before
+/// anything is created; with [`Setup::Create`] the data folder and the database are made.
+async fn open_store(cfg: &Config, clock: &dyn Clock, setup: Setup) -> Result<DynStore> {
+    let url = cfg.database_url.expose_secret();
+    let shown = config::redact_url(url);
     if cfg.is_sqlite() {
-        create_private_dir(&cfg.data_dir)?;
+        check_is_folder(&cfg.data_dir, "the data folder")?;
+        let db = tokenwarden_store::sqlite_path(url);
+        if let Some(parent) = db.as_deref().and_then(Path::parent) {
+            check_is_folder(parent, "the database's folder")?;
+        }
+        match (setup, &db) {
+            (Setup::Create, _) => create_private_dir(&cfg.data_dir)?,
+            (Setup::Existing, Some(db)) if !db.exists() => {
+                return Err(no_database(cfg, &shown_path(db)));
+            }
+            (Setup::Existing, _) => {}
+        }
         make_private(&cfg.data_dir, 0o700, "the data folder");
-        if let Some(db) = tokenwarden_store::sqlite_path(cfg.database_url.expose_secret()) {
+        if let Some(db) = &db {
             for suffix in ["", "-wal", "-shm"] {
                 let mut name = db.clone().into_os_string();
                 name.push(suffix);
                 make_private(Path::new(&name), 0o600, "the database file");
             }
+            // SQLite says only "unable to open database file": the system's reason (permission
+            // denied, no such folder) is worth more, with the path. A new file is made 0600.
+            let mut opts = std::fs::OpenOptions::new();
+            opts.read(true).write(true);
+            if setup == Setup::Create {
+                opts.create(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            }
+            opts.open(db)
+                .with_context(|| format!("cannot open the database file {}", shown_path(db)))?;
         }
     }
-    let store = SqlStore::open(cfg.database_url.expose_secret(), clock.now())
+    let store = SqlStore::connect(url)
         .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                config::redact_url(cfg.database_url.expose_secret())
-            )
-        })?;
+        .with_context(|| format!("cannot open the database {shown}"))?;
+    if setup == Setup::Existing && !has_tables(&store).await? {
+        return Err(no_database(cfg, &shown));
+    }
+    store
+        .migrate(clock.now())
+        .await
+        .with_context(|| format!("cannot update the database {shown}"))?;
     Ok(Arc::new(store))
+}
+
+/// Has tokenwarden ever set this database up (its migrations table is there)?
+async fn has_tables(store: &SqlStore) -> Result<bool> {
+    let sql = match store.backend() {
+        tokenwarden_store::Backend::Sqlite => {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+             AND name IN ('_sqlx_migrations', 'schema_migrations')"
+        }
+        tokenwarden_store::Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_name IN ('_sqlx_migrations', 'schema_migrations')"
+        }
+    };
+    Ok(store.diagnostic(sql).await? != "0")
+}
+
+/// Holds the one-`serve`-per-SQLite-database lock until dropped.
+pub(crate) struct ServeLock {
+    _file: Option<std::fs::File>,
+}
+
+/// On SQLite, takes the lock file beside the database (`tokenwarden.db.lock`) for this process,
+/// or refuses: two `serve` processes on one SQLite database would each run the background work
+/// and cache what the other changed. Several instances share a PostgreSQL database instead.
+pub(crate) fn lock_sqlite(cfg: &Config) -> Result<ServeLock> {
+    let Some(db) = tokenwarden_store::sqlite_path(cfg.database_url.expose_secret())
+        .filter(|_| cfg.is_sqlite())
+    else {
+        return Ok(ServeLock { _file: None });
+    };
+    check_is_folder(&cfg.data_dir, "the data folder")?;
+    create_private_dir(&cfg.data_dir)?;
+    let mut name = db.clone().into_os_string();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", shown_path(&path)))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            let pid = pid.trim();
+            bail!(
+                "another tokenwarden{} is already serving the SQLite database {} (it holds {}): \
+                 SQLite is for one process. Stop the other one first; to run several instances, \
+                 give them one PostgreSQL database (--database-url postgres://... or \
+                 TOKENWARDEN_DATABASE_URL)",
+                if pid.is_empty() { String::new() } else { format!(" (process {pid})") },
+                shown_path(&db),
+                shown_path(&path)
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", shown_path(&path)));
+        }
+    }
+    use std::io::Write;
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(ServeLock { _file: Some(file) })
 }
 
 /// Creates the data folder (and its parents) readable by its owner only.
@@ -78,9 +214,10 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    check_is_folder(dir, "the data folder")?;
     builder
         .create(dir)
-        .with_context(|| format!("cannot create the data folder {}", dir.display()))
+        .with_context(|| format!("cannot create the data folder {}", shown_path(dir)))
 }
 
 /// Tightens an existing file or folder that others may read or write to `mode` (0600 or 0700),
@@ -146,8 +283,13 @@ fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
 }
 
 /// Finds the master key and opens the vault. On a database never used before, with no key
-/// configured, generates one into the data folder.
-async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result<Vault> {
+/// configured, generates one into the data folder (only with [`Setup::Create`]).
+async fn open_vault(
+    cfg: &Config,
+    store: &DynStore,
+    clock: &dyn Clock,
+    setup: Setup,
+) -> Result<Vault> {
     let initialised = tokenwarden_server::vault::is_initialised(store).await?;
     let key = match &cfg.master_key {
         MasterKeySource::Value(v) => {
@@ -173,9 +315,18 @@ async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result
             make_private(p, 0o600, "the master key file");
             read_key_file(p)?
         }
-        MasterKeySource::DataDir(_) if initialised => {
-            bail!(tokenwarden_server::vault::VaultError::MissingMasterKey)
+        MasterKeySource::DataDir(p) if initialised => {
+            bail!(tokenwarden_server::vault::VaultError::MissingMasterKey {
+                looked_at: shown_path(p)
+            })
         }
+        MasterKeySource::DataDir(p) if setup == Setup::Existing => bail!(
+            "the database {} has no encryption set up yet and there is no master key at {}: \
+             start `tokenwarden serve` (or run `tokenwarden migrate`) once with this data to set \
+             it up",
+            config::redact_url(cfg.database_url.expose_secret()),
+            shown_path(p)
+        ),
         MasterKeySource::DataDir(p) => {
             create_private_dir(&cfg.data_dir)?;
             let key = MasterKey::generate();
@@ -194,10 +345,10 @@ async fn open_vault(cfg: &Config, store: &DynStore, clock: &dyn Clock) -> Result
 
 /// The context every command runs with: the store, the vault, the settings, the mailer and the
 /// provider catalog.
-pub(crate) async fn context(cfg: &Config) -> Result<AppContext> {
+pub(crate) async fn context(cfg: &Config, setup: Setup) -> Result<AppContext> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = open_store(cfg, clock.as_ref()).await?;
-    let vault = open_vault(cfg, &store, clock.as_ref()).await?;
+    let store = open_store(cfg, clock.as_ref(), setup).await?;
+    let vault = open_vault(cfg, &store, clock.as_ref(), setup).await?;
     let mut ctx = AppContext::new(
         store,
         vault,

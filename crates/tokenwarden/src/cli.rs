@@ -21,7 +21,9 @@ pub(crate) struct GlobalArgs {
     /// TOML configuration file (see `tokenwarden config default`).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data folder for the embedded SQLite database and a generated master key.
+    /// Data folder for the embedded SQLite database and a generated master key (default
+    /// ./tokenwarden-data; also TOKENWARDEN_DATA_DIR or data_dir in the config file). Only
+    /// `serve`, `demo` and `migrate` create it; other commands need an existing database.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// sqlite://PATH or postgres://... (default: SQLite in the data folder).
@@ -31,9 +33,9 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
-    /// Run the service.
+    /// Run the service (creating the database and a master key on the first start).
     Serve {
-        /// Address to listen on (default 127.0.0.1:8420).
+        /// Address to listen on, HOST:PORT (default 127.0.0.1:8420; also TOKENWARDEN_LISTEN).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
@@ -42,34 +44,34 @@ pub(crate) enum Command {
     /// --data-dir is given.
     #[cfg(feature = "demo")]
     Demo {
-        /// Address of the service (default 127.0.0.1:8420).
+        /// Address of the service, HOST:PORT.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8420")]
         listen: String,
-        /// Address of the built-in Snowflake emulator.
+        /// Address of the built-in Snowflake emulator, HOST:PORT.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9300")]
         emulator_listen: String,
         /// Snowflake access-token lifetime in the emulator, in seconds (real Snowflake: 600).
-        #[arg(long, default_value_t = 600)]
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         access_token_ttl: u64,
     },
-    /// Apply database migrations and exit.
+    /// Create or update the database (and a master key if none) and exit.
     Migrate,
     /// Manage the encryption keys that protect stored secrets.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// Manage apps.
+    /// Create and list apps.
     App {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// Inspect tokens.
+    /// List tokens and start a token's OAuth sign-in.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Admin credentials.
+    /// Admin bearer tokens and admins who sign in to the web UI.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -95,20 +97,25 @@ pub(crate) enum KeysCommand {
     /// Decrypt every stored secret and report any that fails.
     Verify,
     /// Remove a data key no stored secret uses any more.
-    Drop { key_id: String },
+    Drop {
+        /// The key's id, as `keys list` shows it (e.g. k1).
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AppCommand {
     /// Create an app and print its API key (shown once).
     Create {
+        /// The app's name: ASCII letters, digits, '-', '_' and '.'.
         name: String,
-        /// A token the app uses (repeatable).
+        /// The name of a token the app uses (repeatable); it need not exist yet.
         #[arg(long = "token", value_name = "NAME")]
         tokens: Vec<String>,
     },
     /// List apps.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -118,6 +125,7 @@ pub(crate) enum AppCommand {
 pub(crate) enum TokenCommand {
     /// List tokens.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -126,8 +134,8 @@ pub(crate) enum TokenCommand {
     Authorize {
         /// The token's name.
         name: String,
-        /// The owning app, for an app-level token (default: the global token of that name).
-        #[arg(long)]
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
         app: Option<String>,
     },
 }
@@ -142,6 +150,7 @@ pub(crate) enum AdminCommand {
     /// Create an admin who signs in to the web UI. The password (at least 12 characters) is
     /// asked twice on a terminal, else read from standard input or from --password-file.
     Create {
+        /// The name the admin signs in with.
         username: String,
         /// Read the password from this file (its first line).
         #[arg(long, value_name = "FILE")]
@@ -153,17 +162,65 @@ pub(crate) enum AdminCommand {
 pub(crate) enum AdminTokenCommand {
     /// Create an admin bearer token and print it (shown once).
     Create {
+        /// A label to tell the token apart in `admin token list`.
         #[arg(long, default_value = "cli")]
         label: String,
     },
     /// List admin bearer tokens (never the tokens themselves).
     List,
     /// Revoke an admin bearer token at once (running instances stop accepting it within 10 s).
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `admin token create` and `admin token list` show it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum ConfigCommand {
     /// Print the default configuration file.
     Default,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Issue 11 item 14: every command and argument says what it is, and a default is said
+    /// once (clap shows `[default: ...]` by itself).
+    #[test]
+    fn issue11_item14_every_argument_is_described_and_no_default_is_said_twice() {
+        fn walk(cmd: &clap::Command, path: &str, problems: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                if help.trim().is_empty() {
+                    problems.push(format!("{path}: {id} has no description"));
+                }
+                if !arg.get_default_values().is_empty() && help.contains("default") {
+                    problems.push(format!("{path}: {id} says its default twice: {help}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let p = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    problems.push(format!("{p} has no description"));
+                }
+                walk(sub, &p, problems);
+            }
+        }
+        let mut problems = Vec::new();
+        walk(&Cli::command(), "tokenwarden", &mut problems);
+        assert!(problems.is_empty(), "{problems:#?}");
+        let token = Cli::command();
+        let about = token
+            .find_subcommand("token")
+            .and_then(clap::Command::get_about)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(about.contains("List") && about.contains("sign-in"), "{about}");
+    }
 }

@@ -97,6 +97,9 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: SecretString,
+    /// Which setting chose the database (`--data-dir`, `TOKENWARDEN_DATA_DIR`, the config
+    /// file, the default...), for messages that say where a command looked.
+    pub database_source: String,
     pub public_url: String,
     pub master_key: MasterKeySource,
     pub admin_token: Option<SecretString>,
@@ -227,10 +230,19 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read the config file {}", p.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("invalid config file {}", p.display()))?
+                let file: FileConfig = toml::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", p.display()))?;
+                // Relative paths in the file are relative to the file's folder, so that
+                // `--config /srv/tw/tokenwarden.toml` finds the same data from any folder.
+                file.relative_to(p.parent().unwrap_or(Path::new("")))
             }
             None => FileConfig::default(),
+        };
+        let in_file = |key: &str| {
+            file_path
+                .as_ref()
+                .map(|p| format!("{key} in the config file {}", p.display()))
+                .unwrap_or_default()
         };
 
         let listen = flags
@@ -239,25 +251,47 @@ impl Config {
             .or_else(|| get("TOKENWARDEN_LISTEN"))
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let data_dir = flags
-            .data_dir
-            .clone()
-            .or_else(|| get("TOKENWARDEN_DATA_DIR").map(PathBuf::from))
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let database_url = match (
+        check_listen(&listen)?;
+        let (data_dir, data_dir_source) = if let Some(d) = flags.data_dir.clone() {
+            (d, "--data-dir".to_owned())
+        } else if let Some(d) = get("TOKENWARDEN_DATA_DIR") {
+            (PathBuf::from(d), "TOKENWARDEN_DATA_DIR".to_owned())
+        } else if let Some(d) = file.data_dir {
+            (d, in_file("data_dir"))
+        } else {
+            (
+                PathBuf::from(DEFAULT_DATA_DIR),
+                format!(
+                    "the default data folder {DEFAULT_DATA_DIR}, in the current folder{}",
+                    std::env::current_dir()
+                        .map(|d| format!(" {}", d.display()))
+                        .unwrap_or_default()
+                ),
+            )
+        };
+        let (database_url, database_source) = match (
             flags.database_url.clone(),
             get("TOKENWARDEN_DATABASE_URL"),
             get("TOKENWARDEN_DATABASE_URL_FILE"),
         ) {
-            (Some(u), _, _) | (None, Some(u), _) => SecretString::from(u),
-            (None, None, Some(f)) => read_secret_file(Path::new(&f), "database URL")?,
+            (Some(u), _, _) => (SecretString::from(u), "--database-url".to_owned()),
+            (None, Some(u), _) => (
+                SecretString::from(u),
+                "TOKENWARDEN_DATABASE_URL".to_owned(),
+            ),
+            (None, None, Some(f)) => (
+                read_secret_file(Path::new(&f), "database URL")?,
+                format!("TOKENWARDEN_DATABASE_URL_FILE {f}"),
+            ),
             (None, None, None) => match file.database_url {
-                Some(u) => SecretString::from(u),
-                None => SecretString::from(format!(
-                    "sqlite://{}",
-                    data_dir.join("tokenwarden.db").display()
-                )),
+                Some(u) => (SecretString::from(u), in_file("database_url")),
+                None => (
+                    SecretString::from(format!(
+                        "sqlite://{}",
+                        data_dir.join("tokenwarden.db").display()
+                    )),
+                    format!("the data folder from {data_dir_source}"),
+                ),
             },
         };
         let public_url = get("TOKENWARDEN_PUBLIC_URL")
@@ -400,6 +434,7 @@ impl Config {
             listen,
             data_dir,
             database_url,
+            database_source,
             public_url,
             master_key,
             admin_token,
@@ -413,6 +448,64 @@ impl Config {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
+}
+
+impl FileConfig {
+    /// The file's relative paths (data folder, key and secret files, providers folder, a
+    /// SQLite database) made relative to `base`, the file's own folder.
+    fn relative_to(mut self, base: &Path) -> Self {
+        if base.as_os_str().is_empty() {
+            return self;
+        }
+        let rel = |p: PathBuf| {
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p.strip_prefix(".").unwrap_or(&p))
+            }
+        };
+        self.data_dir = self.data_dir.map(rel);
+        self.master_key_file = self.master_key_file.map(rel);
+        self.admin_token_file = self.admin_token_file.map(rel);
+        self.providers_dir = self.providers_dir.map(rel);
+        if let Some(smtp) = &mut self.smtp {
+            smtp.password_file = smtp.password_file.take().map(rel);
+        }
+        if let Some(url) = &self.database_url
+            && let Some(path) = tokenwarden_store::sqlite_path(url)
+            && path.is_relative()
+        {
+            let query = url.split_once('?').map(|(_, q)| format!("?{q}"));
+            self.database_url = Some(format!(
+                "sqlite://{}{}",
+                rel(path).display(),
+                query.unwrap_or_default()
+            ));
+        }
+        self
+    }
+}
+
+/// The address to listen on must name a host and a port (`127.0.0.1:8420`, `0.0.0.0:8420`,
+/// `[::1]:8420`, `localhost:8420`): a port alone is refused before anything starts.
+pub fn check_listen(listen: &str) -> Result<()> {
+    let hint = "write HOST:PORT, e.g. 127.0.0.1:8420 (this machine only) or 0.0.0.0:8420 (every interface)";
+    if listen.trim().parse::<u16>().is_ok() {
+        bail!("the listen address {listen:?} has no host: {hint}");
+    }
+    let Some((host, port)) = listen.rsplit_once(':') else {
+        bail!("the listen address {listen:?} has no port: {hint}");
+    };
+    if host.is_empty() {
+        bail!("the listen address {listen:?} has no host: {hint}");
+    }
+    if port.parse::<u16>().is_err() {
+        bail!("the listen address {listen:?} has no valid port (0 to 65535): {hint}");
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        bail!("the listen address {listen:?} is not HOST:PORT (an IPv6 host goes in brackets, e.g. [::1]:8420): {hint}");
+    }
+    Ok(())
 }
 
 /// `engine_interval`: whole seconds between background passes; `0` or `off`: no passes by
@@ -493,10 +586,11 @@ pub fn default_toml() -> String {
         r#"# tokenwarden configuration. Every key is optional; shown here with its default.
 # Precedence: this file < TOKENWARDEN_* environment variables < command-line flags.
 
-# Address to serve on (TOKENWARDEN_LISTEN, --listen).
+# Address to serve on, HOST:PORT (TOKENWARDEN_LISTEN, --listen); 0.0.0.0:8420 for every interface.
 listen = "{DEFAULT_LISTEN}"
 
 # Where the embedded SQLite database and a generated master key live (TOKENWARDEN_DATA_DIR, --data-dir).
+# Relative paths in this file are relative to the folder this file is in.
 data_dir = "{DEFAULT_DATA_DIR}"
 
 # sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (TOKENWARDEN_DATABASE_URL or _FILE, --database-url).
@@ -688,6 +782,74 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admin_token.unwrap().expose_secret(), strong);
+    }
+
+    /// Issue 11 item 10: `--config /srv/tw/tokenwarden.toml` finds the same data from any
+    /// folder: the file's relative paths are relative to the file; the place is named.
+    #[test]
+    fn issue11_item10_relative_paths_in_the_file_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tw.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"./data\"\nmaster_key_file = \"keys/master.key\"\nproviders_dir = \"/abs/providers\"\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            config_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&env(&[]), &flags).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(
+            c.database_url.expose_secret(),
+            &format!("sqlite://{}", dir.path().join("data/tokenwarden.db").display())
+        );
+        assert!(
+            matches!(&c.master_key, MasterKeySource::File(p) if *p == dir.path().join("keys/master.key"))
+        );
+        assert_eq!(c.providers_dir, Some(PathBuf::from("/abs/providers")));
+        assert!(
+            c.database_source.contains("data_dir in the config file") && c.database_source.contains("tw.toml"),
+            "{}",
+            c.database_source
+        );
+        std::fs::write(&file, "database_url = \"sqlite://db/tw.db?mode=rwc\"\n").unwrap();
+        let c = Config::load(&env(&[]), &flags).unwrap();
+        assert_eq!(
+            c.database_url.expose_secret(),
+            &format!("sqlite://{}?mode=rwc", dir.path().join("db/tw.db").display())
+        );
+        // The flag and the environment are taken as given (relative to the current folder).
+        let c = Config::load(&env(&[("TOKENWARDEN_DATA_DIR", "rel")]), &flags).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("rel"));
+        assert_eq!(
+            c.database_source,
+            format!("database_url in the config file {}", file.display())
+        );
+    }
+
+    /// Issue 11 item 11: a listen address needs a host and a port, said before anything starts.
+    #[test]
+    fn issue11_item11_a_listen_address_needs_a_host_and_a_port() {
+        for ok in ["127.0.0.1:8420", "0.0.0.0:0", "[::1]:8420", "localhost:8420"] {
+            assert!(check_listen(ok).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("8420", "has no host"),
+            (":8420", "has no host"),
+            ("127.0.0.1", "has no port"),
+            ("127.0.0.1:http", "no valid port"),
+            ("127.0.0.1:70000", "no valid port"),
+            ("::1:8420", "IPv6"),
+        ] {
+            let e = check_listen(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("127.0.0.1:8420"), "{bad}: {e}");
+        }
+        let e = Config::load(&env(&[("TOKENWARDEN_LISTEN", "8420")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has no host"), "{e}");
     }
 
     #[test]

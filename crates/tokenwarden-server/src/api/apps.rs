@@ -46,7 +46,9 @@ pub struct AppView {
     stop_reason: Option<String>,
     tokens: Vec<String>,
     version: i64,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     updated_at: DateTime<Utc>,
 }
 
@@ -74,6 +76,7 @@ pub struct CreatedApp {
     /// The app's API key. Shown this once: only its hash is kept.
     api_key: String,
     api_key_id: uuid::Uuid,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
 }
 
@@ -201,7 +204,9 @@ pub struct CreateKey {
 pub struct KeyView {
     id: uuid::Uuid,
     label: String,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339_opt")]
     revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -211,6 +216,7 @@ pub struct CreatedKey {
     label: String,
     /// The key. Shown this once: only its hash is kept.
     api_key: String,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
 }
 
@@ -253,8 +259,7 @@ pub async fn create_key(
     let req: CreateKey = if body.iter().all(u8::is_ascii_whitespace) {
         CreateKey::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::InvalidJson(format!("the request body is not valid: {e}")))?
+        super::parse_json(&body)?
     };
     let app = find_app(&ctx, &id).await?;
     let (_, key) = ops::apps::create_key(&ctx, &who.actor(), app.id, req.label).await?;

@@ -171,6 +171,7 @@ pub struct AuthorizeView {
     /// Open this in a browser and sign in; the provider sends the browser back to our callback.
     authorization_url: String,
     /// The attempt is valid until then (10 minutes).
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     expires_at: DateTime<Utc>,
 }
 
@@ -226,6 +227,7 @@ pub struct ReadParams {
 pub struct AccessTokenView {
     access_token: String,
     token_type: String,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     expires_at: DateTime<Utc>,
     /// Seconds until `expires_at`.
     expires_in: i64,

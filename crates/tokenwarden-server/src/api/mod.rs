@@ -133,34 +133,82 @@ macro_rules! list_page {
 pub(crate) use list_page;
 
 /// `Json` whose rejections use the API's error shape: 400 `invalid_json` with the parser's
-/// reason, 413 when the body is over the limit.
+/// reason, 400 `invalid_name` with the rule when a name is refused, 413 when the body is over
+/// the limit.
 pub struct ApiJson<T>(pub T);
+
+/// Is the request's content type JSON (`application/json` or `application/*+json`)?
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json")
+            || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json"))
+}
 
 impl<T: DeserializeOwned> FromRequest<AppContext> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, ctx: &AppContext) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, ctx).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::PayloadTooLarge(ctx.settings.max_body_bytes))
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::InvalidJson(
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::InvalidJson(
                 "send the body as JSON with `Content-Type: application/json`".into(),
-            )),
-            Err(e) => Err(ApiError::InvalidJson(format!(
-                "the request body is not valid: {}",
-                e.body_text()
-            ))),
+            ));
         }
+        let bytes = match axum::body::Bytes::from_request(req, ctx).await {
+            Ok(b) => b,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::PayloadTooLarge(ctx.settings.max_body_bytes));
+            }
+            Err(e) => {
+                return Err(ApiError::InvalidJson(format!(
+                    "the request body could not be read: {}",
+                    e.body_text()
+                )));
+            }
+        };
+        parse_json(&bytes).map(ApiJson)
     }
+}
+
+/// Parses a JSON body: 400 `invalid_name` with the rule when a name is refused, else 400
+/// `invalid_json` with the parser's reason.
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Synchronous from here to the end: a name refused while parsing is this request's.
+    let _ = tokenwarden_domain::take_refused_name();
+    match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(v)) => Ok(v),
+        Err(e) => match tokenwarden_domain::take_refused_name() {
+            Some(name) => Err(ApiError::InvalidName(name.to_string())),
+            None => Err(json_rejection(&e)),
+        },
+    }
+}
+
+/// The parser's reason for a body that is not the JSON expected, without axum's preamble.
+fn json_rejection(e: &JsonRejection) -> ApiError {
+    let text = e.body_text();
+    let reason = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
+        .unwrap_or(&text);
+    ApiError::InvalidJson(format!("the request body is not valid: {reason}"))
 }
 
 /// Common responses for the docs.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub enum CommonErrors {
-    /// Malformed JSON or invalid fields.
+    /// Malformed JSON (`invalid_json`), a name that breaks its rule (`invalid_name`), or
+    /// invalid fields (`invalid_request`).
     #[response(status = 400)]
     BadRequest(#[to_schema] ErrorBody),
     /// Missing or invalid credentials.

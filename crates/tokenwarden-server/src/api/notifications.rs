@@ -67,7 +67,9 @@ pub struct ChannelView {
     /// The app whose events this channel hears (none: all events).
     app: Option<String>,
     enabled: bool,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     updated_at: DateTime<Utc>,
     /// Incremented by every change; send it back in a PATCH to change only that version.
     version: i64,
@@ -240,6 +242,7 @@ pub struct DeliveryView {
     event_id: String,
     event_kind: String,
     attempt: i64,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     at: DateTime<Utc>,
     outcome: String,
     status_code: Option<i64>,
@@ -285,6 +288,7 @@ pub struct AuditParams {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     at: DateTime<Utc>,
     actor: String,
     action: String,

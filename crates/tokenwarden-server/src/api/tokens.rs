@@ -84,12 +84,17 @@ pub struct TokenView {
     status_reason: Option<String>,
     /// Register this with the provider.
     redirect_uri: String,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339_opt")]
     access_token_expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339_opt")]
     refresh_token_expires_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339_opt")]
     authorized_at: Option<DateTime<Utc>>,
     scopes: Option<String>,
     version: i64,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     updated_at: DateTime<Utc>,
 }
 

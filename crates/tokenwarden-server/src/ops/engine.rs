@@ -436,8 +436,8 @@ pub async fn flush_denials(ctx: &AppContext, now: Option<Timestamp>) {
                 "reason": reason,
                 "credential": credential,
                 "count": count,
-                "minute": tokenwarden_domain::clock::from_millis(minute * 60_000),
-                "last_at": last,
+                "minute": tokenwarden_domain::Rfc3339(tokenwarden_domain::clock::from_millis(minute * 60_000)),
+                "last_at": tokenwarden_domain::Rfc3339(last),
             }),
         )
         .await;
@@ -486,7 +486,7 @@ pub async fn flush_reads(ctx: &AppContext) {
                 name: None,
             },
             Outcome::Ok,
-            serde_json::json!({"reads": count, "last_read_at": last}),
+            serde_json::json!({"reads": count, "last_read_at": tokenwarden_domain::Rfc3339(last)}),
         )
         .await;
     }

@@ -5,7 +5,7 @@ use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
 use serde::{Deserialize, Serialize};
 pub use tokenwarden_domain::EventKind;
-use tokenwarden_domain::{AppState, StopReason, Timestamp, TokenStatus};
+use tokenwarden_domain::{AppState, Rfc3339, StopReason, Timestamp, TokenStatus};
 use tokenwarden_store::{AppRecord, JobRecord, StoreError, TokenRecord};
 
 /// One thing that happened, as queued for each channel. Never holds a secret.
@@ -27,12 +27,12 @@ pub struct Event {
 
 pub fn token_data(t: &TokenRecord, app_name: Option<&str>) -> serde_json::Value {
     serde_json::json!({
-        "refresh_token_expires_at": t.material.refresh_expires_at,
+        "refresh_token_expires_at": t.material.refresh_expires_at.map(Rfc3339),
         "token": {
             "id": t.id, "name": t.name, "provider": t.provider,
             "scope": if t.app_id.is_some() { "app" } else { "global" }, "app": app_name,
-            "status": t.status, "refresh_token_expires_at": t.material.refresh_expires_at,
-            "access_token_expires_at": t.material.access_expires_at,
+            "status": t.status, "refresh_token_expires_at": t.material.refresh_expires_at.map(Rfc3339),
+            "access_token_expires_at": t.material.access_expires_at.map(Rfc3339),
         }
     })
 }

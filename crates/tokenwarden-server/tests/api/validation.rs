@@ -66,7 +66,7 @@ async fn bad_fields_are_refused_with_a_reason_and_nothing_is_stored() {
         assert!(
             matches!(
                 res["code"].as_str(),
-                Some("invalid_request" | "invalid_json")
+                Some("invalid_request" | "invalid_json" | "invalid_name")
             ),
             "{res}"
         );
@@ -345,4 +345,102 @@ async fn r28_issue9_bug7_every_error_answers_the_json_shape() {
         .unwrap();
     let ctype = res.headers()["content-type"].to_str().unwrap().to_owned();
     assert!(!ctype.starts_with("application/json"), "{ctype}");
+}
+
+/// Issue 11 item 12: a name that breaks its rule is 400 `invalid_name` with the rule (which
+/// says ASCII), not `invalid_json` with the parser's wording; nothing is stored.
+#[tokio::test]
+async fn issue11_item12_a_bad_name_is_invalid_name_with_the_rule() {
+    let t = spawn(Db::Sqlite).await;
+    let (s, app) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "good"})))
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let cases = [
+        (Method::POST, "/api/v1/apps", json!({"name": "has space"}), "app name \"has space\" may contain only ASCII letters"),
+        (Method::POST, "/api/v1/apps", json!({"name": "café"}), "app name \"café\" may contain only ASCII letters"),
+        (Method::POST, "/api/v1/apps", json!({"name": ""}), "app name must not be empty"),
+        (Method::POST, "/api/v1/apps", json!({"name": "ok", "tokens": ["bad/name"]}), "token name \"bad/name\" may contain only ASCII"),
+        (Method::PATCH, "/api/v1/apps/good", json!({"name": "still bad"}), "app name \"still bad\""),
+        (
+            Method::POST,
+            "/api/v1/tokens",
+            json!({"name": "snowflake sales", "provider": "snowflake", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}}),
+            "token name \"snowflake sales\" may contain only ASCII",
+        ),
+        (Method::POST, "/api/v1/apps/good/keys", json!({"label": "bad/label"}), "key label \"bad/label\""),
+    ];
+    for (m, path, body, expect) in cases {
+        let (s, res) = t.admin(m.clone(), path, Some(body.clone())).await;
+        assert_eq!(
+            (s, res["code"].as_str()),
+            (400, Some("invalid_name")),
+            "{m} {path} {body}: {res}"
+        );
+        let msg = res["message"].as_str().unwrap();
+        assert!(msg.contains(expect), "{body}: {msg:?} lacks {expect:?}");
+        for noise in ["deserialize", "line 1", "column", "target type"] {
+            assert!(!msg.contains(noise), "{body}: {msg:?} has {noise:?}");
+        }
+    }
+    // Malformed JSON is still `invalid_json`, and says why without axum's preamble.
+    let (s, res) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": 5})))
+        .await;
+    assert_eq!((s, res["code"].as_str()), (400, Some("invalid_json")), "{res}");
+    assert!(
+        !res["message"].as_str().unwrap().contains("Failed to deserialize"),
+        "{res}"
+    );
+    let (_, apps) = t.admin(Method::GET, "/api/v1/apps", None).await;
+    assert_eq!(apps["items"].as_array().unwrap().len(), 1, "{apps}");
+    let (_, tokens) = t.admin(Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(tokens["items"].as_array().unwrap().len(), 0, "{tokens}");
+}
+
+/// Issue 11 item 13: every instant the API answers is RFC 3339 UTC with `Z` and milliseconds,
+/// the same in the answer to the POST and in a later GET (the database keeps milliseconds).
+#[tokio::test]
+async fn issue11_item13_instants_read_the_same_from_post_and_get() {
+    fn is_instant(v: &serde_json::Value) -> bool {
+        let Some(s) = v.as_str() else { return false };
+        let b = s.as_bytes();
+        b.len() == 24
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'.',
+                23 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            })
+    }
+    let t = spawn(Db::Sqlite).await;
+    let (s, app) = t
+        .admin(Method::POST, "/api/v1/apps", Some(json!({"name": "times"})))
+        .await;
+    assert_eq!(s, 201, "{app}");
+    let (_, got) = t.admin(Method::GET, "/api/v1/apps/times", None).await;
+    assert!(is_instant(&app["created_at"]), "{app}");
+    assert_eq!(app["created_at"], got["created_at"], "{app} / {got}");
+    assert!(is_instant(&got["updated_at"]), "{got}");
+    let (s, tok) = t
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "gh", "provider": "github", "client_id": "c", "client_secret": "s"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let (_, got) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{}", tok["id"].as_str().unwrap()), None)
+        .await;
+    for field in ["created_at", "updated_at"] {
+        assert!(is_instant(&tok[field]), "{field}: {tok}");
+        assert_eq!(tok[field], got[field], "{field}: {tok} / {got}");
+    }
+    let (_, keys) = t.admin(Method::GET, "/api/v1/apps/times/keys", None).await;
+    assert!(is_instant(&keys["items"][0]["created_at"]), "{keys}");
+    let (_, audit) = t.admin(Method::GET, "/api/v1/audit?limit=5", None).await;
+    assert!(is_instant(&audit["items"][0]["at"]), "{audit}");
 }

@@ -13,7 +13,7 @@ pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
         AdminCommand::Token {
             command: AdminTokenCommand::Create { label },
         } => {
-            let ctx = bootstrap::context(&cfg).await?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let label = KeyLabel::parse(&label)?;
             let key =
                 tokenwarden_server::ops::admins::create_admin_token(&ctx, "cli", label).await?;
@@ -27,25 +27,26 @@ pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
         AdminCommand::Token {
             command: AdminTokenCommand::List,
         } => {
-            let ctx = bootstrap::context(&cfg).await?;
-            println!("{:<36}  {:<24}  {:<26}  REVOKED", "ID", "LABEL", "CREATED");
-            for k in tokenwarden_server::ops::admins::list_admin_tokens(&ctx).await? {
-                let revoked = k
-                    .revoked_at
-                    .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339());
-                println!(
-                    "{:<36}  {:<24}  {:<26}  {revoked}",
-                    k.id,
-                    k.label,
-                    k.created_at.to_rfc3339()
-                );
-            }
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let rows: Vec<Vec<String>> = tokenwarden_server::ops::admins::list_admin_tokens(&ctx)
+                .await?
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.id.to_string(),
+                        k.label.to_string(),
+                        super::when(k.created_at),
+                        super::when_opt(k.revoked_at),
+                    ]
+                })
+                .collect();
+            super::print_table(&["ID", "LABEL", "CREATED", "REVOKED"], &rows);
             Ok(())
         }
         AdminCommand::Token {
             command: AdminTokenCommand::Revoke { id },
         } => {
-            let ctx = bootstrap::context(&cfg).await?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             tokenwarden_server::ops::admins::revoke_admin_token(&ctx, "cli", &id).await?;
             println!("revoked admin token {id}");
             Ok(())
@@ -57,7 +58,7 @@ pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
             tokenwarden_server::ops::admins::check_username(&username)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let password = read_new_password(password_file.as_deref())?;
-            let ctx = bootstrap::context(&cfg).await?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let admin =
                 tokenwarden_server::ops::admins::create_admin(&ctx, "cli", &username, password)
                     .await

@@ -9,7 +9,7 @@ use tokenwarden_domain::{AppName, TokenName};
 use tokenwarden_server::ops;
 
 pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     match command {
         AppCommand::Create { name, tokens } => {
             let name = AppName::parse(&name)?;
@@ -43,21 +43,18 @@ pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!("{:<36}  {:<24}  {:<30}  TOKENS", "ID", "NAME", "STATE");
-                for a in &apps {
-                    let state = match &a.stop_reason {
-                        Some(r) => format!("{} ({r})", a.state),
-                        None => a.state.to_string(),
-                    };
-                    let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
-                    println!(
-                        "{:<36}  {:<24}  {:<30}  {}",
-                        a.id,
-                        a.name,
-                        state,
-                        tokens.join(", ")
-                    );
-                }
+                let rows: Vec<Vec<String>> = apps
+                    .iter()
+                    .map(|a| {
+                        let state = match &a.stop_reason {
+                            Some(r) => format!("{} ({r})", a.state),
+                            None => a.state.to_string(),
+                        };
+                        let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
+                        vec![a.id.to_string(), a.name.to_string(), state, tokens.join(", ")]
+                    })
+                    .collect();
+                super::print_table(&["ID", "NAME", "STATE", "TOKENS"], &rows);
             }
         }
     }

@@ -45,6 +45,7 @@ pub(crate) fn run(
         // Bound first: with `--listen 127.0.0.1:0` the system picks the port, and the demo's
         // public URL (never configured: only TOKENWARDEN_LOG is read) is where it really listens.
         let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let _lock = bootstrap::lock_sqlite(&cfg)?;
         let addr = listener.local_addr()?;
         cfg.public_url = format!("http://{addr}");
         let emulator = snowflake_emulator::Emulator::start(
@@ -56,7 +57,7 @@ pub(crate) fn run(
         )
         .await
         .with_context(|| format!("cannot start the Snowflake emulator on {emulator_listen}"))?;
-        let mut ctx = bootstrap::context(&cfg).await?;
+        let mut ctx = bootstrap::context(&cfg, bootstrap::Setup::Create).await?;
         let clock = Arc::new(tokenwarden_domain::OffsetClock::default());
         let emu_handle = emulator.emulator.clone();
         ctx.clock = clock.clone();

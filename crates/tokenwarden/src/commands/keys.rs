@@ -6,7 +6,7 @@ use crate::config::Config;
 use anyhow::{Result, bail};
 
 pub(crate) async fn run(command: KeysCommand, cfg: Config) -> Result<()> {
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     match command {
         KeysCommand::Rotate { drop_old } => {
             let r = tokenwarden_server::ops::keys::rotate(&ctx, "cli", drop_old).await?;
@@ -35,21 +35,28 @@ pub(crate) async fn run(command: KeysCommand, cfg: Config) -> Result<()> {
         }
         KeysCommand::List => {
             let sealed = ctx.store.sealed_values().await?;
-            println!("{:<8}  {:<7}  {:<26}  SECRETS", "KEY", "ACTIVE", "CREATED");
-            for k in ctx.store.list_data_keys().await? {
-                let uses = sealed
-                    .iter()
-                    .filter(|v| {
-                        tokenwarden_crypto::key_id_of(&v.sealed.0).is_ok_and(|id| id == k.key_id)
-                    })
-                    .count();
-                println!(
-                    "{:<8}  {:<7}  {:<26}  {uses}",
-                    k.key_id,
-                    if k.active { "yes" } else { "no" },
-                    k.created_at.to_rfc3339()
-                );
-            }
+            let rows: Vec<Vec<String>> = ctx
+                .store
+                .list_data_keys()
+                .await?
+                .iter()
+                .map(|k| {
+                    let uses = sealed
+                        .iter()
+                        .filter(|v| {
+                            tokenwarden_crypto::key_id_of(&v.sealed.0)
+                                .is_ok_and(|id| id == k.key_id)
+                        })
+                        .count();
+                    vec![
+                        k.key_id.clone(),
+                        if k.active { "yes" } else { "no" }.to_owned(),
+                        super::when(k.created_at),
+                        uses.to_string(),
+                    ]
+                })
+                .collect();
+            super::print_table(&["KEY", "ACTIVE", "CREATED", "SECRETS"], &rows);
         }
         KeysCommand::Verify => {
             let (ok, failed) = ctx.vault.verify_all().await?;

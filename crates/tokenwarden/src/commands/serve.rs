@@ -5,11 +5,15 @@ use crate::config::{self, Config};
 use anyhow::{Context, Result};
 use secrecy::ExposeSecret;
 
+/// Binds first and takes the SQLite lock, then opens (and migrates) the database and finds or
+/// makes the master key: an address in use or a second `serve` on one SQLite folder touches no
+/// data.
 pub(crate) async fn run(cfg: Config) -> Result<()> {
-    let ctx = bootstrap::context(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let _lock = bootstrap::lock_sqlite(&cfg)?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Create).await?;
     let addr = listener.local_addr()?;
     tracing::info!(
         address = %format!("http://{addr}"),

@@ -10,7 +10,7 @@ use tokenwarden_server::ops;
 pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
     match command {
         TokenCommand::List { json } => {
-            let ctx = bootstrap::context(&cfg).await?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             // The whole list, read a page at a time through the core.
             let tokens = ops::lists::all_tokens(&ctx, &Default::default()).await?;
             let apps = ops::lists::all_apps(&ctx).await?;
@@ -27,34 +27,37 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                         serde_json::json!({
                             "id": t.id, "name": t.name, "provider": t.provider,
                             "app": t.app_id.map(app_name), "status": t.status,
-                            "refresh_token_expires_at": t.material.refresh_expires_at,
+                            "refresh_token_expires_at": t.material.refresh_expires_at.map(tokenwarden_domain::Rfc3339),
                         })
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!(
-                    "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  REFRESH TOKEN EXPIRES",
-                    "ID", "NAME", "PROVIDER", "SCOPE", "STATUS"
+                let rows: Vec<Vec<String>> = tokens
+                    .iter()
+                    .map(|t| {
+                        let scope = t
+                            .app_id
+                            .map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
+                        vec![
+                            t.id.to_string(),
+                            t.name.to_string(),
+                            t.provider.to_string(),
+                            scope,
+                            t.status.to_string(),
+                            super::when_opt(t.material.refresh_expires_at),
+                        ]
+                    })
+                    .collect();
+                super::print_table(
+                    &["ID", "NAME", "PROVIDER", "SCOPE", "STATUS", "REFRESH TOKEN EXPIRES"],
+                    &rows,
                 );
-                for t in &tokens {
-                    let scope = t
-                        .app_id
-                        .map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
-                    let exp = t
-                        .material
-                        .refresh_expires_at
-                        .map_or_else(|| "-".to_owned(), |e| e.to_rfc3339());
-                    println!(
-                        "{:<36}  {:<24}  {:<10}  {:<16}  {:<22}  {exp}",
-                        t.id, t.name, t.provider, scope, t.status
-                    );
-                }
             }
             Ok(())
         }
         TokenCommand::Authorize { name, app } => {
-            let ctx = bootstrap::context(&cfg).await?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let token_name = TokenName::parse(&name)?;
             let owner = match &app {
                 Some(a) => Some(

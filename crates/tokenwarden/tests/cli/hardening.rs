@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// Runs a command that must stop by itself (a start-up refusal); one still running after
 /// 60 s is killed and the test fails, instead of hanging.
-fn run_refused(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub(crate) fn run_refused(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut child = cmd(dir, env)
         .args(args)
         .stdout(Stdio::piped())

@@ -182,4 +182,5 @@ mod hardening;
 mod instances;
 mod keys;
 mod secrets;
+mod startup;
 mod usage;

@@ -6,6 +6,8 @@ use serde_json::json;
 #[test]
 fn app_create_prints_a_working_key_and_app_list_shows_it() {
     let dir = tempfile::tempdir().unwrap();
+    // The CLI works on existing data only: `migrate` (or `serve`) makes it.
+    assert!(run(dir.path(), &[], &["migrate"]).status.success());
     let o = run(
         dir.path(),
         &[],
@@ -156,6 +158,7 @@ fn serve_on_postgres_from_a_database_url() {
 #[test]
 fn admin_tokens_can_be_listed_and_revoked_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["migrate"]).status.success());
     let o = run(
         dir.path(),
         &[],

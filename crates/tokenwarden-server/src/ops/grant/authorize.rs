@@ -266,7 +266,7 @@ pub async fn complete_callback(
                 Action::TokenAuthorize,
                 Object::new("token", token.id, &token.name),
                 Outcome::Ok,
-                serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at}),
+                serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at.map(tokenwarden_domain::Rfc3339)}),
             )
             .await;
             CallbackResult::Authorized {
