@@ -140,7 +140,13 @@ mod tests {
         let e = serde_json::from_str::<AppName>("\"bad name\"").unwrap_err();
         let refused = take_refused_name().expect("the refusal is kept");
         assert!(e.to_string().starts_with(&refused.to_string()), "{e}");
-        assert!(matches!(refused, NameError::BadCharacters { what: "app name", .. }));
+        assert!(matches!(
+            refused,
+            NameError::BadCharacters {
+                what: "app name",
+                ..
+            }
+        ));
         assert!(take_refused_name().is_none(), "taken once");
         assert!(serde_json::from_str::<AppName>("\"good\"").is_ok());
         assert!(take_refused_name().is_none(), "nothing refused");

@@ -193,7 +193,11 @@ pub(crate) fn lock_sqlite(cfg: &Config) -> Result<ServeLock> {
                  SQLite is for one process. Stop the other one first; to run several instances, \
                  give them one PostgreSQL database (--database-url postgres://... or \
                  TOKENWARDEN_DATABASE_URL)",
-                if pid.is_empty() { String::new() } else { format!(" (process {pid})") },
+                if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (process {pid})")
+                },
                 shown_path(&db),
                 shown_path(&path)
             );

@@ -221,6 +221,9 @@ mod tests {
             .and_then(clap::Command::get_about)
             .map(ToString::to_string)
             .unwrap_or_default();
-        assert!(about.contains("List") && about.contains("sign-in"), "{about}");
+        assert!(
+            about.contains("List") && about.contains("sign-in"),
+            "{about}"
+        );
     }
 }

@@ -275,10 +275,7 @@ impl Config {
             get("TOKENWARDEN_DATABASE_URL_FILE"),
         ) {
             (Some(u), _, _) => (SecretString::from(u), "--database-url".to_owned()),
-            (None, Some(u), _) => (
-                SecretString::from(u),
-                "TOKENWARDEN_DATABASE_URL".to_owned(),
-            ),
+            (None, Some(u), _) => (SecretString::from(u), "TOKENWARDEN_DATABASE_URL".to_owned()),
             (None, None, Some(f)) => (
                 read_secret_file(Path::new(&f), "database URL")?,
                 format!("TOKENWARDEN_DATABASE_URL_FILE {f}"),
@@ -503,7 +500,9 @@ pub fn check_listen(listen: &str) -> Result<()> {
         bail!("the listen address {listen:?} has no valid port (0 to 65535): {hint}");
     }
     if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
-        bail!("the listen address {listen:?} is not HOST:PORT (an IPv6 host goes in brackets, e.g. [::1]:8420): {hint}");
+        bail!(
+            "the listen address {listen:?} is not HOST:PORT (an IPv6 host goes in brackets, e.g. [::1]:8420): {hint}"
+        );
     }
     Ok(())
 }
@@ -803,14 +802,18 @@ mod tests {
         assert_eq!(c.data_dir, dir.path().join("data"));
         assert_eq!(
             c.database_url.expose_secret(),
-            &format!("sqlite://{}", dir.path().join("data/tokenwarden.db").display())
+            &format!(
+                "sqlite://{}",
+                dir.path().join("data/tokenwarden.db").display()
+            )
         );
         assert!(
             matches!(&c.master_key, MasterKeySource::File(p) if *p == dir.path().join("keys/master.key"))
         );
         assert_eq!(c.providers_dir, Some(PathBuf::from("/abs/providers")));
         assert!(
-            c.database_source.contains("data_dir in the config file") && c.database_source.contains("tw.toml"),
+            c.database_source.contains("data_dir in the config file")
+                && c.database_source.contains("tw.toml"),
             "{}",
             c.database_source
         );
@@ -818,7 +821,10 @@ mod tests {
         let c = Config::load(&env(&[]), &flags).unwrap();
         assert_eq!(
             c.database_url.expose_secret(),
-            &format!("sqlite://{}?mode=rwc", dir.path().join("db/tw.db").display())
+            &format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("db/tw.db").display()
+            )
         );
         // The flag and the environment are taken as given (relative to the current folder).
         let c = Config::load(&env(&[("TOKENWARDEN_DATA_DIR", "rel")]), &flags).unwrap();
@@ -832,7 +838,12 @@ mod tests {
     /// Issue 11 item 11: a listen address needs a host and a port, said before anything starts.
     #[test]
     fn issue11_item11_a_listen_address_needs_a_host_and_a_port() {
-        for ok in ["127.0.0.1:8420", "0.0.0.0:0", "[::1]:8420", "localhost:8420"] {
+        for ok in [
+            "127.0.0.1:8420",
+            "0.0.0.0:0",
+            "[::1]:8420",
+            "localhost:8420",
+        ] {
             assert!(check_listen(ok).is_ok(), "{ok}");
         }
         for (bad, says) in [
@@ -844,11 +855,17 @@ mod tests {
             ("::1:8420", "IPv6"),
         ] {
             let e = check_listen(bad).unwrap_err().to_string();
-            assert!(e.contains(says) && e.contains("127.0.0.1:8420"), "{bad}: {e}");
+            assert!(
+                e.contains(says) && e.contains("127.0.0.1:8420"),
+                "{bad}: {e}"
+            );
         }
-        let e = Config::load(&env(&[("TOKENWARDEN_LISTEN", "8420")]), &Overrides::default())
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(
+            &env(&[("TOKENWARDEN_LISTEN", "8420")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("has no host"), "{e}");
     }
 

@@ -207,8 +207,7 @@ fn json_rejection(e: &JsonRejection) -> ApiError {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
 pub enum CommonErrors {
-    /// Malformed JSON (`invalid_json`), a name that breaks its rule (`invalid_name`), or
-    /// invalid fields (`invalid_request`).
+    /// Malformed JSON (`invalid_json`), a bad name (`invalid_name`) or bad fields (`invalid_request`).
     #[response(status = 400)]
     BadRequest(#[to_schema] ErrorBody),
     /// Missing or invalid credentials.

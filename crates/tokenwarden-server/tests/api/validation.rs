@@ -357,18 +357,48 @@ async fn issue11_item12_a_bad_name_is_invalid_name_with_the_rule() {
         .await;
     assert_eq!(s, 201, "{app}");
     let cases = [
-        (Method::POST, "/api/v1/apps", json!({"name": "has space"}), "app name \"has space\" may contain only ASCII letters"),
-        (Method::POST, "/api/v1/apps", json!({"name": "café"}), "app name \"café\" may contain only ASCII letters"),
-        (Method::POST, "/api/v1/apps", json!({"name": ""}), "app name must not be empty"),
-        (Method::POST, "/api/v1/apps", json!({"name": "ok", "tokens": ["bad/name"]}), "token name \"bad/name\" may contain only ASCII"),
-        (Method::PATCH, "/api/v1/apps/good", json!({"name": "still bad"}), "app name \"still bad\""),
+        (
+            Method::POST,
+            "/api/v1/apps",
+            json!({"name": "has space"}),
+            "app name \"has space\" may contain only ASCII letters",
+        ),
+        (
+            Method::POST,
+            "/api/v1/apps",
+            json!({"name": "café"}),
+            "app name \"café\" may contain only ASCII letters",
+        ),
+        (
+            Method::POST,
+            "/api/v1/apps",
+            json!({"name": ""}),
+            "app name must not be empty",
+        ),
+        (
+            Method::POST,
+            "/api/v1/apps",
+            json!({"name": "ok", "tokens": ["bad/name"]}),
+            "token name \"bad/name\" may contain only ASCII",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/apps/good",
+            json!({"name": "still bad"}),
+            "app name \"still bad\"",
+        ),
         (
             Method::POST,
             "/api/v1/tokens",
             json!({"name": "snowflake sales", "provider": "snowflake", "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}}),
             "token name \"snowflake sales\" may contain only ASCII",
         ),
-        (Method::POST, "/api/v1/apps/good/keys", json!({"label": "bad/label"}), "key label \"bad/label\""),
+        (
+            Method::POST,
+            "/api/v1/apps/good/keys",
+            json!({"label": "bad/label"}),
+            "key label \"bad/label\"",
+        ),
     ];
     for (m, path, body, expect) in cases {
         let (s, res) = t.admin(m.clone(), path, Some(body.clone())).await;
@@ -387,9 +417,16 @@ async fn issue11_item12_a_bad_name_is_invalid_name_with_the_rule() {
     let (s, res) = t
         .admin(Method::POST, "/api/v1/apps", Some(json!({"name": 5})))
         .await;
-    assert_eq!((s, res["code"].as_str()), (400, Some("invalid_json")), "{res}");
+    assert_eq!(
+        (s, res["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{res}"
+    );
     assert!(
-        !res["message"].as_str().unwrap().contains("Failed to deserialize"),
+        !res["message"]
+            .as_str()
+            .unwrap()
+            .contains("Failed to deserialize"),
         "{res}"
     );
     let (_, apps) = t.admin(Method::GET, "/api/v1/apps", None).await;
@@ -428,12 +465,18 @@ async fn issue11_item13_instants_read_the_same_from_post_and_get() {
         .admin(
             Method::POST,
             "/api/v1/tokens",
-            Some(json!({"name": "gh", "provider": "github", "client_id": "c", "client_secret": "s"})),
+            Some(
+                json!({"name": "gh", "provider": "github", "client_id": "c", "client_secret": "s"}),
+            ),
         )
         .await;
     assert_eq!(s, 201, "{tok}");
     let (_, got) = t
-        .admin(Method::GET, &format!("/api/v1/tokens/{}", tok["id"].as_str().unwrap()), None)
+        .admin(
+            Method::GET,
+            &format!("/api/v1/tokens/{}", tok["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     for field in ["created_at", "updated_at"] {
         assert!(is_instant(&tok[field]), "{field}: {tok}");

@@ -133,7 +133,23 @@ impl SqlStore {
                     .connect(&url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(16).connect(url).await?,
+            Backend::Postgres => match options.max_connections(16).connect(url).await {
+                Ok(pool) => pool,
+                // The pool retries until its timeout and then says only that it timed out: one
+                // direct attempt says why (connection refused, authentication, no database).
+                Err(sqlx::Error::PoolTimedOut) => {
+                    let direct = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        <sqlx::AnyConnection as sqlx::Connection>::connect(url),
+                    )
+                    .await;
+                    return Err(match direct {
+                        Ok(Err(e)) => e.into(),
+                        _ => sqlx::Error::PoolTimedOut.into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         let file =
             file.and_then(|path| FileIdentity::of(&path).map(|id| FileIdentity { path, id }));

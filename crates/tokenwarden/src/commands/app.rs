@@ -51,7 +51,12 @@ pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
                             None => a.state.to_string(),
                         };
                         let tokens: Vec<_> = a.tokens.iter().map(ToString::to_string).collect();
-                        vec![a.id.to_string(), a.name.to_string(), state, tokens.join(", ")]
+                        vec![
+                            a.id.to_string(),
+                            a.name.to_string(),
+                            state,
+                            tokens.join(", "),
+                        ]
                     })
                     .collect();
                 super::print_table(&["ID", "NAME", "STATE", "TOKENS"], &rows);

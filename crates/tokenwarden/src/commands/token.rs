@@ -36,9 +36,10 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 let rows: Vec<Vec<String>> = tokens
                     .iter()
                     .map(|t| {
-                        let scope = t
-                            .app_id
-                            .map_or_else(|| "global".to_owned(), |a| format!("app:{}", app_name(a)));
+                        let scope = t.app_id.map_or_else(
+                            || "global".to_owned(),
+                            |a| format!("app:{}", app_name(a)),
+                        );
                         vec![
                             t.id.to_string(),
                             t.name.to_string(),
@@ -50,7 +51,14 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                     })
                     .collect();
                 super::print_table(
-                    &["ID", "NAME", "PROVIDER", "SCOPE", "STATUS", "REFRESH TOKEN EXPIRES"],
+                    &[
+                        "ID",
+                        "NAME",
+                        "PROVIDER",
+                        "SCOPE",
+                        "STATUS",
+                        "REFRESH TOKEN EXPIRES",
+                    ],
                     &rows,
                 );
             }

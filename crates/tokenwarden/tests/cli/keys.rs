@@ -70,7 +70,12 @@ fn r21_first_serve_generates_a_private_key_and_other_keys_are_refused() {
     let o = run(dir.path(), &[], &["serve", "--listen", "127.0.0.1:0"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err.contains("no master key is configured"), "{err}");
+    // Issue 11 item 12: the message names where the key was looked for.
+    assert!(
+        err.contains("no master key is configured")
+            && err.contains(&format!("there is none at {}", key.display())),
+        "{err}"
+    );
     assert!(!key.exists(), "no new key was generated over existing data");
     // The original key, moved elsewhere and named by a file variable, works.
     let moved = dir.path().join("moved.key");

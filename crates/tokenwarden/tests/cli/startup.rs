@@ -15,7 +15,12 @@ const DATA_COMMANDS: &[&[&str]] = &[
     &["token", "authorize", "snowflake-sales"],
     &["admin", "token", "create"],
     &["admin", "token", "list"],
-    &["admin", "token", "revoke", "00000000-0000-0000-0000-000000000000"],
+    &[
+        "admin",
+        "token",
+        "revoke",
+        "00000000-0000-0000-0000-000000000000",
+    ],
     &["keys", "list"],
     &["keys", "verify"],
     &["keys", "rotate"],
@@ -47,8 +52,10 @@ fn issue11_item10_data_commands_never_create_a_database_and_say_where_they_looke
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert!(
-            err.contains(&format!("no tokenwarden database at {}", expected.display()))
-                && err.contains("the default data folder ./tokenwarden-data")
+            err.contains(&format!(
+                "no tokenwarden database at {}",
+                expected.display()
+            )) && err.contains("the default data folder ./tokenwarden-data")
                 && err.contains("--data-dir"),
             "{args:?}: {err}"
         );
@@ -100,7 +107,10 @@ fn issue11_item10_data_commands_never_create_a_database_and_say_where_they_looke
             vec!["app", "list"],
         ),
         // Relative paths in the config file are relative to the file.
-        (vec![], vec!["--config", config.to_str().unwrap(), "app", "list"]),
+        (
+            vec![],
+            vec!["--config", config.to_str().unwrap(), "app", "list"],
+        ),
         (
             vec![("TOKENWARDEN_CONFIG", config.to_str().unwrap())],
             vec!["app", "list"],
@@ -124,10 +134,7 @@ fn issue11_item10_an_empty_postgres_database_is_not_set_up_by_a_data_command() {
     let dir = tempfile::tempdir().unwrap();
     let env = [
         ("TOKENWARDEN_DATABASE_URL", pg.url.as_str()),
-        (
-            "TOKENWARDEN_MASTER_KEY",
-            crate::instances::MASTER_KEY,
-        ),
+        ("TOKENWARDEN_MASTER_KEY", crate::instances::MASTER_KEY),
     ];
     let o = run(dir.path(), &env, &["app", "list"]);
     let (_, err) = text(&o);
@@ -185,8 +192,9 @@ fn issue11_item11_a_second_serve_on_one_sqlite_folder_is_refused() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("another tokenwarden (process {pid}) is already serving"))
-            && err.contains("tokenwarden.db")
+        err.contains(&format!(
+            "another tokenwarden (process {pid}) is already serving"
+        )) && err.contains("tokenwarden.db")
             && err.contains("PostgreSQL"),
         "{err}"
     );
@@ -204,7 +212,11 @@ fn issue11_item11_a_second_serve_on_one_sqlite_folder_is_refused() {
 fn issue11_item12_start_up_errors_name_the_cause_and_the_path_once() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokenwarden-data"), "not a folder").unwrap();
-    for args in [&["migrate"][..], &["serve", "--listen", "127.0.0.1:0"], &["app", "list"]] {
+    for args in [
+        &["migrate"][..],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["app", "list"],
+    ] {
         let o = run_refused(dir.path(), &[], args);
         let (_, err) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
@@ -259,7 +271,11 @@ fn issue11_item13_cli_tables_show_one_instant_format_aligned() {
     let o = run(dir.path(), &[], &["migrate"]);
     assert!(o.status.success(), "{:?}", text(&o));
     for label in ["a", "a-much-longer-label-than-the-column-was-before"] {
-        let o = run(dir.path(), &[], &["admin", "token", "create", "--label", label]);
+        let o = run(
+            dir.path(),
+            &[],
+            &["admin", "token", "create", "--label", label],
+        );
         assert!(o.status.success(), "{:?}", text(&o));
     }
     let o = run(dir.path(), &[], &["admin", "token", "list"]);
