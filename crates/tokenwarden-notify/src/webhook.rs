@@ -153,11 +153,11 @@ pub fn verify(
 /// ```json
 /// {
 ///   "type": "token.expiring",
-///   "timestamp": "2025-03-01T09:00:00Z",
+///   "timestamp": "2025-03-01T09:00:00.000Z",
 ///   "data": {
 ///     "summary": "The refresh token of token \"snowflake-prod\" expires in 7 days.",
 ///     "token": {"id": "...", "name": "snowflake-prod", "provider": "snowflake", ...},
-///     "refresh_token_expires_at": "2025-03-08T09:00:00Z",
+///     "refresh_token_expires_at": "2025-03-08T09:00:00.000Z",
 ///     "lead": "7d"
 ///   }
 /// }
@@ -597,7 +597,7 @@ mod tests {
             body,
             serde_json::json!({
                 "type": "token.expiring",
-                "timestamp": "2025-03-01T09:00:00Z",
+                "timestamp": "2025-03-01T09:00:00.000Z",
                 "data": {
                     "summary": "Token \"prod\" must be re-authorized.",
                     "token": {"id": "tok_1", "name": "prod"},

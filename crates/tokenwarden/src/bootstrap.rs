@@ -82,7 +82,7 @@ fn check_is_folder(dir: &Path, what: &str) -> Result<()> {
 /// What a command that needs existing data says when there is none.
 fn no_database(cfg: &Config, at: &str) -> anyhow::Error {
     anyhow::anyhow!(
-        "no tokenwarden database at {at} (looked there because of {}). Run this command with the \
+        "no tokenwarden database at {at} (the place comes from {}). Run this command with the \
          data `tokenwarden serve` uses: in its folder, or with --data-dir DIR, \
          TOKENWARDEN_DATA_DIR, --config FILE or --database-url URL. `tokenwarden serve` and \
          `tokenwarden migrate` create a new database; this command does not",

@@ -262,7 +262,7 @@ impl Config {
             (
                 PathBuf::from(DEFAULT_DATA_DIR),
                 format!(
-                    "the default data folder {DEFAULT_DATA_DIR}, in the current folder{}",
+                    "the default data folder {DEFAULT_DATA_DIR} in the current folder{}",
                     std::env::current_dir()
                         .map(|d| format!(" {}", d.display()))
                         .unwrap_or_default()
@@ -287,7 +287,14 @@ impl Config {
                         "sqlite://{}",
                         data_dir.join("tokenwarden.db").display()
                     )),
-                    format!("the data folder from {data_dir_source}"),
+                    if flags.data_dir.is_none()
+                        && get("TOKENWARDEN_DATA_DIR").is_none()
+                        && !data_dir_source.contains("config file")
+                    {
+                        data_dir_source.clone()
+                    } else {
+                        format!("the data folder, from {data_dir_source}")
+                    },
                 ),
             },
         };

@@ -50,7 +50,7 @@ async fn a_2xx_is_delivered_signed_the_standard_webhooks_way() {
 
     let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["type"], "token.expiring");
-    assert_eq!(body["timestamp"], "2025-03-01T09:00:00Z");
+    assert_eq!(body["timestamp"], "2025-03-01T09:00:00.000Z");
     assert_eq!(body["data"]["token"]["name"], "snowflake-prod");
     assert_eq!(body["data"]["summary"], event.summary.as_str());
     // The secret is nowhere in the request.

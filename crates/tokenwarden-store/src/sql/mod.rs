@@ -97,6 +97,30 @@ fn create_private(path: &std::path::Path) {
     let _ = opts.open(path);
 }
 
+/// What SQLite runs on every new connection.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                              PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+/// One connection made directly (with SQLite's pragmas), within 10 s: the driver's own reason
+/// when it fails, which a pool reduces to "timed out".
+async fn direct_attempt(url: &str, backend: Backend) -> Option<sqlx::Error> {
+    let url = match backend {
+        Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+        _ => url.to_owned(),
+    };
+    let attempt = async {
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await?;
+        if backend == Backend::Sqlite {
+            sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut conn).await?;
+        }
+        sqlx::Connection::close(conn).await
+    };
+    match tokio::time::timeout(Duration::from_secs(10), attempt).await {
+        Ok(Err(e)) => Some(e),
+        _ => None,
+    }
+}
+
 impl SqlStore {
     /// Connects (creating a SQLite file if needed) without migrating.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -110,6 +134,13 @@ impl SqlStore {
         if let Some(path) = &file {
             create_private(path);
         }
+        if backend == Backend::Sqlite
+            && let Some(e) = direct_attempt(url, backend).await
+        {
+            // Before the pool: its retries would log the same cause again and again and end
+            // in "timed out" (a file that is not a database, a locked or unreadable file).
+            return Err(e.into());
+        }
         let pool = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
@@ -121,12 +152,7 @@ impl SqlStore {
                     .max_connections(8)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
-                            sqlx::raw_sql(
-                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                            )
-                            .execute(conn)
-                            .await?;
+                            sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
                             Ok(())
                         })
                     })
@@ -138,15 +164,10 @@ impl SqlStore {
                 // The pool retries until its timeout and then says only that it timed out: one
                 // direct attempt says why (connection refused, authentication, no database).
                 Err(sqlx::Error::PoolTimedOut) => {
-                    let direct = tokio::time::timeout(
-                        Duration::from_secs(10),
-                        <sqlx::AnyConnection as sqlx::Connection>::connect(url),
-                    )
-                    .await;
-                    return Err(match direct {
-                        Ok(Err(e)) => e.into(),
-                        _ => sqlx::Error::PoolTimedOut.into(),
-                    });
+                    return Err(direct_attempt(url, backend)
+                        .await
+                        .unwrap_or(sqlx::Error::PoolTimedOut)
+                        .into());
                 }
                 Err(e) => return Err(e.into()),
             },

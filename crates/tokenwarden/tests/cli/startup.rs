@@ -247,6 +247,28 @@ fn issue11_item12_start_up_errors_name_the_cause_and_the_path_once() {
         "{err}"
     );
 
+    // A file that is not a database: SQLite's reason, once, not the pool's "timed out".
+    let garbage = dir.path().join("garbage");
+    std::fs::create_dir(&garbage).unwrap();
+    std::fs::write(
+        garbage.join("tokenwarden.db"),
+        "this is not a database file, it is text\n".repeat(200),
+    )
+    .unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &["app", "list", "--data-dir", garbage.to_str().unwrap()],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("garbage/tokenwarden.db") && err.contains("file is not a database"),
+        "{err}"
+    );
+    assert_eq!(err.matches("not a database").count(), 1, "said once: {err}");
+    assert!(!err.contains("timed out"), "{err}");
+
     let port = tokenwarden_testkit::free_port();
     let url = format!("postgres://tokenwarden@127.0.0.1:{port}/tokenwarden");
     let o = run(dir.path(), &[], &["migrate", "--database-url", &url]);
