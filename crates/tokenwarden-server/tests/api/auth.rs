@@ -365,9 +365,10 @@ async fn app_keys_can_be_added_listed_and_revoked_without_downtime() {
             Some(json!({"label": "bad/label"})),
         )
         .await;
+    // A label that breaks its rule is a name error (issue 11 item 12).
     assert_eq!(
         (s, body["code"].as_str()),
-        (400, Some("invalid_json")),
+        (400, Some("invalid_name")),
         "{body}"
     );
 }
