@@ -14,6 +14,7 @@
 # Closing line: `schemathesis: N passed, M failed` (operations x credentials, from the JUnit
 # reports); exits non-zero if any failed. Reports: target/schemathesis/.
 set -euo pipefail
+start=$SECONDS
 cd "$(dirname "$0")/.."
 
 VERSION=4.32.5
@@ -99,7 +100,7 @@ for run in "app $phases $examples" "admin $phases $examples" \
     --request-timeout 60 \
     --report junit --report-junit-path "$out/$who-${run_phases%%,*}.xml" \
     --generation-database none \
-    --no-color || rc=$?
+    --no-color 2>&1 | tee "$out/$who-${run_phases%%,*}.log" || rc=$?
 done
 
 # One test case per operation and credential: failed if any check failed or it errored.
@@ -116,6 +117,14 @@ for path in sys.argv[1:]:
             passed += 1
 print(f"schemathesis: {passed} passed, {failed} failed")
 EOF
+# How many of the document's links the stateful phase walked, as schemathesis counts them
+# (`covered / selected / total (inferred)`; inferred links are its own guesses from the schema).
+for who in app admin; do
+  links="$(grep -Eo 'API Links: +[0-9]+ covered / [0-9]+ selected / [0-9]+ total( \([0-9]+ inferred\))?' \
+    "$out/$who-stateful.log" | sed -E 's/API Links: +//' | tail -n 1 || true)"
+  echo "schemathesis links ($who credential, stateful): ${links:-not reported}"
+done
+echo "schemathesis: $((SECONDS - start)) s in all"
 if [ "$rc" -ne 0 ]; then
   echo "schemathesis found problems (exit $rc); server log: see above, reports in $out" >&2
   tail -n 50 "$work/serve.log" >&2
