@@ -194,35 +194,46 @@ const CREATES: &[(&str, &str, &[Param])] = &[
     ),
 ];
 
-/// Links from a creating operation's 201 to an operation elsewhere: (path of the creating
-/// operation, operationId of the target, the link's name, its parameters, its request body
-/// fields, merged into what the generator makes). A new app's name makes app-level tokens and
-/// a per-app channel; a new token is read by its name (as its app, for an app-level one).
-const ELSEWHERE: &[(&str, &str, &str, &[Param], &[Param])] = &[
-    (
-        "/api/v1/apps",
-        "create_token",
-        "create_app_token",
-        &[],
-        &[("app", "$response.body#/name")],
-    ),
-    (
-        "/api/v1/apps",
-        "create_channel",
-        "create_app_channel",
-        &[],
-        &[("app", "$response.body#/name")],
-    ),
-    (
-        "/api/v1/tokens",
-        "read_access_token",
-        "read_access_token",
-        &[
+/// Links from a creating operation's 201 to an operation elsewhere. A new app's name makes
+/// app-level tokens and a per-app channel; a new token is read by its name (as its app, for an
+/// app-level one).
+/// A link to an operation elsewhere (see [`ELSEWHERE`]).
+struct Elsewhere {
+    /// The path of the creating operation.
+    from: &'static str,
+    /// The target's operationId.
+    target: &'static str,
+    name: &'static str,
+    params: &'static [Param],
+    /// Request body fields, merged into what the generator makes.
+    body: &'static [Param],
+}
+
+const ELSEWHERE: &[Elsewhere] = &[
+    Elsewhere {
+        from: "/api/v1/apps",
+        target: "create_token",
+        name: "create_app_token",
+        params: &[],
+        body: &[("app", "$response.body#/name")],
+    },
+    Elsewhere {
+        from: "/api/v1/apps",
+        target: "create_channel",
+        name: "create_app_channel",
+        params: &[],
+        body: &[("app", "$response.body#/name")],
+    },
+    Elsewhere {
+        from: "/api/v1/tokens",
+        target: "read_access_token",
+        name: "read_access_token",
+        params: &[
             ("name", "$response.body#/name"),
             ("query.app", "$response.body#/app"),
         ],
-        &[],
-    ),
+        body: &[],
+    },
 ];
 
 /// Links from each creating operation's 201 to every operation under the object it made.
@@ -255,7 +266,14 @@ fn links(doc: &mut Value) {
                 );
             }
         }
-        for (from, target, name, params, body) in ELSEWHERE {
+        for Elsewhere {
+            from,
+            target,
+            name,
+            params,
+            body,
+        } in ELSEWHERE
+        {
             if from != create {
                 continue;
             }
