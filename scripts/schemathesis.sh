@@ -7,9 +7,10 @@
 #
 # Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
 # operation and phase, then the stateful phase (sequences along the document's links: create,
-# then get, change, test, delete what was created) with SCHEMATHESIS_STATEFUL_EXAMPLES (default
-# 10) scenarios. The long run: `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300
-# cases per operation and 100 stateful scenarios.
+# then get, change, test, delete what was created) with a budget of SCHEMATHESIS_STATEFUL_EXAMPLES
+# (default 300; hypothesis ends it sooner, at about 40 scenarios, a few seconds). The long run:
+# `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300 cases per operation and a budget
+# of 1000 stateful scenarios. It ends with the link coverage schemathesis reports.
 #
 # Closing line: `schemathesis: N passed, M failed` (operations x credentials, from the JUnit
 # reports); exits non-zero if any failed. Reports: target/schemathesis/.
@@ -24,10 +25,10 @@ long="${SCHEMATHESIS_LONG:-0}"
 phases="examples,coverage,fuzzing"
 if [ "$long" = 1 ]; then
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-500}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-1000}"
 else
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-100}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-300}"
 fi
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $VERSION"; then
