@@ -8,7 +8,7 @@
 # Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
 # operation and phase, then the stateful phase (sequences along the document's links: create,
 # then get, change, test, delete what was created) with a budget of SCHEMATHESIS_STATEFUL_EXAMPLES
-# (default 300; hypothesis ends it sooner, at about 40 scenarios, a few seconds). The long run:
+# (default 300; hypothesis ends it sooner, at 25-40 scenarios, a few seconds). The long run:
 # `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300 cases per operation and a budget
 # of 1000 stateful scenarios. It ends with the link coverage schemathesis reports.
 #
