@@ -7,13 +7,15 @@
 #
 # Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
 # operation and phase, then the stateful phase (sequences along the document's links: create,
-# then get, change, test, delete what was created) with SCHEMATHESIS_STATEFUL_EXAMPLES (default
-# 10) scenarios. The long run: `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300
-# cases per operation and 100 stateful scenarios.
+# then get, change, test, delete what was created) with a budget of SCHEMATHESIS_STATEFUL_EXAMPLES
+# (default 300; hypothesis ends it sooner, at 25-40 scenarios, a few seconds). The long run:
+# `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300 cases per operation and a budget
+# of 1000 stateful scenarios. It ends with the link coverage schemathesis reports.
 #
 # Closing line: `schemathesis: N passed, M failed` (operations x credentials, from the JUnit
 # reports); exits non-zero if any failed. Reports: target/schemathesis/.
 set -euo pipefail
+start=$SECONDS
 cd "$(dirname "$0")/.."
 
 VERSION=4.32.5
@@ -23,10 +25,10 @@ long="${SCHEMATHESIS_LONG:-0}"
 phases="examples,coverage,fuzzing"
 if [ "$long" = 1 ]; then
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-300}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-500}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-1000}"
 else
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
-  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-100}"
+  stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-300}"
 fi
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $VERSION"; then
@@ -99,7 +101,7 @@ for run in "app $phases $examples" "admin $phases $examples" \
     --request-timeout 60 \
     --report junit --report-junit-path "$out/$who-${run_phases%%,*}.xml" \
     --generation-database none \
-    --no-color || rc=$?
+    --no-color 2>&1 | tee "$out/$who-${run_phases%%,*}.log" || rc=$?
 done
 
 # One test case per operation and credential: failed if any check failed or it errored.
@@ -116,6 +118,14 @@ for path in sys.argv[1:]:
             passed += 1
 print(f"schemathesis: {passed} passed, {failed} failed")
 EOF
+# How many of the document's links the stateful phase walked, as schemathesis counts them
+# (`covered / selected / total (inferred)`; inferred links are its own guesses from the schema).
+for who in app admin; do
+  links="$(grep -Eo 'API Links: +[0-9]+ covered / [0-9]+ selected / [0-9]+ total( \([0-9]+ inferred\))?' \
+    "$out/$who-stateful.log" | sed -E 's/API Links: +//' | tail -n 1 || true)"
+  echo "schemathesis links ($who credential, stateful): ${links:-not reported}"
+done
+echo "schemathesis: $((SECONDS - start)) s in all"
 if [ "$rc" -ne 0 ]; then
   echo "schemathesis found problems (exit $rc); server log: see above, reports in $out" >&2
   tail -n 50 "$work/serve.log" >&2

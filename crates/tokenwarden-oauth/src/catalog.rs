@@ -388,7 +388,8 @@ impl Catalog {
 }
 
 fn check_field(provider: &str, f: &Field, value: &str) -> Result<(), CatalogError> {
-    if value.len() > 2048 || value.chars().any(char::is_control) {
+    // Characters, as the message says and the document's `maxLength` counts.
+    if value.chars().count() > crate::schema::VALUE_MAX || value.chars().any(char::is_control) {
         return Err(err(format!(
             "setting {:?} must be at most 2048 characters without control characters",
             f.name

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod schema;
 pub mod snowflake;
 
 pub use catalog::{Catalog, CatalogError, ClientAuth, Probe, ProviderTemplate, ResolvedProvider};

@@ -317,10 +317,16 @@ pub async fn serve(
     result
 }
 
-/// The OpenAPI document, generated from the handlers and finished by `api::doc` (what the
-/// annotations cannot say: optional bodies, the channel kinds, links between operations).
+/// The OpenAPI document with the built-in provider catalog, generated from the handlers and
+/// finished by `api::doc` (what the annotations cannot say: optional bodies, the channel kinds,
+/// each provider's settings, links between operations).
 pub fn openapi() -> serde_json::Value {
-    api::document(api::router().split_for_parts().1)
+    openapi_for(&tokenwarden_oauth::Catalog::built_in())
+}
+
+/// The OpenAPI document of an instance with this provider catalog (its own templates too).
+pub fn openapi_for(catalog: &tokenwarden_oauth::Catalog) -> serde_json::Value {
+    api::document(api::router().split_for_parts().1, catalog)
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -394,8 +400,10 @@ fn refuse_writes_without_storage(ctx: &AppContext, req: &Request) -> Option<Resp
     None
 }
 
-async fn openapi_json() -> impl IntoResponse {
-    axum::Json(openapi())
+async fn openapi_json(
+    axum::extract::State(ctx): axum::extract::State<AppContext>,
+) -> impl IntoResponse {
+    axum::Json(openapi_for(&ctx.catalog))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

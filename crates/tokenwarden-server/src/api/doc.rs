@@ -5,22 +5,98 @@
 //!   `key`): the handler reads the bytes itself.
 //! - a channel's settings depend on its kind: `oneOf` a webhook (with its `url`) or an email
 //!   channel (with its recipients), told apart by `kind`, as `ops::channels::Target` holds them.
+//! - a token's settings depend on its provider: `CreateToken` is `oneOf` one shape per provider
+//!   of this instance's catalog (built-in and the admin's own templates), told apart by
+//!   `provider`, each with exactly the settings that provider accepts and requires
+//!   (`tokenwarden_oauth::schema`, next to the rules `ops::tokens::check_token` applies).
+//! - the pasted Snowflake cell has an example the server accepts.
 //! - `links` from each operation that creates an object to every operation on that object, by
-//!   the `id` of the 201 answer, so stateful testing walks from creation to change and deletion.
+//!   the `id` of the 201 answer, so stateful testing walks from creation to change and deletion;
+//!   and from a new app to the creation of its own tokens and channels (by its name), from a
+//!   new token to reading it by name.
 
 use serde_json::{Map, Value, json};
+use tokenwarden_oauth::Catalog;
 
-/// Finishes the generated document (see the module's documentation).
-pub fn finish(mut doc: Value) -> Value {
+/// Finishes the generated document for an instance with this provider catalog (see the
+/// module's documentation).
+pub fn finish(mut doc: Value, catalog: &Catalog) -> Value {
     if let Some(body) = doc
         .pointer_mut("/paths/~1api~1v1~1apps~1{id}~1keys/post/requestBody")
         .and_then(Value::as_object_mut)
     {
         body.insert("required".into(), Value::Bool(false));
     }
+    if let Some(schema) = doc.pointer_mut(
+        "/paths/~1api~1v1~1tokens~1{id}~1client-secrets/post/requestBody/content/text~1plain/schema",
+    ) {
+        schema["minLength"] = json!(1);
+        schema["examples"] = json!([PASTED_CELL, format!("\"{}\"", PASTED_CELL.replace('"', "\"\""))]);
+    }
     channel_kinds(&mut doc);
+    token_providers(&mut doc, catalog);
     links(&mut doc);
     doc
+}
+
+/// What `SELECT SYSTEM$SHOW_OAUTH_CLIENT_SECRETS('...')` prints (made-up values).
+const PASTED_CELL: &str = r#"{"OAUTH_CLIENT_SECRET_2":"kS9vLx2q4TnR7wZ1bYcM3dF6gH8jK0pA5sE9uV2xC4=","OAUTH_CLIENT_SECRET":"q7PzN3mW8rT1vB5yX2cL9kJ4hG6fD0sA3eR7uY1iO5=","OAUTH_CLIENT_ID":"kMoBQd6lZ0iRIB5W+LjzHc3CQqM="}"#;
+
+/// `CreateToken` as one shape per provider of the catalog, by `provider`: each with that
+/// provider's settings (`tokenwarden_oauth::schema::settings_schema`).
+fn token_providers(doc: &mut Value, catalog: &Catalog) {
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let Some(Value::Object(flat)) = schemas.get("CreateToken").cloned() else {
+        return;
+    };
+    let props = flat
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut variants = Vec::new();
+    let mut mapping = Map::new();
+    for t in catalog.all() {
+        let (settings, needed) = tokenwarden_oauth::schema::settings_schema(t);
+        let mut p = props.clone();
+        p.insert(
+            "provider".into(),
+            json!({"type": "string", "enum": [t.id], "description": format!("`{}`: {}", t.id, t.display_name)}),
+        );
+        p.insert("settings".into(), settings);
+        let mut required = vec!["name", "provider"];
+        if needed {
+            required.push("settings");
+        }
+        let name = format!("CreateToken_{}", t.id);
+        let reference = format!("#/components/schemas/{name}");
+        schemas.insert(
+            name,
+            json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": p,
+            }),
+        );
+        variants.push(json!({"$ref": reference}));
+        mapping.insert(t.id.clone(), Value::String(reference));
+    }
+    schemas.insert(
+        "CreateToken".into(),
+        json!({
+            "description": "A token of one of the providers of `GET /api/v1/providers`, by \
+                            `provider`, with that provider's settings: the required ones must \
+                            be given (not blank), no others are accepted.",
+            "oneOf": variants,
+            "discriminator": {"propertyName": "provider", "mapping": mapping},
+        }),
+    );
 }
 
 /// `CreateChannel` as the two shapes the server accepts, by `kind`.
@@ -118,6 +194,48 @@ const CREATES: &[(&str, &str, &[Param])] = &[
     ),
 ];
 
+/// Links from a creating operation's 201 to an operation elsewhere. A new app's name makes
+/// app-level tokens and a per-app channel; a new token is read by its name (as its app, for an
+/// app-level one).
+/// A link to an operation elsewhere (see [`ELSEWHERE`]).
+struct Elsewhere {
+    /// The path of the creating operation.
+    from: &'static str,
+    /// The target's operationId.
+    target: &'static str,
+    name: &'static str,
+    params: &'static [Param],
+    /// Request body fields, merged into what the generator makes.
+    body: &'static [Param],
+}
+
+const ELSEWHERE: &[Elsewhere] = &[
+    Elsewhere {
+        from: "/api/v1/apps",
+        target: "create_token",
+        name: "create_app_token",
+        params: &[],
+        body: &[("app", "$response.body#/name")],
+    },
+    Elsewhere {
+        from: "/api/v1/apps",
+        target: "create_channel",
+        name: "create_app_channel",
+        params: &[],
+        body: &[("app", "$response.body#/name")],
+    },
+    Elsewhere {
+        from: "/api/v1/tokens",
+        target: "read_access_token",
+        name: "read_access_token",
+        params: &[
+            ("name", "$response.body#/name"),
+            ("query.app", "$response.body#/app"),
+        ],
+        body: &[],
+    },
+];
+
 /// Links from each creating operation's 201 to every operation under the object it made.
 fn links(doc: &mut Value) {
     let Some(paths) = doc.get("paths").and_then(Value::as_object).cloned() else {
@@ -137,10 +255,7 @@ fn links(doc: &mut Value) {
                 let Some(id) = op.get("operationId").and_then(Value::as_str) else {
                     continue;
                 };
-                let parameters: Map<String, Value> = params
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
-                    .collect();
+                let parameters = to_map(params);
                 links.insert(
                     id.to_owned(),
                     json!({
@@ -151,9 +266,37 @@ fn links(doc: &mut Value) {
                 );
             }
         }
+        for Elsewhere {
+            from,
+            target,
+            name,
+            params,
+            body,
+        } in ELSEWHERE
+        {
+            if from != create {
+                continue;
+            }
+            let mut link = json!({
+                "operationId": target,
+                "parameters": to_map(params),
+                "description": format!("{target} with what was just created"),
+            });
+            if !body.is_empty() {
+                link["requestBody"] = Value::Object(to_map(body));
+            }
+            links.insert((*name).to_owned(), link);
+        }
         let pointer = format!("/paths/{}/post/responses/201", create.replace('/', "~1"));
         if let Some(created) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) {
             created.insert("links".into(), Value::Object(links));
         }
     }
+}
+
+fn to_map(params: &[Param]) -> Map<String, Value> {
+    params
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned())))
+        .collect()
 }

@@ -49,9 +49,13 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The generated document as served at `/api/openapi.json`, finished by [`doc::finish`].
-pub fn document(generated: utoipa::openapi::OpenApi) -> serde_json::Value {
-    doc::finish(serde_json::to_value(generated).unwrap_or_default())
+/// The generated document as served at `/api/openapi.json` by an instance with this provider
+/// catalog, finished by [`doc::finish`].
+pub fn document(
+    generated: utoipa::openapi::OpenApi,
+    catalog: &tokenwarden_oauth::Catalog,
+) -> serde_json::Value {
+    doc::finish(serde_json::to_value(generated).unwrap_or_default(), catalog)
 }
 
 pub fn router() -> OpenApiRouter<AppContext> {

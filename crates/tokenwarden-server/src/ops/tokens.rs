@@ -71,7 +71,10 @@ pub fn check_setting(
             "setting name {name:?} must be 1-64 ASCII letters, digits or '_'"
         ));
     }
-    if value.len() > 2048 || value.chars().any(char::is_control) {
+    // Characters, as the message says and the document's `maxLength` counts.
+    if value.chars().count() > tokenwarden_oauth::schema::VALUE_MAX
+        || value.chars().any(char::is_control)
+    {
         return Err("at most 2048 characters, without control characters".into());
     }
     let value = value.trim();

@@ -1,12 +1,13 @@
 //! Apps: their state, the tokens they use, their own tokens, start/stop, API keys.
 
+use super::pager::{PageQuery, Pager};
 use super::view::{self, Countdown, Layout, TokenRow};
 use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::error::ApiError;
 use crate::ops::{self, apps::AppChanges, apps::NewApp, grant::read::Scope};
 use askama::Template;
-use axum::extract::{Extension, Form, Path, State};
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -96,17 +97,22 @@ struct AppsPage {
     error: String,
     name: String,
     tokens: String,
+    pager: Pager,
 }
 
+/// One page of apps (by name, `ops::lists`), and the form.
 async fn apps_page(
     ctx: &AppContext,
     s: &AdminSession,
+    at: &PageQuery,
     error: String,
     name: String,
     tokens: String,
 ) -> UiResult<AppsPage> {
+    let found = ops::lists::apps(ctx, &at.params()).await?;
+    let pager = Pager::new("/apps", &[], at, found.next_cursor.as_deref());
     let mut apps = Vec::new();
-    for a in ctx.store.list_apps().await? {
+    for a in found.items {
         let (state, state_class, reason) = state_of(&a);
         apps.push(AppRow {
             id: a.id.to_string(),
@@ -123,14 +129,16 @@ async fn apps_page(
         error,
         name,
         tokens,
+        pager,
     })
 }
 
 pub async fn list(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
+    Query(at): Query<PageQuery>,
 ) -> UiResult {
-    let p = apps_page(&ctx, &s, String::new(), String::new(), String::new()).await?;
+    let p = apps_page(&ctx, &s, &at, String::new(), String::new(), String::new()).await?;
     page(&p)
 }
 
@@ -155,7 +163,8 @@ pub async fn create(
     Form(f): Form<CreateForm>,
 ) -> UiResult {
     let again = |error: String| async {
-        let p = apps_page(&ctx, &s, error, f.name.clone(), f.tokens.clone()).await?;
+        let first = PageQuery::default();
+        let p = apps_page(&ctx, &s, &first, error, f.name.clone(), f.tokens.clone()).await?;
         page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
     };
     let name = match AppName::parse(f.name.trim()) {

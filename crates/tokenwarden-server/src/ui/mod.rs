@@ -10,6 +10,7 @@
 mod apps;
 mod auth_pages;
 mod notify;
+mod pager;
 pub mod session;
 mod tokens;
 mod view;

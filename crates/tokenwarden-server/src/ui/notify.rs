@@ -1,5 +1,6 @@
 //! Notifications (channels, test sends, delivery logs, reminder lead times) and the audit log.
 
+use super::pager::{PageQuery, Pager};
 use super::tokens::ResultPartial;
 use super::view::{self, Layout};
 use super::{AdminSession, ShownOnce, UiResult, page, page_with, see_other};
@@ -69,16 +70,22 @@ struct NotificationsPage {
     event_kinds: Vec<&'static str>,
     apps: Vec<String>,
     error: String,
+    pager: Pager,
 }
 
+/// The page with one page of channels (oldest first, `ops::lists`); a form's error shows on
+/// the first.
 async fn notifications_page(
     ctx: &AppContext,
     s: &AdminSession,
+    at: &PageQuery,
     error: String,
 ) -> UiResult<NotificationsPage> {
+    let found = ops::lists::channels(ctx, &at.params()).await?;
+    let pager = Pager::new("/notifications", &[], at, found.next_cursor.as_deref());
     let mut channels = Vec::new();
-    for c in ctx.store.list_channels().await? {
-        channels.push(row(ctx, &c).await);
+    for c in &found.items {
+        channels.push(row(ctx, c).await);
     }
     let leads = ctx.lead_times();
     Ok(NotificationsPage {
@@ -103,6 +110,7 @@ async fn notifications_page(
             .map(|a| a.name.to_string())
             .collect(),
         error,
+        pager,
     })
 }
 
@@ -131,7 +139,7 @@ pub async fn set_lead_times(
     match result {
         Ok(()) => {}
         Err(ops::Error::Invalid(e)) => {
-            let p = notifications_page(&ctx, &s, e).await?;
+            let p = notifications_page(&ctx, &s, &PageQuery::default(), e).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
         Err(e) => return Err(e.into()),
@@ -142,8 +150,9 @@ pub async fn set_lead_times(
 pub async fn list(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
+    Query(at): Query<PageQuery>,
 ) -> UiResult {
-    let p = notifications_page(&ctx, &s, String::new()).await?;
+    let p = notifications_page(&ctx, &s, &at, String::new()).await?;
     page(&p)
 }
 
@@ -204,7 +213,7 @@ pub async fn create(
             }
         }
         Err(ops::Error::Invalid(error)) => {
-            let p = notifications_page(&ctx, &s, error).await?;
+            let p = notifications_page(&ctx, &s, &PageQuery::default(), error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
         Err(e) => Err(e.into()),
@@ -274,18 +283,26 @@ struct ChannelPage {
     l: Layout,
     c: ChannelRow,
     deliveries: Vec<DeliveryRow>,
+    pager: Pager,
 }
 
+/// A channel and one page of its delivery log, newest first (`ops::lists`).
 pub async fn detail(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
+    Query(at): Query<PageQuery>,
 ) -> UiResult {
     let c = load(&ctx, &id).await?;
-    let deliveries = ctx
-        .store
-        .list_deliveries(Some(&c.id), 200)
-        .await?
+    let found = ops::lists::deliveries(&ctx, &c.id, &at.params()).await?;
+    let pager = Pager::new(
+        &format!("/notifications/{}", c.id),
+        &[],
+        &at,
+        found.next_cursor.as_deref(),
+    );
+    let deliveries = found
+        .items
         .into_iter()
         .map(|d| DeliveryRow {
             at: view::fmt_time(Some(d.at)),
@@ -300,6 +317,7 @@ pub async fn detail(
         l: Layout::new(&s, "notifications", c.name.clone()),
         c: row(&ctx, &c).await,
         deliveries,
+        pager,
     })
 }
 
@@ -329,30 +347,41 @@ struct AuditPage {
     tokens: Vec<(String, String, bool)>,
     apps: Vec<(String, String, bool)>,
     action: String,
-    limit: i64,
+    pager: Pager,
 }
 
-const AUDIT_LIMIT: i64 = 200;
-
+/// One page of the audit log, newest first (`ops::lists`), narrowed by token, app or action;
+/// the page links keep the filter.
 pub async fn audit(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Query(q): Query<AuditQuery>,
+    Query(at): Query<PageQuery>,
 ) -> UiResult {
     let token = q.token.filter(|t| !t.is_empty());
     let app = q.app.filter(|a| !a.is_empty());
     let action = q.action.unwrap_or_default().trim().to_owned();
     let apps = ctx.store.list_apps().await?;
     let tokens = ctx.store.list_tokens().await?;
-    let rows = ctx
-        .store
-        .list_audit(&AuditFilter {
-            object_id: token.clone().or_else(|| app.clone()),
-            action: (!action.is_empty()).then(|| action.clone()),
-            actor: None,
-            limit: AUDIT_LIMIT,
-        })
-        .await?
+    let filter = AuditFilter {
+        object_id: token.clone().or_else(|| app.clone()),
+        action: (!action.is_empty()).then(|| action.clone()),
+        actor: None,
+        limit: ops::lists::MAX_LIMIT,
+    };
+    let events = ops::lists::audit(&ctx, &filter, &at.params()).await?;
+    let pager = Pager::new(
+        "/audit",
+        &[
+            ("token", token.as_deref().unwrap_or_default()),
+            ("app", app.as_deref().unwrap_or_default()),
+            ("action", action.as_str()),
+        ],
+        &at,
+        events.next_cursor.as_deref(),
+    );
+    let rows = events
+        .items
         .into_iter()
         .map(|e| AuditRow {
             at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
@@ -396,6 +425,6 @@ pub async fn audit(
             })
             .collect(),
         action,
-        limit: AUDIT_LIMIT,
+        pager,
     })
 }

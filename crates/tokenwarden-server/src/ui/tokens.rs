@@ -55,8 +55,8 @@ struct TokensPage {
     q: TokensQuery,
     providers: Vec<String>,
     statuses: Vec<&'static str>,
-    /// The next page's link (the same filter), if there is one.
-    next: Option<String>,
+    /// The links to the pages before and after (the same filter).
+    pager: super::pager::Pager,
     attention: usize,
     dead: usize,
     lead_days: i64,
@@ -76,6 +76,8 @@ pub struct TokensQuery {
     limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    back: Option<String>,
 }
 
 /// One page of global tokens (server-side filter and keyset page: see `ops::lists`), grouped
@@ -83,32 +85,26 @@ pub struct TokensQuery {
 pub async fn list(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
-    Query(mut q): Query<TokensQuery>,
+    Query(q): Query<TokensQuery>,
 ) -> UiResult {
     let mut filter = ops::lists::token_filter(Some(&q.name), Some(&q.provider), Some(&q.status))?;
     filter.global_only = true;
-    let tokens = ops::lists::tokens(
-        &ctx,
-        &filter,
-        &ops::lists::PageParams {
-            limit: q.limit,
-            cursor: q.cursor.take(),
-        },
-    )
-    .await?;
-    let next = tokens.next_cursor.clone().map(|cursor| {
-        let next = TokensQuery {
-            cursor: Some(cursor),
-            name: q.name.clone(),
-            provider: q.provider.clone(),
-            status: q.status.clone(),
-            limit: q.limit,
-        };
-        format!(
-            "/tokens?{}",
-            serde_urlencoded::to_string(&next).unwrap_or_default()
-        )
-    });
+    let at = super::pager::PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+        back: q.back.clone(),
+    };
+    let tokens = ops::lists::tokens(&ctx, &filter, &at.params()).await?;
+    let pager = super::pager::Pager::new(
+        "/tokens",
+        &[
+            ("name", q.name.as_str()),
+            ("provider", q.provider.as_str()),
+            ("status", q.status.as_str()),
+        ],
+        &at,
+        tokens.next_cursor.as_deref(),
+    );
     let apps = ctx.store.list_apps().await?;
     let mut by_provider: BTreeMap<String, Vec<TokenRow>> = BTreeMap::new();
     for t in &tokens.items {
@@ -141,7 +137,7 @@ pub async fn list(
         q,
         providers: ctx.catalog.ids().into_iter().map(str::to_owned).collect(),
         statuses: TokenStatus::ALL.iter().map(|s| s.as_str()).collect(),
-        next,
+        pager,
         attention,
         dead,
         lead_days: view::max_lead(&ctx).num_days(),

@@ -87,17 +87,22 @@ fn issue9_r36_request_schemas_carry_the_name_rules_and_enums() {
         AppName::PATTERN,
         "{patch}"
     );
+    // A token is one of the catalog's providers (issue 15 item 4), each shape with the names.
     let token = request_schema(&doc, "/api/v1/tokens", "post");
-    assert_eq!(
-        token["properties"]["name"]["pattern"],
-        TokenName::PATTERN,
-        "{token}"
-    );
-    assert_eq!(
-        token["properties"]["provider"]["pattern"],
-        ProviderId::PATTERN
-    );
-    assert_eq!(token["properties"]["app"]["pattern"], AppName::PATTERN);
+    let variants = token["oneOf"].as_array().unwrap();
+    assert_eq!(variants.len(), 6, "{token}");
+    for v in variants {
+        let v =
+            &doc["components"]["schemas"][v["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
+        assert_eq!(
+            v["properties"]["name"]["pattern"],
+            TokenName::PATTERN,
+            "{v}"
+        );
+        let provider = v["properties"]["provider"]["enum"][0].as_str().unwrap();
+        assert!(ProviderId::parse(provider).is_ok(), "{v}");
+        assert_eq!(v["properties"]["app"]["pattern"], AppName::PATTERN);
+    }
     let patch = request_schema(&doc, "/api/v1/tokens/{id}", "patch");
     assert_eq!(
         patch["properties"]["name"]["pattern"],
@@ -368,7 +373,11 @@ fn issue15_item3_bodies_channel_kinds_secrets_and_links_are_documented() {
     assert!(email["properties"]["url"].is_null(), "{email}");
 
     for (path, method) in [("/api/v1/tokens", "post"), ("/api/v1/tokens/{id}", "patch")] {
-        let body = request_schema(&doc, path, method);
+        let body = match method {
+            // One shape per provider (issue 15 item 4): the secrets are the same in each.
+            "post" => schemas["CreateToken_snowflake"].clone(),
+            _ => request_schema(&doc, path, method),
+        };
         for field in ["client_secret", "client_secret_2", "client_id"] {
             assert_eq!(
                 body["properties"][field]["minLength"], 1,
@@ -405,4 +414,265 @@ fn issue15_item3_bodies_channel_kinds_secrets_and_links_are_documented() {
             "{link}"
         );
     }
+}
+
+/// A JSON Schema check of what the document says about a string: its length in characters,
+/// `pattern` (searched, as JSON Schema does), `not`, `anyOf`.
+fn string_ok(schema: &serde_json::Value, s: &str) -> bool {
+    let n = s.chars().count() as u64;
+    if schema["maxLength"].as_u64().is_some_and(|m| n > m)
+        || schema["minLength"].as_u64().is_some_and(|m| n < m)
+    {
+        return false;
+    }
+    if let Some(p) = schema["pattern"].as_str()
+        && !regex_lite::Regex::new(p).unwrap().is_match(s)
+    {
+        return false;
+    }
+    if schema["not"].is_object() && string_ok(&schema["not"], s) {
+        return false;
+    }
+    if let Some(any) = schema["anyOf"].as_array()
+        && !any.iter().any(|b| string_ok(b, s))
+    {
+        return false;
+    }
+    true
+}
+
+/// Whether `settings` is what the document's settings schema admits.
+fn settings_ok(
+    schema: &serde_json::Value,
+    settings: &serde_json::Map<String, serde_json::Value>,
+) -> bool {
+    let props = schema["properties"].as_object().unwrap();
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    required
+        .iter()
+        .all(|r| settings.contains_key(r.as_str().unwrap()))
+        && settings.iter().all(|(k, v)| {
+            props
+                .get(k)
+                .is_some_and(|p| string_ok(p, v.as_str().unwrap()))
+        })
+}
+
+/// Values to try in every setting: well-formed and not, for URLs, Snowflake accounts, roles,
+/// numbers of seconds and names, with blanks, padding, control characters and over-long ones.
+fn setting_samples() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "",
+        "   ",
+        "x",
+        "ANALYST",
+        " analyst ",
+        "\"My Role\"",
+        "\"\"",
+        "\"",
+        "a\"b",
+        "accountadmin",
+        "\"AccountAdmin\"",
+        " SECURITYADMIN",
+        "orgadmin2",
+        "xy12345",
+        "xy12345.us-east-1",
+        "myorg-my_account",
+        "1abc",
+        "a..b",
+        ".a",
+        "a.",
+        "XY12345.snowflakecomputing.com",
+        "https://xy12345.us-east-1.snowflakecomputing.com/console#/x",
+        "xy.snowflakecomputing.cn",
+        "snowflakecomputing",
+        "app.snowflake.com",
+        "a:1",
+        "a/b",
+        "https://xy12345",
+        "http://xy12345",
+        "http://127.0.0.1:9300",
+        " http://localhost/x y ",
+        "http://[::1]:8080",
+        "http://127.0.0.01",
+        "http://127.1.2.3",
+        "https://auth.example.com/token",
+        "https://auth.example.com/a b",
+        "https://u@auth.example.com/t",
+        "https://",
+        "https:///x",
+        "ftp://example.com",
+        "http://example.com/t",
+        "https://h?x",
+        "HTTPS://h",
+        "86400",
+        "86399",
+        "0086400",
+        "157784630",
+        "157784631",
+        "7776000 ",
+        "00000086400",
+        "99999999999",
+        "TW_SALES",
+        "tw_1",
+        "1TW",
+        "COMPUTE_WH",
+        "wh-1",
+        "basic",
+        "body",
+        "Basic",
+        "common",
+        "contoso.onmicrosoft.com",
+        "a b",
+        "bell\u{7}",
+        "tab\there",
+        "\u{a0}ANALYST\u{3000}",
+        "é",
+        "openid offline_access",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    v.push("a".repeat(63));
+    v.push("a".repeat(64));
+    v.push("R".repeat(255));
+    v.push("R".repeat(256));
+    v.push(format!("https://h/{}", "é".repeat(2038)));
+    v.push(format!("https://h/{}", "é".repeat(2039)));
+    v
+}
+
+/// Issue 15 item 4: the settings each provider's token shape documents are exactly those the
+/// server accepts (`ops::tokens::check_token`): Snowflake's account and role required and
+/// parsed, `oauth2`'s endpoints required and https (http only to this machine), each value
+/// checked as the server checks it, no unknown setting. Every sample is sent to the server;
+/// the document must admit it exactly when the server creates the token.
+#[tokio::test]
+async fn issue15_item4_each_providers_settings_are_documented_as_the_server_checks_them() {
+    let doc = serde_json::to_value(tokenwarden_server::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let token = &schemas["CreateToken"];
+    assert_eq!(
+        token["discriminator"]["propertyName"], "provider",
+        "{token}"
+    );
+    let catalog = tokenwarden_oauth::Catalog::built_in();
+    let mut ids: Vec<&str> = token["discriminator"]["mapping"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, catalog.ids());
+    let sf = &schemas["CreateToken_snowflake"];
+    assert_eq!(
+        sf["properties"]["settings"]["required"],
+        serde_json::json!(["account", "role"])
+    );
+    let generic = &schemas["CreateToken_oauth2"];
+    assert_eq!(
+        generic["properties"]["settings"]["required"],
+        serde_json::json!(["authorization_url", "token_url"])
+    );
+    assert!(schemas["CreateToken_github"]["properties"]["settings"]["required"].is_null());
+
+    let t = spawn(Db::Sqlite).await;
+    let samples = setting_samples();
+    let (mut n, mut accepted) = (0, 0);
+    let mut disagreements = Vec::new();
+    for id in catalog.ids() {
+        let settings_schema = &schemas[format!("CreateToken_{id}")]["properties"]["settings"];
+        // Valid required settings: the documented example.
+        let base = settings_schema["examples"][0]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(settings_ok(settings_schema, &base), "{id}: {base:?}");
+        let mut cases = vec![base.clone(), serde_json::Map::new()];
+        let mut unknown = base.clone();
+        unknown.insert("acount".into(), "x".into());
+        cases.push(unknown);
+        for field in settings_schema["properties"].as_object().unwrap().keys() {
+            let mut without = base.clone();
+            without.remove(field);
+            cases.push(without);
+            for value in &samples {
+                let mut s = base.clone();
+                s.insert(field.clone(), value.clone().into());
+                cases.push(s);
+            }
+        }
+        for settings in cases {
+            n += 1;
+            let documented = settings_ok(settings_schema, &settings);
+            let (status, body, _) = t
+                .send(
+                    reqwest::Method::POST,
+                    "/api/v1/tokens",
+                    Some(ADMIN),
+                    Some(serde_json::json!({"name": format!("t{n}"), "provider": id, "settings": settings})),
+                )
+                .await;
+            assert!(status == 201 || status == 400, "{status} {body}");
+            accepted += usize::from(status == 201);
+            if documented != (status == 201) {
+                disagreements.push(format!(
+                    "{id} {settings:?}: documented {documented}, server {status} {body}"
+                ));
+            }
+        }
+    }
+    assert!(
+        disagreements.is_empty(),
+        "{} of {n}:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+    assert!(
+        accepted > 100 && accepted + 100 < n,
+        "{accepted} of {n} accepted"
+    );
+}
+
+/// Issue 15 item 4: the examples of the pasted Snowflake cell are cells the server takes, and
+/// the new links carry a new app's name into the creation of its tokens and channels and a new
+/// token's name into a read.
+#[tokio::test]
+async fn issue15_item4_pasted_cell_examples_are_accepted_and_links_carry_names() {
+    let doc = serde_json::to_value(tokenwarden_server::openapi()).unwrap();
+    let body = &doc["paths"]["/api/v1/tokens/{id}/client-secrets"]["post"]["requestBody"];
+    let examples = body["content"]["text/plain"]["schema"]["examples"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(!examples.is_empty(), "{body}");
+    let t = spawn(Db::Sqlite).await;
+    let (_, token) = t.seed().await;
+    for e in examples {
+        let r = t
+            .http
+            .post(t.url(&format!(
+                "/api/v1/tokens/{}/client-secrets",
+                token["id"].as_str().unwrap()
+            )))
+            .bearer_auth(ADMIN)
+            .header("content-type", "text/plain")
+            .body(e.as_str().unwrap().to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{e}: {}", r.text().await.unwrap());
+    }
+    let links = &doc["paths"]["/api/v1/apps"]["post"]["responses"]["201"]["links"];
+    for (name, target) in [
+        ("create_app_token", "create_token"),
+        ("create_app_channel", "create_channel"),
+    ] {
+        assert_eq!(links[name]["operationId"], target, "{links}");
+        assert_eq!(links[name]["requestBody"]["app"], "$response.body#/name");
+    }
+    let read =
+        &doc["paths"]["/api/v1/tokens"]["post"]["responses"]["201"]["links"]["read_access_token"];
+    assert_eq!(read["parameters"]["name"], "$response.body#/name", "{read}");
 }

@@ -1788,3 +1788,218 @@ async fn issue10_tokens_page_answers_one_page_of_thousands_with_a_next_link_and_
         assert!((400..500).contains(&r.status), "{bad}: {}", r.status);
     }
 }
+
+/// The `rel` link of a page ("next" or "prev"), unescaped.
+fn page_link(body: &str, rel: &str) -> Option<String> {
+    let marker = format!("rel=\"{rel}\" href=\"");
+    let start = body.find(&marker)? + marker.len();
+    Some(
+        body[start..start + body[start..].find('"')?]
+            .replace("&#38;", "&")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Which of `names` a page shows in its rows (`row` makes a row's text of a name).
+fn shown(body: &str, names: &[String], row: fn(&str) -> String) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| body.contains(&row(n)))
+        .cloned()
+        .collect()
+}
+
+fn cell(name: &str) -> String {
+    format!(">{name}<")
+}
+
+/// Walks a UI list of `names` (in the order the page sorts them), `limit` rows a page: page 1
+/// shows the first `limit`, its next link the following ones, that page's previous link page 1
+/// again; each link keeps `keep` (the filter).
+async fn walk_pages(
+    b: &Browser,
+    t: &TestApp,
+    first: &str,
+    names: &[String],
+    limit: usize,
+    keep: &str,
+    row: fn(&str) -> String,
+) {
+    let p1 = b.get(t, first).await;
+    assert_eq!(p1.status, 200, "{first}");
+    assert_eq!(
+        shown(&p1.body, names, row),
+        names[..limit],
+        "{first}: page 1"
+    );
+    assert!(
+        page_link(&p1.body, "prev").is_none(),
+        "page 1 has no previous page"
+    );
+    let next = page_link(&p1.body, "next").expect("a next link");
+    assert!(next.contains(keep), "{next} keeps {keep}");
+    let p2 = b.get(t, &next).await;
+    assert_eq!(p2.status, 200, "{next}");
+    assert_eq!(
+        shown(&p2.body, names, row),
+        names[limit..2 * limit],
+        "{next}: page 2"
+    );
+    let prev = page_link(&p2.body, "prev").expect("a previous link");
+    assert!(prev.contains(keep), "{prev} keeps {keep}");
+    let back = b.get(t, &prev).await;
+    assert_eq!(
+        shown(&back.body, names, row),
+        names[..limit],
+        "{prev}: page 1 again"
+    );
+    // The last page has no next link.
+    let mut page = p2;
+    let mut seen = 2 * limit;
+    while let Some(next) = page_link(&page.body, "next") {
+        page = b.get(t, &next).await;
+        let rows = shown(&page.body, names, row);
+        assert_eq!(rows, names[seen..(seen + limit).min(names.len())], "{next}");
+        seen += rows.len();
+    }
+    assert_eq!(seen, names.len());
+}
+
+/// Issue 10 item 4: the apps page shows one page of apps (by name) with previous/next links.
+#[tokio::test]
+async fn issue10_apps_page_pages() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let names: Vec<String> = (0..25).map(|i| format!("paged-app-{i:02}")).collect();
+    for n in &names {
+        tokenwarden_server::ops::apps::create(
+            &t.ctx,
+            "test",
+            tokenwarden_server::ops::apps::NewApp {
+                name: tokenwarden_domain::AppName::parse(n).unwrap(),
+                tokens: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    }
+    walk_pages(&b, &t, "/apps?limit=10", &names, 10, "limit=10", cell).await;
+}
+
+/// Issue 10 item 4: the audit log pages newest first, and its links keep the filter.
+#[tokio::test]
+async fn issue10_audit_page_pages_and_keeps_the_filter() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let mut names: Vec<String> = (0..25).map(|i| format!("audited-app-{i:02}")).collect();
+    for n in &names {
+        t.clock.advance(chrono::Duration::seconds(1));
+        tokenwarden_server::ops::apps::create(
+            &t.ctx,
+            "test",
+            tokenwarden_server::ops::apps::NewApp {
+                name: tokenwarden_domain::AppName::parse(n).unwrap(),
+                tokens: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    }
+    names.reverse(); // newest first
+    // The audit row names the object ("app NAME"); the filter's app list names them all.
+    walk_pages(
+        &b,
+        &t,
+        "/audit?action=app.create&limit=10",
+        &names,
+        10,
+        "action=app.create",
+        |n| format!(">app {n}<"),
+    )
+    .await;
+}
+
+/// Issue 10 item 4: the notifications page lists one page of channels, oldest first.
+#[tokio::test]
+async fn issue10_channels_list_pages() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let names: Vec<String> = (0..25).map(|i| format!("paged-channel-{i:02}")).collect();
+    for n in &names {
+        t.clock.advance(chrono::Duration::seconds(1));
+        tokenwarden_server::ops::channels::create(
+            &t.ctx,
+            "test",
+            tokenwarden_server::ops::channels::NewChannel {
+                name: n.clone(),
+                target: tokenwarden_server::ops::channels::Target::Webhook {
+                    url: "http://127.0.0.1:9/hook".into(),
+                },
+                events: vec![],
+                app: None,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    walk_pages(
+        &b,
+        &t,
+        "/notifications?limit=10",
+        &names,
+        10,
+        "limit=10",
+        cell,
+    )
+    .await;
+}
+
+/// Issue 10 item 4: a channel's delivery log pages, newest first.
+#[tokio::test]
+async fn issue10_channel_delivery_log_pages() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let (channel, _) = tokenwarden_server::ops::channels::create(
+        &t.ctx,
+        "test",
+        tokenwarden_server::ops::channels::NewChannel {
+            name: "hook".into(),
+            target: tokenwarden_server::ops::channels::Target::Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+            },
+            events: vec![],
+            app: None,
+            enabled: true,
+        },
+    )
+    .await
+    .unwrap();
+    let mut names: Vec<String> = (0..25).map(|i| format!("delivery-error-{i:02}")).collect();
+    for n in &names {
+        t.clock.advance(chrono::Duration::seconds(1));
+        t.ctx
+            .store
+            .append_delivery(&tokenwarden_store::DeliveryRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                job_id: uuid::Uuid::new_v4().to_string(),
+                channel_id: channel.id.clone(),
+                event_id: uuid::Uuid::new_v4().to_string(),
+                event_kind: "token.expiring".into(),
+                attempt: 1,
+                at: t.clock_now(),
+                outcome: "failed".into(),
+                status_code: Some(500),
+                error: Some(n.clone()),
+            })
+            .await
+            .unwrap();
+    }
+    names.reverse(); // newest first
+    let first = format!("/notifications/{}?limit=10", channel.id);
+    walk_pages(&b, &t, &first, &names, 10, "limit=10", cell).await;
+}
