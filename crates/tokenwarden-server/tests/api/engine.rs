@@ -863,7 +863,8 @@ fn cpu_time() -> std::time::Duration {
 /// Issue 10 benchmark (docs/benchmarks.md), not run by default: the cost of a background pass
 /// with nothing due over `TOKENWARDEN_BENCH_TOKENS` tokens (default 20,000), against what the
 /// former pass selected every tick (every token and every bookkeeping row); and refreshes per
-/// second at 100 ms provider latency with `refresh_concurrency` 1 and 16.
+/// second at 100 ms provider latency with `refresh_concurrency` 16 and 32
+/// (`TOKENWARDEN_BENCH_CONCURRENCY`).
 /// `TOKENWARDEN_BENCH_DB=postgres` for PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo test -p tokenwarden-server --test api -- --ignored bench_issue10 --nocapture"]
@@ -954,7 +955,13 @@ async fn bench_issue10_idle_pass_and_refresh_concurrency() {
     t.pass().await;
     emu.emulator
         .set_token_latency(std::time::Duration::from_millis(100));
-    for concurrency in [1, 16] {
+    // `TOKENWARDEN_BENCH_CONCURRENCY`: the settings to compare, e.g. "1,16,32" (default "16,32").
+    let settings: Vec<usize> = std::env::var("TOKENWARDEN_BENCH_CONCURRENCY")
+        .unwrap_or_else(|_| "16,32".into())
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    for concurrency in settings {
         let mut ctx = t.ctx.clone();
         let mut settings = (*ctx.settings).clone();
         settings.refresh_concurrency = concurrency;
