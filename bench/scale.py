@@ -232,6 +232,10 @@ class Run:
         self.server = None
         self.r = {"backend": kind}
 
+    @property
+    def read_url(self):
+        return f"http://127.0.0.1:{self.port}/api/v1/access-tokens/sf"
+
     def start_emulator(self):
         self.emu_port = free_port()
         p = subprocess.Popen([os.path.join(self.args.bin, "snowflake-emulator"), "--listen",
@@ -360,7 +364,6 @@ class Run:
         # 2. the read probe: an app using one authorized token
         app = h.json("POST", "/api/v1/apps", {"name": "bench", "tokens": ["sf"]}, admin(h))
         probe = self.authorize(h, "sf")
-        self.read_url = f"http://127.0.0.1:{self.port}/api/v1/access-tokens/sf"
         self.read_header = f"Authorization: Bearer {app['api_key']}"
         note(self.kind, "authorizing", a.refresh_tokens, "tokens through the emulator")
         t0 = time.monotonic()
@@ -472,6 +475,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--header", default="")
     a = p.parse_args()
+    a.bin = os.path.abspath(a.bin)
     results, raws = [], []
     for kind in ["sqlite"] + ([] if a.no_pg else ["postgres"]):
         run = Run(a, kind)
@@ -479,6 +483,11 @@ def main():
             note(kind, "...")
             results.append(run.go())
             raws.append(f"## {kind}\n{run.raw}")
+        except Exception:
+            for log in ("tw.log", "emu.log"):
+                with open(os.path.join(run.work, log), errors="replace") as f:
+                    note(f"--- {kind} {log} (last lines) ---\n" + "".join(f.readlines()[-15:]))
+            raise
         finally:
             run.cleanup()
 

@@ -684,8 +684,7 @@ async fn token_request(State(emu): State<Emulator>, headers: HeaderMap, body: By
     if grant_type == "refresh_token"
         && let Some(presented) = form.get("refresh_token")
     {
-        *emu
-            .lock()
+        *emu.lock()
             .refresh_requests_by_token
             .entry(presented.clone())
             .or_default() += 1;

@@ -652,7 +652,12 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
     assert!(matches!(err, StoreError::LeaseLost(_)), "{err}");
     assert_eq!(s.get_token(t.id).await.unwrap().version, t.version);
     assert_eq!(s.get_token_health(t.id).await.unwrap().unwrap().failures, 3);
-    assert!(s.list_audit(&AuditFilter::default()).await.unwrap().is_empty());
+    assert!(
+        s.list_audit(&AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         s.acquire_lease("refresh:sf", "inst-c", ttl, ctx.clock.now())
             .await
@@ -684,10 +689,20 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
         (Some(at), Some(at), 0)
     );
     assert_eq!((h.next_attempt_at, h.last_error), (None, None));
-    assert_eq!((h.reads_total, h.last_read_at), (5, Some(now)), "reads kept");
+    assert_eq!(
+        (h.reads_total, h.last_read_at),
+        (5, Some(now)),
+        "reads kept"
+    );
     let audited = s.list_audit(&AuditFilter::default()).await.unwrap();
-    assert_eq!(audited.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["b"]);
-    assert!(all_due(s, at, 10).await.is_empty(), "scheduled with the refresh");
+    assert_eq!(
+        audited.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(
+        all_due(s, at, 10).await.is_empty(),
+        "scheduled with the refresh"
+    );
     assert_eq!(all_due(s, now + hour, 10).await.len(), 1);
     let next = s
         .acquire_lease("refresh:sf", "inst-c", ttl, at)

@@ -946,7 +946,12 @@ async fn authorize_token(f: &Fleet, node: usize, name: &str) -> String {
         .unwrap();
     assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
     let (s, a) = f
-        .admin(node, "POST", &format!("/api/v1/tokens/{id}/authorize"), None)
+        .admin(
+            node,
+            "POST",
+            &format!("/api/v1/tokens/{id}/authorize"),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{a}");
     let callback = snowflake_emulator::sign_in_and_consent(
@@ -1057,7 +1062,9 @@ async fn issue10_three_instances_split_due_refreshes_and_refresh_each_token_once
     let mut per_token: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut per_instance: std::collections::BTreeMap<String, usize> = Default::default();
     for e in &audited {
-        *per_token.entry(e["object_id"].as_str().unwrap()).or_default() += 1;
+        *per_token
+            .entry(e["object_id"].as_str().unwrap())
+            .or_default() += 1;
         let instance = e["detail"]["instance"].as_str().unwrap();
         *per_instance.entry(instance.to_owned()).or_default() += 1;
     }
@@ -1080,13 +1087,16 @@ async fn issue10_three_instances_split_due_refreshes_and_refresh_each_token_once
                 .sum()
         })
         .collect();
+    println!("refreshes per instance: {shares:?}");
     assert_eq!(shares.iter().sum::<usize>(), N, "{per_instance:?}");
     assert!(
         shares.iter().all(|&n| n >= N / 10),
         "each instance refreshes a fair share: {shares:?}"
     );
     for id in &ids {
-        let (s, v) = f.admin(1, "GET", &format!("/api/v1/tokens/{id}"), None).await;
+        let (s, v) = f
+            .admin(1, "GET", &format!("/api/v1/tokens/{id}"), None)
+            .await;
         assert_eq!((s, v["status"].as_str()), (200, Some("healthy")), "{v}");
     }
 }

@@ -9,7 +9,9 @@ use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
 use tokenwarden_oauth::ResolvedProvider;
 use tokenwarden_oauth::client::{ClientCredentials, Grant, TokenError, TokenResponse};
 use tokenwarden_store::SealedColumn;
-use tokenwarden_store::{Lease, RefreshCommit, StoreError, TokenHealth, TokenRecord, TokenSchedule};
+use tokenwarden_store::{
+    Lease, RefreshCommit, StoreError, TokenHealth, TokenRecord, TokenSchedule,
+};
 
 /// Writes a token response into the row, under a version check (re-reading on conflicts), and
 /// under `lease` when given. Expiries count from `received_at`, our own receive time (R15).
@@ -94,7 +96,7 @@ fn apply_response(
 ) {
     let (access, refresh, access_expires_at) =
         (&sealed.access, &sealed.refresh, sealed.access_expires_at);
-        t.material.access_token = Some(access.clone());
+    t.material.access_token = Some(access.clone());
     t.material.access_expires_at = Some(access_expires_at);
     t.material.token_type = Some(resp.token_type.clone());
     if let Some(scope) = &resp.scope {
@@ -123,11 +125,8 @@ fn apply_response(
     // A refresh does not make a refresh token that dies soon any younger.
     match t.material.refresh_expires_at {
         Some(exp)
-            if TokenStatus::from_refresh_expiry(
-                Some(exp),
-                received_at,
-                ctx.first_lead_time(),
-            ) == TokenStatus::ExpiringSoon =>
+            if TokenStatus::from_refresh_expiry(Some(exp), received_at, ctx.first_lead_time())
+                == TokenStatus::ExpiringSoon =>
         {
             t.status = TokenStatus::ExpiringSoon;
             t.status_reason = Some(format!(
@@ -338,15 +337,15 @@ async fn refresh_holding(
         && ctx.clock.now() - taken.1 < chrono::Duration::from_std(RENEW_AFTER).unwrap_or_default();
     if !fresh
         && ctx
-        .store
-        .renew_lease(
-            lease,
-            chrono::Duration::seconds(LEASE_SECONDS),
-            ctx.clock.now(),
-        )
-        .await
-        .map_err(Error::from)?
-        .is_none()
+            .store
+            .renew_lease(
+                lease,
+                chrono::Duration::seconds(LEASE_SECONDS),
+                ctx.clock.now(),
+            )
+            .await
+            .map_err(Error::from)?
+            .is_none()
     {
         return Err(RefreshError::Busy);
     }
@@ -427,7 +426,6 @@ async fn refresh_holding(
         }
     }
 }
-
 
 /// Stores a successful refresh's answer under the lease, with the bookkeeping's success, its
 /// audit record, the lease's release and the pass's next check, in one transaction; over the
