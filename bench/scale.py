@@ -344,6 +344,7 @@ class Run:
             seconds = max(2, min(10, int(len(ids) / 250)))
             load = wrk(self.read_url, self.read_header, seconds)
         t.join()
+        note(self.kind, f"refresh counter: {len(times)} changes seen, {times[:1]} .. {times[-1:]}")
         if len(times) < 2:
             return 0.0, times[-1][1] if times else 0, load
         # From the first refresh seen to the last: the refreshes in between over that time.

@@ -341,8 +341,8 @@ pub(super) async fn commit_refresh(pool: &AnyPool, c: &RefreshCommit<'_>) -> Res
     .bind(ms(c.succeeded_at))
     .execute(&mut *tx)
     .await?;
-    super::audit::insert(&mut *tx, c.audit).await?;
-    super::leases::release_in(&mut *tx, c.lease).await?;
+    super::audit::insert(&mut tx, c.audit).await?;
+    super::leases::release_in(&mut tx, c.lease).await?;
     if let Some((check_seq, s)) = &c.schedule {
         // The UPDATE above moved check_seq by one: if it is now one more than what the pass
         // read, nothing else wrote the token or its bookkeeping in between.
