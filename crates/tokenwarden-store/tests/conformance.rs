@@ -646,7 +646,7 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
         now: ctx.clock.now(),
         succeeded_at: ctx.clock.now(),
         audit: &audit("a"),
-        schedule: Some((check_seq, later.clone())),
+        schedule: Some((check_seq, later)),
     };
     let err = s.commit_refresh(&lost).await.unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost(_)), "{err}");
@@ -677,7 +677,7 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
             now: at,
             succeeded_at: at,
             audit: &audit("b"),
-            schedule: Some((check_seq, later.clone())),
+            schedule: Some((check_seq, later)),
         })
         .await
         .unwrap();
@@ -723,7 +723,7 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
         now: at,
         succeeded_at: at,
         audit: &audit("c"),
-        schedule: Some((read_seq, later.clone())),
+        schedule: Some((read_seq, later)),
     })
     .await
     .unwrap();
