@@ -16,6 +16,8 @@ pub(crate) fn routes() -> Router<Emulator> {
         .route("/_emulator/faults", post(faults))
         .route("/_emulator/revoke", post(revoke))
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/latency", post(set_latency))
+        .route("/_emulator/refresh-requests", get(refresh_requests))
 }
 
 fn clock_body(emu: &Emulator) -> serde_json::Value {
@@ -70,4 +72,28 @@ async fn revoke(State(emu): State<Emulator>, Json(req): Json<RevokeRequest>) -> 
 
 async fn stats(State(emu): State<Emulator>) -> Response {
     Json(emu.stats()).into_response()
+}
+
+#[derive(Deserialize)]
+struct LatencyRequest {
+    token_latency_ms: u64,
+}
+
+/// `POST /_emulator/latency {"token_latency_ms": N}`: see [`Emulator::set_token_latency`].
+async fn set_latency(State(emu): State<Emulator>, Json(req): Json<LatencyRequest>) -> Response {
+    emu.set_token_latency(std::time::Duration::from_millis(req.token_latency_ms));
+    Json(json!({"token_latency_ms": req.token_latency_ms})).into_response()
+}
+
+/// `GET /_emulator/refresh-requests`: refresh-token grant requests, how many refresh tokens
+/// they presented, and the most any one token was presented (never the tokens themselves).
+async fn refresh_requests(State(emu): State<Emulator>) -> Response {
+    let inner = emu.lock();
+    let by_token = &inner.refresh_requests_by_token;
+    Json(json!({
+        "requests": by_token.values().map(|&n| u64::from(n)).sum::<u64>(),
+        "refresh_tokens": by_token.len(),
+        "most_per_token": by_token.values().copied().max().unwrap_or(0),
+    }))
+    .into_response()
 }

@@ -282,6 +282,12 @@ impl Emulator {
         self.lock().token_requests_in_flight_max
     }
 
+    /// How many refresh-token grant requests presented each refresh token (whatever the
+    /// answer): a client that refreshes a token twice shows up here.
+    pub fn refresh_requests_by_token(&self) -> std::collections::HashMap<String, u32> {
+        self.lock().refresh_requests_by_token.clone()
+    }
+
     /// Starts counting [`Emulator::max_token_requests_in_flight`] afresh.
     pub fn reset_token_concurrency(&self) {
         let mut inner = self.lock();

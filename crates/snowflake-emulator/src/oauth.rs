@@ -681,6 +681,14 @@ async fn token_request(State(emu): State<Emulator>, headers: HeaderMap, body: By
 
     let form = params(&body);
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
+    if grant_type == "refresh_token"
+        && let Some(presented) = form.get("refresh_token")
+    {
+        *emu.lock()
+            .refresh_requests_by_token
+            .entry(presented.clone())
+            .or_default() += 1;
+    }
     let hold = if grant_type == "refresh_token" {
         emu.lock().refresh_hold.take()
     } else {

@@ -234,6 +234,8 @@ pub(crate) struct Inner {
     /// Token requests being answered now, and the most there were at once.
     pub token_requests_in_flight: u32,
     pub token_requests_in_flight_max: u32,
+    /// Refresh-token grant requests, by the refresh token presented (whatever the answer).
+    pub refresh_requests_by_token: HashMap<String, u32>,
 }
 
 impl Inner {
@@ -284,6 +286,7 @@ impl Inner {
             token_latency: std::time::Duration::ZERO,
             token_requests_in_flight: 0,
             token_requests_in_flight_max: 0,
+            refresh_requests_by_token: HashMap::new(),
         }
     }
 

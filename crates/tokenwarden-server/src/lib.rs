@@ -51,7 +51,7 @@ pub struct ServerSettings {
 }
 
 /// Refreshes one background pass runs at once unless configured (`refresh_concurrency`).
-pub const DEFAULT_REFRESH_CONCURRENCY: usize = 16;
+pub const DEFAULT_REFRESH_CONCURRENCY: usize = 32;
 
 /// Audit records are kept 90 days unless configured otherwise (`audit_retention`).
 pub const DEFAULT_AUDIT_RETENTION: chrono::Duration = chrono::Duration::days(90);

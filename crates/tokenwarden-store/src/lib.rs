@@ -111,6 +111,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         lease: &Lease,
         now: Timestamp,
     ) -> Result<TokenRecord>;
+    /// A successful refresh in one transaction: the token as [`Store::update_token_under_lease`]
+    /// writes it (and refused the same way), the bookkeeping's success (`last_attempt_at` and
+    /// `last_success_at`, the failure streak cleared, read counts kept), the audit record, the
+    /// lease released, and the pass's next check if given (see [`RefreshCommit::schedule`]).
+    /// Returns the token as stored.
+    async fn commit_refresh(&self, commit: &RefreshCommit<'_>) -> Result<TokenRecord>;
     async fn delete_token(&self, id: TokenId) -> Result<()>;
 
     // --- authorization attempts -------------------------------------------------------------

@@ -318,6 +318,23 @@ pub struct TokenSchedule {
     pub ahead_at: Option<Timestamp>,
 }
 
+/// A successful refresh, written by [`crate::Store::commit_refresh`] in one transaction.
+#[derive(Debug, Clone)]
+pub struct RefreshCommit<'a> {
+    /// The token with its new material, over the version read.
+    pub token: &'a TokenRecord,
+    /// The refresh's lease: the write is refused once it is lost, and it is released.
+    pub lease: &'a Lease,
+    /// The write time (`updated_at`, and the lease check).
+    pub now: Timestamp,
+    /// When the provider's answer came (the bookkeeping's last attempt and success).
+    pub succeeded_at: Timestamp,
+    pub audit: &'a AuditEvent,
+    /// The background pass's `check_seq` of the token and its next check after this refresh:
+    /// stored too if nothing else wrote the token since the pass read it (else it stays due).
+    pub schedule: Option<(i64, TokenSchedule)>,
+}
+
 /// A notification channel: a webhook or an email recipient list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelRecord {

@@ -67,6 +67,7 @@ conformance!(
     lease_is_exclusive_and_owner_checked,
     lease_under_contention_has_one_winner,
     commit_under_lost_lease_is_refused,
+    issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at_once,
     data_keys_and_sealed_values,
     audit_events_filter_and_order,
     issue9_bug3_audit_prune_deletes_only_what_is_due_in_bounded_batches,
@@ -589,6 +590,148 @@ async fn commit_under_lost_lease_is_refused(ctx: Ctx) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::LeaseLost(_)));
+}
+
+/// Issue 10, item 3: a successful refresh is one transaction: the token under its lease, the
+/// bookkeeping's success (read counts kept, failures cleared), the audit record, the lease
+/// released, and the pass's next check only if nothing else wrote the token since the pass read
+/// it. Under a lost lease nothing of it is written.
+async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at_once(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let hour = chrono::Duration::hours(1);
+    let t = token(&ctx, "sf", None);
+    s.create_token(&t).await.unwrap();
+    s.add_token_reads(t.id, 5, now).await.unwrap();
+    let mut h = s.get_token_health(t.id).await.unwrap().unwrap();
+    h.failures = 3;
+    h.last_error = Some("earlier".into());
+    h.next_attempt_at = Some(now - hour);
+    s.put_token_health(&h).await.unwrap();
+    let check_seq = all_due(s, now, 10).await[0].check_seq;
+    let audit = |id: &str| AuditEvent {
+        id: id.into(),
+        at: now,
+        actor: "system".into(),
+        action: "token.refresh".into(),
+        object_type: "token".into(),
+        object_id: Some(t.id.to_string()),
+        object_name: None,
+        outcome: "ok".into(),
+        detail: serde_json::json!({}),
+    };
+    let later = TokenSchedule {
+        next_check_at: Some(now + hour),
+        ahead_at: Some(now + hour / 2),
+    };
+    let ttl = chrono::Duration::seconds(30);
+
+    // Lost lease: nothing written, not even the audit record; the lease stays the new owner's.
+    let stale = s
+        .acquire_lease("refresh:sf", "inst-a", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    ctx.clock.advance(chrono::Duration::seconds(40));
+    let fresh = s
+        .acquire_lease("refresh:sf", "inst-b", ttl, ctx.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut from_a = t.clone();
+    from_a.material.refresh_token = Some(Sealed(b"A".to_vec()));
+    let lost = RefreshCommit {
+        token: &from_a,
+        lease: &stale,
+        now: ctx.clock.now(),
+        succeeded_at: ctx.clock.now(),
+        audit: &audit("a"),
+        schedule: Some((check_seq, later)),
+    };
+    let err = s.commit_refresh(&lost).await.unwrap_err();
+    assert!(matches!(err, StoreError::LeaseLost(_)), "{err}");
+    assert_eq!(s.get_token(t.id).await.unwrap().version, t.version);
+    assert_eq!(s.get_token_health(t.id).await.unwrap().unwrap().failures, 3);
+    assert!(
+        s.list_audit(&AuditFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.acquire_lease("refresh:sf", "inst-c", ttl, ctx.clock.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "B still holds the lease"
+    );
+
+    // The holder commits: everything at once, the lease free, and not due until `later`.
+    let mut from_b = t.clone();
+    from_b.material.refresh_token = Some(Sealed(b"B".to_vec()));
+    let at = ctx.clock.now();
+    let stored = s
+        .commit_refresh(&RefreshCommit {
+            token: &from_b,
+            lease: &fresh,
+            now: at,
+            succeeded_at: at,
+            audit: &audit("b"),
+            schedule: Some((check_seq, later)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.material.refresh_token, Some(Sealed(b"B".to_vec())));
+    assert_eq!(stored.version, t.version + 1);
+    let h = s.get_token_health(t.id).await.unwrap().unwrap();
+    assert_eq!(
+        (h.last_success_at, h.last_attempt_at, h.failures),
+        (Some(at), Some(at), 0)
+    );
+    assert_eq!((h.next_attempt_at, h.last_error), (None, None));
+    assert_eq!(
+        (h.reads_total, h.last_read_at),
+        (5, Some(now)),
+        "reads kept"
+    );
+    let audited = s.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        audited.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(
+        all_due(s, at, 10).await.is_empty(),
+        "scheduled with the refresh"
+    );
+    assert_eq!(all_due(s, now + hour, 10).await.len(), 1);
+    let next = s
+        .acquire_lease("refresh:sf", "inst-c", ttl, at)
+        .await
+        .unwrap()
+        .expect("released with the commit");
+
+    // Written by someone else since the pass read it: the token stays due.
+    s.add_token_reads(t.id, 1, at).await.unwrap();
+    let mut again = stored.clone();
+    again.material.refresh_token = Some(Sealed(b"C".to_vec()));
+    let due = all_due(s, now + hour, 10).await;
+    let read_seq = due[0].check_seq;
+    s.add_token_reads(t.id, 1, at).await.unwrap();
+    s.commit_refresh(&RefreshCommit {
+        token: &again,
+        lease: &next,
+        now: at,
+        succeeded_at: at,
+        audit: &audit("c"),
+        schedule: Some((read_seq, later)),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        all_due(s, at, 10).await.len(),
+        1,
+        "a schedule computed before another write is not stored"
+    );
 }
 
 async fn data_keys_and_sealed_values(ctx: Ctx) {

@@ -47,8 +47,23 @@ pub async fn record(
     outcome: Outcome,
     detail: serde_json::Value,
 ) {
+    let event = event(ctx, actor, action, object, outcome, detail);
+    if let Err(e) = ctx.store.append_audit(&event).await {
+        tracing::error!(error = %e, action = action.as_str(), "could not write audit record");
+    }
+}
+
+/// The record [`record`] appends, for a store write that appends it in its own transaction.
+pub fn event(
+    ctx: &AppContext,
+    actor: &str,
+    action: Action,
+    object: Object,
+    outcome: Outcome,
+    detail: serde_json::Value,
+) -> AuditEvent {
     let at = ctx.clock.now();
-    let event = AuditEvent {
+    AuditEvent {
         id: uuid::Uuid::new_v4().to_string(),
         at,
         actor: actor.to_owned(),
@@ -58,8 +73,5 @@ pub async fn record(
         object_name: object.name,
         outcome: outcome.as_str().to_owned(),
         detail,
-    };
-    if let Err(e) = ctx.store.append_audit(&event).await {
-        tracing::error!(error = %e, action = action.as_str(), "could not write audit record");
     }
 }

@@ -61,6 +61,9 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     // at most `refresh_concurrency` at once (each refresh still under the token's lease).
     let concurrency = ctx.settings.refresh_concurrency.max(1);
     let mut after = None;
+    // One set of tasks across pages: the next page is read while the last tokens of this one
+    // are still being refreshed, so the concurrency does not drop at every page's end.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         let page = match ctx.store.due_tokens(now, after, DUE_PAGE).await {
             Ok(page) => page,
@@ -72,7 +75,6 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
         report.examined += page.len();
         let last_page = (page.len() as i64) < DUE_PAGE;
         after = page.last().map(|d| d.cursor);
-        let mut tasks = tokio::task::JoinSet::new();
         for due in page {
             while tasks.len() >= concurrency {
                 add_task_report(&mut report, tasks.join_next().await);
@@ -80,13 +82,13 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
             let ctx = ctx.clone();
             tasks.spawn(async move { check_due_token(&ctx, due, now).await });
         }
-        while let Some(done) = tasks.join_next().await {
-            add_task_report(&mut report, Some(done));
-        }
         if last_page {
             break;
         }
         tokio::task::yield_now().await;
+    }
+    while let Some(done) = tasks.join_next().await {
+        add_task_report(&mut report, Some(done));
     }
     crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
     report
@@ -115,9 +117,14 @@ async fn check_due_token(ctx: &AppContext, due: DueToken, now: Timestamp) -> Pas
     let mut report = PassReport::default();
     let t = &due.token;
     let h = due.health.unwrap_or_else(|| TokenHealth::new(t.id));
-    if let Err(e) = token_pass(ctx, t, &h, now, &mut report).await {
-        tracing::warn!(error = %e, token = %t.name, "background pass over a token failed");
-        return report; // stays due
+    match token_pass(ctx, t, &h, due.check_seq, now, &mut report).await {
+        Err(e) => {
+            tracing::warn!(error = %e, token = %t.name, "background pass over a token failed");
+            return report; // stays due
+        }
+        // Refreshed: its next check was stored with the refresh.
+        Ok(Scheduled::WithRefresh) => return report,
+        Ok(Scheduled::No) => {}
     }
     let next = schedule(ctx, t, &h, now);
     if let Err(e) = ctx.store.schedule_token(t.id, due.check_seq, &next).await {
@@ -231,13 +238,20 @@ fn schedule(ctx: &AppContext, t: &TokenRecord, h: &TokenHealth, now: Timestamp) 
     }
 }
 
+/// Whether [`token_pass`] stored the token's next check itself.
+enum Scheduled {
+    No,
+    WithRefresh,
+}
+
 async fn token_pass(
     ctx: &AppContext,
     t: &TokenRecord,
     h: &TokenHealth,
+    check_seq: i64,
     now: Timestamp,
     report: &mut PassReport,
-) -> Result<(), StoreError> {
+) -> Result<Scheduled, StoreError> {
     let usable = is_usable(t);
     // 1. The refresh token's own expiry: reminders, then "expired".
     if let Some(exp) = t.material.refresh_expires_at
@@ -245,19 +259,19 @@ async fn token_pass(
     {
         if now >= exp {
             expire(ctx, t, exp, now, report).await?;
-            return Ok(());
+            return Ok(Scheduled::No);
         }
         remind(ctx, t, exp, now, report).await?;
     }
     if !usable || t.material.refresh_token.is_none() {
-        return Ok(());
+        return Ok(Scheduled::No);
     }
     // 2. Refresh ahead of time (tokens read recently), or as a daily health check (idle ones).
     if h.next_attempt_at.is_some_and(|n| n > now) {
-        return Ok(());
+        return Ok(Scheduled::No);
     }
     let Some(timing) = refresh_timing(ctx, t, h, now) else {
-        return Ok(());
+        return Ok(Scheduled::No);
     };
     let ahead = timing.read_recently && now >= timing.ahead_at;
     let health_check = now >= timing.health_at;
@@ -267,8 +281,18 @@ async fn token_pass(
         } else {
             now + chrono::Duration::days(3650)
         };
-        match grant::refresh(ctx, t.id, wanted).await {
-            Ok(_) => report.refreshed += 1,
+        let next = |t: &TokenRecord, h: &TokenHealth| schedule(ctx, t, h, now);
+        let after = grant::refresh::AfterRefresh {
+            check_seq,
+            schedule: &next,
+        };
+        match grant::refresh::refresh_then(ctx, t.id, wanted, Some(after)).await {
+            Ok(r) => {
+                report.refreshed += 1;
+                if r.wrote {
+                    return Ok(Scheduled::WithRefresh);
+                }
+            }
             Err(RefreshError::Busy) => {}
             Err(e) => {
                 report.refresh_failures += 1;
@@ -276,7 +300,7 @@ async fn token_pass(
             }
         }
     }
-    Ok(())
+    Ok(Scheduled::No)
 }
 
 async fn remind(

@@ -38,6 +38,12 @@ impl TryFrom<AuditRow> for AuditEvent {
 }
 
 pub(super) async fn append(pool: &AnyPool, e: &AuditEvent) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    insert(&mut conn, e).await
+}
+
+/// Appends `e` on a connection (or in a transaction).
+pub(super) async fn insert(conn: &mut sqlx::AnyConnection, e: &AuditEvent) -> Result<()> {
     sqlx::query(
         "INSERT INTO audit_events \
          (id, at, actor, action, object_type, object_id, object_name, outcome, detail) \
@@ -52,7 +58,7 @@ pub(super) async fn append(pool: &AnyPool, e: &AuditEvent) -> Result<()> {
     .bind(e.object_name.clone())
     .bind(&e.outcome)
     .bind(e.detail.to_string())
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

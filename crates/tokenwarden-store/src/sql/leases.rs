@@ -75,6 +75,12 @@ pub(super) async fn renew(
 }
 
 pub(super) async fn release(pool: &AnyPool, lease: &Lease) -> Result<bool> {
+    let mut conn = pool.acquire().await?;
+    release_in(&mut conn, lease).await
+}
+
+/// Releases `lease` on a connection (or in a transaction).
+pub(super) async fn release_in(conn: &mut sqlx::AnyConnection, lease: &Lease) -> Result<bool> {
     // Expire rather than delete, so the fencing counter keeps growing.
     let done = sqlx::query(
         "UPDATE leases SET expires_at = 0 WHERE name = $1 AND owner = $2 AND fencing = $3",
@@ -82,7 +88,7 @@ pub(super) async fn release(pool: &AnyPool, lease: &Lease) -> Result<bool> {
     .bind(&lease.name)
     .bind(&lease.owner)
     .bind(lease.fencing)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
 }

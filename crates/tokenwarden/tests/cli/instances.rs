@@ -1,7 +1,8 @@
 //! Three `tokenwarden serve` processes on one PostgreSQL database, in front of the Snowflake
 //! emulator (in this process): fifty concurrent reads of an expired token refresh it once (R8),
 //! kill -9 of an instance at a chosen moment of a refresh loses no token (R12, R40), and
-//! restarting every instance loses no app state and no token (R40).
+//! restarting every instance loses no app state and no token (R40), and the background passes
+//! of three instances split many due refreshes between them, each token refreshed once (issue 10).
 //!
 //! Nothing here depends on timing: every instance runs with its background passes off
 //! (`TOKENWARDEN_ENGINE_INTERVAL=off`), so the only refreshes are those the test's reads cause;
@@ -188,6 +189,18 @@ impl Fleet {
         ttl_seconds: u64,
         single_use_refresh_tokens: bool,
     ) -> Fleet {
+        Fleet::start_with(db, instances, ttl_seconds, single_use_refresh_tokens, &[]).await
+    }
+
+    /// As [`Fleet::start_on`], with more settings (`extra` replaces the defaults above it,
+    /// e.g. `TOKENWARDEN_ENGINE_INTERVAL`).
+    async fn start_with(
+        db: Option<String>,
+        instances: usize,
+        ttl_seconds: u64,
+        single_use_refresh_tokens: bool,
+        extra: &[(&str, &str)],
+    ) -> Fleet {
         tokenwarden_oauth::client::install_crypto_provider();
         let emu = Emulator::start(
             EmulatorConfig {
@@ -207,6 +220,8 @@ impl Fleet {
                 ("TOKENWARDEN_PUBLIC_URL", PUBLIC_URL.to_owned()),
                 ("TOKENWARDEN_ENGINE_INTERVAL", "off".to_owned()),
             ])
+            .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+            .chain(extra.iter().map(|(k, v)| (*k, (*v).to_owned())))
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         let mut nodes: Vec<Node> = (0..instances)
@@ -894,4 +909,194 @@ async fn r40_restarting_every_instance_loses_no_app_state_or_token() {
     }
     let (ok, answer) = f.snowflake_accepts(&token).await;
     assert!(ok, "{answer}");
+}
+
+/// Authorizes a global Snowflake token `name` (its own security integration) through the
+/// emulator, as an admin would; returns its id.
+async fn authorize_token(f: &Fleet, node: usize, name: &str) -> String {
+    let emu = &f.emu.emulator;
+    let (s, tok) = f
+        .admin(
+            node,
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"name": name, "provider": "snowflake",
+                        "settings": {"account": f.emu.base_url(), "role": "ANALYST"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let id = tok["id"].as_str().unwrap().to_owned();
+    let (s, setup) = f
+        .admin(node, "GET", &format!("/api/v1/tokens/{id}/setup"), None)
+        .await;
+    assert_eq!(s, 200, "{setup}");
+    let runs = emu.run_script_as("ADMIN", setup["snowflake"]["sql"].as_str().unwrap());
+    let cell = runs[1].outcome.first_value().unwrap().to_owned();
+    let res = f
+        .http
+        .post(format!(
+            "{}/api/v1/tokens/{id}/client-secrets",
+            f.nodes[node].base()
+        ))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/plain")
+        .body(cell)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "{}", res.text().await.unwrap());
+    let (s, a) = f
+        .admin(
+            node,
+            "POST",
+            &format!("/api/v1/tokens/{id}/authorize"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{a}");
+    let callback = snowflake_emulator::sign_in_and_consent(
+        &f.http,
+        a["authorization_url"].as_str().unwrap(),
+        "ALICE",
+        "alice-pass",
+    )
+    .await
+    .unwrap();
+    let query = callback
+        .strip_prefix(&format!("{PUBLIC_URL}/oauth/callback?"))
+        .unwrap();
+    let res = f
+        .http
+        .get(format!("{}/oauth/callback?{query}", f.nodes[node].base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    id
+}
+
+/// Every `token.refresh` audit record (all pages).
+async fn refresh_audit(f: &Fleet) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (s, page) = f
+            .admin(
+                0,
+                "GET",
+                &format!("/api/v1/audit?action=token.refresh&limit=1000{cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{page}");
+        out.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+/// Issue 10, item 3: three instances on one PostgreSQL, their background passes on (every
+/// second, two refreshes at once each), the provider 200 ms away. Many tokens come due in the
+/// same second (their daily check: the test moves each one's last success a day back through
+/// the store, which puts it in the schedule at once, as any write does). Each token is refreshed
+/// exactly once: the provider sees each refresh token presented once, and one `token.refresh`
+/// is recorded per token; and the work splits: each instance refreshed a fair share (counted
+/// from the audit records, which name the instance). One instance alone would need
+/// N / 2 x 200 ms = 6 s: long enough for every instance's pass to take part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue10_three_instances_split_due_refreshes_and_refresh_each_token_once() {
+    const N: usize = 60;
+    let _serial = SERIAL.lock().await;
+    let db = tokenwarden_testkit::require_postgres().url;
+    let f = Fleet::start_with(
+        Some(db.clone()),
+        3,
+        600,
+        false,
+        &[
+            ("TOKENWARDEN_ENGINE_INTERVAL", "1"),
+            ("TOKENWARDEN_REFRESH_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    let mut ids = Vec::with_capacity(N);
+    for i in 0..N {
+        ids.push(authorize_token(&f, i % 3, &format!("fleet-{i}")).await);
+    }
+    let emu = &f.emu.emulator;
+    // Let the passes look at the new tokens once (nothing to do for a day).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = emu.stats().counters;
+    assert_eq!(before.refresh_token_grants_ok, 0, "nothing was due yet");
+    emu.set_token_latency(Duration::from_millis(200));
+
+    let store = tokenwarden_store::SqlStore::connect(&db).await.unwrap();
+    use tokenwarden_store::Store;
+    for id in &ids {
+        let tid = tokenwarden_domain::TokenId::parse(id).unwrap();
+        let mut h = store.get_token_health(tid).await.unwrap().unwrap();
+        h.last_success_at = Some(h.last_success_at.unwrap() - chrono::Duration::hours(25));
+        store.put_token_health(&h).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while emu.stats().counters.refresh_token_grants_ok < N as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} refreshed",
+            emu.stats().counters.refresh_token_grants_ok
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A few more passes of every instance: nothing more is refreshed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = emu.stats().counters;
+    assert_eq!(after.refresh_token_grants_ok, N as u64);
+    assert_eq!(after.refresh_token_grants_failed, 0);
+    let presented = emu.refresh_requests_by_token();
+    assert_eq!(presented.len(), N, "one refresh token presented per token");
+    assert!(presented.values().all(|&n| n == 1), "{presented:?}");
+
+    let audited = refresh_audit(&f).await;
+    let mut per_token: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut per_instance: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in &audited {
+        *per_token
+            .entry(e["object_id"].as_str().unwrap())
+            .or_default() += 1;
+        let instance = e["detail"]["instance"].as_str().unwrap();
+        *per_instance.entry(instance.to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_token.len(), N, "{per_token:?}");
+    assert!(per_token.values().all(|&n| n == 1), "{per_token:?}");
+    assert!(ids.iter().all(|id| per_token.contains_key(id.as_str())));
+    // The instance ids start with each process's id.
+    let pids: Vec<String> = f
+        .nodes
+        .iter()
+        .map(|n| n.server.as_ref().unwrap().child.id().to_string())
+        .collect();
+    let shares: Vec<usize> = pids
+        .iter()
+        .map(|pid| {
+            per_instance
+                .iter()
+                .filter(|(i, _)| i.split('-').next() == Some(pid.as_str()))
+                .map(|(_, n)| n)
+                .sum()
+        })
+        .collect();
+    println!("refreshes per instance: {shares:?}");
+    assert_eq!(shares.iter().sum::<usize>(), N, "{per_instance:?}");
+    assert!(
+        shares.iter().all(|&n| n >= N / 10),
+        "each instance refreshes a fair share: {shares:?}"
+    );
+    for id in &ids {
+        let (s, v) = f
+            .admin(1, "GET", &format!("/api/v1/tokens/{id}"), None)
+            .await;
+        assert_eq!((s, v["status"].as_str()), (200, Some("healthy")), "{v}");
+    }
 }
