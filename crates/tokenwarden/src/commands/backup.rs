@@ -149,7 +149,9 @@ async fn backup_sqlite(
             .await
             .context("VACUUM INTO failed")?;
         // The schema version of the copy itself, not of the live database a moment later.
-        let copy = SqlStore::connect(&format!("sqlite://{}?mode=ro", snapshot.display())).await?;
+        // (Opened read-write: the store's connection set-up switches to WAL, which a
+        // read-only connection cannot; closing checkpoints it back into the one file.)
+        let copy = SqlStore::connect(&format!("sqlite://{}", snapshot.display())).await?;
         let schema_version = copy.schema_version().await;
         copy.close().await;
         let h = header(Backend::Sqlite, schema_version?, check);
@@ -422,7 +424,7 @@ async fn restore_sqlite(cfg: &Config, url: &str, reader: &mut impl Read, h: &Hea
         out.sync_all()?;
         drop(out);
         // The copy must be a database made with this key, whatever its header says.
-        let copy = SqlStore::connect(&format!("sqlite://{}?mode=ro", partial.display()))
+        let copy = SqlStore::connect(&format!("sqlite://{}", partial.display()))
             .await
             .context("the backup's database does not open")?;
         let stored = copy.get_meta("master_key_check").await;
