@@ -46,8 +46,9 @@ pub struct Document {
     pub version: u32,
     pub exported_at: String,
     /// The provider definitions the tokens use (the built-in ones and those of a providers
-    /// folder): an import refuses a document whose providers the target does not know.
-    pub providers: Vec<tokenwarden_oauth::ProviderTemplate>,
+    /// folder), as the catalog describes them: an import refuses a document whose providers the
+    /// target does not know (the definitions are there to copy into its providers folder).
+    pub providers: Vec<serde_json::Value>,
     /// The reminder lead times an admin set (`None`: the configured defaults).
     #[serde(default)]
     pub reminder_lead_times: Option<Vec<String>>,
@@ -269,8 +270,10 @@ pub async fn export(
     provider_ids.dedup();
     let providers = provider_ids
         .iter()
-        .filter_map(|p| ctx.catalog.get(p.as_str()).cloned())
-        .collect();
+        .filter_map(|p| ctx.catalog.get(p.as_str()))
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(Error::internal)?;
     let reminder_lead_times = match ctx.store.get_meta(channels::LEAD_TIMES_KEY).await? {
         Some(json) => Some(serde_json::from_str(&json).map_err(Error::internal)?),
         None => None,
