@@ -61,7 +61,7 @@ api POST "$LIVE" /api/v1/notification-channels \
 
 step "backup while it runs and takes writes"
 ( for i in $(seq 1 40); do
-      api POST "$LIVE" /api/v1/tokens "{\"name\":\"load-$i\",\"provider\":\"snowflake\",\"settings\":{\"account\":\"xy12345.us-east-1\"}}" >/dev/null
+      api POST "$LIVE" /api/v1/tokens "{\"name\":\"load-$i\",\"provider\":\"snowflake\",\"settings\":{\"account\":\"xy12345.us-east-1\",\"role\":\"R$i\"}}" >/dev/null
   done ) &
 LOAD=$!
 "$BIN" --data-dir "$WORK/live" backup --output "$WORK/tokenwarden.twbak"
@@ -71,6 +71,7 @@ head -1 "$WORK/tokenwarden.twbak" | jq -e '.format == "tokenwarden-backup" and .
 
 step "restore refuses a wrong key and a non-empty folder"
 head -c 32 /dev/urandom | base64 > "$WORK/other.key"
+chmod 600 "$WORK/other.key"
 if TOKENWARDEN_MASTER_KEY_FILE="$WORK/other.key" \
     "$BIN" --data-dir "$WORK/refused" restore "$WORK/tokenwarden.twbak" 2>"$WORK/err"; then
     fail "a wrong key was accepted"
@@ -102,6 +103,7 @@ if [ -n "${TOKENWARDEN_DRILL_POSTGRES_URL:-}" ]; then
     export TOKENWARDEN_DATABASE_URL=$TOKENWARDEN_DRILL_POSTGRES_URL
 fi
 head -c 32 /dev/urandom | base64 > "$WORK/new.key"
+chmod 600 "$WORK/new.key"
 export TOKENWARDEN_MASTER_KEY_FILE="$WORK/new.key"
 "$BIN" --data-dir "$WORK/new" import "$WORK/tokenwarden-export.json" \
     --passphrase-file "$WORK/export-passphrase" --dry-run | tee "$WORK/dry"

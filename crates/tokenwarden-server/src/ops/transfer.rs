@@ -783,6 +783,11 @@ pub async fn import(
             None => {
                 report.changes.push(format!("create channel {label}"));
                 if dry_run {
+                    if secret.is_some() {
+                        report
+                            .changes
+                            .push(format!("import signing secret of channel {label}"));
+                    }
                     continue;
                 }
                 channels::create(

@@ -479,6 +479,7 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         format!("would create token {TOKEN}"),
         format!("would create token {APP}/warehouse"),
         "would create channel ops hook".to_owned(),
+        "would import signing secret of channel ops hook".to_owned(),
         format!("would create channel {APP}/sales mail"),
     ] {
         assert!(dry_out.lines().any(|l| l == line), "{line} in {dry_out}");
