@@ -549,3 +549,45 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
     assert!(items.iter().all(|e| e["actor"] == "cli"), "{audit}");
     server.stop();
 }
+
+/// Issue 13 item 2 on PostgreSQL: the backup is pg_dump's (password kept off its command line),
+/// restored into another, empty database; a database holding tables is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issue13_postgres_backup_restores_into_an_empty_database() {
+    let _serial = SERIAL.lock().await;
+    let db = tokenwarden_testkit::require_postgres().url;
+    let f = Fleet::start_on(Some(db), 1, 600, false).await;
+    let (dir, env) = (f.nodes[0].dir.path().to_owned(), env_of(&f));
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("pg.backup");
+    let out = run_with(&dir, &env, &["backup", "--output", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let bytes = std::fs::read(&file).unwrap();
+    let header: Value =
+        serde_json::from_slice(&bytes[..bytes.iter().position(|b| *b == b'\n').unwrap()]).unwrap();
+    assert_eq!(header["backend"], "postgres");
+    let target = tokenwarden_testkit::require_postgres().url;
+    let tenv: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| {
+            let v = if k == "TOKENWARDEN_DATABASE_URL" {
+                target.clone()
+            } else {
+                v.clone()
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let out = run_with(work.path(), &tenv, &["restore", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = run_with(work.path(), &tenv, &["restore", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("holds tables"), "{}", text(&out).1);
+    let envs: Vec<(&str, &str)> = tenv.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut c = cmd(work.path(), &envs);
+    c.arg("serve").stdout(std::process::Stdio::null());
+    let server = spawn_listening(c, &work.path().join("serve.log"));
+    let (s, body) = read(&f.http, &server.base, &f.api_key, TOKEN).await;
+    assert_eq!(s, 200, "{body}");
+    server.stop();
+}
