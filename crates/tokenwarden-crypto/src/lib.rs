@@ -35,6 +35,8 @@ pub enum CryptoError {
     Authentication,
     #[error("decrypted value is not valid UTF-8")]
     NotUtf8,
+    #[error("the passphrase is too short: at least {0} characters")]
+    WeakPassphrase(usize),
     #[error("key id {0:?} is invalid: 1-32 ASCII letters, digits, '-' or '_'")]
     BadKeyId(String),
 }
@@ -381,6 +383,114 @@ fn open_with(key: &KeyBytes, nonce: &[u8], ct: &[u8], aad: &[u8]) -> Result<Vec<
     key.cipher()
         .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map_err(|_| CryptoError::Authentication)
+}
+
+/// A value sealed with a key derived from a passphrase (the `export --with-secrets` document):
+/// argon2id over the passphrase and a random 16-byte salt gives a 32-byte AES-256-GCM key; the
+/// cost parameters travel with the value so that a later version may raise them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassphraseSealed {
+    pub m_cost_kib: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+    pub salt: Vec<u8>,
+    /// `nonce (12) | ciphertext+tag`.
+    pub sealed: Vec<u8>,
+}
+
+/// argon2id's memory cost for new values: 64 MiB, 3 passes (a passphrase is usually weaker than
+/// a password stored as a hash, and this runs once per export or import).
+const PASSPHRASE_M_COST: u32 = 64 * 1024;
+const PASSPHRASE_T_COST: u32 = 3;
+/// Refused when opening: a document may not make the importer spend more than 1 GiB or 20 passes.
+const PASSPHRASE_M_MAX: u32 = 1024 * 1024;
+const PASSPHRASE_T_MAX: u32 = 20;
+/// The shortest passphrase accepted for sealing.
+pub const PASSPHRASE_MIN_CHARS: usize = 12;
+
+fn passphrase_key(
+    passphrase: &SecretString,
+    salt: &[u8],
+    m: u32,
+    t: u32,
+    p: u32,
+) -> Result<KeyBytes, CryptoError> {
+    if m > PASSPHRASE_M_MAX || t > PASSPHRASE_T_MAX || p == 0 || p > 16 || salt.len() < 16 {
+        return Err(CryptoError::Malformed(
+            "key-derivation parameters out of range",
+        ));
+    }
+    let params = argon2::Params::new(m, t, p, Some(32))
+        .map_err(|_| CryptoError::Malformed("key-derivation parameters out of range"))?;
+    let kdf = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut key = Zeroizing::new([0u8; 32]);
+    kdf.hash_password_into(
+        passphrase.expose_secret().as_bytes(),
+        salt,
+        key.as_mut_slice(),
+    )
+    .map_err(|_| CryptoError::Malformed("key derivation failed"))?;
+    Ok(KeyBytes(key))
+}
+
+fn passphrase_aad(context: &str) -> Vec<u8> {
+    format!("tokenwarden:passphrase-v1|{context}").into_bytes()
+}
+
+/// Seals `plaintext` under a key derived from `passphrase` (argon2id); `context` (e.g. the
+/// document format) is bound in as associated data. Refuses a passphrase shorter than
+/// [`PASSPHRASE_MIN_CHARS`].
+pub fn seal_with_passphrase(
+    passphrase: &SecretString,
+    plaintext: &[u8],
+    context: &str,
+) -> Result<PassphraseSealed, CryptoError> {
+    if passphrase.expose_secret().chars().count() < PASSPHRASE_MIN_CHARS {
+        return Err(CryptoError::WeakPassphrase(PASSPHRASE_MIN_CHARS));
+    }
+    let salt: [u8; 16] = random_bytes();
+    let key = passphrase_key(passphrase, &salt, PASSPHRASE_M_COST, PASSPHRASE_T_COST, 1)?;
+    let nonce_bytes: [u8; NONCE_LEN] = random_bytes();
+    let ct = key
+        .cipher()
+        .encrypt(
+            &Nonce::from(nonce_bytes),
+            Payload {
+                msg: plaintext,
+                aad: &passphrase_aad(context),
+            },
+        )
+        .unwrap_or_else(|_| unreachable!("AES-GCM encryption of a bounded message cannot fail"));
+    let mut sealed = nonce_bytes.to_vec();
+    sealed.extend_from_slice(&ct);
+    Ok(PassphraseSealed {
+        m_cost_kib: PASSPHRASE_M_COST,
+        t_cost: PASSPHRASE_T_COST,
+        p_cost: 1,
+        salt: salt.to_vec(),
+        sealed,
+    })
+}
+
+/// Opens what [`seal_with_passphrase`] sealed; a wrong passphrase, another `context` or any
+/// alteration is [`CryptoError::Authentication`].
+pub fn open_with_passphrase(
+    passphrase: &SecretString,
+    value: &PassphraseSealed,
+    context: &str,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let key = passphrase_key(
+        passphrase,
+        &value.salt,
+        value.m_cost_kib,
+        value.t_cost,
+        value.p_cost,
+    )?;
+    if value.sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(CryptoError::Malformed("truncated"));
+    }
+    let (nonce, ct) = value.sealed.split_at(NONCE_LEN);
+    open_with(&key, nonce, ct, &passphrase_aad(context)).map(Zeroizing::new)
 }
 
 #[cfg(test)]

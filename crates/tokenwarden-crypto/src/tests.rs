@@ -157,3 +157,39 @@ fn bad_key_ids_are_refused() {
     assert!(DataKey::generate("has space").is_err());
     assert!(DataKey::generate(&"k".repeat(33)).is_err());
 }
+
+#[test]
+fn issue13_passphrase_sealing_opens_only_with_the_passphrase_and_context() {
+    let pass = SecretString::from("correct horse battery staple");
+    let v = seal_with_passphrase(&pass, b"the secrets", "export-v1").unwrap();
+    assert!(!v.sealed.windows(11).any(|w| w == b"the secrets"));
+    assert_eq!(
+        open_with_passphrase(&pass, &v, "export-v1")
+            .unwrap()
+            .as_slice(),
+        b"the secrets"
+    );
+    let wrong = SecretString::from("correct horse battery stapler");
+    assert_eq!(
+        open_with_passphrase(&wrong, &v, "export-v1").unwrap_err(),
+        CryptoError::Authentication
+    );
+    assert_eq!(
+        open_with_passphrase(&pass, &v, "export-v2").unwrap_err(),
+        CryptoError::Authentication
+    );
+    let mut altered = v.clone();
+    altered.sealed[14] ^= 1;
+    assert!(open_with_passphrase(&pass, &altered, "export-v1").is_err());
+    // A document may not make the importer spend unbounded memory.
+    let mut greedy = v.clone();
+    greedy.m_cost_kib = u32::MAX;
+    assert!(matches!(
+        open_with_passphrase(&pass, &greedy, "export-v1"),
+        Err(CryptoError::Malformed(_))
+    ));
+    assert_eq!(
+        seal_with_passphrase(&SecretString::from("short"), b"x", "export-v1").unwrap_err(),
+        CryptoError::WeakPassphrase(PASSPHRASE_MIN_CHARS)
+    );
+}

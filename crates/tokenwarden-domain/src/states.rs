@@ -158,6 +158,7 @@ string_enum!(
         AdminTokenRevoke = "admin_token.revoke",
         KeysRotate = "keys.rotate",
         KeysDrop = "keys.drop",
+        ConfigExport = "config.export",
         AuthLogin = "auth.login",
         AuthLogout = "auth.logout",
         AuthDenied = "auth.denied",

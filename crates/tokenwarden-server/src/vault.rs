@@ -63,6 +63,12 @@ pub async fn is_initialised(store: &DynStore) -> Result<bool, VaultError> {
     Ok(store.get_meta(CHECK_KEY).await?.is_some())
 }
 
+/// The check value of the master key this database was initialised with (`None` before the
+/// first start): what a backup's header names, so that a restore can refuse another key.
+pub async fn master_key_check(store: &DynStore) -> Result<Option<String>, VaultError> {
+    Ok(store.get_meta(CHECK_KEY).await?)
+}
+
 impl Vault {
     /// Opens the vault; on a fresh database, records the master key's check value and creates
     /// the first data key. A different master key than the one recorded is refused before

@@ -27,6 +27,7 @@ mod records;
 mod sql;
 
 pub use error::{Result, StoreError};
+pub use migrate::latest_version as latest_schema_version;
 pub use records::*;
 pub use sql::{Backend, SqlStore, sqlite_path};
 

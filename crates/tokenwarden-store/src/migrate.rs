@@ -24,6 +24,16 @@ const TABLE: &str = "_sqlx_migrations";
 /// The record kept by tokenwarden's own migrator before sqlx's.
 const LEGACY_TABLE: &str = "schema_migrations";
 
+/// The newest schema version this binary knows for `backend` (its last migration's number):
+/// a backup of a newer schema is refused on restore.
+pub fn latest_version(backend: Backend) -> i64 {
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Applies pending migrations and logs one line per migration applied; returns how many this
 /// call applied (0 when another instance got there first).
 ///

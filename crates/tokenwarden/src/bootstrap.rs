@@ -213,7 +213,7 @@ pub(crate) fn lock_sqlite(cfg: &Config) -> Result<ServeLock> {
 }
 
 /// Creates the data folder (and its parents) readable by its owner only.
-fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -251,7 +251,7 @@ fn make_private(path: &Path, mode: u32, what: &str) {
 #[cfg(not(unix))]
 fn make_private(_: &Path, _: u32, _: &str) {}
 
-fn read_key_file(path: &Path) -> Result<MasterKey> {
+pub(crate) fn read_key_file(path: &Path) -> Result<MasterKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the master key file {}", path.display()))?;
     warn_if_readable_by_others(path);
@@ -272,7 +272,7 @@ fn warn_if_readable_by_others(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_: &Path) {}
 
-fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
+pub(crate) fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -284,6 +284,19 @@ fn write_new_key(path: &Path, key: &MasterKey) -> Result<()> {
     writeln!(f, "{}", key.to_base64().expose_secret())?;
     f.sync_all()?;
     Ok(())
+}
+
+/// The master key the configuration names, if any (for `restore`, which must not generate one):
+/// the value, the key file, or a key already in the data folder.
+pub(crate) fn configured_master_key(cfg: &Config) -> Result<Option<MasterKey>> {
+    Ok(match &cfg.master_key {
+        MasterKeySource::Value(v) => Some(
+            MasterKey::parse(v.expose_secret()).context("TOKENWARDEN_MASTER_KEY is malformed")?,
+        ),
+        MasterKeySource::File(p) => Some(read_key_file(p)?),
+        MasterKeySource::DataDir(p) if p.exists() => Some(read_key_file(p)?),
+        MasterKeySource::DataDir(_) => None,
+    })
 }
 
 /// Finds the master key and opens the vault. On a database never used before, with no key

@@ -76,6 +76,52 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Write a consistent snapshot of the database to FILE, safely while `serve` runs
+    /// (SQLite: VACUUM INTO; PostgreSQL: pg_dump). The master key is not in it.
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Put a backup back into an empty data folder (--data-dir NEW) or an empty PostgreSQL
+    /// database (--database-url). Refuses another master key, a newer schema, or a target that
+    /// holds anything.
+    Restore {
+        /// A file written by `tokenwarden backup`.
+        file: PathBuf,
+        /// The master key the backup was made with (else the configured one). With a data
+        /// folder and no key configured, it is copied next to the restored data.
+        #[arg(long, value_name = "FILE")]
+        master_key_file: Option<PathBuf>,
+    },
+    /// Write providers, tokens, apps (with their token bindings) and notification channels as
+    /// one JSON document. Secrets only with --with-secrets, sealed with a passphrase.
+    Export {
+        /// Write to FILE instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Include client secrets, token material, webhook signing secrets and app API keys,
+        /// sealed with a key derived from a passphrase (TOKENWARDEN_PASSPHRASE,
+        /// --passphrase-file, or asked on the terminal).
+        #[arg(long)]
+        with_secrets: bool,
+        /// Read the passphrase from this file (its first line).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Apply a document from `tokenwarden export` to this instance: creates what is missing,
+    /// updates what differs, changes nothing twice.
+    Import {
+        /// The export document.
+        file: PathBuf,
+        /// Only list what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Read the passphrase of a document with secrets from this file (else
+        /// TOKENWARDEN_PASSPHRASE, else asked on the terminal).
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]

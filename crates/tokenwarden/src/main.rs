@@ -58,6 +58,21 @@ async fn dispatch(command: Command, cfg: Config) -> Result<()> {
         Command::App { command } => commands::app::run(command, cfg).await,
         Command::Token { command } => commands::token::run(command, cfg).await,
         Command::Admin { command } => commands::admin::run(command, cfg).await,
+        Command::Backup { output } => commands::backup::backup(cfg, output).await,
+        Command::Restore {
+            file,
+            master_key_file,
+        } => commands::backup::restore(cfg, file, master_key_file).await,
+        Command::Export {
+            output,
+            with_secrets,
+            passphrase_file,
+        } => commands::transfer::export(cfg, output, with_secrets, passphrase_file).await,
+        Command::Import {
+            file,
+            dry_run,
+            passphrase_file,
+        } => commands::transfer::import(cfg, file, dry_run, passphrase_file).await,
         // Handled in `run`, before the configuration is loaded.
         Command::Config { .. } => Ok(()),
         #[cfg(feature = "demo")]

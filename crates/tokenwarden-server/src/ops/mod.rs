@@ -20,6 +20,7 @@
 //! - [`delivery`]: the durable notification queue.
 //! - [`audit`]: the audit record every operation writes.
 //! - [`lists`]: pages of every list (the limit rules and the opaque cursor).
+//! - [`transfer`]: export and import of the configuration as one JSON document.
 
 pub mod admins;
 pub mod apps;
@@ -32,6 +33,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod lists;
 pub mod tokens;
+pub mod transfer;
 
 use tokenwarden_store::StoreError;
 

@@ -199,6 +199,46 @@ impl SqlStore {
         migrate::run(&self.pool, self.backend).await
     }
 
+    /// The schema version of the database: the newest migration applied (0 before any).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+    }
+
+    /// SQLite only: writes a consistent copy of the whole database to the new file `path`
+    /// (`VACUUM INTO`: one read transaction, so writers carry on and the copy is the state at
+    /// one instant, with no WAL beside it). Refused on PostgreSQL.
+    pub async fn vacuum_into(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Conflict(
+                "VACUUM INTO is SQLite's; back PostgreSQL up with pg_dump".into(),
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Conflict("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: how many tables the connection's current schema holds (a restore target
+    /// must hold none). SQLite: how many tables the file holds.
+    pub async fn table_count(&self) -> Result<i64> {
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+            }
+            Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        Ok(sqlx::Row::try_get::<i64, _>(&row, 0)?)
+    }
+
     /// Runs a read-only diagnostic query returning one text or integer value (e.g.
     /// `PRAGMA journal_mode`).
     pub async fn diagnostic(&self, sql: &'static str) -> Result<String> {

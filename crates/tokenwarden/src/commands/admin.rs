@@ -74,7 +74,7 @@ pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
 }
 
 /// Reads a line from the terminal without echoing it.
-fn prompt_hidden(prompt: &str) -> Result<String> {
+pub(crate) fn prompt_hidden(prompt: &str) -> Result<String> {
     use std::io::Write;
     eprint!("{prompt}");
     std::io::stderr().flush()?;

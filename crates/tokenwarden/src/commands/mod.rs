@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod app;
+pub(crate) mod backup;
 pub(crate) mod config;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;
@@ -10,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod migrate;
 pub(crate) mod serve;
 pub(crate) mod token;
+pub(crate) mod transfer;
 
 use tokenwarden_domain::{Rfc3339, Timestamp};
 

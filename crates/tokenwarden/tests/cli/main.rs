@@ -177,6 +177,7 @@ impl Http {
     }
 }
 
+mod backup;
 mod crash;
 mod hardening;
 mod instances;
