@@ -79,7 +79,7 @@ pub(crate) async fn backup(cfg: Config, output: PathBuf) -> Result<()> {
         );
     }
     // Opening the context checks the configured master key against the database's.
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     let check = tokenwarden_server::vault::master_key_check(&ctx.store)
         .await?
         .context("the database has no master key check value yet")?;
@@ -355,7 +355,7 @@ pub(crate) async fn restore(
         bootstrap::write_new_key(p, &key)?;
     }
     // Opening migrates the restored schema forward and checks the key once more.
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     let (ok, failed) = ctx.vault.verify_all().await?;
     if !failed.is_empty() {
         for f in &failed {

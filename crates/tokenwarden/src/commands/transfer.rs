@@ -64,7 +64,7 @@ pub(crate) async fn export(
     {
         bail!("{} already exists; choose a new file name", p.display());
     }
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     let doc = transfer::export(&ctx, "cli", pass.as_ref()).await?;
     let mut json = serde_json::to_vec_pretty(&doc)?;
     json.push(b'\n');
@@ -111,7 +111,7 @@ pub(crate) async fn import(
     } else {
         None
     };
-    let ctx = bootstrap::context(&cfg).await?;
+    let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
     let report = transfer::import(&ctx, "cli", &doc, pass.as_ref(), dry_run).await?;
     for change in &report.changes {
         println!("{}{change}", if dry_run { "would " } else { "" });
