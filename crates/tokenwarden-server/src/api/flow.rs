@@ -223,7 +223,7 @@ pub struct ReadParams {
     app: Option<String>,
 }
 
-/// Borrows the cached answer: serializing it copies nothing first (issue 10).
+// Borrows the cached answer: serializing it copies nothing first (issue 10).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessTokenView<'a> {
     access_token: &'a str,
