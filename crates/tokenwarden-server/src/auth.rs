@@ -200,7 +200,8 @@ async fn authenticate(ctx: &AppContext, parts: &Parts) -> Result<Principal, ApiE
             drop(gate);
             match answer {
                 Ok(r) => {
-                    ctx.cache.put_key(r.clone(), now);
+                    let r = std::sync::Arc::new(r);
+                    ctx.cache.put_key(std::sync::Arc::clone(&r), now);
                     r
                 }
                 Err(tokenwarden_store::StoreError::NotFound(_)) => {

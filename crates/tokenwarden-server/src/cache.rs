@@ -47,7 +47,8 @@ pub struct ReadCache {
     served: Mutex<HashMap<ReaderKey, ByName>>,
     /// How many answers `served` holds (it is cleared past 10,000).
     served_len: std::sync::atomic::AtomicUsize,
-    keys: Mutex<HashMap<ApiKeyId, (ApiKeyRecord, Timestamp)>>,
+    /// Shared, not copied, on a hit (the record holds a label and a hash: two allocations).
+    keys: Mutex<HashMap<ApiKeyId, (Arc<ApiKeyRecord>, Timestamp)>>,
     /// Cross-app denials per (app, token name): when one was last audited, and how many were
     /// refused since without a record of their own.
     denials: Mutex<HashMap<String, (Timestamp, u64)>>,
@@ -168,13 +169,13 @@ impl ReadCache {
         self.served_len.fetch_sub(removed, Ordering::Relaxed);
     }
 
-    pub fn key(&self, id: ApiKeyId, now: Timestamp, stale_ok: bool) -> Option<ApiKeyRecord> {
+    pub fn key(&self, id: ApiKeyId, now: Timestamp, stale_ok: bool) -> Option<Arc<ApiKeyRecord>> {
         let map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         let (rec, at) = map.get(&id)?;
-        (stale_ok || now - *at < KEY_FRESH_FOR).then(|| rec.clone())
+        (stale_ok || now - *at < KEY_FRESH_FOR).then(|| Arc::clone(rec))
     }
 
-    pub fn put_key(&self, rec: ApiKeyRecord, now: Timestamp) {
+    pub fn put_key(&self, rec: Arc<ApiKeyRecord>, now: Timestamp) {
         let mut map = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() > 10_000 {
             map.clear();

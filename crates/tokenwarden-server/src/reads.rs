@@ -4,53 +4,87 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokenwarden_domain::{Timestamp, TokenId};
+use tokenwarden_domain::{AppId, Timestamp, TokenId};
 
-/// One token's uncounted reads per reader: how many, and the last.
-type ByReader = HashMap<String, (i64, Timestamp)>;
+/// Who read a token, as counted: borrowed, so that counting a read builds no actor string
+/// (the audit's `app:<id>` / `admin:<label>` is made once per flush, in [`ReadCounter::drain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadBy<'a> {
+    App(AppId),
+    /// An admin, by label.
+    Admin(&'a str),
+}
+
+impl ReadBy<'_> {
+    /// How the reader appears in the audit log (as `auth::Principal::actor`).
+    pub fn actor(&self) -> String {
+        match self {
+            ReadBy::App(id) => format!("app:{id}"),
+            ReadBy::Admin(label) => format!("admin:{label}"),
+        }
+    }
+}
+
+/// A count of reads and the last one.
+type Count = (i64, Timestamp);
+
+/// One token's reads: the last one served here, and the uncounted reads per reader.
+#[derive(Debug)]
+struct TokenReads {
+    last: Timestamp,
+    apps: HashMap<AppId, Count>,
+    admins: HashMap<Box<str>, Count>,
+}
 
 #[derive(Debug, Default)]
 pub struct ReadCounter {
-    /// Reads per token, then per reader (so counting a reader seen before allocates nothing).
-    pending: Mutex<HashMap<TokenId, ByReader>>,
-    last: Mutex<HashMap<TokenId, Timestamp>>,
+    /// Per token (so counting a reader seen before allocates nothing, under one lock).
+    tokens: Mutex<HashMap<TokenId, TokenReads>>,
 }
 
 impl ReadCounter {
-    pub fn record(&self, token: TokenId, actor: &str, at: Timestamp) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let readers = p.entry(token).or_default();
-        let entry = match readers.get_mut(actor) {
-            Some(e) => e,
-            None => readers.entry(actor.to_owned()).or_insert((0, at)),
+    pub fn record(&self, token: TokenId, by: ReadBy<'_>, at: Timestamp) {
+        let mut map = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let reads = map.entry(token).or_insert_with(|| TokenReads {
+            last: at,
+            apps: HashMap::new(),
+            admins: HashMap::new(),
+        });
+        reads.last = reads.last.max(at);
+        let count = match by {
+            ReadBy::App(app) => reads.apps.entry(app).or_insert((0, at)),
+            ReadBy::Admin(label) => match reads.admins.get_mut(label) {
+                Some(c) => c,
+                None => reads.admins.entry(label.into()).or_insert((0, at)),
+            },
         };
-        entry.0 += 1;
-        entry.1 = entry.1.max(at);
-        drop(p);
-        let mut l = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        let last = l.entry(token).or_insert(at);
-        *last = (*last).max(at);
+        count.0 += 1;
+        count.1 = count.1.max(at);
     }
 
     /// When this instance last served the token.
     pub fn last_read(&self, token: TokenId) -> Option<Timestamp> {
-        self.last
+        self.tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&token)
-            .copied()
+            .map(|r| r.last)
     }
 
-    /// Takes the counts gathered since the last call.
-    pub fn drain(&self) -> Vec<((TokenId, String), (i64, Timestamp))> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
-            .into_iter()
-            .flat_map(|(token, readers)| {
-                readers
-                    .into_iter()
-                    .map(move |(actor, count)| ((token, actor), count))
-            })
-            .collect()
+    /// Takes the counts gathered since the last call, per token and actor (`app:<id>`,
+    /// `admin:<label>`).
+    pub fn drain(&self) -> Vec<((TokenId, String), Count)> {
+        let mut map = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for (token, reads) in map.iter_mut() {
+            for (app, count) in reads.apps.drain() {
+                out.push(((*token, ReadBy::App(app).actor()), count));
+            }
+            for (label, count) in reads.admins.drain() {
+                out.push(((*token, ReadBy::Admin(&label).actor()), count));
+            }
+        }
+        out
     }
 }
 

@@ -79,6 +79,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn create_app(&self, app: &AppRecord, first_key: &ApiKeyRecord) -> Result<()>;
     async fn get_app(&self, id: AppId) -> Result<AppRecord>;
     async fn get_app_by_name(&self, name: &AppName) -> Result<AppRecord>;
+    /// The app without its bindings, and whether it uses a token named `token`: one row by
+    /// primary key, however many tokens the app uses (the read path, on a cache miss).
+    async fn app_reading(&self, id: AppId, token: &TokenName) -> Result<AppReading>;
     async fn list_apps(&self) -> Result<Vec<AppRecord>>;
     /// A page of apps by name (keyset: see [`PageRequest`]).
     async fn page_apps(&self, page: &PageRequest<NameKey>) -> Result<Vec<AppRecord>>;

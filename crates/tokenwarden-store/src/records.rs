@@ -30,6 +30,18 @@ pub struct AppRecord {
     pub updated_at: Timestamp,
 }
 
+/// What the read path needs of an app ([`crate::Store::app_reading`]): who it is, whether it
+/// runs, and whether it uses one token name; not its whole list of tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppReading {
+    pub id: AppId,
+    pub name: AppName,
+    pub state: AppState,
+    pub stop_reason: Option<StopReason>,
+    /// Whether the app uses a token of the name asked about.
+    pub uses: bool,
+}
+
 /// The OAuth material obtained from the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenMaterial {

@@ -1579,6 +1579,26 @@ async fn list_apps_returns_every_apps_bindings(ctx: Ctx) {
         assert_eq!(s.get_app(a.id).await.unwrap(), *a);
         assert_eq!(s.get_app_by_name(&a.name).await.unwrap(), *a);
     }
+    // Issue 10: the read path asks about one binding, not the whole list.
+    for a in &listed {
+        for name in ["graph", "snowflake-sales", "x", "x-1", "y", "nope"] {
+            let name = TokenName::parse(name).unwrap();
+            let r = s.app_reading(a.id, &name).await.unwrap();
+            assert_eq!(
+                (r.id, &r.name, r.state, &r.stop_reason),
+                (a.id, &a.name, a.state, &a.stop_reason)
+            );
+            assert_eq!(r.uses, a.tokens.contains(&name), "{} {name}", a.name);
+        }
+    }
+    assert!(matches!(
+        s.app_reading(
+            tokenwarden_domain::AppId(uuid::Uuid::new_v4()),
+            &TokenName::parse("graph").unwrap()
+        )
+        .await,
+        Err(StoreError::NotFound("app"))
+    ));
     // The apps using a token come with all their bindings, not only that one.
     let users = s
         .apps_using_token(&TokenName::parse("graph").unwrap())

@@ -8,6 +8,10 @@ mod config;
 #[cfg(test)]
 mod config_fuzz;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::Parser;
 use cli::{Cli, Command};

@@ -10,6 +10,7 @@ use crate::ops;
 use crate::ops::grant::{self, read::Reader};
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -223,10 +224,11 @@ pub struct ReadParams {
     app: Option<String>,
 }
 
+// Borrows the cached answer: serializing it copies nothing first (issue 10).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AccessTokenView {
-    access_token: String,
-    token_type: String,
+pub struct AccessTokenView<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
     #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
     expires_at: DateTime<Utc>,
     /// Seconds until `expires_at`.
@@ -248,26 +250,23 @@ pub async fn read_access_token(
     who: Principal,
     Path(name): Path<String>,
     Query(params): Query<ReadParams>,
-) -> ApiResult<Json<AccessTokenView>> {
+) -> ApiResult<Response> {
     let reader = match &who {
         Principal::App { app_id, .. } => Reader::App(*app_id),
-        Principal::Admin { .. } => Reader::Admin {
+        Principal::Admin { label } => Reader::Admin {
+            label,
             as_app: params.app.as_deref(),
         },
     };
-    let served = grant::read::read_access_token(
-        &ctx,
-        reader,
-        &who.actor(),
-        &name,
-        params.min_validity.unwrap_or(60),
-    )
-    .await?;
+    let served =
+        grant::read::read_access_token(&ctx, reader, &name, params.min_validity.unwrap_or(60))
+            .await?;
     let now = ctx.clock.now();
     Ok(Json(AccessTokenView {
-        access_token: served.access.expose_secret().to_owned(),
-        token_type: served.token_type.clone(),
+        access_token: served.access.expose_secret(),
+        token_type: &served.token_type,
         expires_in: (served.expires_at - now).num_seconds().max(0),
         expires_at: served.expires_at,
-    }))
+    })
+    .into_response())
 }

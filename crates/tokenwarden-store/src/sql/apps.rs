@@ -132,6 +132,30 @@ pub(super) async fn get(pool: &AnyPool, id: AppId) -> Result<AppRecord> {
     fold_apps(rows)?.pop().ok_or(StoreError::NotFound("app"))
 }
 
+/// One row: the app, and its binding of `token` if it has one (the join on the binding's
+/// primary key, `(app_id, token_name)`).
+pub(super) async fn reading(pool: &AnyPool, id: AppId, token: &TokenName) -> Result<AppReading> {
+    let row = sqlx::query_as::<_, AppBindingRow>(
+        "SELECT a.id, a.name, a.state, a.stop_reason, a.version, a.created_at, a.updated_at, \
+         t.token_name FROM apps a \
+         LEFT JOIN app_tokens t ON t.app_id = a.id AND t.token_name = $2 WHERE a.id = $1",
+    )
+    .bind(id.to_string())
+    .bind(token.as_str())
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound("app"))?;
+    let uses = row.token_name.is_some();
+    let app = AppRecord::try_from(row.app)?;
+    Ok(AppReading {
+        id: app.id,
+        name: app.name,
+        state: app.state,
+        stop_reason: app.stop_reason,
+        uses,
+    })
+}
+
 pub(super) async fn get_by_name(pool: &AnyPool, name: &AppName) -> Result<AppRecord> {
     let rows = sqlx::query_as::<_, AppBindingRow>(concat!(app_select!(), " WHERE a.name = $1"))
         .bind(name.as_str())

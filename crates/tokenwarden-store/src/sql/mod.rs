@@ -431,6 +431,9 @@ impl Store for SqlStore {
     async fn get_app_by_name(&self, name: &AppName) -> Result<AppRecord> {
         apps::get_by_name(&self.pool, name).await
     }
+    async fn app_reading(&self, id: AppId, token: &TokenName) -> Result<AppReading> {
+        apps::reading(&self.pool, id, token).await
+    }
     async fn list_apps(&self) -> Result<Vec<AppRecord>> {
         apps::list(&self.pool).await
     }

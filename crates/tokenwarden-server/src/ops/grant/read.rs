@@ -6,10 +6,11 @@ use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
 use crate::cache::{ReaderKey, Served, StoreGate};
 use crate::ops::{Error, Result, audit};
+use crate::reads::ReadBy;
 use secrecy::SecretString;
 use std::sync::Arc;
 use tokenwarden_domain::{AppId, AppName, AppState, TokenName, TokenStatus};
-use tokenwarden_store::{AppRecord, SealedColumn, StoreError, TokenRecord};
+use tokenwarden_store::{AppReading, SealedColumn, StoreError, TokenRecord};
 
 /// An access token to serve and the token it came from.
 #[derive(Debug)]
@@ -176,19 +177,31 @@ pub async fn resolve_token(
 pub enum Reader<'a> {
     /// An app, with its API key: only tokens it uses; its own app-level token first.
     App(AppId),
-    /// An admin, optionally reading as the app named `as_app`.
-    Admin { as_app: Option<&'a str> },
+    /// An admin (by label), optionally reading as the app named `as_app`.
+    Admin {
+        label: &'a str,
+        as_app: Option<&'a str>,
+    },
+}
+
+impl<'a> Reader<'a> {
+    /// How the read is counted in the read statistics.
+    fn by(&self) -> ReadBy<'a> {
+        match *self {
+            Reader::App(app) => ReadBy::App(app),
+            Reader::Admin { label, .. } => ReadBy::Admin(label),
+        }
+    }
 }
 
 /// The read path: a current access token of `name` for `reader`, valid for at least
 /// `min_validity` seconds (0 to [`MAX_MIN_VALIDITY`], else `Invalid`) or, when the provider's
 /// tokens live shorter, the freshest one; from memory while fresh, else from the database
 /// (refreshed first if needed); while the database is down, a cached token still valid is
-/// served. `actor` is how the reader is counted in the read statistics.
+/// served. Each read is counted for `reader` in the read statistics.
 pub async fn read_access_token(
     ctx: &AppContext,
     reader: Reader<'_>,
-    actor: &str,
     name: &str,
     min_validity: i64,
 ) -> Result<Arc<Served>> {
@@ -204,7 +217,7 @@ pub async fn read_access_token(
     // No key string is built per read: the cache is keyed by reader, then by name.
     let cache_key = match reader {
         Reader::App(app_id) => ReaderKey::App(app_id),
-        Reader::Admin { as_app } => ReaderKey::Admin(as_app.map(Into::into)),
+        Reader::Admin { as_app, .. } => ReaderKey::Admin(as_app.map(Into::into)),
     };
     let min = chrono::Duration::seconds(min_validity as i64);
     // The hot path: a fresh answer from memory, no database at all.
@@ -244,13 +257,13 @@ pub async fn read_access_token(
             message: format!("app {app} is stopped ({why}); an admin can start it"),
         });
     }
-    ctx.reads.record(served.token_id, actor, now);
+    ctx.reads.record(served.token_id, reader.by(), now);
     Ok(served)
 }
 
 /// R26: an app asking for a token it does not use is audited, repeats within a minute counted
 /// into the next record (`cache::ReadCache::count_denial`).
-async fn audit_cross_app_denial(ctx: &AppContext, app: &AppRecord, name: &TokenName) {
+async fn audit_cross_app_denial(ctx: &AppContext, app: &AppReading, name: &TokenName) {
     let Some(repeats) = ctx
         .cache
         .count_denial(format!("{}:{name}", app.id), ctx.clock.now())
@@ -287,8 +300,9 @@ async fn read_from_store(
     let token_name = TokenName::parse(name).map_err(|_| not_found())?;
     let app = match reader {
         Reader::App(app_id) => {
-            let app = ctx.store.get_app(app_id).await?;
-            if !app.tokens.contains(&token_name) {
+            // One binding, not the app's whole token list.
+            let app = ctx.store.app_reading(app_id, &token_name).await?;
+            if !app.uses {
                 audit_cross_app_denial(ctx, &app, &token_name).await;
                 return Err(Error::NotFound(format!(
                     "token {name:?} (app {} does not use it; an admin can add it to the app's tokens)",
@@ -297,17 +311,25 @@ async fn read_from_store(
             }
             Some(app)
         }
-        Reader::Admin { as_app: Some(app) } => {
+        Reader::Admin {
+            as_app: Some(app), ..
+        } => {
             let app_name =
                 AppName::parse(app).map_err(|_| Error::NotFound(format!("app {app:?}")))?;
-            Some(
-                ctx.store
-                    .get_app_by_name(&app_name)
-                    .await
-                    .map_err(Error::not_found_as(format!("app {app:?}")))?,
-            )
+            let a = ctx
+                .store
+                .get_app_by_name(&app_name)
+                .await
+                .map_err(Error::not_found_as(format!("app {app:?}")))?;
+            Some(AppReading {
+                uses: a.tokens.contains(&token_name),
+                id: a.id,
+                name: a.name,
+                state: a.state,
+                stop_reason: a.stop_reason,
+            })
         }
-        Reader::Admin { as_app: None } => None,
+        Reader::Admin { as_app: None, .. } => None,
     };
     let (t, _) = resolve_token(ctx, app.as_ref().map(|a| a.id), &token_name)
         .await?
