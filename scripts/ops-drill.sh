@@ -105,6 +105,7 @@ fi
 head -c 32 /dev/urandom | base64 > "$WORK/new.key"
 chmod 600 "$WORK/new.key"
 export TOKENWARDEN_MASTER_KEY_FILE="$WORK/new.key"
+"$BIN" --data-dir "$WORK/new" migrate >/dev/null
 "$BIN" --data-dir "$WORK/new" import "$WORK/tokenwarden-export.json" \
     --passphrase-file "$WORK/export-passphrase" --dry-run | tee "$WORK/dry"
 grep -qx "would create app sales" "$WORK/dry" || fail "the dry run"

@@ -452,6 +452,10 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         args.extend_from_slice(extra);
         run_with(new_dir.path(), env, &args)
     };
+    // Like every command but serve/migrate, import opens an existing database only (issue 11
+    // item 10): the new instance's database is made by `migrate` first.
+    let out = run_with(new_dir.path(), &penv, &["migrate"]);
+    assert!(out.status.success(), "{:?}", text(&out));
     // Without the passphrase, or with a wrong one: refused, nothing changed.
     let out = import(&penv, &[]);
     assert!(!out.status.success());
