@@ -393,6 +393,14 @@ impl std::fmt::Debug for AdminRecord {
     }
 }
 
+/// What [`crate::Store::delete_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRemoval {
+    Removed,
+    /// Refused: the admin is the last one (nobody could sign in to the UI any more).
+    LastAdmin,
+}
+
 /// A signed-in UI session. `id` is the SHA-256 (hex) of the cookie value: the value itself is
 /// never stored. `Debug` leaves out the CSRF token.
 #[derive(Clone, PartialEq, Eq)]

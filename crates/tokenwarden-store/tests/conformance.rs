@@ -84,6 +84,8 @@ conformance!(
     issue10_token_pages_cover_every_row_once_and_stay_stable_under_inserts,
     issue10_token_pages_filter_by_name_provider_and_status,
     issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once,
+    issue11_admins_page_change_password_and_are_never_all_removed,
+    issue11_admin_token_pages_hold_only_admin_tokens,
 );
 
 /// A database nothing has been done to yet, for the migration tests.
@@ -2038,4 +2040,138 @@ async fn issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once(c
     })
     .await;
     assert_eq!(by_cli, ["a7", "a5", "a3", "a1"]);
+}
+
+async fn issue11_admins_page_change_password_and_are_never_all_removed(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let admin = |id: &str, name: &str| AdminRecord {
+        id: id.into(),
+        username: name.into(),
+        password_hash: format!("hash-of-{name}"),
+        created_at: now,
+        last_login_at: None,
+    };
+    for (id, name) in [
+        ("i3", "carol"),
+        ("i1", "alice"),
+        ("i2", "bob"),
+        ("i4", "dave"),
+    ] {
+        s.create_admin(&admin(id, name)).await.unwrap();
+    }
+    // Pages by username, each row once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_admins(&PageRequest {
+                after: after.clone(),
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(NameKey {
+            name: last.username.clone(),
+            id: last.id.clone(),
+        });
+        seen.extend(page.iter().map(|a| a.username.clone()));
+    }
+    assert_eq!(seen, ["alice", "bob", "carol", "dave"]);
+
+    // A new password ends every session of that admin but the one kept.
+    let session = |id: char, admin: &str| SessionRecord {
+        id: id.to_string().repeat(64),
+        admin_id: admin.into(),
+        csrf_token: "csrf".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(12),
+        last_seen_at: now,
+    };
+    for (c, a) in [('a', "i1"), ('b', "i1"), ('c', "i2")] {
+        s.create_session(&session(c, a)).await.unwrap();
+    }
+    s.set_admin_password("i1", "new-hash", Some(&"a".repeat(64)))
+        .await
+        .unwrap();
+    assert_eq!(s.get_admin("i1").await.unwrap().password_hash, "new-hash");
+    assert!(s.get_session(&"a".repeat(64)).await.is_ok());
+    assert!(s.get_session(&"b".repeat(64)).await.is_err());
+    assert!(s.get_session(&"c".repeat(64)).await.is_ok(), "bob's stays");
+    s.set_admin_password("i2", "other", None).await.unwrap();
+    assert!(s.get_session(&"c".repeat(64)).await.is_err());
+    assert!(matches!(
+        s.set_admin_password("gone", "x", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Removing: sessions go too; the last admin stays, even when every removal races.
+    assert_eq!(s.delete_admin("i1").await.unwrap(), AdminRemoval::Removed);
+    assert!(s.get_session(&"a".repeat(64)).await.is_err());
+    assert!(matches!(
+        s.delete_admin("i1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut tasks = Vec::new();
+    for id in ["i2", "i3", "i4"] {
+        let st = s.clone();
+        tasks.push(tokio::spawn(async move { st.delete_admin(id).await }));
+    }
+    let mut removed = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            AdminRemoval::Removed => removed += 1,
+            AdminRemoval::LastAdmin => {}
+        }
+    }
+    assert_eq!(removed, 2);
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+    let last = s
+        .page_admins(&PageRequest {
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_admin(&last[0].id).await.unwrap(),
+        AdminRemoval::LastAdmin
+    );
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+}
+
+async fn issue11_admin_token_pages_hold_only_admin_tokens(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "keys-app", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    let mut admin_ids = Vec::new();
+    for i in 0..5 {
+        ctx.clock.advance(chrono::Duration::seconds(1));
+        let k = key_for(&ctx, None);
+        s.create_api_key(&k).await.unwrap();
+        admin_ids.push(k.id);
+        if i % 2 == 0 {
+            s.create_api_key(&key_for(&ctx, Some(a.id))).await.unwrap();
+        }
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_admin_tokens(&PageRequest {
+                after: after.clone(),
+                limit: 2,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(TimeKey {
+            at: last.created_at.timestamp_millis(),
+            id: last.id.to_string(),
+        });
+        assert!(page.iter().all(|k| k.kind == ApiKeyKind::Admin));
+        seen.extend(page.iter().map(|k| k.id));
+    }
+    assert_eq!(seen, admin_ids, "oldest first, each once, no app key");
 }

@@ -2,7 +2,7 @@
 //! item 3), so that a generated client, and schemathesis, see the API as it really behaves:
 //!
 //! - `POST /apps/{id}/keys` takes its body optionally (an empty POST makes a key labelled
-//!   `key`): the handler reads the bytes itself.
+//!   `key`): the handler reads the bytes itself; so does `POST /admin-tokens`.
 //! - a channel's settings depend on its kind: `oneOf` a webhook (with its `url`) or an email
 //!   channel (with its recipients), told apart by `kind`, as `ops::channels::Target` holds them.
 //! - `links` from each operation that creates an object to every operation on that object, by
@@ -14,6 +14,13 @@ use serde_json::{Map, Value, json};
 pub fn finish(mut doc: Value) -> Value {
     if let Some(body) = doc
         .pointer_mut("/paths/~1api~1v1~1apps~1{id}~1keys/post/requestBody")
+        .and_then(Value::as_object_mut)
+    {
+        body.insert("required".into(), Value::Bool(false));
+    }
+    // Likewise `POST /admin-tokens` (an empty POST makes a token labelled `api`).
+    if let Some(body) = doc
+        .pointer_mut("/paths/~1api~1v1~1admin-tokens/post/requestBody")
         .and_then(Value::as_object_mut)
     {
         body.insert("required".into(), Value::Bool(false));
@@ -115,6 +122,16 @@ const CREATES: &[(&str, &str, &[Param])] = &[
         "/api/v1/apps/{id}/keys",
         "/api/v1/apps/{id}/keys/{key_id}",
         &[("id", "$request.path.id"), ("key_id", "$response.body#/id")],
+    ),
+    (
+        "/api/v1/admins",
+        "/api/v1/admins/{id}",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/api/v1/admin-tokens",
+        "/api/v1/admin-tokens/{id}",
+        &[("id", "$response.body#/id")],
     ),
 ];
 

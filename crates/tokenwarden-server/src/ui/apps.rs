@@ -366,3 +366,15 @@ pub async fn revoke_key(
     ops::apps::revoke_key(&ctx, &s.actor(), a.id, &key_id).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
 }
+
+/// Deletes the app with its API keys, its app-level tokens and its per-app channels (the page
+/// names them in the confirmation); global tokens it used stay.
+pub async fn delete(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let a = load(&ctx, &id).await?;
+    ops::apps::delete(&ctx, &s.actor(), a.id).await?;
+    Ok(see_other("/apps"))
+}

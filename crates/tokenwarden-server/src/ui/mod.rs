@@ -7,10 +7,12 @@
 //! POST that must carry the session's CSRF token (form field `csrf` or header `X-CSRF-Token`)
 //! and must not come from another site (`Sec-Fetch-Site`); no GET changes anything.
 
+mod admins;
 mod apps;
 mod auth_pages;
 mod notify;
 pub mod session;
+pub mod shown_once;
 mod tokens;
 mod view;
 
@@ -64,6 +66,26 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/notifications/{id}/test", post(notify::test))
         .route("/notifications/{id}/delete", post(notify::delete))
         .route("/audit", get(notify::audit))
+        .route(
+            "/tokens/{id}/rename",
+            get(tokens::rename_form).post(tokens::rename),
+        )
+        .route(
+            "/tokens/{id}/client-secret-2/clear",
+            post(tokens::clear_secret_2),
+        )
+        .route(
+            "/notifications/{id}/edit",
+            get(notify::edit_form).post(notify::save),
+        )
+        .route("/apps/{id}/delete", post(apps::delete))
+        .route("/admins", get(admins::list).post(admins::create))
+        .route("/admins/{id}", get(admins::detail))
+        .route("/admins/{id}/password", post(admins::set_password))
+        .route("/admins/{id}/remove", post(admins::remove))
+        .route("/admin-tokens", post(admins::create_token))
+        .route("/admin-tokens/{id}/revoke", post(admins::revoke_token))
+        .route("/shown-once", get(shown_once::show))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             require_session,

@@ -399,3 +399,138 @@ pub async fn audit(
         limit: AUDIT_LIMIT,
     })
 }
+
+// --- editing a channel (issue 11 item 9) ---------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "channel_edit.html")]
+struct ChannelEditPage {
+    l: Layout,
+    id: String,
+    /// The channel's name as stored (for the crumbs and heading).
+    current: String,
+    name: String,
+    webhook: bool,
+    url: String,
+    to: String,
+    /// (event kind, ticked)
+    events: Vec<(&'static str, bool)>,
+    enabled: bool,
+    app: String,
+    error: String,
+}
+
+#[derive(Default)]
+struct EditValues {
+    name: Option<String>,
+    url: Option<String>,
+    to: Option<String>,
+    events: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+async fn edit_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    c: &ChannelRecord,
+    v: EditValues,
+    error: String,
+) -> UiResult<ChannelEditPage> {
+    let channel = Channel::of(c);
+    let (webhook, url, to) = match &channel.target {
+        Target::Webhook { url } => (true, url.clone(), String::new()),
+        Target::Email { to } => (false, String::new(), to.join(", ")),
+    };
+    let ticked: Vec<String> = v.events.unwrap_or_else(|| {
+        channel
+            .events
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect()
+    });
+    Ok(ChannelEditPage {
+        l: Layout::new(s, "notifications", format!("Edit {}", c.name)),
+        id: c.id.clone(),
+        current: c.name.clone(),
+        name: v.name.unwrap_or_else(|| c.name.clone()),
+        webhook,
+        url: v.url.unwrap_or(url),
+        to: v.to.unwrap_or(to),
+        events: EventKind::ALL
+            .iter()
+            .filter(|k| **k != EventKind::Test)
+            .map(|k| (k.as_str(), ticked.iter().any(|t| t == k.as_str())))
+            .collect(),
+        enabled: v.enabled.unwrap_or(c.enabled),
+        app: row(ctx, c).await.app,
+        error,
+    })
+}
+
+pub async fn edit_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let c = load(&ctx, &id).await?;
+    let p = edit_page(&ctx, &s, &c, EditValues::default(), String::new()).await?;
+    page(&p)
+}
+
+/// Saves a channel's name, webhook URL or recipients, events and whether it is enabled.
+pub async fn save(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let c = load(&ctx, &id).await?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let events: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "events")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let webhook = matches!(Channel::of(&c).target, Target::Webhook { .. });
+    let values = EditValues {
+        name: get("name"),
+        url: get("url"),
+        to: get("to"),
+        events: Some(events.clone()),
+        enabled: Some(get("enabled").as_deref() == Some("true")),
+    };
+    let result = async {
+        let changes = ChannelChanges {
+            name: values.name.clone(),
+            url: if webhook { values.url.clone() } else { None },
+            to: if webhook {
+                None
+            } else {
+                values.to.as_ref().map(|t| {
+                    t.split([',', ' ', ';', '\n'])
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+            },
+            events: Some(ops::channels::parse_events(&events)?),
+            enabled: values.enabled,
+            version: None,
+        };
+        ops::channels::update(&ctx, &s.actor(), &c.id, changes).await
+    }
+    .await;
+    match result {
+        Ok(c) => Ok(see_other(&format!("/notifications/{}", c.id))),
+        Err(ops::Error::Invalid(error)) => {
+            let p = edit_page(&ctx, &s, &c, values, super::tokens::sentence(&error)).await?;
+            page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

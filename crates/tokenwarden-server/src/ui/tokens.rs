@@ -702,6 +702,7 @@ pub async fn edit_form(
     let t = load(&ctx, &id).await?;
     let notice = match q.done.as_deref() {
         Some("saved") => "Saved.",
+        Some("cleared") => "The second client secret was cleared; the first one stays.",
         Some("filled") => {
             "The client id and secrets were filled from the pasted output. Next: Get OAuth 2.0 Access Token."
         }
@@ -941,7 +942,7 @@ pub fn rows_for(ctx: &AppContext, tokens: &[TokenRecord], apps: &[AppRecord]) ->
 }
 
 /// A core message as a sentence for the page: capitalised, with a full stop.
-fn sentence(m: &str) -> String {
+pub(super) fn sentence(m: &str) -> String {
     let mut c = m.chars();
     let mut out: String = match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
@@ -951,4 +952,109 @@ fn sentence(m: &str) -> String {
         out.push('.');
     }
     out
+}
+
+// --- renaming, clearing the second secret (issue 11 item 9) -------------------------------
+
+#[derive(Template)]
+#[template(path = "token_rename.html")]
+struct RenamePage {
+    l: Layout,
+    id: String,
+    name: String,
+    app: Option<(String, String)>,
+    /// Apps that fetch the token by its current name: (id, name).
+    users: Vec<(String, String)>,
+    new_name: String,
+    error: String,
+}
+
+async fn rename_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    t: &TokenRecord,
+    new_name: String,
+    error: String,
+) -> UiResult<RenamePage> {
+    let app = owner(ctx, t).await?;
+    let users = ops::lifecycle::dependants(ctx, t)
+        .await?
+        .into_iter()
+        .map(|a| (a.id.to_string(), a.name.to_string()))
+        .collect();
+    Ok(RenamePage {
+        l: Layout::new(
+            s,
+            if app.is_some() { "apps" } else { "tokens" },
+            format!("Rename {}", t.name),
+        ),
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        app: app.map(|a| (a.id.to_string(), a.name.to_string())),
+        users,
+        new_name,
+        error,
+    })
+}
+
+/// The rename form: names the apps that fetch the token by its current name, which move with
+/// it (they must then fetch it by the new name).
+pub async fn rename_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let p = rename_page(&ctx, &s, &t, t.name.to_string(), String::new()).await?;
+    page(&p)
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Renames the token; the apps the form listed move to the new name with it.
+pub async fn rename(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(f): Form<RenameForm>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let wanted = f.name.trim().to_owned();
+    let error = match TokenName::parse(&wanted) {
+        Err(e) => format!("Name: {e}"),
+        Ok(name) => {
+            let changes = TokenChanges {
+                name: Some(name),
+                rebind_apps: true,
+                ..TokenChanges::default()
+            };
+            match ops::tokens::update(&ctx, &s.actor(), t.id, changes).await {
+                Ok(t) => return Ok(see_other(&format!("/tokens/{}", t.id))),
+                Err(ops::Error::Invalid(m) | ops::Error::Conflict(m)) => sentence(&m),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let p = rename_page(&ctx, &s, &t, wanted, error).await?;
+    page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+}
+
+/// Empties the second client-secret slot (after a rotation, once the provider no longer
+/// accepts the old secret); the first stays.
+pub async fn clear_secret_2(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let changes = TokenChanges {
+        client_secret_2: Some(None),
+        ..TokenChanges::default()
+    };
+    let t = ops::tokens::update(&ctx, &s.actor(), t.id, changes).await?;
+    Ok(see_other(&format!("/tokens/{}/edit?done=cleared", t.id)))
 }

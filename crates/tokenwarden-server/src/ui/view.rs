@@ -8,7 +8,7 @@ use tokenwarden_store::{AppRecord, TokenRecord};
 /// The frame around every signed-in page.
 pub struct Layout {
     pub title: String,
-    /// Which nav entry is current: tokens, apps, notifications, audit.
+    /// Which nav entry is current: tokens, apps, notifications, audit, admins.
     pub nav: &'static str,
     pub username: String,
     pub csrf: String,

@@ -2,6 +2,8 @@
 //! token countdowns, the token form's paste box, app keys, and GETs that change nothing.
 
 use crate::support::{Db, TestApp, spawn};
+
+mod admin_screens;
 use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use tokenwarden_domain::{Clock, TokenId, TokenStatus};

@@ -576,6 +576,9 @@ impl Store for SqlStore {
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
         apps::revoke_api_key(&self.pool, id, at).await
     }
+    async fn page_admin_tokens(&self, page: &PageRequest<TimeKey>) -> Result<Vec<ApiKeyRecord>> {
+        apps::page_admin_tokens(&self.pool, page).await
+    }
 
     // --- audit
     async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
@@ -614,6 +617,20 @@ impl Store for SqlStore {
     }
     async fn record_admin_login(&self, id: &str, at: Timestamp) -> Result<()> {
         admins::record_login(&self.pool, id, at).await
+    }
+    async fn page_admins(&self, page: &PageRequest<NameKey>) -> Result<Vec<AdminRecord>> {
+        admins::page(&self.pool, page).await
+    }
+    async fn set_admin_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        admins::set_password(&self.pool, id, password_hash, keep_session).await
+    }
+    async fn delete_admin(&self, id: &str) -> Result<AdminRemoval> {
+        admins::delete(&self.pool, id).await
     }
     async fn create_session(&self, session: &SessionRecord) -> Result<()> {
         admins::create_session(&self.pool, session).await
