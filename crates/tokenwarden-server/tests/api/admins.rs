@@ -210,7 +210,8 @@ async fn issue11_admin_tokens_are_created_once_listed_and_revoked_but_not_by_the
     let token = created["admin_token"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(token.starts_with("tw_adm_"), "{created}");
-    // An empty POST makes one labelled `api`.
+    // An empty POST makes one labelled `api` (a second later: the list is oldest first).
+    t.clock.advance(chrono::Duration::seconds(1));
     let (s, other) = t.admin(Method::POST, "/api/v1/admin-tokens", None).await;
     assert_eq!((s, other["label"].as_str()), (201, Some("api")));
 

@@ -238,6 +238,7 @@ async fn issue11_admin_tokens_are_shown_once_by_post_redirect_get_and_revoked() 
     .await;
     assert_eq!(replay.status, 410);
     assert!(!replay.body.contains(&token));
+    t.clock.advance(chrono::Duration::seconds(1)); // the list is oldest first
     let r = b.post(&t, "/admin-tokens", &[("label", "other")]).await;
     let value = shown_cookie(&r)
         .unwrap()
@@ -260,6 +261,7 @@ async fn issue11_admin_tokens_are_shown_once_by_post_redirect_get_and_revoked() 
     // Listed by label, never the token; revoked from the page.
     let page = b.get(&t, "/admins").await;
     assert!(page.body.contains(">ci<") && !page.body.contains(&token));
+    assert_eq!(list["items"][0]["label"], "ci");
     let id = list["items"][0]["id"].as_str().unwrap();
     let r = b.post(&t, &format!("/admin-tokens/{id}/revoke"), &[]).await;
     assert_eq!((r.status, location(&r)), (303, "/admins?done=revoked"));
