@@ -84,6 +84,8 @@ struct Failures {
 /// a time per key, and the permits for the (memory-hungry) password checks.
 #[derive(Debug)]
 pub struct UiState {
+    /// Secrets shown once, waiting for their page.
+    pub(crate) handoffs: crate::ops::handoff::Handoffs,
     failures: Mutex<HashMap<String, Failures>>,
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     checks: tokio::sync::Semaphore,
@@ -92,6 +94,7 @@ pub struct UiState {
 impl Default for UiState {
     fn default() -> Self {
         Self {
+            handoffs: crate::ops::handoff::Handoffs::default(),
             failures: Mutex::default(),
             turns: Mutex::default(),
             checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
@@ -184,6 +187,11 @@ pub fn sha256_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A random handle for a secret waiting for its page ([`crate::ops::handoff`]).
+pub(crate) fn random_handle() -> String {
+    random_token()
 }
 
 fn random_token() -> String {
@@ -364,6 +372,18 @@ pub enum LoginError {
     Internal(Error),
 }
 
+/// The time sessions run on: the service's clock, except that `tokenwarden demo`'s
+/// fast-forward does not move it (an admin's session lasts real hours, however far the demo
+/// jumps ahead).
+pub fn session_now(ctx: &AppContext) -> Timestamp {
+    let now = ctx.clock.now();
+    #[cfg(feature = "demo")]
+    if let Some(d) = &ctx.demo {
+        return now - d.clock.offset();
+    }
+    now
+}
+
 /// A new session: the cookie value (shown to the browser only) and its row.
 pub struct NewSession {
     pub cookie_value: SecretString,
@@ -372,7 +392,7 @@ pub struct NewSession {
 
 /// Starts a session for an admin: a new random cookie value, a new CSRF token.
 pub async fn start_session(ctx: &AppContext, admin: &AdminRecord) -> Result<NewSession> {
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     let value = random_token();
     let record = SessionRecord {
         id: sha256_hex(&value),
@@ -495,7 +515,7 @@ pub async fn lookup(ctx: &AppContext, cookie_value: &str) -> Result<Option<Admin
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     if now >= s.expires_at || now >= s.last_seen_at + SESSION_IDLE {
         let _ = ctx.store.delete_session(&id).await;
         return Ok(None);

@@ -14,6 +14,8 @@
 //! - [`apps`]: apps, their API keys, start and stop by an admin.
 //! - [`channels`]: notification channels, test sends, reminder lead times.
 //! - [`admins`]: admins (UI sign-in), the one-time setup link, admin tokens.
+//! - [`handoff`]: secrets shown once, handed from the POST that made them to the one GET
+//!   that shows them.
 //! - [`keys`]: data-key rotation.
 //! - [`lifecycle`]: what a token's death or re-authorization does to the apps that use it.
 //! - [`engine`]: the background pass (refresh ahead, reminders, expiry, deliveries).
@@ -28,6 +30,7 @@ pub mod channels;
 pub mod delivery;
 pub mod engine;
 pub mod grant;
+pub mod handoff;
 pub mod keys;
 pub mod lifecycle;
 pub mod lists;
