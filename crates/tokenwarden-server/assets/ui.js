@@ -88,7 +88,7 @@
   // --- a session that ended while the page was open ----------------------------------------
   // The server answers 401 (htmx: with X-Tokenwarden-Login; the popup's request: JSON with
   // `login`): say so above the page, with a link that signs in and comes back here.
-  function sessionEnded(login) {
+  function sessionEnded() {
     var main = document.querySelector("main.content") || document.body;
     var box = document.getElementById("session-ended");
     if (!box) {
@@ -100,7 +100,9 @@
     }
     box.textContent = "Your session has ended, so nothing was done. ";
     var a = document.createElement("a");
-    a.href = login || ("/login?ended=1&next=" + encodeURIComponent(location.pathname + location.search));
+    // Back to this very page (the server's suggestion is the page a request's address belongs
+    // to, which for the sign-in popup's request is the token's page, not this form).
+    a.href = "/login?ended=1&next=" + encodeURIComponent(location.pathname + location.search);
     a.textContent = "Sign in again";
     box.appendChild(a);
     box.appendChild(document.createTextNode(" to come back to this page."));
@@ -108,7 +110,7 @@
   }
   document.addEventListener("htmx:responseError", function (ev) {
     var xhr = ev.detail && ev.detail.xhr;
-    if (xhr && xhr.status === 401) sessionEnded(xhr.getResponseHeader("X-Tokenwarden-Login"));
+    if (xhr && xhr.status === 401) sessionEnded();
   });
 
   // --- the OAuth sign-in popup -------------------------------------------------------------
@@ -191,7 +193,7 @@
         popup.close();
         pending = null;
         say("Your session has ended: sign in again, then click the button again.", "crit");
-        sessionEnded(r.body && r.body.login);
+        sessionEnded();
         return;
       }
       if (!r.ok || !r.body.url) {

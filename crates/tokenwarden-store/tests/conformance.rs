@@ -1116,7 +1116,11 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
     let mut never = token(&ctx, "never", None);
     never.status = TokenStatus::Healthy;
     s.create_token(&never).await.unwrap();
-    let names = |v: Vec<TokenRecord>| v.into_iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
+    let names = |v: Vec<TokenRecord>| {
+        v.into_iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         names(s.tokens_expiring_after(now, 10).await.unwrap()),
         ["in-2", "in-5", "in-9"]
@@ -1129,12 +1133,22 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
     s.record_reminder(made[0].id, now + day * 5, "14d", now)
         .await
         .unwrap();
-    s.record_reminder(made[1].id, now + day * 2, "3d", now + chrono::Duration::minutes(1))
-        .await
-        .unwrap();
-    s.record_reminder(made[2].id, now + day * 9, "14d", now + chrono::Duration::minutes(2))
-        .await
-        .unwrap();
+    s.record_reminder(
+        made[1].id,
+        now + day * 2,
+        "3d",
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    s.record_reminder(
+        made[2].id,
+        now + day * 9,
+        "14d",
+        now + chrono::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
     let recent = s.recent_reminders(2).await.unwrap();
     assert_eq!(recent.len(), 2, "{recent:?}");
     assert_eq!(recent[0].token_name.as_deref(), Some("in-9"));

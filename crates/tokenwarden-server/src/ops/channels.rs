@@ -387,7 +387,10 @@ pub async fn reminders(ctx: &AppContext, limit: i64) -> Result<ReminderOverview>
         }
         upcoming.push(at(None, exp));
     }
-    upcoming.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.token_name.cmp(&b.token_name)));
+    upcoming.sort_by(|a, b| {
+        a.at.cmp(&b.at)
+            .then_with(|| a.token_name.cmp(&b.token_name))
+    });
     upcoming.truncate(usize::try_from(limit).unwrap_or(100));
     Ok(ReminderOverview {
         upcoming,

@@ -60,10 +60,7 @@ pub fn leave(ctx: &AppContext, session_hash: &str, shown: ShownSecret) -> String
     let now = Instant::now();
     map.retain(|_, w| now.duration_since(w.at) < HANDOFF_TTL);
     while map.len() >= MAX_WAITING {
-        let oldest = map
-            .iter()
-            .min_by_key(|(_, w)| w.at)
-            .map(|(k, _)| k.clone());
+        let oldest = map.iter().min_by_key(|(_, w)| w.at).map(|(k, _)| k.clone());
         match oldest {
             Some(k) => map.remove(&k),
             None => break,

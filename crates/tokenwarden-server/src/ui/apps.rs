@@ -177,7 +177,9 @@ pub async fn create(
                 secret: key.text,
             },
         )),
-        Err(ops::Error::Conflict(_)) => again(format!("An app named {} exists already.", f.name.trim())).await,
+        Err(ops::Error::Conflict(_)) => {
+            again(format!("An app named {} exists already.", f.name.trim())).await
+        }
         Err(e) => Err(e.into()),
     }
 }

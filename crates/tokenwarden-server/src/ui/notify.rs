@@ -3,10 +3,10 @@
 use super::tokens::ResultPartial;
 use super::view::{self, Layout};
 use super::{AdminSession, UiResult, page, page_with, see_other};
-use crate::ops::handoff::{ShownKind, ShownSecret};
 use crate::AppContext;
 use crate::ops;
 use crate::ops::channels::{Channel, ChannelChanges, NewChannel, Target};
+use crate::ops::handoff::{ShownKind, ShownSecret};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
@@ -251,21 +251,19 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok((rec, secret)) => {
-            match secret {
-                Some(sec) => Ok(super::show_once(
-                    &ctx,
-                    &s,
-                    ShownSecret {
-                        kind: ShownKind::WebhookSecret,
-                        owner_id: rec.id.clone(),
-                        owner_name: rec.name.clone(),
-                        secret: sec,
-                    },
-                )),
-                None => Ok(see_other("/notifications")),
-            }
-        }
+        Ok((rec, secret)) => match secret {
+            Some(sec) => Ok(super::show_once(
+                &ctx,
+                &s,
+                ShownSecret {
+                    kind: ShownKind::WebhookSecret,
+                    owner_id: rec.id.clone(),
+                    owner_name: rec.name.clone(),
+                    secret: sec,
+                },
+            )),
+            None => Ok(see_other("/notifications")),
+        },
         Err(ops::Error::Invalid(error)) => {
             let p = notifications_page(&ctx, &s, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)

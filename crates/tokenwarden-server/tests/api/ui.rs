@@ -1799,7 +1799,8 @@ async fn issue10_tokens_page_answers_one_page_of_thousands_with_a_next_link_and_
 /// The `next` a sign-in redirect carries, decoded, and whether it says the session ended.
 fn login_target(location: &str) -> (String, bool) {
     assert!(location.starts_with("/login?"), "{location}");
-    let q: Vec<(String, String)> = serde_urlencoded::from_str(&location["/login?".len()..]).unwrap();
+    let q: Vec<(String, String)> =
+        serde_urlencoded::from_str(&location["/login?".len()..]).unwrap();
     let next = q
         .iter()
         .find(|(k, _)| k == "next")
@@ -1847,7 +1848,12 @@ async fn issue11_item1_an_ended_session_says_so_and_signing_in_comes_back_to_the
     .await;
     assert_eq!(r.status, 401);
     let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    assert!(body["error"].as_str().unwrap().contains("session has ended"));
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended")
+    );
     assert_eq!(
         login_target(body["login"].as_str().unwrap()),
         (format!("/tokens/{id}"), true)
@@ -1860,9 +1866,15 @@ async fn issue11_item1_an_ended_session_says_so_and_signing_in_comes_back_to_the
     assert_eq!(login_target(&location), (form.clone(), true));
     for (post, page) in [
         (format!("/tokens/{id}/test"), format!("/tokens/{id}")),
-        (format!("/tokens/{id}/client-secrets"), format!("/tokens/{id}")),
+        (
+            format!("/tokens/{id}/client-secrets"),
+            format!("/tokens/{id}"),
+        ),
         ("/apps/x/keys/y/revoke".to_owned(), "/apps/x".to_owned()),
-        ("/notifications/lead-times".to_owned(), "/notifications".to_owned()),
+        (
+            "/notifications/lead-times".to_owned(),
+            "/notifications".to_owned(),
+        ),
     ] {
         let r = b.post(&t, &post, &[]).await;
         assert_eq!(login_target(r.header("location")).0, page, "{post}");
@@ -1871,7 +1883,11 @@ async fn issue11_item1_an_ended_session_says_so_and_signing_in_comes_back_to_the
     // The sign-in page says the session ended, and signing in lands on the form, which answers.
     let page = done(client().get(t.url(&location))).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Your session has ended"), "{}", page.body);
+    assert!(
+        page.body.contains("Your session has ended"),
+        "{}",
+        page.body
+    );
     let r = done(client().post(t.url("/login")).form(&[
         ("username", USER),
         ("password", PASSWORD),
@@ -1897,7 +1913,9 @@ async fn issue11_item1_an_ended_session_says_so_and_signing_in_comes_back_to_the
 
 /// The key on a shown-once page.
 fn secret_on(body: &str, prefix: &str) -> String {
-    let start = body.find(prefix).unwrap_or_else(|| panic!("no {prefix} in {body}"));
+    let start = body
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {body}"));
     body[start..start + body[start..].find('"').unwrap()].to_owned()
 }
 
@@ -1961,7 +1979,11 @@ async fn issue11_item2_shown_once_pages_are_post_redirect_get_and_a_reload_makes
         .post(
             &t,
             "/notifications",
-            &[("name", "hook"), ("kind", "webhook"), ("url", "http://127.0.0.1:9/h")],
+            &[
+                ("name", "hook"),
+                ("kind", "webhook"),
+                ("url", "http://127.0.0.1:9/h"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303);
@@ -2010,33 +2032,66 @@ async fn issue11_item3_sign_in_again_is_on_the_row_the_detail_and_the_form_with_
     let signin_for = |id: &str| format!(r#"action="/tokens/{id}/authorize""#);
 
     let list = b.get(&t, "/tokens").await;
-    assert!(list.body.contains(&signin_for(&dead)), "the row of the dead token");
-    assert!(!list.body.contains(&signin_for(&fine)), "not on a healthy one");
+    assert!(
+        list.body.contains(&signin_for(&dead)),
+        "the row of the dead token"
+    );
+    assert!(
+        !list.body.contains(&signin_for(&fine)),
+        "not on a healthy one"
+    );
     assert!(list.body.contains(">Sign in again</button>"));
 
     let detail = b.get(&t, &format!("/tokens/{dead}")).await;
-    let at = detail.body.find(&signin_for(&dead)).expect("on the detail page");
+    let at = detail
+        .body
+        .find(&signin_for(&dead))
+        .expect("on the detail page");
     assert!(
         at < detail.body.find("<h2>Status</h2>").unwrap(),
         "at the top, above the status"
     );
-    assert!(!b.get(&t, &format!("/tokens/{fine}")).await.body.contains(&signin_for(&fine)));
+    assert!(
+        !b.get(&t, &format!("/tokens/{fine}"))
+            .await
+            .body
+            .contains(&signin_for(&fine))
+    );
 
     let form = b.get(&t, &format!("/tokens/{dead}/edit")).await;
-    assert_eq!(form.body.matches(">Update</button>").count(), 1, "one Update button");
-    let bar = &form.body[form.body.find(r#"class="formbar""#).expect("the sticky bar")..];
+    assert_eq!(
+        form.body.matches(">Update</button>").count(),
+        1,
+        "one Update button"
+    );
+    let bar = &form.body[form
+        .body
+        .find(r#"class="formbar""#)
+        .expect("the sticky bar")..];
     let bar = &bar[..bar.find("</div>\n</div>").unwrap()];
     assert!(bar.contains(">Update</button>"));
-    assert!(bar.contains(&signin_for(&dead)) && bar.contains(">Sign in again</button>"), "{bar}");
+    assert!(
+        bar.contains(&signin_for(&dead)) && bar.contains(">Sign in again</button>"),
+        "{bar}"
+    );
     assert!(bar.contains("Test connection"));
-    assert_eq!(form.body.matches(&signin_for(&dead)).count(), 1, "one sign-in button");
+    assert_eq!(
+        form.body.matches(&signin_for(&dead)).count(),
+        1,
+        "one sign-in button"
+    );
     let fine_form = b.get(&t, &format!("/tokens/{fine}/edit")).await;
-    assert!(fine_form.body.contains(">Get OAuth 2.0 Access Token</button>"));
+    assert!(
+        fine_form
+            .body
+            .contains(">Get OAuth 2.0 Access Token</button>")
+    );
     assert!(!fine_form.body.contains(">Sign in again</button>"));
 }
 
 #[tokio::test]
-async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_token_names_in_audit() {
+async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_token_names_in_audit()
+ {
     let t = spawn(Db::Sqlite).await;
     let (app, token) = t.seed().await;
     let id = token["id"].as_str().unwrap();
@@ -2054,10 +2109,17 @@ async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_t
 
     // An app using a token that does not exist: one label, not three.
     let r = b
-        .post(&t, &format!("/apps/{app_id}"), &[("tokens", "snowflake-sales, ghost-token")])
+        .post(
+            &t,
+            &format!("/apps/{app_id}"),
+            &[("tokens", "snowflake-sales, ghost-token")],
+        )
         .await;
     assert_eq!(r.status, 303);
-    for (page, end) in [("/apps".to_owned(), "</div>"), (format!("/apps/{app_id}"), "</tr>")] {
+    for (page, end) in [
+        ("/apps".to_owned(), "</div>"),
+        (format!("/apps/{app_id}"), "</tr>"),
+    ] {
         let body = b.get(&t, &page).await.body;
         let at = body.find("ghost-token").unwrap();
         let row = &body[at..at + body[at..].find(end).unwrap()];
@@ -2084,34 +2146,58 @@ async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_t
     assert_eq!(reads.len(), 1, "{reads:?}");
     assert_eq!(reads[0].object_name.as_deref(), Some("snowflake-sales"));
     let audit = b.get(&t, "/audit?action=token.read").await;
-    assert!(audit.body.contains("token snowflake-sales"), "{}", audit.body);
+    assert!(
+        audit.body.contains("token snowflake-sales"),
+        "{}",
+        audit.body
+    );
     assert!(!audit.body.contains(&format!("token {id}")));
 }
 
 #[tokio::test]
-async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_and_logs_test_sends() {
+async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_and_logs_test_sends()
+{
     let t = spawn(Db::Sqlite).await;
     make_admin(&t).await;
     let id = global_token(&t, "graph-mail").await;
     set_token(&t, &id, TokenStatus::Healthy, 10, 30).await;
     let b = sign_in(&t).await;
     let leads = b
-        .post(&t, "/notifications/lead-times", &[("lead_times", "14d, 7d, 1d")])
+        .post(
+            &t,
+            "/notifications/lead-times",
+            &[("lead_times", "14d, 7d, 1d")],
+        )
         .await;
     assert_eq!(leads.status, 303);
     let page = b.get(&t, "/notifications").await.body;
     let coming = &page[page.find("Coming up").unwrap()..page.find(">Sent<").unwrap()];
     assert!(coming.contains("graph-mail"), "{coming}");
-    assert!(coming.contains("7d before expiry") && coming.contains("in 3 d 0 h"), "{coming}");
-    assert!(coming.contains("1d before expiry") && coming.contains("in 9 d 0 h"), "{coming}");
-    assert!(coming.contains("at expiry") && coming.contains("in 10 d 0 h"), "{coming}");
-    assert!(!coming.contains("14d before expiry"), "already due: {coming}");
+    assert!(
+        coming.contains("7d before expiry") && coming.contains("in 3 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        coming.contains("1d before expiry") && coming.contains("in 9 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        coming.contains("at expiry") && coming.contains("in 10 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        !coming.contains("14d before expiry"),
+        "already due: {coming}"
+    );
     assert!(page.contains("No reminder sent yet"));
 
     t.pass().await; // the 14-day reminder is due now
     let page = b.get(&t, "/notifications").await.body;
     let sent = &page[page.find(">Sent<").unwrap()..page.find("<h2>Channels</h2>").unwrap()];
-    assert!(sent.contains("graph-mail") && sent.contains("14d before expiry"), "{sent}");
+    assert!(
+        sent.contains("graph-mail") && sent.contains("14d before expiry"),
+        "{sent}"
+    );
 
     // A test send shows in the channel's delivery log.
     let (s, ch) = t
@@ -2151,7 +2237,9 @@ async fn issue11_item7_a_favicon_and_a_skip_link() {
     }
     let b = sign_in(&t).await;
     let page = b.get(&t, "/tokens").await.body;
-    let skip = page.find(r##"<a class="skiplink" href="#content">Skip to content</a>"##).expect("a skip link");
+    let skip = page
+        .find(r##"<a class="skiplink" href="#content">Skip to content</a>"##)
+        .expect("a skip link");
     assert!(skip < page.find("<nav").unwrap(), "before the navigation");
     assert!(page.contains(r#"id="content""#));
     assert!(page.contains(r#"rel="icon""#));

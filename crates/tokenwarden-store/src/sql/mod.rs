@@ -475,11 +475,7 @@ impl Store for SqlStore {
     async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>> {
         tokens::recent_reminders(&self.pool, limit).await
     }
-    async fn tokens_expiring_after(
-        &self,
-        now: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<TokenRecord>> {
+    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>> {
         tokens::expiring_after(&self.pool, now, limit).await
     }
 
