@@ -169,6 +169,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         token_id: TokenId,
     ) -> Result<Vec<(Timestamp, String, Timestamp)>>;
+    /// The reminders sent most recently, newest first, at most `limit`.
+    async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>>;
+    /// Tokens that can be used (healthy or expiring soon) whose refresh token expires after
+    /// `now`, the soonest first, at most `limit`: the ones the next reminders are about.
+    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>>;
 
     // --- notification channels -------------------------------------------------------------
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;

@@ -355,6 +355,19 @@ pub struct JobRecord {
     pub created_at: Timestamp,
 }
 
+/// A reminder that was sent, for the notifications page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReminder {
+    pub token_id: TokenId,
+    /// The token's name; `None` once the token is gone.
+    pub token_name: Option<String>,
+    pub app_id: Option<AppId>,
+    pub refresh_expires_at: Timestamp,
+    /// The lead time's label (`7d`), or `expired`.
+    pub lead: String,
+    pub sent_at: Timestamp,
+}
+
 /// One delivery attempt, for the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {

@@ -74,6 +74,7 @@ conformance!(
     oauth_state_is_single_use,
     token_health_and_read_counts,
     reminders_are_recorded_once,
+    issue11_item5_upcoming_and_recent_reminders_are_bounded_lists,
     channels_crud,
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
@@ -1094,6 +1095,71 @@ async fn reminders_are_recorded_once(ctx: Ctx) {
     assert_eq!(ctx.store.list_reminders(t.id).await.unwrap().len(), 3);
 }
 
+async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx) {
+    // The notifications page: tokens by refresh-token expiry (only usable ones, only future
+    // expiries, soonest first, at most `limit`), and the latest reminders sent with names.
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let day = chrono::Duration::days(1);
+    let mut made = Vec::new();
+    for (name, days, status) in [
+        ("in-5", 5, TokenStatus::Healthy),
+        ("in-2", 2, TokenStatus::ExpiringSoon),
+        ("in-9", 9, TokenStatus::Healthy),
+        ("dead", 3, TokenStatus::NeedsReauthorization),
+        ("past", -1, TokenStatus::Healthy),
+    ] {
+        let mut t = token(&ctx, name, None);
+        t.status = status;
+        t.material.refresh_expires_at = Some(now + day * days);
+        s.create_token(&t).await.unwrap();
+        made.push(t);
+    }
+    let mut never = token(&ctx, "never", None);
+    never.status = TokenStatus::Healthy;
+    s.create_token(&never).await.unwrap();
+    let names = |v: Vec<TokenRecord>| {
+        v.into_iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(s.tokens_expiring_after(now, 10).await.unwrap()),
+        ["in-2", "in-5", "in-9"]
+    );
+    assert_eq!(
+        names(s.tokens_expiring_after(now, 2).await.unwrap()),
+        ["in-2", "in-5"]
+    );
+    assert!(s.recent_reminders(10).await.unwrap().is_empty());
+    s.record_reminder(made[0].id, now + day * 5, "14d", now)
+        .await
+        .unwrap();
+    s.record_reminder(
+        made[1].id,
+        now + day * 2,
+        "3d",
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    s.record_reminder(
+        made[2].id,
+        now + day * 9,
+        "14d",
+        now + chrono::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
+    let recent = s.recent_reminders(2).await.unwrap();
+    assert_eq!(recent.len(), 2, "{recent:?}");
+    assert_eq!(recent[0].token_name.as_deref(), Some("in-9"));
+    assert_eq!(recent[1].token_name.as_deref(), Some("in-2"));
+    assert_eq!(recent[1].lead, "3d");
+    assert_eq!(recent[1].refresh_expires_at, now + day * 2);
+    assert_eq!(recent[1].token_id, made[1].id);
+}
+
 async fn channels_crud(ctx: Ctx) {
     let s = &ctx.store;
     let now = ctx.clock.now();
@@ -1467,7 +1533,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

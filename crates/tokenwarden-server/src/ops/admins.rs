@@ -375,6 +375,18 @@ pub enum LoginError {
     Internal(Error),
 }
 
+/// The time sessions run on: the service's clock, except that `tokenwarden demo`'s
+/// fast-forward does not move it (an admin's session lasts real hours, however far the demo
+/// jumps ahead).
+pub fn session_now(ctx: &AppContext) -> Timestamp {
+    let now = ctx.clock.now();
+    #[cfg(feature = "demo")]
+    if let Some(d) = &ctx.demo {
+        return now - d.clock.offset();
+    }
+    now
+}
+
 /// A new session: the cookie value (shown to the browser only) and its row.
 pub struct NewSession {
     pub cookie_value: SecretString,
@@ -383,7 +395,7 @@ pub struct NewSession {
 
 /// Starts a session for an admin: a new random cookie value, a new CSRF token.
 pub async fn start_session(ctx: &AppContext, admin: &AdminRecord) -> Result<NewSession> {
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     let value = random_token();
     let record = SessionRecord {
         id: sha256_hex(&value),
@@ -506,7 +518,7 @@ pub async fn lookup(ctx: &AppContext, cookie_value: &str) -> Result<Option<Admin
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     if now >= s.expires_at || now >= s.last_seen_at + SESSION_IDLE {
         let _ = ctx.store.delete_session(&id).await;
         return Ok(None);

@@ -1,15 +1,15 @@
 //! Notifications (channels, test sends, delivery logs, reminder lead times) and the audit log.
 
+use super::shown_once::{self, Shown};
 use super::tokens::ResultPartial;
 use super::view::{self, Layout};
-use super::{AdminSession, ShownOnce, UiResult, page, page_with, see_other};
+use super::{AdminSession, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::ops;
 use crate::ops::channels::{Channel, ChannelChanges, NewChannel, Target};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokenwarden_domain::{ChannelKind, EventKind, LeadTime};
 use tokenwarden_store::{AuditFilter, ChannelRecord};
@@ -59,10 +59,28 @@ async fn row(ctx: &AppContext, c: &ChannelRecord) -> ChannelRow {
     }
 }
 
+/// A reminder on the notifications page: to come, or sent.
+struct ReminderRow {
+    /// The token's id (empty once deleted), its name and owner ("global" or the app's name).
+    token_id: String,
+    token: String,
+    owner: String,
+    /// "7d before expiry", or "at expiry".
+    lead: String,
+    /// When (absolute) and how far from now.
+    at: String,
+    when: String,
+}
+
+/// How many reminders each list shows.
+const REMINDER_ROWS: i64 = 20;
+
 #[derive(Template)]
 #[template(path = "notifications.html")]
 struct NotificationsPage {
     l: Layout,
+    upcoming: Vec<ReminderRow>,
+    sent: Vec<ReminderRow>,
     channels: Vec<ChannelRow>,
     lead_times: String,
     lead_labels: String,
@@ -81,8 +99,57 @@ async fn notifications_page(
         channels.push(row(ctx, &c).await);
     }
     let leads = ctx.lead_times();
+    let apps = ctx.store.list_apps().await?;
+    let owner = |id: Option<tokenwarden_domain::AppId>| match id {
+        None => "global".to_owned(),
+        Some(id) => apps
+            .iter()
+            .find(|a| a.id == id)
+            .map_or_else(|| "an app".to_owned(), |a| format!("app {}", a.name)),
+    };
+    let now = ctx.clock.now();
+    let overview = ops::channels::reminders(ctx, REMINDER_ROWS).await?;
+    let upcoming = overview
+        .upcoming
+        .iter()
+        .map(|r| ReminderRow {
+            token_id: r.token_id.to_string(),
+            token: r.token_name.clone(),
+            owner: owner(r.app_id),
+            lead: r
+                .lead
+                .map_or_else(|| "at expiry".to_owned(), |l| format!("{l} before expiry")),
+            at: view::fmt_time(Some(r.at)),
+            when: format!("in {}", view::fmt_span(r.at - now)),
+        })
+        .collect();
+    let sent = overview
+        .sent
+        .iter()
+        .map(|r| ReminderRow {
+            token_id: if r.token_name.is_some() {
+                r.token_id.to_string()
+            } else {
+                String::new()
+            },
+            token: r
+                .token_name
+                .clone()
+                .unwrap_or_else(|| "(deleted token)".to_owned()),
+            owner: owner(r.app_id),
+            lead: if r.lead == "expired" {
+                "at expiry".to_owned()
+            } else {
+                format!("{} before expiry", r.lead)
+            },
+            at: view::fmt_time(Some(r.sent_at)),
+            when: format!("{} ago", view::fmt_span(now - r.sent_at)),
+        })
+        .collect();
     Ok(NotificationsPage {
         l: Layout::new(s, "notifications", "Notifications"),
+        upcoming,
+        sent,
         channels,
         lead_times: leads
             .iter()
@@ -95,13 +162,7 @@ async fn notifications_page(
             .collect::<Vec<_>>()
             .join(", "),
         event_kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
-        apps: ctx
-            .store
-            .list_apps()
-            .await?
-            .iter()
-            .map(|a| a.name.to_string())
-            .collect(),
+        apps: apps.iter().map(|a| a.name.to_string()).collect(),
         error,
     })
 }
@@ -190,19 +251,10 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok((rec, secret)) => {
-            match secret {
-                Some(sec) => page(&ShownOnce {
-                    l: Layout::new(&s, "notifications", "Channel created"),
-                    heading: format!("Webhook channel {} created", rec.name),
-                    what: "Its signing secret (Standard Webhooks): the receiver verifies each request's signature with it. It is shown only this once.".into(),
-                    secret: sec.expose_secret().to_owned(),
-                    back: "/notifications".into(),
-                    back_label: "Back to notifications".into(),
-                }),
-                None => Ok(see_other("/notifications")),
-            }
-        }
+        Ok((rec, secret)) => match secret {
+            Some(sec) => shown_once::redirect(&ctx, &s, Shown::webhook_secret(&rec.name, &sec)),
+            None => Ok(see_other("/notifications")),
+        },
         Err(ops::Error::Invalid(error)) => {
             let p = notifications_page(&ctx, &s, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)

@@ -36,6 +36,44 @@ pub struct Shown {
     pub nav: String,
 }
 
+impl Shown {
+    /// A new app and its first API key.
+    pub fn new_app(app_id: &str, app_name: &str, key: &SecretString) -> Self {
+        Self {
+            heading: format!("App {app_name} created"),
+            what: "Its API key — give it to the app. It is shown only this once: only its hash is kept.".into(),
+            secret: key.expose_secret().to_owned(),
+            back: format!("/apps/{app_id}"),
+            back_label: format!("Go to {app_name}"),
+            nav: "apps".into(),
+        }
+    }
+
+    /// Another API key of an app.
+    pub fn new_app_key(app_id: &str, app_name: &str, label: &str, key: &SecretString) -> Self {
+        Self {
+            heading: format!("New API key “{label}” for {app_name}"),
+            what: "Give it to the app. It is shown only this once: only its hash is kept. Revoke the old key once the app uses this one.".into(),
+            secret: key.expose_secret().to_owned(),
+            back: format!("/apps/{app_id}"),
+            back_label: format!("Back to {app_name}"),
+            nav: "apps".into(),
+        }
+    }
+
+    /// A new webhook channel's signing secret.
+    pub fn webhook_secret(channel_name: &str, secret: &SecretString) -> Self {
+        Self {
+            heading: format!("Webhook channel {channel_name} created"),
+            what: "Its signing secret (Standard Webhooks): the receiver verifies each request's signature with it. It is shown only this once.".into(),
+            secret: secret.expose_secret().to_owned(),
+            back: "/notifications".into(),
+            back_label: "Back to notifications".into(),
+            nav: "notifications".into(),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     shown: Shown,
@@ -67,7 +105,8 @@ fn cookie(ctx: &AppContext, value: &str, max_age: i64) -> String {
 
 /// The answer to the POST that made the secret: a 303 to [`PATH`], carrying it sealed.
 pub fn redirect(ctx: &AppContext, s: &AdminSession, shown: Shown) -> UiResult {
-    let until = (ctx.clock.now() + LIFETIME).timestamp_millis();
+    // Real time, like the session: the demo's fast-forward does not age the page.
+    let until = (crate::ops::admins::session_now(ctx) + LIFETIME).timestamp_millis();
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let json = serde_json::to_string(&Sealed {
         shown,
@@ -107,7 +146,7 @@ async fn take(ctx: &AppContext, s: &AdminSession, headers: &HeaderMap) -> Option
         .await
         .ok()?;
     let sealed: Sealed = serde_json::from_str(json.expose_secret()).ok()?;
-    let now = ctx.clock.now();
+    let now = crate::ops::admins::session_now(ctx);
     let until = tokenwarden_domain::clock::from_millis(sealed.until);
     (now <= until && ctx.ui.first_showing(&sealed.nonce, until, now)).then_some(sealed.shown)
 }

@@ -429,6 +429,10 @@ pub struct StatusView {
     pub access_abs: String,
     pub refresh: Countdown,
     pub authorized_at: String,
+    /// Offer "Sign in again" (see [`view::needs_signin`]).
+    pub needs_signin: bool,
+    /// Never signed in yet.
+    pub never: bool,
 }
 
 async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
@@ -463,10 +467,20 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
         access: t
             .material
             .access_expires_at
-            .map_or_else(|| "—".to_owned(), |e| view::relative(now, e)),
+            .map_or_else(|| "—".to_owned(), |e| view::expiry(now, e)),
         access_abs: view::fmt_time(t.material.access_expires_at),
+        needs_signin: false,
+        never: t.status == TokenStatus::NotAuthorized,
         refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
         authorized_at: view::fmt_time(t.material.issued_at),
+    }
+    .with_signin(t.status)
+}
+
+impl StatusView {
+    fn with_signin(mut self, status: TokenStatus) -> Self {
+        self.needs_signin = view::needs_signin(status, &self.refresh);
+        self
     }
 }
 

@@ -472,6 +472,12 @@ impl Store for SqlStore {
     ) -> Result<Vec<(Timestamp, String, Timestamp)>> {
         tokens::list_reminders(&self.pool, token_id).await
     }
+    async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>> {
+        tokens::recent_reminders(&self.pool, limit).await
+    }
+    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>> {
+        tokens::expiring_after(&self.pool, now, limit).await
+    }
 
     // --- notification channels
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()> {
