@@ -170,7 +170,7 @@ pub async fn create(
         Ok((app, key)) => shown_once::redirect(
             &ctx,
             &s,
-            Shown::new_app(&app.id.to_string(), app.name.as_ref(), &key.text),
+            Shown::new_app(&app.id.to_string(), &app.name.to_string(), &key.text),
         ),
         Err(ops::Error::Conflict(_)) => {
             again(format!("An app named {} exists already.", f.name.trim())).await
@@ -351,8 +351,8 @@ pub async fn create_key(
         &s,
         Shown::new_app_key(
             &a.id.to_string(),
-            a.name.as_ref(),
-            key.record.label.as_ref(),
+            &a.name.to_string(),
+            &key.record.label.to_string(),
             &key.text,
         ),
     )
