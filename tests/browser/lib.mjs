@@ -58,7 +58,7 @@ async function within(promise, ms, onTimeout) {
  * resolves once it has printed where the service and the emulator listen (both are bound by
  * then). `stop()` sends SIGTERM, then SIGKILL after 5 s, and deletes the folder.
  */
-export async function startDemo(label) {
+export async function startDemo(label, { throwaway = false } = {}) {
   if (!fs.existsSync(bin)) {
     throw new Error(`no tokenwarden binary at ${bin}: run \`cargo build -p tokenwarden\` or set TOKENWARDEN_BIN`);
   }
@@ -66,9 +66,11 @@ export async function startDemo(label) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `tw-browser-${label}-`));
   const logPath = path.join(shotsDir, `${label}-demo.log`);
   const log = fs.createWriteStream(logPath);
+  // `throwaway`: no --data-dir, as a newcomer runs it (the demo makes and deletes its own folder).
+  const args = throwaway ? [] : ['--data-dir', dataDir];
   const child = spawn(
     bin,
-    ['--data-dir', dataDir, 'demo', '--listen', '127.0.0.1:0', '--emulator-listen', '127.0.0.1:0'],
+    [...args, 'demo', '--listen', '127.0.0.1:0', '--emulator-listen', '127.0.0.1:0'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TOKENWARDEN_LOG: process.env.TOKENWARDEN_LOG || 'info' } },
   );
   live.add(child);
@@ -83,7 +85,9 @@ export async function startDemo(label) {
       text += chunk.toString();
       const tw = /Open\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(text);
       const emu = /Snowflake\s+(http:\/\/127\.0\.0\.1:\d+)\/console/.exec(text);
-      if (tw && emu) resolve({ tw: tw[1], emu: emu[1] });
+      // The app's API key, printed on the first start of a data folder.
+      const key = /API key\s+(tw_app_\S+)/.exec(text);
+      if (tw && emu) resolve({ tw: tw[1], emu: emu[1], apiKey: key ? key[1] : null, banner: text });
     });
     exited.then((code) => reject(new Error(`tokenwarden demo exited (${code ?? child.signalCode}) before it listened; see ${logPath}`)));
   });
@@ -100,10 +104,10 @@ export async function startDemo(label) {
   };
   try {
     // A guard only: the banner comes as soon as both are bound.
-    const { tw, emu } = await within(addresses, 120_000, () => {
+    const { tw, emu, apiKey, banner } = await within(addresses, 120_000, () => {
       throw new Error(`tokenwarden demo did not say where it listens within 120 s; see ${logPath}`);
     });
-    return { tw, emu, dataDir, logPath, child, stop };
+    return { tw, emu, apiKey, banner, dataDir, logPath, child, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -163,9 +167,9 @@ export async function signIn(page, demo) {
 }
 
 /**
- * Opens a UI page; signs in again first when the session has ended (moving the demo clock by
- * more than the 2-hour idle limit ends it: sessions follow the demo's clock too).
- * Answers whether a new sign-in was needed.
+ * Opens a UI page; signs in again first when the session has ended (sessions follow real time,
+ * not the demo's clock, so moving the clock no longer ends them). Answers whether a new sign-in
+ * was needed.
  */
 export async function openSignedIn(page, demo, pathname) {
   await page.goto(`${demo.tw}${pathname}`);
@@ -261,7 +265,8 @@ export async function pasteSecrets(page, cell) {
 export async function authorizeInPopup(page, { shotPrefix } = {}) {
   const [popup] = await Promise.all([
     page.waitForEvent('popup'),
-    page.getByRole('button', { name: 'Get OAuth 2.0 Access Token' }).click(),
+    // "Sign in again" once the token needs it; the same button.
+    page.getByRole('button', { name: /^(Get OAuth 2\.0 Access Token|Sign in again)$/ }).first().click(),
   ]);
   const closed = new Promise((resolve) => popup.once('close', resolve));
   await popup.getByRole('button', { name: 'Sign in' }).waitFor();

@@ -154,6 +154,8 @@ string_enum!(
         ChannelTest = "channel.test",
         SettingsLeadTimes = "settings.lead_times",
         AdminCreate = "admin.create",
+        AdminPassword = "admin.password",
+        AdminRemove = "admin.remove",
         AdminTokenCreate = "admin_token.create",
         AdminTokenRevoke = "admin_token.revoke",
         KeysRotate = "keys.rotate",

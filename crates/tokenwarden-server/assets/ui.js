@@ -3,6 +3,18 @@
 (function () {
   "use strict";
 
+  document.body.classList.add("js");
+
+  // --- the menu on narrow screens: <button class="navtoggle"> folds the header open -----
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest ? ev.target.closest(".navtoggle") : null;
+    if (!btn) return;
+    var bar = btn.closest(".topbar");
+    var open = !bar.classList.contains("open");
+    bar.classList.toggle("open", open);
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+
   function csrf() {
     return document.body.getAttribute("data-csrf") || "";
   }
@@ -73,6 +85,34 @@
   }
   setInterval(tick, 30000);
 
+  // --- a session that ended while the page was open ----------------------------------------
+  // The server answers 401 (htmx: with X-Tokenwarden-Login; the popup's request: JSON with
+  // `login`): say so above the page, with a link that signs in and comes back here.
+  function sessionEnded() {
+    var main = document.querySelector("main.content") || document.body;
+    var box = document.getElementById("session-ended");
+    if (!box) {
+      box = document.createElement("p");
+      box.id = "session-ended";
+      box.className = "notice crit";
+      box.setAttribute("role", "alert");
+      main.insertBefore(box, main.firstChild);
+    }
+    box.textContent = "Your session has ended, so nothing was done. ";
+    var a = document.createElement("a");
+    // Back to this very page (the server's suggestion is the page a request's address belongs
+    // to, which for the sign-in popup's request is the token's page, not this form).
+    a.href = "/login?ended=1&next=" + encodeURIComponent(location.pathname + location.search);
+    a.textContent = "Sign in again";
+    box.appendChild(a);
+    box.appendChild(document.createTextNode(" to come back to this page."));
+    a.focus();
+  }
+  document.addEventListener("htmx:responseError", function (ev) {
+    var xhr = ev.detail && ev.detail.xhr;
+    if (xhr && xhr.status === 401) sessionEnded();
+  });
+
   // --- the OAuth sign-in popup -------------------------------------------------------------
   // The form posts (with the CSRF token) to /tokens/{id}/authorize, which answers the
   // provider's URL; the popup, opened at once so no blocker stops it, is sent there. The
@@ -104,6 +144,11 @@
     clearInterval(p.poll);
     if (data.outcome === "ok") {
       say("Token obtained. " + (data.message || ""), "ok");
+      // A page without a status box (the tokens list, an app's page) shows the news by reloading.
+      if (!document.getElementById("token-status")) {
+        location.reload();
+        return;
+      }
     } else {
       var msg = data.message || "the provider refused. The stored token was not changed.";
       if (msg.indexOf("not changed") < 0) msg += " The stored token was not changed.";
@@ -142,8 +187,15 @@
       headers: { "Accept": "application/json", "X-CSRF-Token": csrf() },
       credentials: "same-origin"
     }).then(function (res) {
-      return res.json().then(function (body) { return { ok: res.ok, body: body }; });
+      return res.json().then(function (body) { return { ok: res.ok, status: res.status, body: body }; });
     }).then(function (r) {
+      if (r.status === 401) {
+        popup.close();
+        pending = null;
+        say("Your session has ended: sign in again, then click the button again.", "crit");
+        sessionEnded();
+        return;
+      }
       if (!r.ok || !r.body.url) {
         popup.close();
         pending = null;

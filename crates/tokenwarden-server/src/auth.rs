@@ -98,6 +98,24 @@ fn parse_key(text: &str) -> Option<(ApiKeyKind, ApiKeyId, &str)> {
     Some((kind, ApiKeyId::parse(id)?, secret))
 }
 
+/// The id of the admin token a request presents in its `Authorization` header, if it presents
+/// one (not the bootstrap token, which has no id). Only the id, never the secret: used to
+/// refuse revoking the token the request itself was made with.
+pub fn presented_admin_key(headers: &axum::http::HeaderMap) -> Option<ApiKeyId> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let presented = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))?
+        .trim();
+    match parse_key(presented)? {
+        (ApiKeyKind::Admin, id, _) => Some(id),
+        _ => None,
+    }
+}
+
 /// Query parameters that look like credentials; sending one is refused outright (R25).
 const CREDENTIAL_PARAMS: &[&str] = &[
     "api_key",

@@ -209,6 +209,15 @@ impl ReadCache {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
     }
+
+    /// Forgets every cached key of an app (deleted with its keys): none of them authenticates
+    /// again, not even while the database is down.
+    pub fn forget_app_keys(&self, app: tokenwarden_domain::AppId) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (rec, _)| rec.app_id != Some(app));
+    }
 }
 
 #[cfg(test)]

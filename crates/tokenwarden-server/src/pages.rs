@@ -10,6 +10,7 @@ use axum::routing::get;
 
 const CALLBACK_JS: &str = include_str!("../assets/oauth-callback.js");
 const STYLE_CSS: &str = include_str!("../assets/tokenwarden.css");
+const FAVICON: &str = include_str!("../assets/favicon.svg");
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
@@ -23,6 +24,15 @@ pub fn router() -> axum::Router<AppContext> {
         .route(
             "/static/tokenwarden.css",
             get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+        // Browsers ask for /favicon.ico whatever the page says: both answer the same icon.
+        .route(
+            "/favicon.svg",
+            get(|| async { asset(FAVICON, "image/svg+xml") }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset(FAVICON, "image/svg+xml") }),
         )
 }
 
@@ -95,7 +105,10 @@ async fn callback(
     // API- and CLI-started flows are bound to no session and complete in any browser.
     let session = crate::ui::session::session_hash(&ctx, &headers);
     let result = grant::complete_callback(&ctx, &q, session.as_deref()).await;
-    let (status, outcome, token_id, title, message) = match &result {
+    // `message` goes to the window that opened the popup as well, so it says nothing about
+    // this window; `closing` is only for the popup. Messages are not capitalised: a token's
+    // name is case-sensitive and may start one.
+    let (status, outcome, token_id, title, message, closing) = match &result {
         CallbackResult::Authorized { token, detail } => {
             let exp = token
                 .material
@@ -117,10 +130,8 @@ async fn callback(
                 "ok",
                 token.id.to_string(),
                 "Token obtained".to_owned(),
-                format!(
-                    "{} is authorized{who}.{exp} You can close this window.",
-                    token.name
-                ),
+                format!("{} is authorized{who}.{exp}", token.name),
+                "You can close this window.",
             )
         }
         CallbackResult::BadState(m) => (
@@ -128,7 +139,8 @@ async fn callback(
             "error",
             String::new(),
             "This sign-in cannot be completed".to_owned(),
-            m.clone(),
+            sentence(m),
+            "",
         ),
         CallbackResult::Failed {
             token_name,
@@ -141,8 +153,9 @@ async fn callback(
             format!("{token_name} was not authorized"),
             format!(
                 "{}. The stored token was not changed.",
-                message.trim_end_matches('.')
+                sentence(message.trim_end_matches('.'))
             ),
+            "",
         ),
     };
     html(
@@ -150,17 +163,22 @@ async fn callback(
         format!(
             r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tokenwarden — {title}</title><link rel="stylesheet" href="/static/tokenwarden.css">
+<title>tokenwarden — {title}</title><link rel="icon" href="/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/tokenwarden.css">
 <script src="/static/oauth-callback.js" defer></script></head>
 <body class="callback" data-outcome="{outcome}" data-token-id="{token_id}" data-message="{msg_attr}">
-<main class="card"><p class="brand">tokenwarden</p><h1 class="{outcome}">{title}</h1><p id="message">{msg}</p></main>
+<main class="card"><p class="brand">tokenwarden</p><h1 class="{outcome}">{title}</h1><p id="message">{msg}</p>{closing}</main>
 </body></html>
 "#,
             title = escape(&title),
             outcome = outcome,
             token_id = escape(&token_id),
             msg_attr = escape(&message),
-            msg = escape(&sentence(&message)),
+            msg = escape(&message),
+            closing = if closing.is_empty() {
+                String::new()
+            } else {
+                format!(r#"<p class="closing">{}</p>"#, escape(closing))
+            },
         ),
     )
 }

@@ -40,6 +40,22 @@ pub enum VaultError {
     Store(#[from] StoreError),
 }
 
+/// What a value sealed for a moment ([`Vault::seal_transient`]) is for: part of its
+/// encryption context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transient {
+    /// A secret the UI shows once, carried from the POST that made it to the page that shows it.
+    ShownOnce,
+}
+
+impl Transient {
+    fn as_str(self) -> &'static str {
+        match self {
+            Transient::ShownOnce => "shown_once",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Vault {
     master: MasterKey,
@@ -134,6 +150,36 @@ impl Vault {
             self.ring()
                 .seal_str(secret, Aad::new(column.table(), column.column(), row)),
         )
+    }
+
+    /// Seals `secret` for a moment, never to be stored: for `purpose`, bound to `binding` (e.g.
+    /// the session it is meant for). Its encryption context names no table, so it never opens
+    /// as a stored value, nor a stored value as it.
+    pub fn seal_transient(
+        &self,
+        secret: &SecretString,
+        purpose: Transient,
+        binding: &str,
+    ) -> Vec<u8> {
+        self.ring()
+            .seal_str(secret, Aad::new("transient", purpose.as_str(), binding))
+    }
+
+    /// Opens what [`Vault::seal_transient`] sealed for the same purpose and binding.
+    pub async fn open_transient(
+        &self,
+        sealed: &[u8],
+        purpose: Transient,
+        binding: &str,
+    ) -> Result<SecretString, VaultError> {
+        let aad = Aad::new("transient", purpose.as_str(), binding);
+        match self.ring().open_str(sealed, aad) {
+            Err(CryptoError::UnknownKey(_)) => {
+                self.reload().await?;
+                Ok(self.ring().open_str(sealed, aad)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Opens a sealed secret; reloads the keyring once if the value uses a key this instance has

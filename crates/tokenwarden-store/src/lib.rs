@@ -179,6 +179,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         token_id: TokenId,
     ) -> Result<Vec<(Timestamp, String, Timestamp)>>;
+    /// The reminders sent most recently, newest first, at most `limit`.
+    async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>>;
+    /// Tokens that can be used (healthy or expiring soon) whose refresh token expires after
+    /// `now`, the soonest first, at most `limit`: the ones the next reminders are about.
+    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>>;
 
     // --- notification channels -------------------------------------------------------------
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;
@@ -247,6 +252,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         page: &PageRequest<TimeKey>,
     ) -> Result<Vec<ApiKeyRecord>>;
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()>;
+    /// Keyset page of the admin tokens by (created_at, id), oldest first.
+    async fn page_admin_tokens(&self, page: &PageRequest<TimeKey>) -> Result<Vec<ApiKeyRecord>>;
 
     // --- audit -----------------------------------------------------------------------------
     async fn append_audit(&self, event: &AuditEvent) -> Result<()>;
@@ -273,6 +280,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_admin(&self, id: &str) -> Result<AdminRecord>;
     async fn get_admin_by_username(&self, username: &str) -> Result<AdminRecord>;
     async fn record_admin_login(&self, id: &str, at: Timestamp) -> Result<()>;
+    /// Keyset page of admins by username (unique: the key's `id` is not needed to break ties).
+    async fn page_admins(&self, page: &PageRequest<NameKey>) -> Result<Vec<AdminRecord>>;
+    /// Replaces an admin's password hash and, in the same transaction, ends every session of
+    /// that admin but `keep_session` (the session making the change, if it is theirs).
+    /// `NotFound` if the admin is gone.
+    async fn set_admin_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()>;
+    /// Removes an admin and their sessions unless they are the last admin: of concurrent
+    /// removals (on any instance) that would leave none, all but one are refused
+    /// ([`AdminRemoval::LastAdmin`]). `NotFound` if the admin is gone.
+    async fn delete_admin(&self, id: &str) -> Result<AdminRemoval>;
     async fn create_session(&self, session: &SessionRecord) -> Result<()>;
     /// The session whose id (the hash of its cookie) is `id`; expiry is the caller's to check.
     async fn get_session(&self, id: &str) -> Result<SessionRecord>;

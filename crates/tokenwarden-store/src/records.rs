@@ -384,6 +384,19 @@ pub struct JobRecord {
     pub created_at: Timestamp,
 }
 
+/// A reminder that was sent, for the notifications page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentReminder {
+    pub token_id: TokenId,
+    /// The token's name; `None` once the token is gone.
+    pub token_name: Option<String>,
+    pub app_id: Option<AppId>,
+    pub refresh_expires_at: Timestamp,
+    /// The lead time's label (`7d`), or `expired`.
+    pub lead: String,
+    pub sent_at: Timestamp,
+}
+
 /// One delivery attempt, for the delivery log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
@@ -420,6 +433,14 @@ impl std::fmt::Debug for AdminRecord {
             .field("last_login_at", &self.last_login_at)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`crate::Store::delete_admin`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRemoval {
+    Removed,
+    /// Refused: the admin is the last one (nobody could sign in to the UI any more).
+    LastAdmin,
 }
 
 /// A signed-in UI session. `id` is the SHA-256 (hex) of the cookie value: the value itself is

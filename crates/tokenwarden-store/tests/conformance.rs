@@ -75,6 +75,7 @@ conformance!(
     oauth_state_is_single_use,
     token_health_and_read_counts,
     reminders_are_recorded_once,
+    issue11_item5_upcoming_and_recent_reminders_are_bounded_lists,
     channels_crud,
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
@@ -85,6 +86,8 @@ conformance!(
     issue10_token_pages_cover_every_row_once_and_stay_stable_under_inserts,
     issue10_token_pages_filter_by_name_provider_and_status,
     issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once,
+    issue11_admins_page_change_password_and_are_never_all_removed,
+    issue11_admin_token_pages_hold_only_admin_tokens,
 );
 
 /// A database nothing has been done to yet, for the migration tests.
@@ -1235,6 +1238,71 @@ async fn reminders_are_recorded_once(ctx: Ctx) {
     assert_eq!(ctx.store.list_reminders(t.id).await.unwrap().len(), 3);
 }
 
+async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx) {
+    // The notifications page: tokens by refresh-token expiry (only usable ones, only future
+    // expiries, soonest first, at most `limit`), and the latest reminders sent with names.
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let day = chrono::Duration::days(1);
+    let mut made = Vec::new();
+    for (name, days, status) in [
+        ("in-5", 5, TokenStatus::Healthy),
+        ("in-2", 2, TokenStatus::ExpiringSoon),
+        ("in-9", 9, TokenStatus::Healthy),
+        ("dead", 3, TokenStatus::NeedsReauthorization),
+        ("past", -1, TokenStatus::Healthy),
+    ] {
+        let mut t = token(&ctx, name, None);
+        t.status = status;
+        t.material.refresh_expires_at = Some(now + day * days);
+        s.create_token(&t).await.unwrap();
+        made.push(t);
+    }
+    let mut never = token(&ctx, "never", None);
+    never.status = TokenStatus::Healthy;
+    s.create_token(&never).await.unwrap();
+    let names = |v: Vec<TokenRecord>| {
+        v.into_iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(s.tokens_expiring_after(now, 10).await.unwrap()),
+        ["in-2", "in-5", "in-9"]
+    );
+    assert_eq!(
+        names(s.tokens_expiring_after(now, 2).await.unwrap()),
+        ["in-2", "in-5"]
+    );
+    assert!(s.recent_reminders(10).await.unwrap().is_empty());
+    s.record_reminder(made[0].id, now + day * 5, "14d", now)
+        .await
+        .unwrap();
+    s.record_reminder(
+        made[1].id,
+        now + day * 2,
+        "3d",
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    s.record_reminder(
+        made[2].id,
+        now + day * 9,
+        "14d",
+        now + chrono::Duration::minutes(2),
+    )
+    .await
+    .unwrap();
+    let recent = s.recent_reminders(2).await.unwrap();
+    assert_eq!(recent.len(), 2, "{recent:?}");
+    assert_eq!(recent[0].token_name.as_deref(), Some("in-9"));
+    assert_eq!(recent[1].token_name.as_deref(), Some("in-2"));
+    assert_eq!(recent[1].lead, "3d");
+    assert_eq!(recent[1].refresh_expires_at, now + day * 2);
+    assert_eq!(recent[1].token_id, made[1].id);
+}
+
 async fn channels_crud(ctx: Ctx) {
     let s = &ctx.store;
     let now = ctx.clock.now();
@@ -1628,7 +1696,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]
@@ -2201,4 +2269,138 @@ async fn issue10_app_key_channel_delivery_and_audit_pages_cover_every_row_once(c
     })
     .await;
     assert_eq!(by_cli, ["a7", "a5", "a3", "a1"]);
+}
+
+async fn issue11_admins_page_change_password_and_are_never_all_removed(ctx: Ctx) {
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let admin = |id: &str, name: &str| AdminRecord {
+        id: id.into(),
+        username: name.into(),
+        password_hash: format!("hash-of-{name}"),
+        created_at: now,
+        last_login_at: None,
+    };
+    for (id, name) in [
+        ("i3", "carol"),
+        ("i1", "alice"),
+        ("i2", "bob"),
+        ("i4", "dave"),
+    ] {
+        s.create_admin(&admin(id, name)).await.unwrap();
+    }
+    // Pages by username, each row once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_admins(&PageRequest {
+                after: after.clone(),
+                limit: 3,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(NameKey {
+            name: last.username.clone(),
+            id: last.id.clone(),
+        });
+        seen.extend(page.iter().map(|a| a.username.clone()));
+    }
+    assert_eq!(seen, ["alice", "bob", "carol", "dave"]);
+
+    // A new password ends every session of that admin but the one kept.
+    let session = |id: char, admin: &str| SessionRecord {
+        id: id.to_string().repeat(64),
+        admin_id: admin.into(),
+        csrf_token: "csrf".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::hours(12),
+        last_seen_at: now,
+    };
+    for (c, a) in [('a', "i1"), ('b', "i1"), ('c', "i2")] {
+        s.create_session(&session(c, a)).await.unwrap();
+    }
+    s.set_admin_password("i1", "new-hash", Some(&"a".repeat(64)))
+        .await
+        .unwrap();
+    assert_eq!(s.get_admin("i1").await.unwrap().password_hash, "new-hash");
+    assert!(s.get_session(&"a".repeat(64)).await.is_ok());
+    assert!(s.get_session(&"b".repeat(64)).await.is_err());
+    assert!(s.get_session(&"c".repeat(64)).await.is_ok(), "bob's stays");
+    s.set_admin_password("i2", "other", None).await.unwrap();
+    assert!(s.get_session(&"c".repeat(64)).await.is_err());
+    assert!(matches!(
+        s.set_admin_password("gone", "x", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Removing: sessions go too; the last admin stays, even when every removal races.
+    assert_eq!(s.delete_admin("i1").await.unwrap(), AdminRemoval::Removed);
+    assert!(s.get_session(&"a".repeat(64)).await.is_err());
+    assert!(matches!(
+        s.delete_admin("i1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let mut tasks = Vec::new();
+    for id in ["i2", "i3", "i4"] {
+        let st = s.clone();
+        tasks.push(tokio::spawn(async move { st.delete_admin(id).await }));
+    }
+    let mut removed = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            AdminRemoval::Removed => removed += 1,
+            AdminRemoval::LastAdmin => {}
+        }
+    }
+    assert_eq!(removed, 2);
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+    let last = s
+        .page_admins(&PageRequest {
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_admin(&last[0].id).await.unwrap(),
+        AdminRemoval::LastAdmin
+    );
+    assert_eq!(s.count_admins().await.unwrap(), 1);
+}
+
+async fn issue11_admin_token_pages_hold_only_admin_tokens(ctx: Ctx) {
+    let s = &ctx.store;
+    let a = app(&ctx, "keys-app", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    let mut admin_ids = Vec::new();
+    for i in 0..5 {
+        ctx.clock.advance(chrono::Duration::seconds(1));
+        let k = key_for(&ctx, None);
+        s.create_api_key(&k).await.unwrap();
+        admin_ids.push(k.id);
+        if i % 2 == 0 {
+            s.create_api_key(&key_for(&ctx, Some(a.id))).await.unwrap();
+        }
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .page_admin_tokens(&PageRequest {
+                after: after.clone(),
+                limit: 2,
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(TimeKey {
+            at: last.created_at.timestamp_millis(),
+            id: last.id.to_string(),
+        });
+        assert!(page.iter().all(|k| k.kind == ApiKeyKind::Admin));
+        seen.extend(page.iter().map(|k| k.id));
+    }
+    assert_eq!(seen, admin_ids, "oldest first, each once, no app key");
 }

@@ -165,6 +165,12 @@ pub(crate) enum AppCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete an app: its API keys stop working at once, its app-level tokens and the
+    /// notification channels only about it are deleted with it; global tokens stay.
+    Delete {
+        /// The app's name or id.
+        app: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +207,22 @@ pub(crate) enum AdminCommand {
         /// Read the password from this file (its first line).
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+    },
+    /// List the admins who sign in to the web UI.
+    List,
+    /// Set a new password for an admin (at least 12 characters; asked twice on a terminal,
+    /// else read from standard input or --password-file). Their sessions end.
+    Password {
+        /// The admin's username.
+        username: String,
+        /// Read the password from this file (its first line).
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove an admin (their sessions end). The last admin cannot be removed.
+    Remove {
+        /// The admin's username.
+        username: String,
     },
 }
 

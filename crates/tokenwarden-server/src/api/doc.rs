@@ -2,7 +2,7 @@
 //! item 3), so that a generated client, and schemathesis, see the API as it really behaves:
 //!
 //! - `POST /apps/{id}/keys` takes its body optionally (an empty POST makes a key labelled
-//!   `key`): the handler reads the bytes itself.
+//!   `key`): the handler reads the bytes itself; so does `POST /admin-tokens`.
 //! - a channel's settings depend on its kind: `oneOf` a webhook (with its `url`) or an email
 //!   channel (with its recipients), told apart by `kind`, as `ops::channels::Target` holds them.
 //! - a token's settings depend on its provider: `CreateToken` is `oneOf` one shape per provider
@@ -32,6 +32,13 @@ pub fn finish(mut doc: Value, catalog: &Catalog) -> Value {
     ) {
         schema["minLength"] = json!(1);
         schema["examples"] = json!([PASTED_CELL, format!("\"{}\"", PASTED_CELL.replace('"', "\"\""))]);
+    }
+    // Likewise `POST /admin-tokens` (an empty POST makes a token labelled `api`).
+    if let Some(body) = doc
+        .pointer_mut("/paths/~1api~1v1~1admin-tokens/post/requestBody")
+        .and_then(Value::as_object_mut)
+    {
+        body.insert("required".into(), Value::Bool(false));
     }
     channel_kinds(&mut doc);
     token_providers(&mut doc, catalog);
@@ -191,6 +198,16 @@ const CREATES: &[(&str, &str, &[Param])] = &[
         "/api/v1/apps/{id}/keys",
         "/api/v1/apps/{id}/keys/{key_id}",
         &[("id", "$request.path.id"), ("key_id", "$response.body#/id")],
+    ),
+    (
+        "/api/v1/admins",
+        "/api/v1/admins/{id}",
+        &[("id", "$response.body#/id")],
+    ),
+    (
+        "/api/v1/admin-tokens",
+        "/api/v1/admin-tokens/{id}",
+        &[("id", "$response.body#/id")],
     ),
 ];
 

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`, documented by the handlers themselves (utoipa).
 
+mod admins;
 mod apps;
 mod doc;
 mod flow;
@@ -33,6 +34,7 @@ use utoipa_axum::routes;
         (name = "providers", description = "The provider catalog"),
         (name = "access tokens", description = "What apps read: current access tokens"),
         (name = "notifications", description = "Notification channels, delivery log, audit log"),
+        (name = "admins", description = "Admins who sign in to the web UI, and admin tokens"),
     )
 )]
 struct ApiDoc;
@@ -89,6 +91,14 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(notifications::test_channel))
         .routes(routes!(notifications::list_deliveries))
         .routes(routes!(notifications::list_audit))
+        .routes(routes!(admins::list_admins, admins::create_admin))
+        .routes(routes!(admins::get_admin, admins::delete_admin))
+        .routes(routes!(admins::set_password))
+        .routes(routes!(
+            admins::list_admin_tokens,
+            admins::create_admin_token
+        ))
+        .routes(routes!(admins::get_admin_token, admins::revoke_admin_token))
 }
 
 /// The query of every list: one page at a time (keyset: see `ops::lists`).

@@ -188,3 +188,27 @@ pub fn optional_event_kinds() -> Array {
         .items(event_kind())
         .build()
 }
+
+/// An admin's username: the rule of `ops::admins::check_username`.
+pub fn admin_username() -> Object {
+    name(
+        r"^[A-Za-z0-9._@-]{1,64}$",
+        64,
+        "1-64 ASCII letters (A-Z, a-z), digits or `.` `_` `-` `@`.",
+        "alice",
+    )
+}
+
+/// An admin's password: at least `ops::admins::MIN_PASSWORD` characters (at most 1024 bytes).
+/// Write-only.
+pub fn admin_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(crate::ops::admins::MIN_PASSWORD))
+        .max_length(Some(256))
+        .write_only(true)
+        .description(Some(
+            "At least 12 characters (at most 1024 bytes). Write-only: never returned.",
+        ))
+        .build()
+}

@@ -55,6 +55,11 @@ pub struct PatchToken {
     /// If given, the change applies only if the token is still at this version (409
     /// `version_mismatch` if not); without it, the change applies to the current state.
     version: Option<i64>,
+    /// With a new `name`: move the apps that use the token by its old name to the new one
+    /// (they must then fetch it by the new name). Without it, renaming a token that apps use
+    /// answers 409 `conflict` naming them.
+    #[serde(default)]
+    rebind_apps: bool,
 }
 
 /// Distinguishes a missing field (`None`) from an explicit `null` (`Some(None)`).
@@ -213,11 +218,12 @@ pub async fn get_token(
     Ok(Json(view(&ctx, &t).await?))
 }
 
-/// Change a token's name, settings, client id or client secrets.
+/// Change a token's name, settings, client id or client secrets (`client_secret_2: null`
+/// clears the second slot). Renaming a token that apps use by name needs `rebind_apps`.
 #[utoipa::path(patch, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")), request_body = PatchToken,
     responses((status = 200, body = TokenView), (status = 404, body = ErrorBody),
-        (status = 409, description = "`conflict`: the name is taken; `version_mismatch`: the `version` sent is stale (never without one)", body = ErrorBody),
+        (status = 409, description = "`conflict`: the name is taken, or apps use the token by its old name and `rebind_apps` was not sent; `version_mismatch`: the `version` sent is stale (never without one)", body = ErrorBody),
         CommonErrors))]
 pub async fn patch_token(
     State(ctx): State<AppContext>,
@@ -236,6 +242,7 @@ pub async fn patch_token(
             client_secret: req.client_secret,
             client_secret_2: req.client_secret_2,
             version: req.version,
+            rebind_apps: req.rebind_apps,
         },
     )
     .await?;

@@ -87,6 +87,8 @@ pub struct UiState {
     failures: Mutex<HashMap<String, Failures>>,
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     checks: tokio::sync::Semaphore,
+    /// Shown-once pages already shown (`ui::shown_once`), by nonce, until they expire anyway.
+    shown: Mutex<HashMap<String, Timestamp>>,
 }
 
 impl Default for UiState {
@@ -95,11 +97,20 @@ impl Default for UiState {
             failures: Mutex::default(),
             turns: Mutex::default(),
             checks: tokio::sync::Semaphore::new(MAX_CONCURRENT_CHECKS),
+            shown: Mutex::default(),
         }
     }
 }
 
 impl UiState {
+    /// Marks the shown-once page `nonce` (valid until `until`) as shown: true the first time
+    /// only, so a replayed cookie shows nothing on this instance.
+    pub fn first_showing(&self, nonce: &str, until: Timestamp, now: Timestamp) -> bool {
+        let mut map = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, u| *u >= now);
+        map.insert(nonce.to_owned(), until).is_none()
+    }
+
     /// Waits (at most [`TURN_WAIT`]) until no other sign-in with this key is being checked: a
     /// parallel burst is checked one by one, each seeing the failures of the ones before.
     async fn turn(&self, key: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, LoginError> {
@@ -364,6 +375,18 @@ pub enum LoginError {
     Internal(Error),
 }
 
+/// The time sessions run on: the service's clock, except that `tokenwarden demo`'s
+/// fast-forward does not move it (an admin's session lasts real hours, however far the demo
+/// jumps ahead).
+pub fn session_now(ctx: &AppContext) -> Timestamp {
+    let now = ctx.clock.now();
+    #[cfg(feature = "demo")]
+    if let Some(d) = &ctx.demo {
+        return now - d.clock.offset();
+    }
+    now
+}
+
 /// A new session: the cookie value (shown to the browser only) and its row.
 pub struct NewSession {
     pub cookie_value: SecretString,
@@ -372,7 +395,7 @@ pub struct NewSession {
 
 /// Starts a session for an admin: a new random cookie value, a new CSRF token.
 pub async fn start_session(ctx: &AppContext, admin: &AdminRecord) -> Result<NewSession> {
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     let value = random_token();
     let record = SessionRecord {
         id: sha256_hex(&value),
@@ -495,7 +518,7 @@ pub async fn lookup(ctx: &AppContext, cookie_value: &str) -> Result<Option<Admin
         Err(StoreError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let now = ctx.clock.now();
+    let now = session_now(ctx);
     if now >= s.expires_at || now >= s.last_seen_at + SESSION_IDLE {
         let _ = ctx.store.delete_session(&id).await;
         return Ok(None);
@@ -556,22 +579,38 @@ pub async fn create_admin_token(
     Ok(key)
 }
 
-/// Every admin token (never the tokens themselves).
+/// Every admin token (never the tokens themselves), read a page at a time.
 pub async fn list_admin_tokens(ctx: &AppContext) -> Result<Vec<tokenwarden_store::ApiKeyRecord>> {
-    Ok(ctx
-        .store
-        .list_api_keys(None)
-        .await?
-        .into_iter()
-        .filter(|k| k.kind == tokenwarden_store::ApiKeyKind::Admin)
-        .collect())
+    crate::ops::lists::all_admin_tokens(ctx).await
 }
 
-/// Revokes an admin token by id; an app's key is refused (revoke it on its app).
+/// The admin token with this id (an app's key is not one).
+pub async fn get_admin_token(
+    ctx: &AppContext,
+    id: &str,
+) -> Result<tokenwarden_store::ApiKeyRecord> {
+    let not_found = || Error::NotFound(format!("admin token {id:?}"));
+    let key_id = tokenwarden_domain::ApiKeyId::parse(id).ok_or_else(not_found)?;
+    let key = ctx
+        .store
+        .get_api_key(key_id)
+        .await
+        .map_err(Error::not_found_as(format!("admin token {id:?}")))?;
+    if key.kind != tokenwarden_store::ApiKeyKind::Admin {
+        return Err(not_found());
+    }
+    Ok(key)
+}
+
+/// Revokes an admin token by id; an app's key is refused (revoke it on its app). `presented`
+/// is the admin token the request itself was made with, if any: revoking that one is refused
+/// (the caller would lock itself out of the API mid-work); another token, the UI or the CLI
+/// can revoke it.
 pub async fn revoke_admin_token(
     ctx: &AppContext,
     actor: &str,
     id: &str,
+    presented: Option<tokenwarden_domain::ApiKeyId>,
 ) -> Result<tokenwarden_store::ApiKeyRecord> {
     let key_id = tokenwarden_domain::ApiKeyId::parse(id).ok_or_else(|| {
         Error::Invalid(format!(
@@ -588,6 +627,15 @@ pub async fn revoke_admin_token(
             "{id} is an app's API key, not an admin token: revoke it on the app (API or UI)"
         )));
     }
+    if presented == Some(key_id) {
+        return Err(Error::Conflict(format!(
+            "admin token {} is the one this request was made with: revoking it would lock this client out; revoke it with another admin token, in the web UI (Admins) or with `tokenwarden admin token revoke`",
+            key.label
+        )));
+    }
+    if key.revoked_at.is_some() {
+        return Ok(key);
+    }
     ctx.store.revoke_api_key(key_id, ctx.clock.now()).await?;
     ctx.cache.forget_key(key_id);
     audit::record(
@@ -600,4 +648,145 @@ pub async fn revoke_admin_token(
     )
     .await;
     Ok(key)
+}
+
+// --- managing admins ---------------------------------------------------------------------------
+
+/// Finds an admin by id or by username.
+pub async fn find_admin(ctx: &AppContext, key: &str) -> Result<AdminRecord> {
+    match ctx.store.get_admin(key).await {
+        Ok(a) => return Ok(a),
+        Err(StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if check_username(key).is_err() {
+        return Err(Error::NotFound(format!("admin {key:?}")));
+    }
+    ctx.store
+        .get_admin_by_username(key)
+        .await
+        .map_err(Error::not_found_as(format!("admin {key:?}")))
+}
+
+/// Who asks for a change to an admin: the signed-in admin (the web UI), or a caller that is no
+/// admin account (an admin token through the API, the CLI).
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    /// How the caller appears in the audit log.
+    pub actor: &'a str,
+    /// The session making the request, when an admin signed in to the UI asks.
+    pub session: Option<&'a AdminSession>,
+}
+
+impl<'a> Asker<'a> {
+    /// A caller that is no admin account (`cli`, `admin:<token label>`).
+    pub fn credential(actor: &'a str) -> Self {
+        Self {
+            actor,
+            session: None,
+        }
+    }
+
+    /// The admin signed in with this session.
+    pub fn session(s: &'a AdminSession, actor: &'a str) -> Self {
+        Self {
+            actor,
+            session: Some(s),
+        }
+    }
+
+    fn is(&self, admin: &AdminRecord) -> bool {
+        self.session.is_some_and(|s| s.admin_id == admin.id)
+    }
+}
+
+/// A new password for an admin (`new` follows [`check_password`]). An admin changing their own
+/// password must give the current one (`current`), so a session left open cannot take the
+/// account over, and keeps the session they are in; every other session of that admin ends (a
+/// reset is how an admin whose password leaked is locked out of existing sessions).
+pub async fn set_password(
+    ctx: &AppContext,
+    asker: Asker<'_>,
+    id: &str,
+    new: SecretString,
+    current: Option<SecretString>,
+) -> Result<AdminRecord> {
+    check_password(new.expose_secret())?;
+    let admin = find_admin(ctx, id).await?;
+    let own = asker.is(&admin);
+    if own {
+        let Some(current) = current else {
+            return Err(Error::Invalid(
+                "to change your own password, give your current password too".into(),
+            ));
+        };
+        let hash = admin.password_hash.clone();
+        let ok =
+            tokio::task::spawn_blocking(move || verify_password(&hash, current.expose_secret()))
+                .await
+                .unwrap_or(false);
+        if !ok {
+            return Err(Error::Invalid(
+                "the current password is not right; nothing was changed".into(),
+            ));
+        }
+    }
+    let hash = hash_blocking(new).await?;
+    let keep = if own {
+        asker.session.map(|s| s.session_hash.as_str())
+    } else {
+        None
+    };
+    ctx.store
+        .set_admin_password(&admin.id, &hash, keep)
+        .await
+        .map_err(Error::not_found_as(format!("admin {id:?}")))?;
+    audit::record(
+        ctx,
+        asker.actor,
+        Action::AdminPassword,
+        Object::new("admin", &admin.id, &admin.username),
+        Outcome::Ok,
+        serde_json::json!({"own": own, "other_sessions_ended": true}),
+    )
+    .await;
+    Ok(admin)
+}
+
+/// Removes an admin (they can no longer sign in; their sessions end at once). Refused for the
+/// last admin (nobody could sign in to the UI any more; add another first) and for the admin
+/// asking (removing yourself from a session is never an accident worth allowing: another admin
+/// can do it).
+pub async fn remove_admin(ctx: &AppContext, asker: Asker<'_>, id: &str) -> Result<AdminRecord> {
+    let admin = find_admin(ctx, id).await?;
+    if asker.is(&admin) {
+        return Err(Error::Conflict(format!(
+            "you are signed in as {}: you cannot remove your own account; another admin can",
+            admin.username
+        )));
+    }
+    match ctx
+        .store
+        .delete_admin(&admin.id)
+        .await
+        .map_err(Error::not_found_as(format!("admin {id:?}")))?
+    {
+        tokenwarden_store::AdminRemoval::Removed => {}
+        tokenwarden_store::AdminRemoval::LastAdmin => {
+            return Err(Error::Conflict(format!(
+                "{} is the last admin: nobody could sign in to the web UI any more; add another admin first",
+                admin.username
+            )));
+        }
+    }
+    audit::record(
+        ctx,
+        asker.actor,
+        Action::AdminRemove,
+        Object::new("admin", &admin.id, &admin.username),
+        Outcome::Ok,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(admin)
 }

@@ -142,10 +142,15 @@ pub async fn update(
     .await
 }
 
-/// Deletes an app with its app-level tokens and API keys.
+/// Deletes an app, and with it (one statement, `ON DELETE CASCADE`) everything that is only
+/// its: its app-level tokens (their material is gone; nobody else could read them), its API
+/// keys (they stop working at once: on this instance now, elsewhere within the key cache's
+/// few seconds) and its per-app notification channels. Global tokens it used stay. Never
+/// refused for what it holds: the caller (the UI's confirmation) names what goes.
 pub async fn delete(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord> {
     let app = get(ctx, id).await?;
     ctx.store.delete_app(app.id).await?;
+    ctx.cache.forget_app_keys(app.id);
     ctx.cache.clear_served();
     audit::record(
         ctx,

@@ -336,3 +336,64 @@ pub async fn set_lead_times(ctx: &AppContext, actor: &str, leads: Vec<LeadTime>)
     .await;
     Ok(())
 }
+
+/// A reminder still to come: about `token_name`'s refresh token, `lead` before it expires
+/// (`None`: the expiry itself, announced when it happens), at `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpcomingReminder {
+    pub token_id: tokenwarden_domain::TokenId,
+    pub token_name: String,
+    pub app_id: Option<tokenwarden_domain::AppId>,
+    pub lead: Option<LeadTime>,
+    pub at: tokenwarden_domain::Timestamp,
+    pub refresh_expires_at: tokenwarden_domain::Timestamp,
+}
+
+/// What the notifications page shows about reminders.
+#[derive(Debug, Clone, Default)]
+pub struct ReminderOverview {
+    /// The next reminders of the `limit` tokens expiring first, soonest first (at most
+    /// `limit`).
+    pub upcoming: Vec<UpcomingReminder>,
+    /// The latest reminders sent, newest first (at most `limit`).
+    pub sent: Vec<tokenwarden_store::SentReminder>,
+}
+
+/// The reminders coming up and the ones sent lately, each a bounded read (`limit` rows at
+/// most, 1-100). The times follow the background pass's rule: each lead time before the
+/// refresh token's expiry, then the expiry.
+pub async fn reminders(ctx: &AppContext, limit: i64) -> Result<ReminderOverview> {
+    let limit = limit.clamp(1, 100);
+    let now = ctx.clock.now();
+    let leads = ctx.lead_times();
+    let mut upcoming = Vec::new();
+    for t in ctx.store.tokens_expiring_after(now, limit).await? {
+        let Some(exp) = t.material.refresh_expires_at else {
+            continue;
+        };
+        let at = |lead: Option<LeadTime>, at| UpcomingReminder {
+            token_id: t.id,
+            token_name: t.name.to_string(),
+            app_id: t.app_id,
+            lead,
+            at,
+            refresh_expires_at: exp,
+        };
+        for lead in &leads {
+            let when = exp - lead.duration();
+            if when > now {
+                upcoming.push(at(Some(*lead), when));
+            }
+        }
+        upcoming.push(at(None, exp));
+    }
+    upcoming.sort_by(|a, b| {
+        a.at.cmp(&b.at)
+            .then_with(|| a.token_name.cmp(&b.token_name))
+    });
+    upcoming.truncate(usize::try_from(limit).unwrap_or(100));
+    Ok(ReminderOverview {
+        upcoming,
+        sent: ctx.store.recent_reminders(limit).await?,
+    })
+}

@@ -242,7 +242,8 @@ pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> Tes
         serde_json::json!({"channel": ch.name}),
         vec![],
     );
-    let result = match send(ctx, ch, &event, ctx.clock.now()).await {
+    let now = ctx.clock.now();
+    let result = match send(ctx, ch, &event, now).await {
         DeliveryOutcome::Delivered { status } => TestSend {
             ok: true,
             outcome: "delivered",
@@ -262,6 +263,22 @@ pub async fn test_send(ctx: &AppContext, ch: &ChannelRecord, actor: &str) -> Tes
             message: format!("failed: {reason}"),
         },
     };
+    // In the channel's delivery log too, beside the real deliveries (no job: it was sent now).
+    let log = DeliveryRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        job_id: "test-send".into(),
+        channel_id: ch.id.clone(),
+        event_id: event.id.clone(),
+        event_kind: event.kind.clone(),
+        attempt: 1,
+        at: now,
+        outcome: result.outcome.into(),
+        status_code: result.status.map(i64::from),
+        error: (!result.ok).then(|| result.message.clone()),
+    };
+    if let Err(e) = ctx.store.append_delivery(&log).await {
+        tracing::warn!(error = %e, "could not write the delivery log");
+    }
     crate::ops::audit::record(
         ctx,
         actor,

@@ -495,11 +495,28 @@ pub async fn prune_audit(ctx: &AppContext, now: Timestamp) -> u64 {
 }
 
 pub async fn flush_reads(ctx: &AppContext) {
+    // The audit rows name the token like every other row (looked up once per token here, in
+    // the background, never on the read path).
+    let mut names: std::collections::HashMap<tokenwarden_domain::TokenId, Option<String>> =
+        std::collections::HashMap::new();
     for ((token_id, actor), (count, last)) in ctx.reads.drain() {
         if let Err(e) = ctx.store.add_token_reads(token_id, count, last).await {
             tracing::warn!(error = %e, "could not flush read counts");
             continue;
         }
+        let name = match names.get(&token_id) {
+            Some(n) => n.clone(),
+            None => {
+                let n = ctx
+                    .store
+                    .get_token(token_id)
+                    .await
+                    .ok()
+                    .map(|t| t.name.to_string());
+                names.insert(token_id, n.clone());
+                n
+            }
+        };
         crate::ops::audit::record(
             ctx,
             &actor,
@@ -507,7 +524,7 @@ pub async fn flush_reads(ctx: &AppContext) {
             crate::ops::audit::Object {
                 kind: "token",
                 id: Some(token_id.to_string()),
-                name: None,
+                name,
             },
             Outcome::Ok,
             serde_json::json!({"reads": count, "last_read_at": tokenwarden_domain::Rfc3339(last)}),

@@ -1,6 +1,6 @@
-//! Pages of every list (tokens, apps, API keys, channels, deliveries, audit): the limit rules
-//! and the opaque cursor live here, once. The JSON API, the UI and the CLI parse a
-//! [`PageParams`], call one function, and render its [`Page`].
+//! Pages of every list (tokens, apps, API keys, channels, deliveries, audit, admins, admin
+//! tokens): the limit rules and the opaque cursor live here, once. The JSON API, the UI and
+//! the CLI parse a [`PageParams`], call one function, and render its [`Page`].
 //!
 //! Keyset pagination: a cursor is the sort key of the previous page's last row (base64url of a
 //! small JSON object naming its list), never an offset, so rows added or removed between pages
@@ -13,8 +13,8 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tokenwarden_domain::AppId;
 use tokenwarden_store::{
-    ApiKeyRecord, AppRecord, AuditEvent, AuditFilter, ChannelRecord, DeliveryRecord, NameKey,
-    PageRequest, TimeKey, TokenFilter, TokenRecord,
+    AdminRecord, ApiKeyRecord, AppRecord, AuditEvent, AuditFilter, ChannelRecord, DeliveryRecord,
+    NameKey, PageRequest, TimeKey, TokenFilter, TokenRecord,
 };
 
 /// Rows per page when the caller names no limit.
@@ -56,6 +56,8 @@ enum List {
     Channels,
     Deliveries,
     Audit,
+    Admins,
+    AdminTokens,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -238,6 +240,58 @@ pub async fn audit(
     let (req, limit) = request(List::Audit, params)?;
     let rows = ctx.store.page_audit(filter, &req).await?;
     Ok(page(List::Audit, rows, limit, |e| time_key(e.at, &e.id)))
+}
+
+/// Admins (who sign in to the UI) by username.
+pub async fn admins(ctx: &AppContext, params: &PageParams) -> Result<Page<AdminRecord>> {
+    let (req, limit) = request(List::Admins, params)?;
+    let rows = ctx.store.page_admins(&req).await?;
+    Ok(page(List::Admins, rows, limit, |a| {
+        name_key(&a.username, &a.id)
+    }))
+}
+
+/// Admin tokens (API credentials), oldest first, revoked ones too.
+pub async fn admin_tokens(ctx: &AppContext, params: &PageParams) -> Result<Page<ApiKeyRecord>> {
+    let (req, limit) = request(List::AdminTokens, params)?;
+    let rows = ctx.store.page_admin_tokens(&req).await?;
+    Ok(page(List::AdminTokens, rows, limit, |k| {
+        time_key(k.created_at, k.id.0)
+    }))
+}
+
+/// Every admin token, a page of [`MAX_LIMIT`] at a time (the CLI's `admin token list`).
+pub async fn all_admin_tokens(ctx: &AppContext) -> Result<Vec<ApiKeyRecord>> {
+    let mut all = Vec::new();
+    let mut params = PageParams {
+        limit: Some(MAX_LIMIT),
+        cursor: None,
+    };
+    loop {
+        let page = admin_tokens(ctx, &params).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => params.cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Every admin, a page of [`MAX_LIMIT`] at a time (the CLI's `admin list`).
+pub async fn all_admins(ctx: &AppContext) -> Result<Vec<AdminRecord>> {
+    let mut all = Vec::new();
+    let mut params = PageParams {
+        limit: Some(MAX_LIMIT),
+        cursor: None,
+    };
+    loop {
+        let page = admins(ctx, &params).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(c) => params.cursor = Some(c),
+            None => return Ok(all),
+        }
+    }
 }
 
 /// Every token matching `filter`, read a page of [`MAX_LIMIT`] at a time (the CLI's `token

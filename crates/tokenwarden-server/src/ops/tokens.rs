@@ -7,9 +7,9 @@ use crate::ops::audit::{self, Action, Object, Outcome};
 use crate::ops::{Error, Result, retrying};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{AppId, AppName, ProviderId, StopReason, TokenId, TokenName, TokenStatus};
 use tokenwarden_oauth::snowflake::{self, IntegrationName};
-use tokenwarden_store::{Sealed, SealedColumn, StoreError, TokenMaterial, TokenRecord};
+use tokenwarden_store::{AppRecord, Sealed, SealedColumn, StoreError, TokenMaterial, TokenRecord};
 
 /// A new token, as an admin describes it.
 #[derive(Debug)]
@@ -39,6 +39,11 @@ pub struct TokenChanges {
     /// Apply only if the token is still at this version; without it, the change applies to
     /// the current state (re-read and retried if a refresh commits meanwhile).
     pub version: Option<i64>,
+    /// With a new `name`: the apps that use the token by its old name use it by the new one
+    /// from now on (their bindings move with it; they must then fetch it by the new name).
+    /// Without it, renaming a token that apps use is refused, naming them: their reads of the
+    /// old name would stop working.
+    pub rebind_apps: bool,
 }
 
 /// The token with this id.
@@ -281,7 +286,7 @@ pub async fn update(
             .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s))
     });
     let (changes, secret, secret_2) = (&changes, &secret, &secret_2);
-    retrying(changes.version, move || async move {
+    let (updated, rebind) = retrying(changes.version, move || async move {
         let before = get(ctx, id).await?;
         if let Some(v) = changes.version
             && v != before.version
@@ -290,9 +295,11 @@ pub async fn update(
         }
         let mut t = before.clone();
         let mut changed = Vec::new();
+        let mut rebind = Vec::new();
         if let Some(name) = &changes.name
             && *name != t.name
         {
+            rebind = apps_to_rebind(ctx, &before, name, changes.rebind_apps).await?;
             t.name = name.clone();
             changed.push("name");
         }
@@ -325,7 +332,8 @@ pub async fn update(
             changed.push("destination");
         }
         if changed.is_empty() {
-            return Ok(before);
+            let name = before.name.clone();
+            return Ok((before, (name, Vec::new())));
         }
         // The store checks the version we read: a refresh that committed in between is never
         // reverted (R11); this edit is then applied again to what it wrote.
@@ -341,18 +349,106 @@ pub async fn update(
             Err(e) => return Err(e.into()),
         };
         ctx.cache.clear_served();
+        let rebound: Vec<&str> = rebind.iter().map(|a: &AppRecord| a.name.as_str()).collect();
+        let mut detail = serde_json::json!({ "changed": changed });
+        if changed.contains(&"name") {
+            detail["name"] = serde_json::json!([before.name, updated.name]);
+            detail["rebound_apps"] = serde_json::json!(rebound);
+        }
         audit::record(
             ctx,
             actor,
             Action::TokenUpdate,
             Object::new("token", updated.id, &updated.name),
             Outcome::Ok,
-            serde_json::json!({ "changed": changed }),
+            detail,
         )
         .await;
-        Ok(updated)
+        let rebind: Vec<AppId> = rebind.iter().map(|a| a.id).collect();
+        Ok((updated, (before.name, rebind)))
     })
-    .await
+    .await?;
+    let (old_name, apps) = rebind;
+    for app in apps {
+        rebind_app(ctx, actor, app, &old_name, &updated.name).await?;
+    }
+    Ok(updated)
+}
+
+/// The apps whose reads of `before`'s name reach it (see `lifecycle::dependants`), when it is
+/// renamed to `new`: refused while there are any unless `rebind` (the caller was shown them),
+/// and refused when one of them already uses a token named `new` (the two would become one).
+async fn apps_to_rebind(
+    ctx: &AppContext,
+    before: &TokenRecord,
+    new: &TokenName,
+    rebind: bool,
+) -> Result<Vec<AppRecord>> {
+    let users = crate::ops::lifecycle::dependants(ctx, before).await?;
+    if users.is_empty() {
+        return Ok(users);
+    }
+    let names = users
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !rebind {
+        return Err(Error::Conflict(format!(
+            "apps fetch token {} by that name: {names}. Renaming it to {new} would break their reads; to rename it and move those apps to the new name (they must then fetch {new}), send \"rebind_apps\": true",
+            before.name
+        )));
+    }
+    if let Some(clash) = users.iter().find(|a| a.tokens.contains(new)) {
+        return Err(Error::Conflict(format!(
+            "app {} already uses a token named {new}: rename this token to another name, or change the app's tokens first",
+            clash.name
+        )));
+    }
+    Ok(users)
+}
+
+/// Moves one app's binding from `old` to `new` (a rename of the token it uses), and an app
+/// stopped while waiting for `old` now waits for `new` (so its re-authorization starts it).
+async fn rebind_app(
+    ctx: &AppContext,
+    actor: &str,
+    id: AppId,
+    old: &TokenName,
+    new: &TokenName,
+) -> Result<()> {
+    let app = retrying(None, move || async move {
+        let mut app = ctx.store.get_app(id).await?;
+        let Some(at) = app.tokens.iter().position(|t| t == old) else {
+            return Ok(None);
+        };
+        app.tokens[at] = new.clone();
+        app.tokens.sort();
+        app.tokens.dedup();
+        if let Some(StopReason::WaitingForToken { token }) = &mut app.stop_reason
+            && *token == old.as_str()
+        {
+            *token = new.to_string();
+        }
+        Ok(Some(ctx.store.update_app(&app, ctx.clock.now()).await?))
+    })
+    .await;
+    let app = match app {
+        Ok(Some(app)) => app,
+        Ok(None) | Err(Error::NotFound(_)) => return Ok(()), // changed or deleted meanwhile
+        Err(e) => return Err(e),
+    };
+    ctx.cache.clear_served();
+    audit::record(
+        ctx,
+        actor,
+        Action::AppUpdate,
+        Object::new("app", app.id, &app.name),
+        Outcome::Ok,
+        serde_json::json!({ "tokens": app.tokens, "token_renamed": [old, new] }),
+    )
+    .await;
+    Ok(())
 }
 
 /// Deletes a token (apps that use it by name then find the global one, or none).

@@ -1,15 +1,15 @@
 //! Apps: their state, the tokens they use, their own tokens, start/stop, API keys.
 
 use super::pager::{PageQuery, Pager};
+use super::shown_once::{self, Shown};
 use super::view::{self, Countdown, Layout, TokenRow};
-use super::{AdminSession, ShownOnce, UiError, UiResult, page, page_with, see_other};
+use super::{AdminSession, UiError, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::error::ApiError;
 use crate::ops::{self, apps::AppChanges, apps::NewApp, grant::read::Scope};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
 use tokenwarden_store::{ApiKeyKind, AppRecord};
@@ -70,8 +70,8 @@ async fn used_tokens(ctx: &AppContext, a: &AppRecord) -> UiResult<Vec<UsedToken>
             None => UsedToken {
                 name: name.to_string(),
                 id: String::new(),
-                scope: "missing",
-                status: "No such token",
+                scope: "",
+                status: "no such token",
                 class: "crit",
                 refresh: view::countdown(ctx, tokenwarden_domain::TokenStatus::NotAuthorized, None),
             },
@@ -176,15 +176,14 @@ pub async fn create(
         Err(e) => return again(e).await,
     };
     match ops::apps::create(&ctx, &s.actor(), NewApp { name, tokens }).await {
-        Ok((app, key)) => page(&ShownOnce {
-            l: Layout::new(&s, "apps", "App created"),
-            heading: format!("App {} created", app.name),
-            what: "Its API key — give it to the app. It is shown only this once: only its hash is kept.".into(),
-            secret: key.text.expose_secret().to_owned(),
-            back: format!("/apps/{}", app.id),
-            back_label: format!("Go to {}", app.name),
-        }),
-        Err(ops::Error::Conflict(_)) => again(format!("An app named {} exists already.", f.name.trim())).await,
+        Ok((app, key)) => shown_once::redirect(
+            &ctx,
+            &s,
+            Shown::new_app(&app.id.to_string(), &app.name.to_string(), &key.text),
+        ),
+        Err(ops::Error::Conflict(_)) => {
+            again(format!("An app named {} exists already.", f.name.trim())).await
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -356,14 +355,16 @@ pub async fn create_key(
         }
     };
     let (a, key) = ops::apps::create_key(&ctx, &s.actor(), a.id, Some(label)).await?;
-    page(&ShownOnce {
-        l: Layout::new(&s, "apps", "API key created"),
-        heading: format!("New API key “{}” for {}", key.record.label, a.name),
-        what: "Give it to the app. It is shown only this once: only its hash is kept. Revoke the old key once the app uses this one.".into(),
-        secret: key.text.expose_secret().to_owned(),
-        back: format!("/apps/{}", a.id),
-        back_label: format!("Back to {}", a.name),
-    })
+    shown_once::redirect(
+        &ctx,
+        &s,
+        Shown::new_app_key(
+            &a.id.to_string(),
+            &a.name.to_string(),
+            &key.record.label.to_string(),
+            &key.text,
+        ),
+    )
 }
 
 pub async fn revoke_key(
@@ -374,4 +375,16 @@ pub async fn revoke_key(
     let a = load(&ctx, &id).await?;
     ops::apps::revoke_key(&ctx, &s.actor(), a.id, &key_id).await?;
     Ok(see_other(&format!("/apps/{}", a.id)))
+}
+
+/// Deletes the app with its API keys, its app-level tokens and its per-app channels (the page
+/// names them in the confirmation); global tokens it used stay.
+pub async fn delete(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let a = load(&ctx, &id).await?;
+    ops::apps::delete(&ctx, &s.actor(), a.id).await?;
+    Ok(see_other("/apps"))
 }

@@ -33,6 +33,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 #[template(path = "login.html")]
 struct LoginPage {
     next: String,
+    /// A session ended (rather than never existed): say so.
+    ended: bool,
     username: String,
     error: String,
     no_admin: bool,
@@ -41,6 +43,7 @@ struct LoginPage {
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
+    ended: Option<String>,
 }
 
 pub async fn login_form(
@@ -57,6 +60,7 @@ pub async fn login_form(
         StatusCode::OK,
         &LoginPage {
             next: safe_next(q.next.as_deref()),
+            ended: q.ended.is_some(),
             username: String::new(),
             error: String::new(),
             no_admin: ctx.store.count_admins().await? == 0,
@@ -120,6 +124,7 @@ pub async fn login(
         status,
         &LoginPage {
             next,
+            ended: false,
             username,
             error,
             no_admin: false,

@@ -7,11 +7,13 @@
 //! POST that must carry the session's CSRF token (form field `csrf` or header `X-CSRF-Token`)
 //! and must not come from another site (`Sec-Fetch-Site`); no GET changes anything.
 
+mod admins;
 mod apps;
 mod auth_pages;
 mod notify;
 mod pager;
 pub mod session;
+pub mod shown_once;
 mod tokens;
 mod view;
 
@@ -65,6 +67,26 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/notifications/{id}/test", post(notify::test))
         .route("/notifications/{id}/delete", post(notify::delete))
         .route("/audit", get(notify::audit))
+        .route(
+            "/tokens/{id}/rename",
+            get(tokens::rename_form).post(tokens::rename),
+        )
+        .route(
+            "/tokens/{id}/client-secret-2/clear",
+            post(tokens::clear_secret_2),
+        )
+        .route(
+            "/notifications/{id}/edit",
+            get(notify::edit_form).post(notify::save),
+        )
+        .route("/apps/{id}/delete", post(apps::delete))
+        .route("/admins", get(admins::list).post(admins::create))
+        .route("/admins/{id}", get(admins::detail))
+        .route("/admins/{id}/password", post(admins::set_password))
+        .route("/admins/{id}/remove", post(admins::remove))
+        .route("/admin-tokens", post(admins::create_token))
+        .route("/admin-tokens/{id}/revoke", post(admins::revoke_token))
+        .route("/shown-once", get(shown_once::show))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             require_session,
@@ -148,7 +170,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
         format!(
             r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tokenwarden — {code}</title><link rel="stylesheet" href="/static/tokenwarden.css"><link rel="stylesheet" href="/static/ui.css"></head>
+<title>tokenwarden — {code}</title><link rel="icon" href="/favicon.svg" type="image/svg+xml"><link rel="stylesheet" href="/static/tokenwarden.css"><link rel="stylesheet" href="/static/ui.css"></head>
 <body class="callback"><main class="card"><p class="brand">tokenwarden</p><h1 class="error">{reason}</h1>
 <p>{msg}</p><p class="actions"><a href="/tokens">Back to tokenwarden</a></p></main></body></html>
 "#,
@@ -228,18 +250,7 @@ async fn require_session(State(ctx): State<AppContext>, req: Request, next: Next
         None => None,
     };
     let Some(session) = session else {
-        let to = format!(
-            "/login?next={}",
-            tokenwarden_oauth::snowflake::urlencode(req.uri().path())
-        );
-        if is_htmx(&req) {
-            let mut res = StatusCode::UNAUTHORIZED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&to) {
-                res.headers_mut().insert("hx-redirect", v);
-            }
-            return res;
-        }
-        return Redirect::to(&to).into_response();
+        return signed_out(&ctx, &req);
     };
     let mut req = req;
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -283,6 +294,89 @@ async fn require_session(State(ctx): State<AppContext>, req: Request, next: Next
     }
     req.extensions_mut().insert(session);
     next.run(req).await
+}
+
+/// The answer to a request without a valid session. The sign-in page brings the admin back to
+/// the page they were on (never to a POST's address, which has no page), and says when a session
+/// ended rather than never existed. Script-made requests get a status they can act on: htmx a
+/// 401 that ui.js turns into a "sign in again" banner (the page and what was typed stay), the
+/// sign-in popup's JSON request a 401 with where to sign in.
+fn signed_out(ctx: &AppContext, req: &Request) -> Response {
+    let ended = session::cookie_value(ctx, req.headers()).is_some();
+    let back = return_to(req);
+    let to = format!(
+        "/login?next={}{}",
+        tokenwarden_oauth::snowflake::urlencode(&back),
+        if ended { "&ended=1" } else { "" }
+    );
+    let says = if ended {
+        "Your session has ended: sign in again."
+    } else {
+        "You are not signed in."
+    };
+    if is_htmx(req) {
+        let mut res = (StatusCode::UNAUTHORIZED, says).into_response();
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            res.headers_mut().insert("x-tokenwarden-login", v);
+        }
+        return res;
+    }
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": says, "login": to})),
+        )
+            .into_response();
+    }
+    Redirect::to(&to).into_response()
+}
+
+/// The page to come back to after signing in: a GET's own address; for anything else the page
+/// the request was made from (htmx says which), else the page its address belongs to
+/// (`POST /tokens/{id}/edit` comes from `/tokens/{id}/edit`, `POST /tokens/{id}/test` from
+/// `/tokens/{id}`).
+fn return_to(req: &Request) -> String {
+    let own = || {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned())
+    };
+    if req.method() == Method::GET && !is_htmx(req) {
+        return safe_next(Some(&own()));
+    }
+    if let Some(page) = req
+        .headers()
+        .get("hx-current-url")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|u| u.parse::<axum::http::Uri>().ok())
+        .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
+    {
+        return safe_next(Some(&page));
+    }
+    page_of(req.uri().path())
+}
+
+/// The page a UI address belongs to: itself if it is one, else the nearest page above it.
+fn page_of(path: &str) -> String {
+    let is_page = |segs: &[&str]| match segs {
+        ["tokens" | "apps" | "notifications" | "audit"] | ["tokens", _, "edit"] => true,
+        ["notifications", "lead-times"] => false,
+        ["tokens" | "apps" | "notifications", _] => true,
+        _ => false,
+    };
+    let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    while !segs.is_empty() {
+        if is_page(&segs) {
+            return safe_next(Some(&format!("/{}", segs.join("/"))));
+        }
+        segs.pop();
+    }
+    "/tokens".to_owned()
 }
 
 fn route_of(req: &Request) -> String {

@@ -1,16 +1,16 @@
 //! Notifications (channels, test sends, delivery logs, reminder lead times) and the audit log.
 
 use super::pager::{PageQuery, Pager};
+use super::shown_once::{self, Shown};
 use super::tokens::ResultPartial;
 use super::view::{self, Layout};
-use super::{AdminSession, ShownOnce, UiResult, page, page_with, see_other};
+use super::{AdminSession, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::ops;
 use crate::ops::channels::{Channel, ChannelChanges, NewChannel, Target};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokenwarden_domain::{ChannelKind, EventKind, LeadTime};
 use tokenwarden_store::{AuditFilter, ChannelRecord};
@@ -60,10 +60,28 @@ async fn row(ctx: &AppContext, c: &ChannelRecord) -> ChannelRow {
     }
 }
 
+/// A reminder on the notifications page: to come, or sent.
+struct ReminderRow {
+    /// The token's id (empty once deleted), its name and owner ("global" or the app's name).
+    token_id: String,
+    token: String,
+    owner: String,
+    /// "7d before expiry", or "at expiry".
+    lead: String,
+    /// When (absolute) and how far from now.
+    at: String,
+    when: String,
+}
+
+/// How many reminders each list shows.
+const REMINDER_ROWS: i64 = 20;
+
 #[derive(Template)]
 #[template(path = "notifications.html")]
 struct NotificationsPage {
     l: Layout,
+    upcoming: Vec<ReminderRow>,
+    sent: Vec<ReminderRow>,
     channels: Vec<ChannelRow>,
     lead_times: String,
     lead_labels: String,
@@ -88,8 +106,57 @@ async fn notifications_page(
         channels.push(row(ctx, c).await);
     }
     let leads = ctx.lead_times();
+    let apps = ctx.store.list_apps().await?;
+    let owner = |id: Option<tokenwarden_domain::AppId>| match id {
+        None => "global".to_owned(),
+        Some(id) => apps
+            .iter()
+            .find(|a| a.id == id)
+            .map_or_else(|| "an app".to_owned(), |a| format!("app {}", a.name)),
+    };
+    let now = ctx.clock.now();
+    let overview = ops::channels::reminders(ctx, REMINDER_ROWS).await?;
+    let upcoming = overview
+        .upcoming
+        .iter()
+        .map(|r| ReminderRow {
+            token_id: r.token_id.to_string(),
+            token: r.token_name.clone(),
+            owner: owner(r.app_id),
+            lead: r
+                .lead
+                .map_or_else(|| "at expiry".to_owned(), |l| format!("{l} before expiry")),
+            at: view::fmt_time(Some(r.at)),
+            when: format!("in {}", view::fmt_span(r.at - now)),
+        })
+        .collect();
+    let sent = overview
+        .sent
+        .iter()
+        .map(|r| ReminderRow {
+            token_id: if r.token_name.is_some() {
+                r.token_id.to_string()
+            } else {
+                String::new()
+            },
+            token: r
+                .token_name
+                .clone()
+                .unwrap_or_else(|| "(deleted token)".to_owned()),
+            owner: owner(r.app_id),
+            lead: if r.lead == "expired" {
+                "at expiry".to_owned()
+            } else {
+                format!("{} before expiry", r.lead)
+            },
+            at: view::fmt_time(Some(r.sent_at)),
+            when: format!("{} ago", view::fmt_span(now - r.sent_at)),
+        })
+        .collect();
     Ok(NotificationsPage {
         l: Layout::new(s, "notifications", "Notifications"),
+        upcoming,
+        sent,
         channels,
         lead_times: leads
             .iter()
@@ -102,13 +169,7 @@ async fn notifications_page(
             .collect::<Vec<_>>()
             .join(", "),
         event_kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
-        apps: ctx
-            .store
-            .list_apps()
-            .await?
-            .iter()
-            .map(|a| a.name.to_string())
-            .collect(),
+        apps: apps.iter().map(|a| a.name.to_string()).collect(),
         error,
         pager,
     })
@@ -199,19 +260,10 @@ pub async fn create(
     }
     .await;
     match result {
-        Ok((rec, secret)) => {
-            match secret {
-                Some(sec) => page(&ShownOnce {
-                    l: Layout::new(&s, "notifications", "Channel created"),
-                    heading: format!("Webhook channel {} created", rec.name),
-                    what: "Its signing secret (Standard Webhooks): the receiver verifies each request's signature with it. It is shown only this once.".into(),
-                    secret: sec.expose_secret().to_owned(),
-                    back: "/notifications".into(),
-                    back_label: "Back to notifications".into(),
-                }),
-                None => Ok(see_other("/notifications")),
-            }
-        }
+        Ok((rec, secret)) => match secret {
+            Some(sec) => shown_once::redirect(&ctx, &s, Shown::webhook_secret(&rec.name, &sec)),
+            None => Ok(see_other("/notifications")),
+        },
         Err(ops::Error::Invalid(error)) => {
             let p = notifications_page(&ctx, &s, &PageQuery::default(), error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
@@ -427,4 +479,139 @@ pub async fn audit(
         action,
         pager,
     })
+}
+
+// --- editing a channel (issue 11 item 9) ---------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "channel_edit.html")]
+struct ChannelEditPage {
+    l: Layout,
+    id: String,
+    /// The channel's name as stored (for the crumbs and heading).
+    current: String,
+    name: String,
+    webhook: bool,
+    url: String,
+    to: String,
+    /// (event kind, ticked)
+    events: Vec<(&'static str, bool)>,
+    enabled: bool,
+    app: String,
+    error: String,
+}
+
+#[derive(Default)]
+struct EditValues {
+    name: Option<String>,
+    url: Option<String>,
+    to: Option<String>,
+    events: Option<Vec<String>>,
+    enabled: Option<bool>,
+}
+
+async fn edit_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    c: &ChannelRecord,
+    v: EditValues,
+    error: String,
+) -> UiResult<ChannelEditPage> {
+    let channel = Channel::of(c);
+    let (webhook, url, to) = match &channel.target {
+        Target::Webhook { url } => (true, url.clone(), String::new()),
+        Target::Email { to } => (false, String::new(), to.join(", ")),
+    };
+    let ticked: Vec<String> = v.events.unwrap_or_else(|| {
+        channel
+            .events
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect()
+    });
+    Ok(ChannelEditPage {
+        l: Layout::new(s, "notifications", format!("Edit {}", c.name)),
+        id: c.id.clone(),
+        current: c.name.clone(),
+        name: v.name.unwrap_or_else(|| c.name.clone()),
+        webhook,
+        url: v.url.unwrap_or(url),
+        to: v.to.unwrap_or(to),
+        events: EventKind::ALL
+            .iter()
+            .filter(|k| **k != EventKind::Test)
+            .map(|k| (k.as_str(), ticked.iter().any(|t| t == k.as_str())))
+            .collect(),
+        enabled: v.enabled.unwrap_or(c.enabled),
+        app: row(ctx, c).await.app,
+        error,
+    })
+}
+
+pub async fn edit_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let c = load(&ctx, &id).await?;
+    let p = edit_page(&ctx, &s, &c, EditValues::default(), String::new()).await?;
+    page(&p)
+}
+
+/// Saves a channel's name, webhook URL or recipients, events and whether it is enabled.
+pub async fn save(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> UiResult {
+    let c = load(&ctx, &id).await?;
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let events: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "events")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let webhook = matches!(Channel::of(&c).target, Target::Webhook { .. });
+    let values = EditValues {
+        name: get("name"),
+        url: get("url"),
+        to: get("to"),
+        events: Some(events.clone()),
+        enabled: Some(get("enabled").as_deref() == Some("true")),
+    };
+    let result = async {
+        let changes = ChannelChanges {
+            name: values.name.clone(),
+            url: if webhook { values.url.clone() } else { None },
+            to: if webhook {
+                None
+            } else {
+                values.to.as_ref().map(|t| {
+                    t.split([',', ' ', ';', '\n'])
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+            },
+            events: Some(ops::channels::parse_events(&events)?),
+            enabled: values.enabled,
+            version: None,
+        };
+        ops::channels::update(&ctx, &s.actor(), &c.id, changes).await
+    }
+    .await;
+    match result {
+        Ok(c) => Ok(see_other(&format!("/notifications/{}", c.id))),
+        Err(ops::Error::Invalid(error)) => {
+            let p = edit_page(&ctx, &s, &c, values, super::tokens::sentence(&error)).await?;
+            page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

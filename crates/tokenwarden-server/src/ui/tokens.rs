@@ -425,6 +425,10 @@ pub struct StatusView {
     pub access_abs: String,
     pub refresh: Countdown,
     pub authorized_at: String,
+    /// Offer "Sign in again" (see [`view::needs_signin`]).
+    pub needs_signin: bool,
+    /// Never signed in yet.
+    pub never: bool,
 }
 
 async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
@@ -459,10 +463,20 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
         access: t
             .material
             .access_expires_at
-            .map_or_else(|| "—".to_owned(), |e| view::relative(now, e)),
+            .map_or_else(|| "—".to_owned(), |e| view::expiry(now, e)),
         access_abs: view::fmt_time(t.material.access_expires_at),
+        needs_signin: false,
+        never: t.status == TokenStatus::NotAuthorized,
         refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
         authorized_at: view::fmt_time(t.material.issued_at),
+    }
+    .with_signin(t.status)
+}
+
+impl StatusView {
+    fn with_signin(mut self, status: TokenStatus) -> Self {
+        self.needs_signin = view::needs_signin(status, &self.refresh);
+        self
     }
 }
 
@@ -698,6 +712,7 @@ pub async fn edit_form(
     let t = load(&ctx, &id).await?;
     let notice = match q.done.as_deref() {
         Some("saved") => "Saved.",
+        Some("cleared") => "The second client secret was cleared; the first one stays.",
         Some("filled") => {
             "The client id and secrets were filled from the pasted output. Next: Get OAuth 2.0 Access Token."
         }
@@ -937,7 +952,7 @@ pub fn rows_for(ctx: &AppContext, tokens: &[TokenRecord], apps: &[AppRecord]) ->
 }
 
 /// A core message as a sentence for the page: capitalised, with a full stop.
-fn sentence(m: &str) -> String {
+pub(super) fn sentence(m: &str) -> String {
     let mut c = m.chars();
     let mut out: String = match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
@@ -947,4 +962,109 @@ fn sentence(m: &str) -> String {
         out.push('.');
     }
     out
+}
+
+// --- renaming, clearing the second secret (issue 11 item 9) -------------------------------
+
+#[derive(Template)]
+#[template(path = "token_rename.html")]
+struct RenamePage {
+    l: Layout,
+    id: String,
+    name: String,
+    app: Option<(String, String)>,
+    /// Apps that fetch the token by its current name: (id, name).
+    users: Vec<(String, String)>,
+    new_name: String,
+    error: String,
+}
+
+async fn rename_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    t: &TokenRecord,
+    new_name: String,
+    error: String,
+) -> UiResult<RenamePage> {
+    let app = owner(ctx, t).await?;
+    let users = ops::lifecycle::dependants(ctx, t)
+        .await?
+        .into_iter()
+        .map(|a| (a.id.to_string(), a.name.to_string()))
+        .collect();
+    Ok(RenamePage {
+        l: Layout::new(
+            s,
+            if app.is_some() { "apps" } else { "tokens" },
+            format!("Rename {}", t.name),
+        ),
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        app: app.map(|a| (a.id.to_string(), a.name.to_string())),
+        users,
+        new_name,
+        error,
+    })
+}
+
+/// The rename form: names the apps that fetch the token by its current name, which move with
+/// it (they must then fetch it by the new name).
+pub async fn rename_form(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let p = rename_page(&ctx, &s, &t, t.name.to_string(), String::new()).await?;
+    page(&p)
+}
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Renames the token; the apps the form listed move to the new name with it.
+pub async fn rename(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(f): Form<RenameForm>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let wanted = f.name.trim().to_owned();
+    let error = match TokenName::parse(&wanted) {
+        Err(e) => format!("Name: {e}"),
+        Ok(name) => {
+            let changes = TokenChanges {
+                name: Some(name),
+                rebind_apps: true,
+                ..TokenChanges::default()
+            };
+            match ops::tokens::update(&ctx, &s.actor(), t.id, changes).await {
+                Ok(t) => return Ok(see_other(&format!("/tokens/{}", t.id))),
+                Err(ops::Error::Invalid(m) | ops::Error::Conflict(m)) => sentence(&m),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let p = rename_page(&ctx, &s, &t, wanted, error).await?;
+    page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
+}
+
+/// Empties the second client-secret slot (after a rotation, once the provider no longer
+/// accepts the old secret); the first stays.
+pub async fn clear_secret_2(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let changes = TokenChanges {
+        client_secret_2: Some(None),
+        ..TokenChanges::default()
+    };
+    let t = ops::tokens::update(&ctx, &s.actor(), t.id, changes).await?;
+    Ok(see_other(&format!("/tokens/{}/edit?done=cleared", t.id)))
 }

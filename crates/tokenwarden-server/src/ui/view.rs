@@ -8,7 +8,7 @@ use tokenwarden_store::{AppRecord, TokenRecord};
 /// The frame around every signed-in page.
 pub struct Layout {
     pub title: String,
-    /// Which nav entry is current: tokens, apps, notifications, audit.
+    /// Which nav entry is current: tokens, apps, notifications, audit, admins.
     pub nav: &'static str,
     pub username: String,
     pub csrf: String,
@@ -62,12 +62,12 @@ pub fn fmt_span(d: chrono::Duration) -> String {
     }
 }
 
-/// "in 3 d 4 h" or "2 h ago".
-pub fn relative(now: Timestamp, t: Timestamp) -> String {
-    if t >= now {
-        format!("in {}", fmt_span(t - now))
+/// An expiry as a phrase: "expires in 40 min", "expired 5 d ago".
+pub fn expiry(now: Timestamp, t: Timestamp) -> String {
+    if t > now {
+        format!("expires in {}", fmt_span(t - now))
     } else {
-        format!("{} ago", fmt_span(now - t))
+        format!("expired {} ago", fmt_span(now - t))
     }
 }
 
@@ -141,6 +141,21 @@ pub struct TokenRow {
     pub refresh: Countdown,
     /// Apps that use it, (id, name).
     pub apps: Vec<(String, String)>,
+    /// Offer "Sign in again" (see [`needs_signin`]).
+    pub needs_signin: bool,
+}
+
+/// Whether a token wants a new sign-in now or soon: it died (needs sign-in, expired) or its
+/// refresh token is inside the first reminder lead time. A token never signed in is not
+/// "again": its form's button says "Get OAuth 2.0 Access Token".
+pub fn needs_signin(status: TokenStatus, refresh: &Countdown) -> bool {
+    match status {
+        TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::ExpiringSoon => {
+            true
+        }
+        TokenStatus::NotAuthorized => false,
+        TokenStatus::Healthy => matches!(refresh.class, "warn" | "crit"),
+    }
 }
 
 /// `apps` are all apps; those using the token by name (and in its scope) are listed.
@@ -166,8 +181,17 @@ pub fn token_row(ctx: &AppContext, t: &TokenRecord, apps: &[AppRecord]) -> Token
         access: t
             .material
             .access_expires_at
-            .map_or_else(|| "—".to_owned(), |e| relative(now, e)),
+            .map_or_else(|| "—".to_owned(), |e| expiry(now, e)),
+        needs_signin: false,
         refresh: countdown(ctx, t.status, t.material.refresh_expires_at),
         apps: users,
+    }
+    .with_signin(t.status)
+}
+
+impl TokenRow {
+    fn with_signin(mut self, status: TokenStatus) -> Self {
+        self.needs_signin = needs_signin(status, &self.refresh);
+        self
     }
 }

@@ -297,6 +297,7 @@ macro_rules! on_both_databases {
     };
 }
 
+mod admins;
 mod auth;
 mod channels;
 mod concurrency;

@@ -41,7 +41,7 @@ async fn every_documented_operation_is_routed_and_served_at_api_openapi_json() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 28);
+    assert_eq!(operations, 37);
     // Every operation declares the bearer requirement.
     for item in paths.values() {
         for op in item.as_object().unwrap().values() {
@@ -247,6 +247,9 @@ const ANSWERS_409: &[(&str, &str)] = &[
     ("patch", "/api/v1/tokens/{id}"),                // name taken, stale version
     ("patch", "/api/v1/notification-channels/{id}"), // stale version
     ("get", "/api/v1/access-tokens/{name}"),         // not authorized, needs reauthorization
+    ("post", "/api/v1/admins"),                      // username taken
+    ("delete", "/api/v1/admins/{id}"),               // the last admin
+    ("delete", "/api/v1/admin-tokens/{id}"),         // the token the request is made with
 ];
 
 /// Issue 15 item 3: each operation documents the errors it can really answer: 404 wherever
@@ -404,6 +407,11 @@ fn issue15_item3_bodies_channel_kinds_secrets_and_links_are_documented() {
         ("/api/v1/notification-channels", "delete_channel"),
         ("/api/v1/notification-channels", "test_channel"),
         ("/api/v1/apps/{id}/keys", "revoke_key"),
+        ("/api/v1/admins", "get_admin"),
+        ("/api/v1/admins", "delete_admin"),
+        ("/api/v1/admins", "set_password"),
+        ("/api/v1/admin-tokens", "get_admin_token"),
+        ("/api/v1/admin-tokens", "revoke_admin_token"),
     ] {
         let link = &doc["paths"][create]["post"]["responses"]["201"]["links"][target];
         assert_eq!(link["operationId"], target, "{create} -> {target}: {link}");

@@ -2,6 +2,8 @@
 //! token countdowns, the token form's paste box, app keys, and GETs that change nothing.
 
 use crate::support::{Db, TestApp, spawn};
+
+mod admin_screens;
 use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use tokenwarden_domain::{Clock, TokenId, TokenStatus};
@@ -100,6 +102,24 @@ async fn sign_in(t: &TestApp) -> Browser {
 impl Browser {
     async fn get(&self, t: &TestApp, path: &str) -> Res {
         done(client().get(t.url(path)).header("cookie", &self.cookie)).await
+    }
+
+    /// Follows the redirect `r` as a browser would: with the cookies `r` set (the shown-once
+    /// page travels in one). Answers the page and the cookie header it was asked with.
+    async fn follow(&self, t: &TestApp, r: &Res) -> (Res, String) {
+        let mut cookie = self.cookie.clone();
+        for set in r.headers.get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            cookie.push_str("; ");
+            cookie.push_str(pair);
+        }
+        let page = done(
+            client()
+                .get(t.url(r.header("location")))
+                .header("cookie", &cookie),
+        )
+        .await;
+        (page, cookie)
     }
 
     async fn post(&self, t: &TestApp, path: &str, form: &[(&str, &str)]) -> Res {
@@ -308,7 +328,7 @@ async fn every_page_needs_a_session() {
     }
     let r = done(client().get(t.url("/tokens")).header("hx-request", "true")).await;
     assert_eq!(r.status, 401);
-    assert!(r.header("hx-redirect").starts_with("/login"));
+    assert!(r.header("x-tokenwarden-login").starts_with("/login"));
     let r = done(
         client()
             .post(t.url("/apps"))
@@ -382,8 +402,9 @@ async fn posts_need_the_csrf_token_and_a_same_site_origin() {
             .form(&form),
     )
     .await;
-    assert_eq!(ok.status, 200, "{}", ok.body);
-    assert!(ok.body.contains("tw_app_"));
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let (shown, _) = b.follow(&t, &ok).await;
+    assert!(shown.body.contains("tw_app_"));
     assert_eq!(t.ctx.store.list_apps().await.unwrap().len(), 1);
     let refused = t
         .ctx
@@ -676,6 +697,8 @@ async fn app_keys_are_created_once_and_revoked_from_the_app_page() {
     let created = b
         .post(&t, &format!("/apps/{app_id}/keys"), &[("label", "ci")])
         .await;
+    assert_eq!(created.status, 303, "post/redirect/get");
+    let (created, _) = b.follow(&t, &created).await;
     assert_eq!(created.status, 200);
     let start = created.body.find("tw_app_").unwrap();
     let key = &created.body[start..start + created.body[start..].find('"').unwrap()];
@@ -1136,6 +1159,8 @@ async fn token_delete_app_update_and_channel_changes_from_the_pages() {
             ],
         )
         .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let (r, _) = b.follow(&t, &r).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("whsec_"), "the secret is shown once");
     let channels = || async {
@@ -2002,4 +2027,502 @@ async fn issue10_channel_delivery_log_pages() {
     names.reverse(); // newest first
     let first = format!("/notifications/{}?limit=10", channel.id);
     walk_pages(&b, &t, &first, &names, 10, "limit=10", cell).await;
+}
+
+// --- issue 11: the UI walk ------------------------------------------------------------------
+
+/// The `next` a sign-in redirect carries, decoded, and whether it says the session ended.
+fn login_target(location: &str) -> (String, bool) {
+    assert!(location.starts_with("/login?"), "{location}");
+    let q: Vec<(String, String)> =
+        serde_urlencoded::from_str(&location["/login?".len()..]).unwrap();
+    let next = q
+        .iter()
+        .find(|(k, _)| k == "next")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    (next, q.iter().any(|(k, _)| k == "ended"))
+}
+
+#[tokio::test]
+async fn issue11_item1_an_ended_session_says_so_and_signing_in_comes_back_to_the_page() {
+    let t = spawn(Db::Sqlite).await;
+    let (_, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    t.clock.advance(chrono::Duration::minutes(121)); // idle too long: the session has ended
+    let form = format!("/tokens/{id}/edit");
+
+    // "Test connection" (htmx) on a stale form: a 401 ui.js turns into a banner, pointing the
+    // sign-in back at the form the request came from, never at the POST's own address.
+    let r = done(
+        client()
+            .post(t.url(&format!("/tokens/{id}/test")))
+            .header("cookie", &b.cookie)
+            .header("hx-request", "true")
+            .header("hx-current-url", t.url(&form))
+            .header("x-csrf-token", &b.csrf),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("session has ended"), "{}", r.body);
+    assert_eq!(
+        login_target(r.header("x-tokenwarden-login")),
+        (form.clone(), true)
+    );
+
+    // "Get OAuth 2.0 Access Token" asks for JSON: it gets JSON, not a sign-in page.
+    let r = done(
+        client()
+            .post(t.url(&format!("/tokens/{id}/authorize")))
+            .header("cookie", &b.cookie)
+            .header("accept", "application/json")
+            .header("x-csrf-token", &b.csrf),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("session has ended")
+    );
+    assert_eq!(
+        login_target(body["login"].as_str().unwrap()),
+        (format!("/tokens/{id}"), true)
+    );
+
+    // A plain form post ("Update"): back to the form's page, not to a POST-only address.
+    let r = b.post(&t, &form, &[("client_id", "x")]).await;
+    assert_eq!(r.status, 303);
+    let location = r.header("location").to_owned();
+    assert_eq!(login_target(&location), (form.clone(), true));
+    for (post, page) in [
+        (format!("/tokens/{id}/test"), format!("/tokens/{id}")),
+        (
+            format!("/tokens/{id}/client-secrets"),
+            format!("/tokens/{id}"),
+        ),
+        ("/apps/x/keys/y/revoke".to_owned(), "/apps/x".to_owned()),
+        (
+            "/notifications/lead-times".to_owned(),
+            "/notifications".to_owned(),
+        ),
+    ] {
+        let r = b.post(&t, &post, &[]).await;
+        assert_eq!(login_target(r.header("location")).0, page, "{post}");
+    }
+
+    // The sign-in page says the session ended, and signing in lands on the form, which answers.
+    let page = done(client().get(t.url(&location))).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Your session has ended"),
+        "{}",
+        page.body
+    );
+    let r = done(client().post(t.url("/login")).form(&[
+        ("username", USER),
+        ("password", PASSWORD),
+        ("next", form.as_str()),
+    ]))
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), form);
+    let (value, _) = r.session_cookie().unwrap();
+    let back = done(
+        client()
+            .get(t.url(&form))
+            .header("cookie", format!("tw_session={value}")),
+    )
+    .await;
+    assert_eq!(back.status, 200);
+    // Never signed in at all: no "ended" message.
+    let r = done(client().get(t.url(&form))).await;
+    assert_eq!(login_target(r.header("location")), (form.clone(), false));
+    let page = done(client().get(t.url(r.header("location")))).await;
+    assert!(!page.body.contains("Your session has ended"));
+}
+
+/// The key on a shown-once page.
+fn secret_on(body: &str, prefix: &str) -> String {
+    let start = body
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {body}"));
+    body[start..start + body[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn issue11_item2_shown_once_pages_are_post_redirect_get_and_a_reload_makes_nothing() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, _) = t.seed().await;
+    let app_id = app["id"].as_str().unwrap();
+    let aid = tokenwarden_domain::AppId::parse(app_id);
+    make_admin(&t).await;
+    let b = sign_in(&t).await;
+    let other = sign_in(&t).await;
+    let keys = || async { t.ctx.store.list_api_keys(aid).await.unwrap().len() };
+    let before = keys().await;
+
+    let r = b
+        .post(&t, &format!("/apps/{app_id}/keys"), &[("label", "ci")])
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), "/shown-once");
+    assert!(!r.body.contains("tw_app_"));
+    // Another session cannot open it, even with the cookie.
+    let sealed = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|c| c.starts_with("tw_shown_once="))
+        .expect("the page travels in a cookie");
+    assert!(!sealed.contains("tw_app_"), "sealed, not the key");
+    let stolen = done(
+        client()
+            .get(t.url("/shown-once"))
+            .header("cookie", format!("{}; {sealed}", other.cookie)),
+    )
+    .await;
+    assert_eq!(stolen.status, 410);
+    assert!(!stolen.body.contains("tw_app_"));
+    let (page, with_it) = b.follow(&t, &r).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), "no-store");
+    let key = secret_on(&page.body, "tw_app_");
+    // Reloading (the browser dropped the cookie) or replaying the cookie shows it no more and
+    // makes no key.
+    for _ in 0..3 {
+        for again in [
+            b.get(&t, "/shown-once").await,
+            done(
+                client()
+                    .get(t.url("/shown-once"))
+                    .header("cookie", &with_it),
+            )
+            .await,
+        ] {
+            assert_eq!(again.status, 410);
+            assert!(!again.body.contains("tw_app_"), "{}", again.body);
+            assert!(again.body.contains("shown once"));
+            assert!(again.body.contains("not kept"));
+        }
+    }
+    assert_eq!(keys().await, before + 1, "one POST, one key");
+    let (s, _, _) = t
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/v1/apps/{app_id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "the key shown works");
+
+    // A new app and a new webhook channel: the same.
+    let r = b
+        .post(&t, "/apps", &[("name", "billing"), ("tokens", "")])
+        .await;
+    assert_eq!(r.status, 303);
+    let (page, with_it) = b.follow(&t, &r).await;
+    assert!(page.body.contains("App billing created"));
+    secret_on(&page.body, "tw_app_");
+    assert_eq!(b.get(&t, "/shown-once").await.status, 410);
+    let replay = done(
+        client()
+            .get(t.url("/shown-once"))
+            .header("cookie", &with_it),
+    )
+    .await;
+    assert_eq!(replay.status, 410);
+    assert!(!replay.body.contains("tw_app_"));
+    assert_eq!(t.ctx.store.list_apps().await.unwrap().len(), 2);
+
+    let r = b
+        .post(
+            &t,
+            "/notifications",
+            &[
+                ("name", "hook"),
+                ("kind", "webhook"),
+                ("url", "http://127.0.0.1:9/h"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let (page, with_it) = b.follow(&t, &r).await;
+    assert!(page.body.contains("signing secret"));
+    secret_on(&page.body, "whsec_");
+    for again in [
+        b.get(&t, "/shown-once").await,
+        done(
+            client()
+                .get(t.url("/shown-once"))
+                .header("cookie", &with_it),
+        )
+        .await,
+    ] {
+        assert_eq!(again.status, 410);
+        assert!(!again.body.contains("whsec_"));
+    }
+    assert_eq!(t.ctx.store.list_channels().await.unwrap().len(), 1);
+}
+
+/// A token of the seed made usable (or not) with the given status and expiries.
+async fn set_token(t: &TestApp, id: &str, status: TokenStatus, refresh_days: i64, access_min: i64) {
+    let tid = TokenId::parse(id).unwrap();
+    let mut tok = t.ctx.store.get_token(tid).await.unwrap();
+    let now = t.clock.now();
+    tok.status = status;
+    tok.material.refresh_expires_at = Some(now + chrono::Duration::days(refresh_days));
+    tok.material.access_expires_at = Some(now + chrono::Duration::minutes(access_min));
+    tok.material.issued_at = Some(now);
+    t.ctx.store.update_token(&tok, now).await.unwrap();
+}
+
+/// The global token `name` (Microsoft, no secrets needed to exist).
+async fn global_token(t: &TestApp, name: &str) -> String {
+    let (s, token) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": name, "provider": "microsoft", "settings": {"tenant": "contoso.onmicrosoft.com"}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{token}");
+    token["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn issue11_item3_sign_in_again_is_on_the_row_the_detail_and_the_form_with_one_update() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let dead = global_token(&t, "graph-dead").await;
+    let fine = global_token(&t, "graph-fine").await;
+    set_token(&t, &dead, TokenStatus::NeedsReauthorization, 30, 10).await;
+    set_token(&t, &fine, TokenStatus::Healthy, 60, 10).await;
+    let b = sign_in(&t).await;
+    let signin_for = |id: &str| format!(r#"action="/tokens/{id}/authorize""#);
+
+    let list = b.get(&t, "/tokens").await;
+    assert!(
+        list.body.contains(&signin_for(&dead)),
+        "the row of the dead token"
+    );
+    assert!(
+        !list.body.contains(&signin_for(&fine)),
+        "not on a healthy one"
+    );
+    assert!(list.body.contains(">Sign in again</button>"));
+
+    let detail = b.get(&t, &format!("/tokens/{dead}")).await;
+    let at = detail
+        .body
+        .find(&signin_for(&dead))
+        .expect("on the detail page");
+    assert!(
+        at < detail.body.find("<h2>Status</h2>").unwrap(),
+        "at the top, above the status"
+    );
+    assert!(
+        !b.get(&t, &format!("/tokens/{fine}"))
+            .await
+            .body
+            .contains(&signin_for(&fine))
+    );
+
+    let form = b.get(&t, &format!("/tokens/{dead}/edit")).await;
+    assert_eq!(
+        form.body.matches(">Update</button>").count(),
+        1,
+        "one Update button"
+    );
+    let bar = &form.body[form
+        .body
+        .find(r#"class="formbar""#)
+        .expect("the sticky bar")..];
+    let bar = &bar[..bar.find("</div>\n</div>").unwrap()];
+    assert!(bar.contains(">Update</button>"));
+    assert!(
+        bar.contains(&signin_for(&dead)) && bar.contains(">Sign in again</button>"),
+        "{bar}"
+    );
+    assert!(bar.contains("Test connection"));
+    assert_eq!(
+        form.body.matches(&signin_for(&dead)).count(),
+        1,
+        "one sign-in button"
+    );
+    let fine_form = b.get(&t, &format!("/tokens/{fine}/edit")).await;
+    assert!(
+        fine_form
+            .body
+            .contains(">Get OAuth 2.0 Access Token</button>")
+    );
+    assert!(!fine_form.body.contains(">Sign in again</button>"));
+}
+
+#[tokio::test]
+async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_token_names_in_audit()
+ {
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
+    make_admin(&t).await;
+    set_token(&t, id, TokenStatus::Healthy, 30, -5 * 24 * 60).await;
+    let b = sign_in(&t).await;
+    // The app's page lists its own token with the access token's expiry.
+    let app_id = app["id"].as_str().unwrap();
+    let page = b.get(&t, &format!("/apps/{app_id}")).await;
+    assert!(page.body.contains("expired 5 d 0 h ago"), "{}", page.body);
+    assert!(!page.body.contains(">5 d 0 h ago<"), "the old wording");
+    set_token(&t, id, TokenStatus::Healthy, 30, 40).await;
+    let page = b.get(&t, &format!("/apps/{app_id}")).await;
+    assert!(page.body.contains("expires in 40 min"), "{}", page.body);
+
+    // An app using a token that does not exist: one label, not three.
+    let r = b
+        .post(
+            &t,
+            &format!("/apps/{app_id}"),
+            &[("tokens", "snowflake-sales, ghost-token")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    for (page, end) in [
+        ("/apps".to_owned(), "</div>"),
+        (format!("/apps/{app_id}"), "</tr>"),
+    ] {
+        let body = b.get(&t, &page).await.body;
+        let at = body.find("ghost-token").unwrap();
+        let row = &body[at..at + body[at..].find(end).unwrap()];
+        assert!(row.contains("no such token"), "{page}: {row}");
+        assert!(!row.contains("missing"), "{page}: {row}");
+        assert!(!row.contains("not authorized yet"), "{page}: {row}");
+    }
+
+    // token.read rows name the token, like every other row (the reads an app made, counted in
+    // memory on the read path, are written by the background pass).
+    let tid = TokenId::parse(id).unwrap();
+    t.ctx.reads.record(
+        tid,
+        tokenwarden_server::reads::ReadBy::App(tokenwarden_domain::AppId::parse(app_id).unwrap()),
+        t.clock.now(),
+    );
+    t.pass().await;
+    let reads = t
+        .ctx
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("token.read".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].object_name.as_deref(), Some("snowflake-sales"));
+    let audit = b.get(&t, "/audit?action=token.read").await;
+    assert!(
+        audit.body.contains("token snowflake-sales"),
+        "{}",
+        audit.body
+    );
+    assert!(!audit.body.contains(&format!("token {id}")));
+}
+
+#[tokio::test]
+async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_and_logs_test_sends()
+{
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    let id = global_token(&t, "graph-mail").await;
+    set_token(&t, &id, TokenStatus::Healthy, 10, 30).await;
+    let b = sign_in(&t).await;
+    let leads = b
+        .post(
+            &t,
+            "/notifications/lead-times",
+            &[("lead_times", "14d, 7d, 1d")],
+        )
+        .await;
+    assert_eq!(leads.status, 303);
+    let page = b.get(&t, "/notifications").await.body;
+    let coming = &page[page.find("Coming up").unwrap()..page.find(">Sent<").unwrap()];
+    assert!(coming.contains("graph-mail"), "{coming}");
+    assert!(
+        coming.contains("7d before expiry") && coming.contains("in 3 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        coming.contains("1d before expiry") && coming.contains("in 9 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        coming.contains("at expiry") && coming.contains("in 10 d 0 h"),
+        "{coming}"
+    );
+    assert!(
+        !coming.contains("14d before expiry"),
+        "already due: {coming}"
+    );
+    assert!(page.contains("No reminder sent yet"));
+
+    t.pass().await; // the 14-day reminder is due now
+    let page = b.get(&t, "/notifications").await.body;
+    let sent = &page[page.find(">Sent<").unwrap()..page.find("<h2>Channels</h2>").unwrap()];
+    assert!(
+        sent.contains("graph-mail") && sent.contains("14d before expiry"),
+        "{sent}"
+    );
+
+    // A test send shows in the channel's delivery log.
+    let (s, ch) = t
+        .admin(
+            reqwest::Method::POST,
+            "/api/v1/notification-channels",
+            Some(serde_json::json!({"name": "ops", "kind": "webhook", "url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{ch}");
+    let cid = ch["id"].as_str().unwrap();
+    let before = b.get(&t, &format!("/notifications/{cid}")).await.body;
+    assert!(before.contains("Nothing delivered yet"));
+    let r = done(
+        client()
+            .post(t.url(&format!("/notifications/{cid}/test")))
+            .header("cookie", &b.cookie)
+            .header("x-csrf-token", &b.csrf)
+            .header("hx-request", "true"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let log = b.get(&t, &format!("/notifications/{cid}")).await.body;
+    assert!(!log.contains("Nothing delivered yet"), "{log}");
+    assert!(log.contains("<td>test</td>"), "{log}");
+}
+
+#[tokio::test]
+async fn issue11_item7_a_favicon_and_a_skip_link() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    for path in ["/favicon.ico", "/favicon.svg"] {
+        let r = done(client().get(t.url(path))).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), "image/svg+xml");
+        assert!(r.body.starts_with("<svg"));
+    }
+    let b = sign_in(&t).await;
+    let page = b.get(&t, "/tokens").await.body;
+    let skip = page
+        .find(r##"<a class="skiplink" href="#content">Skip to content</a>"##)
+        .expect("a skip link");
+    assert!(skip < page.find("<nav").unwrap(), "before the navigation");
+    assert!(page.contains(r#"id="content""#));
+    assert!(page.contains(r#"rel="icon""#));
+    let login = done(client().get(t.url("/login"))).await.body;
+    assert!(login.contains(r#"rel="icon""#));
 }

@@ -1,6 +1,6 @@
 //! Admins who sign in to the web UI, and their sessions.
 
-use super::{ms, opt_ms, opt_ts, ts};
+use super::{ms, name_after, opt_ms, opt_ts, ts};
 use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
@@ -125,6 +125,85 @@ pub(super) async fn record_login(pool: &AnyPool, id: &str, at: Timestamp) -> Res
         return Err(StoreError::NotFound("admin"));
     }
     Ok(())
+}
+
+/// Keyset page of admins by username (unique).
+pub(super) async fn page(pool: &AnyPool, page: &PageRequest<NameKey>) -> Result<Vec<AdminRecord>> {
+    let (after, _, limit) = name_after(page);
+    Ok(sqlx::query_as::<_, AdminRow>(concat!(
+        "SELECT ",
+        admin_columns!(),
+        " FROM admins WHERE username > $1 ORDER BY username LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(Into::into)
+    .collect())
+}
+
+/// New password hash; every other session of the admin ends with it (one transaction).
+pub(super) async fn set_password(
+    pool: &AnyPool,
+    id: &str,
+    password_hash: &str,
+    keep_session: Option<&str>,
+) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound("admin"));
+    }
+    sqlx::query("DELETE FROM sessions WHERE admin_id = $1 AND id <> $2")
+        .bind(id)
+        .bind(keep_session.unwrap_or(""))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes an admin unless they are the last. Every removal first writes the same `meta` row,
+/// so removals serialise there (a row lock on PostgreSQL, the write lock on SQLite) and each
+/// counts the admins the ones before it left.
+pub(super) async fn delete(pool: &AnyPool, id: &str) -> Result<AdminRemoval> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('admins_removal', $1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists == 0 {
+        return Err(StoreError::NotFound("admin"));
+    }
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM admins")
+        .fetch_one(&mut *tx)
+        .await?;
+    if count <= 1 {
+        return Ok(AdminRemoval::LastAdmin);
+    }
+    sqlx::query("DELETE FROM sessions WHERE admin_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM admins WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(AdminRemoval::Removed)
 }
 
 // --- sessions -------------------------------------------------------------------------------

@@ -383,6 +383,29 @@ pub(super) async fn page_api_keys(
     .collect()
 }
 
+/// Keyset page of the admin tokens by (created_at, id): an index range of
+/// `api_keys_by_app_time` (admin tokens belong to no app).
+pub(super) async fn page_admin_tokens(
+    pool: &AnyPool,
+    page: &PageRequest<TimeKey>,
+) -> Result<Vec<ApiKeyRecord>> {
+    let (at, id, limit) = time_after(page, false);
+    sqlx::query_as::<_, ApiKeyRow>(concat!(
+        "SELECT ",
+        key_columns!(),
+        " FROM api_keys WHERE app_id IS NULL AND kind = 'admin' \
+         AND (created_at > $1 OR (created_at = $1 AND id > $2)) ORDER BY created_at, id LIMIT $3"
+    ))
+    .bind(at)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}
+
 pub(super) async fn revoke_api_key(pool: &AnyPool, id: ApiKeyId, at: Timestamp) -> Result<()> {
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

@@ -555,6 +555,12 @@ impl Store for SqlStore {
     ) -> Result<Vec<(Timestamp, String, Timestamp)>> {
         tokens::list_reminders(&self.pool, token_id).await
     }
+    async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>> {
+        tokens::recent_reminders(&self.pool, limit).await
+    }
+    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>> {
+        tokens::expiring_after(&self.pool, now, limit).await
+    }
 
     // --- notification channels
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()> {
@@ -659,6 +665,9 @@ impl Store for SqlStore {
     async fn revoke_api_key(&self, id: ApiKeyId, at: Timestamp) -> Result<()> {
         apps::revoke_api_key(&self.pool, id, at).await
     }
+    async fn page_admin_tokens(&self, page: &PageRequest<TimeKey>) -> Result<Vec<ApiKeyRecord>> {
+        apps::page_admin_tokens(&self.pool, page).await
+    }
 
     // --- audit
     async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
@@ -697,6 +706,20 @@ impl Store for SqlStore {
     }
     async fn record_admin_login(&self, id: &str, at: Timestamp) -> Result<()> {
         admins::record_login(&self.pool, id, at).await
+    }
+    async fn page_admins(&self, page: &PageRequest<NameKey>) -> Result<Vec<AdminRecord>> {
+        admins::page(&self.pool, page).await
+    }
+    async fn set_admin_password(
+        &self,
+        id: &str,
+        password_hash: &str,
+        keep_session: Option<&str>,
+    ) -> Result<()> {
+        admins::set_password(&self.pool, id, password_hash, keep_session).await
+    }
+    async fn delete_admin(&self, id: &str) -> Result<AdminRemoval> {
+        admins::delete(&self.pool, id).await
     }
     async fn create_session(&self, session: &SessionRecord) -> Result<()> {
         admins::create_session(&self.pool, session).await

@@ -773,6 +773,59 @@ pub(super) async fn list_reminders(
     .collect())
 }
 
+#[derive(sqlx::FromRow)]
+struct SentReminderRow {
+    token_id: String,
+    name: Option<String>,
+    app_id: Option<String>,
+    refresh_expires_at: i64,
+    lead: String,
+    sent_at: i64,
+}
+
+pub(super) async fn recent_reminders(pool: &AnyPool, limit: i64) -> Result<Vec<SentReminder>> {
+    sqlx::query_as::<_, SentReminderRow>(
+        "SELECT r.token_id, t.name, t.app_id, r.refresh_expires_at, r.lead, r.sent_at \
+         FROM reminders_sent r LEFT JOIN tokens t ON t.id = r.token_id \
+         ORDER BY r.sent_at DESC, r.token_id, r.lead LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| {
+        Ok(SentReminder {
+            token_id: parse_id("reminders_sent.token_id", &r.token_id, TokenId::parse)?,
+            token_name: r.name,
+            app_id: parse_opt_app_id("tokens.app_id", r.app_id)?,
+            refresh_expires_at: ts(r.refresh_expires_at),
+            lead: r.lead,
+            sent_at: ts(r.sent_at),
+        })
+    })
+    .collect()
+}
+
+pub(super) async fn expiring_after(
+    pool: &AnyPool,
+    now: Timestamp,
+    limit: i64,
+) -> Result<Vec<TokenRecord>> {
+    sqlx::query_as::<_, TokenRow>(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM tokens WHERE refresh_expires_at > $1 AND status IN ('healthy', 'expiring_soon') \
+         ORDER BY refresh_expires_at, id LIMIT $2"
+    ))
+    .bind(ms(now))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(TryInto::try_into)
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

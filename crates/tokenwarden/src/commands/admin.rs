@@ -1,4 +1,5 @@
-//! `tokenwarden admin`: admin bearer tokens and admins who sign in to the web UI.
+//! `tokenwarden admin`: admin bearer tokens and admins who sign in to the web UI (create,
+//! list, set a password, remove).
 
 use crate::bootstrap;
 use crate::cli::{AdminCommand, AdminTokenCommand};
@@ -7,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use secrecy::ExposeSecret;
 use std::path::Path;
 use tokenwarden_domain::KeyLabel;
+use tokenwarden_server::ops::admins::Asker;
 
 pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
     match command {
@@ -47,8 +49,60 @@ pub(crate) async fn run(command: AdminCommand, cfg: Config) -> Result<()> {
             command: AdminTokenCommand::Revoke { id },
         } => {
             let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
-            tokenwarden_server::ops::admins::revoke_admin_token(&ctx, "cli", &id).await?;
+            tokenwarden_server::ops::admins::revoke_admin_token(&ctx, "cli", &id, None).await?;
             println!("revoked admin token {id}");
+            Ok(())
+        }
+        AdminCommand::List => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            println!(
+                "{:<36}  {:<24}  {:<26}  LAST SIGN-IN",
+                "ID", "USERNAME", "CREATED"
+            );
+            for a in tokenwarden_server::ops::lists::all_admins(&ctx).await? {
+                let last = a
+                    .last_login_at
+                    .map_or_else(|| "-".to_owned(), |t| t.to_rfc3339());
+                println!(
+                    "{:<36}  {:<24}  {:<26}  {last}",
+                    a.id,
+                    a.username,
+                    a.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        AdminCommand::Password {
+            username,
+            password_file,
+        } => {
+            let password = read_new_password(password_file.as_deref())?;
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let admin = tokenwarden_server::ops::admins::set_password(
+                &ctx,
+                Asker::credential("cli"),
+                &username,
+                password,
+                None,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "password of admin {} changed; their sessions ended",
+                admin.username
+            );
+            Ok(())
+        }
+        AdminCommand::Remove { username } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let admin = tokenwarden_server::ops::admins::remove_admin(
+                &ctx,
+                Asker::credential("cli"),
+                &username,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("admin {} removed", admin.username);
             Ok(())
         }
         AdminCommand::Create {

@@ -1,4 +1,4 @@
-//! `tokenwarden app`: creating and listing apps.
+//! `tokenwarden app`: creating, listing and deleting apps.
 
 use crate::bootstrap;
 use crate::cli::AppCommand;
@@ -61,6 +61,18 @@ pub(crate) async fn run(command: AppCommand, cfg: Config) -> Result<()> {
                     .collect();
                 super::print_table(&["ID", "NAME", "STATE", "TOKENS"], &rows);
             }
+        }
+        AppCommand::Delete { app } => {
+            let found = ops::apps::find(&ctx, &app)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let deleted = ops::apps::delete(&ctx, "cli", found.id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "app {} deleted: its API keys no longer work; its app-level tokens and per-app channels are gone",
+                deleted.name
+            );
         }
     }
     Ok(())

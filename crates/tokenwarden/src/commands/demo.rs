@@ -4,6 +4,7 @@
 use crate::bootstrap;
 use crate::config::{Config, Overrides};
 use anyhow::{Context, Result};
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokenwarden_domain::{AppName, TokenName};
@@ -40,6 +41,13 @@ pub(crate) fn run(
         ..Default::default()
     };
     let mut cfg = Config::load(&env, &overrides)?;
+    if temp.is_some() {
+        // A throwaway folder: its master key lives and dies with this process (no file, and
+        // none of the production advice about keeping one elsewhere).
+        cfg.master_key = crate::config::MasterKeySource::Value(
+            tokenwarden_crypto::MasterKey::generate().to_base64(),
+        );
+    }
     bootstrap::init_logging(&cfg.log);
     bootstrap::runtime()?.block_on(async move {
         // Bound first: with `--listen 127.0.0.1:0` the system picks the port, and the demo's
@@ -65,26 +73,40 @@ pub(crate) fn run(
             clock,
             on_advance: Box::new(move |offset| emu_handle.set_clock_offset(offset)),
         }));
+        let mut api_key = None;
         if ctx.store.count_admins().await? == 0 {
             tokenwarden_server::ops::admins::create_admin(&ctx, "demo", DEMO_ADMIN, DEMO_PASSWORD.into())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let app = AppName::parse("sales-invoice")?;
             if ctx.store.get_app_by_name(&app).await.is_err() {
-                tokenwarden_server::ops::apps::create(&ctx, "demo", tokenwarden_server::ops::apps::NewApp { name: app, tokens: vec![TokenName::parse("snowflake-sales")?] })
+                let (_, key) = tokenwarden_server::ops::apps::create(&ctx, "demo", tokenwarden_server::ops::apps::NewApp { name: app, tokens: vec![TokenName::parse("snowflake-sales")?] })
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
+                api_key = Some(key.text);
             }
         }
         let emu = emulator.base_url();
+        // The app's API key exists only as a hash once printed: shown on the first start of a
+        // data folder; a kept folder started again says where to make another.
+        let key_line = match &api_key {
+            Some(k) => format!(
+                "API key   {}   (the app sales-invoice's; shown this once)\n  \
+                 Read it   curl -H 'Authorization: Bearer {}' http://{addr}/api/v1/access-tokens/snowflake-sales",
+                k.expose_secret(),
+                k.expose_secret()
+            ),
+            None => "API key   made on the first start of this folder; Apps > sales-invoice > Create API key makes another".to_owned(),
+        };
         println!(
             "\ntokenwarden demo\n\n  Open      http://{addr}/   sign in as {DEMO_ADMIN} / {DEMO_PASSWORD}\n  \
+             {key_line}\n  \
              Snowflake {emu}/console   (emulator: ADMIN / admin-pass runs the SQL, ALICE / alice-pass signs in)\n\n  \
              1. Global Access Tokens > New token: provider Snowflake, account {emu}, role ANALYST, name snowflake-sales.\n  \
              2. Copy the SQL from the setup panel, run it in the Snowflake worksheet as ADMIN.\n  \
              3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
              4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
-             5. Update, then Test connection. The app sales-invoice reads the token with its API key.\n\n  \
+             5. Update, then Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
              Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -H 'Content-Type: application/json' -d '{{\"seconds\": 6912000}}'\n\n  \
              Data: {} ({}). Ctrl-C stops.\n",
             dir.display(),

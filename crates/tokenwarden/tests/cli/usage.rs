@@ -192,3 +192,86 @@ fn admin_tokens_can_be_listed_and_revoked_from_the_cli() {
     );
     server.stop();
 }
+
+/// Issue 11 item 9: admins are listed, get a new password and are removed from the CLI, but
+/// never the last one; an app is deleted with its keys.
+#[test]
+fn issue11_admins_are_listed_reset_and_removed_but_never_the_last_and_apps_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &[], &["migrate"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let pw = dir.path().join("pw.txt");
+    std::fs::write(&pw, "first password 123\n").unwrap();
+    let pw_arg = pw.to_str().unwrap();
+    for user in ["alice", "bob"] {
+        let o = run(
+            dir.path(),
+            &[],
+            &["admin", "create", user, "--password-file", pw_arg],
+        );
+        assert!(o.status.success(), "{:?}", text(&o));
+    }
+    let o = run(dir.path(), &[], &["admin", "list"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("alice") && out.contains("bob"), "{out}");
+    assert!(!out.contains("argon2"), "{out}");
+
+    std::fs::write(&pw, "short\n").unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "password", "bob", "--password-file", pw_arg],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("at least 12 characters"),
+        "{:?}",
+        text(&o)
+    );
+    std::fs::write(&pw, "second password 456\n").unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "password", "bob", "--password-file", pw_arg],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "password", "nobody", "--password-file", pw_arg],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("not found"), "{:?}", text(&o));
+
+    let o = run(dir.path(), &[], &["admin", "remove", "alice"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["admin", "remove", "bob"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("last admin"), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["admin", "list"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("bob") && !out.contains("alice"), "{out}");
+
+    let o = run(dir.path(), &[], &["app", "create", "gone-soon"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let key = text(&o).0.trim().to_owned();
+    let o = run(dir.path(), &[], &["app", "delete", "gone-soon"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["app", "delete", "gone-soon"]);
+    assert!(!o.status.success());
+    let server = serve(dir.path(), &[], &[]);
+    let http = Http::new();
+    assert_eq!(
+        http.send(
+            "GET",
+            &server.url("/api/v1/apps/gone-soon"),
+            Some(&key),
+            None
+        )
+        .0,
+        401,
+        "the deleted app's key no longer works"
+    );
+    server.stop();
+}
