@@ -37,7 +37,8 @@ async fn r26_every_route_denies_missing_and_wrong_credentials() {
         } else if path.starts_with("/api/v1/notification-channels/") {
             cid
         } else {
-            ""
+            // Admins and admin tokens: any id (credentials are checked before the lookup).
+            "someone"
         };
         let concrete = path
             .replace("{id}", id)

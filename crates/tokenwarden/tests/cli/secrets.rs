@@ -798,8 +798,24 @@ async fn secrets_scan(db: Db) {
             .header("cookie", &cookie)
             .header("sec-fetch-site", "same-origin")
             .form(&pairs);
-        let r = seen.send(&format!("UI POST {path}"), &allowed, req).await;
+        let mut r = seen.send(&format!("UI POST {path}"), &allowed, req).await;
         assert!(r.status < 400, "{path}: {} {}", r.status, r.text);
+        // A secret made by a UI POST is shown by the page it redirects to (post/redirect/get),
+        // in a sealed cookie the browser sends back once.
+        if r.headers.get("location").and_then(|v| v.to_str().ok()) == Some("/shown-once") {
+            let sealed: Vec<String> = r
+                .headers
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+                .collect();
+            let req = seen
+                .http
+                .get(seen.url("/shown-once"))
+                .header("cookie", format!("{cookie}; {}", sealed.join("; ")));
+            r = seen.send("UI GET /shown-once", &allowed, req).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
         if let Some(at) = r.text.find("id=\"secret\" class=\"secret\" value=\"") {
             let rest = &r.text[at + 34..];
             secrets.push((Kind::ApiKey, secret_part(&rest[..rest.find('"').unwrap()])));
