@@ -182,8 +182,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The reminders sent most recently, newest first, at most `limit`.
     async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>>;
     /// Tokens that can be used (healthy or expiring soon) whose refresh token expires after
-    /// `now`, the soonest first, at most `limit`: the ones the next reminders are about.
-    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>>;
+    /// `after` (or at `after` with an id above `after_id`), by (refresh-token expiry, id), at
+    /// most `limit`: one keyset page of the index `tokens_by_refresh_expiry`. The reminders
+    /// coming up are pages of it, one per lead time (`ops::channels::reminders`).
+    async fn tokens_expiring_after(
+        &self,
+        after: Timestamp,
+        after_id: Option<TokenId>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>>;
 
     // --- notification channels -------------------------------------------------------------
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;

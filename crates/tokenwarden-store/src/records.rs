@@ -155,6 +155,8 @@ pub struct TokenFilter {
     pub status: Option<TokenStatus>,
     /// Global tokens only (no app-level ones).
     pub global_only: bool,
+    /// Only this app's own (app-level) tokens.
+    pub app: Option<AppId>,
 }
 
 #[derive(Debug, Clone, Default)]

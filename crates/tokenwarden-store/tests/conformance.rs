@@ -1267,13 +1267,38 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        names(s.tokens_expiring_after(now, 10).await.unwrap()),
+        names(s.tokens_expiring_after(now, None, 10).await.unwrap()),
         ["in-2", "in-5", "in-9"]
     );
     assert_eq!(
-        names(s.tokens_expiring_after(now, 2).await.unwrap()),
+        names(s.tokens_expiring_after(now, None, 2).await.unwrap()),
         ["in-2", "in-5"]
     );
+    // The next page starts after the last row's (expiry, id); a second token expiring at the
+    // same instant comes after it by id, not skipped.
+    let mut twin = token(&ctx, "twin-2", None);
+    twin.status = TokenStatus::Healthy;
+    twin.material.refresh_expires_at = made[1].material.refresh_expires_at;
+    s.create_token(&twin).await.unwrap();
+    let two = made[1].material.refresh_expires_at.unwrap();
+    let (first, second) = if made[1].id.to_string() < twin.id.to_string() {
+        (&made[1], &twin)
+    } else {
+        (&twin, &made[1])
+    };
+    assert_eq!(
+        names(
+            s.tokens_expiring_after(two, Some(first.id), 10)
+                .await
+                .unwrap()
+        ),
+        [second.name.to_string(), "in-5".into(), "in-9".into()]
+    );
+    assert_eq!(
+        names(s.tokens_expiring_after(two, None, 10).await.unwrap()),
+        ["in-5", "in-9"]
+    );
+    s.delete_token(twin.id).await.unwrap();
     assert!(s.recent_reminders(10).await.unwrap().is_empty());
     s.record_reminder(made[0].id, now + day * 5, "14d", now)
         .await

@@ -66,7 +66,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// List tokens and start a token's OAuth sign-in.
+    /// List tokens, start a token's OAuth sign-in, rename a token.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -189,6 +189,21 @@ pub(crate) enum TokenCommand {
         /// The owning app, for an app-level token (without it: the global token of that name).
         #[arg(long, value_name = "APP")]
         app: Option<String>,
+    },
+    /// Rename a token. Apps that fetch it by its old name make the rename fail (they are
+    /// named) unless --rebind-apps moves them to the new name.
+    Rename {
+        /// The token's current name.
+        old: String,
+        /// Its new name.
+        new: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Move the apps that fetch the token by its old name to the new one (they must then
+        /// fetch it by the new name).
+        #[arg(long)]
+        rebind_apps: bool,
     },
 }
 

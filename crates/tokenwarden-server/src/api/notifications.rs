@@ -51,6 +51,9 @@ pub struct PatchChannel {
     #[schema(schema_with = super::schema::optional_event_kinds)]
     events: Option<Vec<String>>,
     enabled: Option<bool>,
+    /// Its scope: an app's name (only events about that app and the tokens it uses), or ""
+    /// for every app and token.
+    app: Option<String>,
     /// Apply only if the channel is still at this version (409 `version_mismatch` if not);
     /// without it, the change applies to the current state.
     version: Option<i64>,
@@ -192,6 +195,7 @@ pub async fn patch_channel(
             to: req.to,
             events,
             enabled: req.enabled,
+            app: req.app,
             version: req.version,
         },
     )

@@ -104,6 +104,9 @@ pub struct ChannelChanges {
     pub to: Option<Vec<String>>,
     pub events: Option<Vec<EventKind>>,
     pub enabled: Option<bool>,
+    /// Its scope: `Some("")` every app and token (global), `Some(name)` only events about that
+    /// app and the tokens it uses.
+    pub app: Option<String>,
     /// Apply only if the channel is still at this version; without it, the change applies to
     /// the current state (re-read and retried if another edit lands meanwhile).
     pub version: Option<i64>,
@@ -149,6 +152,21 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
+/// A channel's scope from the app name given: none or empty, every app (global); else that
+/// app, which must exist.
+async fn scope(ctx: &AppContext, app: Option<&str>) -> Result<Option<tokenwarden_domain::AppId>> {
+    let Some(a) = app.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Ok(None);
+    };
+    let missing = || Error::Invalid(format!("there is no app named {a}"));
+    let n = AppName::parse(a).map_err(|_| missing())?;
+    match ctx.store.get_app_by_name(&n).await {
+        Ok(app) => Ok(Some(app.id)),
+        Err(StoreError::NotFound(_)) => Err(missing()),
+        Err(other) => Err(other.into()),
+    }
+}
+
 /// The channel with this id.
 pub async fn get(ctx: &AppContext, id: &str) -> Result<ChannelRecord> {
     ctx.store
@@ -165,23 +183,7 @@ pub async fn create(
 ) -> Result<(ChannelRecord, Option<SecretString>)> {
     let name = check_name(&new.name)?;
     new.target.check()?;
-    let app_id = match new.app.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-        Some(a) => {
-            let missing = || Error::Invalid(format!("there is no app named {a}"));
-            let n = AppName::parse(a).map_err(|_| missing())?;
-            Some(
-                ctx.store
-                    .get_app_by_name(&n)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::NotFound(_) => missing(),
-                        other => other.into(),
-                    })?
-                    .id,
-            )
-        }
-        None => None,
-    };
+    let app_id = scope(ctx, new.app.as_deref()).await?;
     let id = format!("ch_{}", uuid::Uuid::new_v4().simple());
     let secret = match new.target {
         Target::Webhook { .. } => Some(tokenwarden_notify::new_webhook_secret()),
@@ -220,7 +222,7 @@ pub async fn create(
 }
 
 /// Changes a channel: its name, its webhook URL or email recipients, the events it hears,
-/// whether it is enabled. Written over the version read: a concurrent edit is never lost
+/// whether it is enabled, its scope (every app, or one app). Written over the version read: a concurrent edit is never lost
 /// (without a `version` from the caller, this change is applied again to the newer state).
 pub async fn update(
     ctx: &AppContext,
@@ -266,6 +268,13 @@ pub async fn update(
         if let Some(e) = changes.enabled {
             c.enabled = e;
             changed.push("enabled");
+        }
+        if let Some(app) = &changes.app {
+            let app_id = scope(ctx, Some(app)).await?;
+            if app_id != c.app_id {
+                c.app_id = app_id;
+                changed.push("app");
+            }
         }
         c.config = channel.config();
         c.updated_at = ctx.clock.now();
@@ -349,51 +358,60 @@ pub struct UpcomingReminder {
     pub refresh_expires_at: tokenwarden_domain::Timestamp,
 }
 
-/// What the notifications page shows about reminders.
-#[derive(Debug, Clone, Default)]
-pub struct ReminderOverview {
-    /// The next reminders of the `limit` tokens expiring first, soonest first (at most
-    /// `limit`).
-    pub upcoming: Vec<UpcomingReminder>,
-    /// The latest reminders sent, newest first (at most `limit`).
-    pub sent: Vec<tokenwarden_store::SentReminder>,
+/// The reminders still to come, by (time, token id), after `after` (the previous page's last
+/// reminder: its time and token), at most `limit`. The times follow the background pass's
+/// rule (`engine::schedule`): each lead time before the refresh token's expiry, then the
+/// expiry itself.
+///
+/// The reminders of one lead time `d` come in the order of the refresh-token expiries, shifted
+/// by `d`; so this reads one keyset page of the expiry index per lead time (starting at the
+/// cursor's time plus `d`) and merges them: (lead times + 1) x `limit` rows at most, whatever
+/// the number of tokens, and a token whose lead time is long is not hidden behind the tokens
+/// expiring before it.
+pub async fn upcoming_reminders(
+    ctx: &AppContext,
+    after: Option<(tokenwarden_domain::Timestamp, tokenwarden_domain::TokenId)>,
+    limit: usize,
+) -> Result<Vec<UpcomingReminder>> {
+    let now = ctx.clock.now();
+    let mut leads: Vec<Option<LeadTime>> = ctx.lead_times().into_iter().map(Some).collect();
+    leads.dedup();
+    leads.push(None);
+    let rows = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut upcoming = Vec::new();
+    for lead in leads {
+        let d = lead.map_or_else(chrono::Duration::zero, |l| l.duration());
+        // A reminder at `exp - d` is still to come when `exp > now + d`, and after the
+        // cursor when `(exp, id) > (at + d, id)`.
+        let floor = now + d;
+        let (from, from_id) = match after {
+            Some((at, id)) if at + d > floor => (at + d, Some(id)),
+            _ => (floor, None),
+        };
+        for t in ctx.store.tokens_expiring_after(from, from_id, rows).await? {
+            let Some(exp) = t.material.refresh_expires_at else {
+                continue;
+            };
+            upcoming.push(UpcomingReminder {
+                token_id: t.id,
+                token_name: t.name.to_string(),
+                app_id: t.app_id,
+                lead,
+                at: exp - d,
+                refresh_expires_at: exp,
+            });
+        }
+    }
+    // (time, token id) is unique: one token's reminders are at different times.
+    upcoming.sort_by_cached_key(|r| (r.at, r.token_id.to_string()));
+    upcoming.truncate(limit);
+    Ok(upcoming)
 }
 
-/// The reminders coming up and the ones sent lately, each a bounded read (`limit` rows at
-/// most, 1-100). The times follow the background pass's rule: each lead time before the
-/// refresh token's expiry, then the expiry.
-pub async fn reminders(ctx: &AppContext, limit: i64) -> Result<ReminderOverview> {
-    let limit = limit.clamp(1, 100);
-    let now = ctx.clock.now();
-    let leads = ctx.lead_times();
-    let mut upcoming = Vec::new();
-    for t in ctx.store.tokens_expiring_after(now, limit).await? {
-        let Some(exp) = t.material.refresh_expires_at else {
-            continue;
-        };
-        let at = |lead: Option<LeadTime>, at| UpcomingReminder {
-            token_id: t.id,
-            token_name: t.name.to_string(),
-            app_id: t.app_id,
-            lead,
-            at,
-            refresh_expires_at: exp,
-        };
-        for lead in &leads {
-            let when = exp - lead.duration();
-            if when > now {
-                upcoming.push(at(Some(*lead), when));
-            }
-        }
-        upcoming.push(at(None, exp));
-    }
-    upcoming.sort_by(|a, b| {
-        a.at.cmp(&b.at)
-            .then_with(|| a.token_name.cmp(&b.token_name))
-    });
-    upcoming.truncate(usize::try_from(limit).unwrap_or(100));
-    Ok(ReminderOverview {
-        upcoming,
-        sent: ctx.store.recent_reminders(limit).await?,
-    })
+/// The reminders sent most recently, newest first (at most `limit`, 1-100), naming the token.
+pub async fn sent_reminders(
+    ctx: &AppContext,
+    limit: i64,
+) -> Result<Vec<tokenwarden_store::SentReminder>> {
+    Ok(ctx.store.recent_reminders(limit.clamp(1, 100)).await?)
 }

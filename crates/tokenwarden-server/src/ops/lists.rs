@@ -58,6 +58,7 @@ enum List {
     Audit,
     Admins,
     AdminTokens,
+    Reminders,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -171,6 +172,7 @@ pub fn token_filter(
             })
             .transpose()?,
         global_only: false,
+        app: None,
     })
 }
 
@@ -240,6 +242,78 @@ pub async fn audit(
     let (req, limit) = request(List::Audit, params)?;
     let rows = ctx.store.page_audit(filter, &req).await?;
     Ok(page(List::Audit, rows, limit, |e| time_key(e.at, &e.id)))
+}
+
+/// The reminders still to come, soonest first (`channels::upcoming_reminders`: the rule of
+/// what comes when); the cursor is the last reminder's time and token.
+pub async fn upcoming_reminders(
+    ctx: &AppContext,
+    params: &PageParams,
+) -> Result<Page<super::channels::UpcomingReminder>> {
+    let (req, limit) = request::<TimeKey>(List::Reminders, params)?;
+    let after = match req.after {
+        None => None,
+        Some(k) => {
+            let invalid = || Error::Invalid("the cursor is not one this list answered".into());
+            let at = chrono::DateTime::from_timestamp_millis(k.at).ok_or_else(invalid)?;
+            let id = tokenwarden_domain::TokenId::parse(&k.id).ok_or_else(invalid)?;
+            Some((at, id))
+        }
+    };
+    let rows = super::channels::upcoming_reminders(ctx, after, limit + 1).await?;
+    Ok(page(List::Reminders, rows, limit, |r| {
+        time_key(r.at, r.token_id)
+    }))
+}
+
+/// The most names a typed filter suggests at once.
+pub const SUGGEST_MAX: i64 = 20;
+
+/// The page of rows whose name is `prefix` or sorts after it (one range of the name index).
+fn from_name(prefix: &str, limit: i64) -> PageRequest<NameKey> {
+    PageRequest {
+        after: Some(NameKey {
+            name: prefix.to_owned(),
+            id: String::new(),
+        }),
+        limit: limit.clamp(1, SUGGEST_MAX),
+    }
+}
+
+/// Up to `limit` (at most [`SUGGEST_MAX`]) apps whose name starts with `prefix`, by name: what
+/// a typed app filter suggests (a bounded read, whatever the number of apps).
+pub async fn apps_starting_with(
+    ctx: &AppContext,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<AppRecord>> {
+    let prefix = prefix.trim();
+    let rows = ctx.store.page_apps(&from_name(prefix, limit)).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|a| a.name.as_str().starts_with(prefix))
+        .collect())
+}
+
+/// Up to `limit` (at most [`SUGGEST_MAX`]) distinct token names (global and app-level) that
+/// start with `prefix`, by name: what a typed token filter suggests.
+pub async fn token_names_starting_with(
+    ctx: &AppContext,
+    prefix: &str,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let prefix = prefix.trim();
+    let rows = ctx
+        .store
+        .page_tokens(&TokenFilter::default(), &from_name(prefix, limit))
+        .await?;
+    let mut names: Vec<String> = rows
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.dedup();
+    Ok(names)
 }
 
 /// Admins (who sign in to the UI) by username.

@@ -395,7 +395,7 @@ async fn apps_to_rebind(
         .join(", ");
     if !rebind {
         return Err(Error::Conflict(format!(
-            "apps fetch token {} by that name: {names}. Renaming it to {new} would break their reads; to rename it and move those apps to the new name (they must then fetch {new}), send \"rebind_apps\": true",
+            "apps fetch token {} by that name: {names}. Renaming it to {new} would break their reads; to rename it and move those apps to the new name (they must then fetch {new}), ask for rebind_apps (\"rebind_apps\": true in the API, --rebind-apps in the CLI)",
             before.name
         )));
     }

@@ -12,7 +12,6 @@ use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use tokenwarden_domain::KeyLabel;
 
 struct AdminRow {
     id: String,
@@ -293,35 +292,20 @@ pub async fn remove(
     }
 }
 
-#[derive(Deserialize)]
-pub struct TokenForm {
-    #[serde(default)]
-    label: String,
-}
-
 /// Creates an admin token and shows it once (post/redirect/get: a reload makes no other).
 pub async fn create_token(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
-    Form(f): Form<TokenForm>,
+    Form(f): Form<super::view::LabelForm>,
 ) -> UiResult {
-    let label = match KeyLabel::parse(if f.label.trim().is_empty() {
-        "api"
-    } else {
-        f.label.trim()
-    }) {
+    let label = match f.label("api") {
         Ok(l) => l,
-        Err(e) => {
-            let p = admins_page(
-                &ctx,
-                &s,
-                &AdminsQuery::default(),
-                Problems {
-                    token_error: format!("Label: {e}"),
-                    ..Problems::default()
-                },
-            )
-            .await?;
+        Err(token_error) => {
+            let problems = Problems {
+                token_error,
+                ..Problems::default()
+            };
+            let p = admins_page(&ctx, &s, &AdminsQuery::default(), problems).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use tokenwarden_domain::{AppId, AppName, AppState, KeyLabel, TokenName};
+use tokenwarden_domain::{AppId, AppName, AppState, TokenName};
 use tokenwarden_store::{ApiKeyKind, AppRecord};
 
 async fn load(ctx: &AppContext, id: &str) -> UiResult<AppRecord> {
@@ -207,30 +207,37 @@ struct AppPage {
     running: bool,
     used: Vec<UsedToken>,
     own: Vec<TokenRow>,
+    /// The pages of its own tokens.
+    pager: Pager,
     keys: Vec<KeyRow>,
+    /// More keys than the first page holds (the API and the CLI list them all).
+    more_keys: bool,
     tokens_text: String,
     error: String,
 }
 
+/// An app with one page of its own tokens (by name, `ops::lists`; the links keep the page) and
+/// the first page of its API keys: what is shown, never every token or app.
 async fn app_page(
     ctx: &AppContext,
     s: &AdminSession,
     a: &AppRecord,
+    at: &PageQuery,
     error: String,
 ) -> UiResult<AppPage> {
     let (state, state_class, reason) = state_of(a);
-    let apps = ctx.store.list_apps().await?;
-    let own: Vec<_> = ctx
-        .store
-        .list_tokens()
-        .await?
-        .into_iter()
-        .filter(|t| t.app_id == Some(a.id))
-        .collect();
-    let keys = ctx
-        .store
-        .list_api_keys(Some(a.id))
-        .await?
+    let filter = tokenwarden_store::TokenFilter {
+        app: Some(a.id),
+        ..Default::default()
+    };
+    let own = ops::lists::tokens(ctx, &filter, &at.params()).await?;
+    let path = format!("/apps/{}", a.id);
+    let pager = Pager::new(&path, &[], at, own.next_cursor.as_deref());
+    let apps = std::slice::from_ref(a);
+    let keys = ops::lists::api_keys(ctx, a.id, &ops::lists::PageParams::default()).await?;
+    let more_keys = keys.next_cursor.is_some();
+    let keys = keys
+        .items
         .into_iter()
         .filter(|k| k.kind == ApiKeyKind::App)
         .map(|k| KeyRow {
@@ -252,8 +259,10 @@ async fn app_page(
         reason,
         running: a.state == AppState::Running,
         used: used_tokens(ctx, a).await?,
-        own: super::tokens::rows_for(ctx, &own, &apps),
+        own: super::tokens::rows_for(ctx, &own.items, apps),
+        pager,
         keys,
+        more_keys,
         tokens_text: a
             .tokens
             .iter()
@@ -268,9 +277,10 @@ pub async fn detail(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
+    Query(at): Query<PageQuery>,
 ) -> UiResult {
     let a = load(&ctx, &id).await?;
-    let p = app_page(&ctx, &s, &a, String::new()).await?;
+    let p = app_page(&ctx, &s, &a, &at, String::new()).await?;
     page(&p)
 }
 
@@ -291,7 +301,7 @@ pub async fn update(
     let tokens = match parse_names(&f.tokens) {
         Ok(t) => t,
         Err(e) => {
-            let p = app_page(&ctx, &s, &a, e).await?;
+            let p = app_page(&ctx, &s, &a, &PageQuery::default(), e).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };
@@ -322,35 +332,24 @@ pub async fn start(
     match ops::apps::start(&ctx, &s.actor(), a.id).await {
         Ok(a) => Ok(see_other(&format!("/apps/{}", a.id))),
         Err(e @ ops::Error::TokenUnusable { .. }) => {
-            let p = app_page(&ctx, &s, &a, e.to_string()).await?;
+            let p = app_page(&ctx, &s, &a, &PageQuery::default(), e.to_string()).await?;
             page_with(StatusCode::CONFLICT, &p)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-#[derive(Deserialize)]
-pub struct KeyForm {
-    #[serde(default)]
-    label: String,
-}
-
 pub async fn create_key(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
-    Form(f): Form<KeyForm>,
+    Form(f): Form<view::LabelForm>,
 ) -> UiResult {
     let a = load(&ctx, &id).await?;
-    let label_text = if f.label.trim().is_empty() {
-        "key"
-    } else {
-        f.label.trim()
-    };
-    let label = match KeyLabel::parse(label_text) {
+    let label = match f.label("key") {
         Ok(l) => l,
         Err(e) => {
-            let p = app_page(&ctx, &s, &a, format!("Label: {e}")).await?;
+            let p = app_page(&ctx, &s, &a, &PageQuery::default(), e).await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
     };

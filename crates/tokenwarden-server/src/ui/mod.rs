@@ -54,6 +54,7 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/tokens/{id}/test", post(tokens::test))
         .route("/ui/provider-fields", get(tokens::provider_fields))
         .route("/ui/check-setting", get(tokens::check_setting))
+        .route("/ui/suggest/{list}", get(tokens::suggest))
         .route("/apps", get(apps::list).post(apps::create))
         .route("/apps/{id}", get(apps::detail).post(apps::update))
         .route("/apps/{id}/start", post(apps::start))
@@ -62,6 +63,7 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/apps/{id}/keys/{key_id}/revoke", post(apps::revoke_key))
         .route("/notifications", get(notify::list).post(notify::create))
         .route("/notifications/lead-times", post(notify::set_lead_times))
+        .route("/notifications/upcoming", get(notify::upcoming))
         .route("/notifications/{id}", get(notify::detail))
         .route("/notifications/{id}/enabled", post(notify::set_enabled))
         .route("/notifications/{id}/test", post(notify::test))
@@ -250,7 +252,9 @@ async fn require_session(State(ctx): State<AppContext>, req: Request, next: Next
         None => None,
     };
     let Some(session) = session else {
-        return signed_out(&ctx, &req);
+        return app_key_forbidden(&ctx, req)
+            .await
+            .unwrap_or_else(|req| signed_out(&ctx, &req));
     };
     let mut req = req;
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -294,6 +298,35 @@ async fn require_session(State(ctx): State<AppContext>, req: Request, next: Next
     }
     req.extensions_mut().insert(session);
     next.run(req).await
+}
+
+/// An app's API key is a credential, but not an admin's: a UI request carrying a valid one (and
+/// no session) is answered 403 `forbidden` (audited, as on the API's admin routes), not sent
+/// to sign in. Any other request comes back to be answered as signed out.
+async fn app_key_forbidden(ctx: &AppContext, req: Request) -> Result<Response, Request> {
+    let app_key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.get(..7)
+                .filter(|b| b.eq_ignore_ascii_case("bearer "))
+                .map(|_| &v[7..])
+        })
+        .is_some_and(|k| k.trim().starts_with("tw_app_"));
+    if !app_key {
+        return Err(req);
+    }
+    let (mut parts, body) = req.into_parts();
+    let who =
+        <crate::auth::Admin as axum::extract::FromRequestParts<AppContext>>::from_request_parts(
+            &mut parts, ctx,
+        )
+        .await;
+    match who {
+        Err(e @ ApiError::Forbidden) => Ok(e.into_response()),
+        _ => Err(Request::from_parts(parts, body)),
+    }
 }
 
 /// The answer to a request without a valid session. The sign-in page brings the admin back to

@@ -73,7 +73,8 @@ struct ReminderRow {
     when: String,
 }
 
-/// How many reminders each list shows.
+/// How many reminders each list on the notifications page shows (the upcoming ones page on
+/// at `/notifications/upcoming`).
 const REMINDER_ROWS: i64 = 20;
 
 #[derive(Template)]
@@ -81,14 +82,60 @@ const REMINDER_ROWS: i64 = 20;
 struct NotificationsPage {
     l: Layout,
     upcoming: Vec<ReminderRow>,
+    /// The link to the upcoming reminders after the first [`REMINDER_ROWS`].
+    more_upcoming: Option<String>,
     sent: Vec<ReminderRow>,
     channels: Vec<ChannelRow>,
     lead_times: String,
     lead_labels: String,
     event_kinds: Vec<&'static str>,
+    /// App names the new channel's app field suggests first (it asks for more as it is typed).
     apps: Vec<String>,
     error: String,
     pager: Pager,
+}
+
+/// Names the owner of each token shown ("global", "app NAME"): one read per app shown.
+#[derive(Default)]
+struct Owners(std::collections::HashMap<tokenwarden_domain::AppId, String>);
+
+impl Owners {
+    async fn name(&mut self, ctx: &AppContext, id: Option<tokenwarden_domain::AppId>) -> String {
+        let Some(id) = id else {
+            return "global".to_owned();
+        };
+        if let Some(n) = self.0.get(&id) {
+            return n.clone();
+        }
+        let n = match ctx.store.get_app(id).await {
+            Ok(a) => format!("app {}", a.name),
+            Err(_) => "an app".to_owned(),
+        };
+        self.0.insert(id, n.clone());
+        n
+    }
+}
+
+async fn upcoming_rows(
+    ctx: &AppContext,
+    owners: &mut Owners,
+    found: &[ops::channels::UpcomingReminder],
+) -> Vec<ReminderRow> {
+    let now = ctx.clock.now();
+    let mut rows = Vec::new();
+    for r in found {
+        rows.push(ReminderRow {
+            token_id: r.token_id.to_string(),
+            token: r.token_name.clone(),
+            owner: owners.name(ctx, r.app_id).await,
+            lead: r
+                .lead
+                .map_or_else(|| "at expiry".to_owned(), |l| format!("{l} before expiry")),
+            at: view::fmt_time(Some(r.at)),
+            when: format!("in {}", view::fmt_span(r.at - now)),
+        });
+    }
+    rows
 }
 
 /// The page with one page of channels (oldest first, `ops::lists`); a form's error shows on
@@ -106,34 +153,25 @@ async fn notifications_page(
         channels.push(row(ctx, c).await);
     }
     let leads = ctx.lead_times();
-    let apps = ctx.store.list_apps().await?;
-    let owner = |id: Option<tokenwarden_domain::AppId>| match id {
-        None => "global".to_owned(),
-        Some(id) => apps
-            .iter()
-            .find(|a| a.id == id)
-            .map_or_else(|| "an app".to_owned(), |a| format!("app {}", a.name)),
-    };
+    let apps = ops::lists::apps_starting_with(ctx, "", ops::lists::SUGGEST_MAX).await?;
+    let mut owners = Owners::default();
     let now = ctx.clock.now();
-    let overview = ops::channels::reminders(ctx, REMINDER_ROWS).await?;
-    let upcoming = overview
-        .upcoming
-        .iter()
-        .map(|r| ReminderRow {
-            token_id: r.token_id.to_string(),
-            token: r.token_name.clone(),
-            owner: owner(r.app_id),
-            lead: r
-                .lead
-                .map_or_else(|| "at expiry".to_owned(), |l| format!("{l} before expiry")),
-            at: view::fmt_time(Some(r.at)),
-            when: format!("in {}", view::fmt_span(r.at - now)),
-        })
-        .collect();
-    let sent = overview
-        .sent
-        .iter()
-        .map(|r| ReminderRow {
+    let first = PageQuery {
+        limit: Some(REMINDER_ROWS),
+        ..PageQuery::default()
+    };
+    let coming = ops::lists::upcoming_reminders(ctx, &first.params()).await?;
+    let more_upcoming = Pager::new(
+        "/notifications/upcoming",
+        &[],
+        &first,
+        coming.next_cursor.as_deref(),
+    )
+    .next;
+    let upcoming = upcoming_rows(ctx, &mut owners, &coming.items).await;
+    let mut sent = Vec::new();
+    for r in ops::channels::sent_reminders(ctx, REMINDER_ROWS).await? {
+        sent.push(ReminderRow {
             token_id: if r.token_name.is_some() {
                 r.token_id.to_string()
             } else {
@@ -143,7 +181,7 @@ async fn notifications_page(
                 .token_name
                 .clone()
                 .unwrap_or_else(|| "(deleted token)".to_owned()),
-            owner: owner(r.app_id),
+            owner: owners.name(ctx, r.app_id).await,
             lead: if r.lead == "expired" {
                 "at expiry".to_owned()
             } else {
@@ -151,11 +189,12 @@ async fn notifications_page(
             },
             at: view::fmt_time(Some(r.sent_at)),
             when: format!("{} ago", view::fmt_span(now - r.sent_at)),
-        })
-        .collect();
+        });
+    }
     Ok(NotificationsPage {
         l: Layout::new(s, "notifications", "Notifications"),
         upcoming,
+        more_upcoming,
         sent,
         channels,
         lead_times: leads
@@ -171,6 +210,35 @@ async fn notifications_page(
         event_kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
         apps: apps.iter().map(|a| a.name.to_string()).collect(),
         error,
+        pager,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "upcoming.html")]
+struct UpcomingPage {
+    l: Layout,
+    upcoming: Vec<ReminderRow>,
+    pager: Pager,
+}
+
+/// Every reminder still to come, a page at a time, soonest first (`ops::lists`).
+pub async fn upcoming(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Query(at): Query<PageQuery>,
+) -> UiResult {
+    let found = ops::lists::upcoming_reminders(&ctx, &at.params()).await?;
+    let pager = Pager::new(
+        "/notifications/upcoming",
+        &[],
+        &at,
+        found.next_cursor.as_deref(),
+    );
+    let upcoming = upcoming_rows(&ctx, &mut Owners::default(), &found.items).await;
+    page(&UpcomingPage {
+        l: Layout::new(&s, "notifications", "Reminders coming up"),
+        upcoming,
         pager,
     })
 }
@@ -396,37 +464,125 @@ struct AuditRow {
 struct AuditPage {
     l: Layout,
     rows: Vec<AuditRow>,
-    tokens: Vec<(String, String, bool)>,
-    apps: Vec<(String, String, bool)>,
+    /// The token and app typed (names), and the names their fields suggest first.
+    token: String,
+    app: String,
+    tokens: Vec<String>,
+    apps: Vec<String>,
     action: String,
+    /// Why nothing is shown (a token or app that does not exist).
+    notice: String,
     pager: Pager,
 }
 
-/// One page of the audit log, newest first (`ops::lists`), narrowed by token, app or action;
-/// the page links keep the filter.
+/// What the audit filter's token and app fields name: the audit records' object id, and the
+/// names to show back in the fields. A field holds a name (the token the app reads by that
+/// name when an app is given, else the global one) or an id (the token detail page's link).
+async fn audit_object(
+    ctx: &AppContext,
+    token: &str,
+    app: &str,
+) -> UiResult<Result<(Option<String>, String, String), String>> {
+    let mut app_name = app.to_owned();
+    let app_id = if app.is_empty() {
+        None
+    } else if let Some(id) = tokenwarden_domain::AppId::parse(app) {
+        match ctx.store.get_app(id).await {
+            Ok(a) => {
+                app_name = a.name.to_string();
+                Some(a.id)
+            }
+            Err(tokenwarden_store::StoreError::NotFound(_)) => {
+                return Ok(Err(format!("There is no app with id {app}.")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        let missing = || format!("There is no app named {app}.");
+        let Ok(name) = tokenwarden_domain::AppName::parse(app) else {
+            return Ok(Err(missing()));
+        };
+        match ctx.store.get_app_by_name(&name).await {
+            Ok(a) => Some(a.id),
+            Err(tokenwarden_store::StoreError::NotFound(_)) => return Ok(Err(missing())),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if token.is_empty() {
+        return Ok(Ok((app_id.map(|a| a.to_string()), String::new(), app_name)));
+    }
+    let found = if let Some(id) = tokenwarden_domain::TokenId::parse(token) {
+        match ctx.store.get_token(id).await {
+            Ok(t) => Some(t),
+            Err(tokenwarden_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        match tokenwarden_domain::TokenName::parse(token) {
+            Ok(name) => ops::grant::resolve_token(ctx, app_id, &name)
+                .await?
+                .map(|(t, _)| t),
+            Err(_) => None,
+        }
+    };
+    let Some(t) = found else {
+        return Ok(Err(if app.is_empty() {
+            format!(
+                "There is no global token named {token}; name its app too for an app-level one."
+            )
+        } else {
+            format!(
+                "There is no token named {token}: neither app {app_name}'s own nor a global one."
+            )
+        }));
+    };
+    if app.is_empty()
+        && let Some(owner) = t.app_id
+    {
+        app_name = ctx
+            .store
+            .get_app(owner)
+            .await
+            .map(|a| a.name.to_string())
+            .unwrap_or_default();
+    }
+    Ok(Ok((Some(t.id.to_string()), t.name.to_string(), app_name)))
+}
+
+/// One page of the audit log, newest first (`ops::lists`), narrowed by token, app (typed names,
+/// suggested a few at a time) or action; the page links keep the filter.
 pub async fn audit(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Query(q): Query<AuditQuery>,
     Query(at): Query<PageQuery>,
 ) -> UiResult {
-    let token = q.token.filter(|t| !t.is_empty());
-    let app = q.app.filter(|a| !a.is_empty());
+    let token = q.token.unwrap_or_default().trim().to_owned();
+    let app = q.app.unwrap_or_default().trim().to_owned();
     let action = q.action.unwrap_or_default().trim().to_owned();
-    let apps = ctx.store.list_apps().await?;
-    let tokens = ctx.store.list_tokens().await?;
+    let (object_id, token_name, app_name, notice) = match audit_object(&ctx, &token, &app).await? {
+        Ok((id, t, a)) => (id, t, a, String::new()),
+        Err(notice) => (None, token.clone(), app.clone(), notice),
+    };
     let filter = AuditFilter {
-        object_id: token.clone().or_else(|| app.clone()),
+        object_id,
         action: (!action.is_empty()).then(|| action.clone()),
         actor: None,
         limit: ops::lists::MAX_LIMIT,
     };
-    let events = ops::lists::audit(&ctx, &filter, &at.params()).await?;
+    let events = if notice.is_empty() {
+        ops::lists::audit(&ctx, &filter, &at.params()).await?
+    } else {
+        ops::lists::Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    };
     let pager = Pager::new(
         "/audit",
         &[
-            ("token", token.as_deref().unwrap_or_default()),
-            ("app", app.as_deref().unwrap_or_default()),
+            ("token", token.as_str()),
+            ("app", app.as_str()),
             ("action", action.as_str()),
         ],
         &at,
@@ -452,31 +608,20 @@ pub async fn audit(
             },
         })
         .collect();
-    let app_name = |id: Option<tokenwarden_domain::AppId>| {
-        id.and_then(|id| apps.iter().find(|a| a.id == id))
-            .map(|a| format!(" ({})", a.name))
-            .unwrap_or_default()
-    };
+    let max = ops::lists::SUGGEST_MAX;
     page(&AuditPage {
         l: Layout::new(&s, "audit", "Audit log"),
         rows,
-        tokens: tokens
-            .iter()
-            .map(|t| {
-                let id = t.id.to_string();
-                let sel = token.as_deref() == Some(id.as_str());
-                (id, format!("{}{}", t.name, app_name(t.app_id)), sel)
-            })
+        tokens: ops::lists::token_names_starting_with(&ctx, "", max).await?,
+        apps: ops::lists::apps_starting_with(&ctx, "", max)
+            .await?
+            .into_iter()
+            .map(|a| a.name.to_string())
             .collect(),
-        apps: apps
-            .iter()
-            .map(|a| {
-                let id = a.id.to_string();
-                let sel = app.as_deref() == Some(id.as_str());
-                (id, a.name.to_string(), sel)
-            })
-            .collect(),
+        token: token_name,
+        app: app_name,
         action,
+        notice,
         pager,
     })
 }
@@ -497,7 +642,10 @@ struct ChannelEditPage {
     /// (event kind, ticked)
     events: Vec<(&'static str, bool)>,
     enabled: bool,
+    /// The app it is about (its name; empty: every app and token), and the names the field
+    /// suggests first.
     app: String,
+    apps: Vec<String>,
     error: String,
 }
 
@@ -508,6 +656,7 @@ struct EditValues {
     to: Option<String>,
     events: Option<Vec<String>>,
     enabled: Option<bool>,
+    app: Option<String>,
 }
 
 async fn edit_page(
@@ -543,7 +692,15 @@ async fn edit_page(
             .map(|k| (k.as_str(), ticked.iter().any(|t| t == k.as_str())))
             .collect(),
         enabled: v.enabled.unwrap_or(c.enabled),
-        app: row(ctx, c).await.app,
+        app: match v.app {
+            Some(a) => a,
+            None => row(ctx, c).await.app,
+        },
+        apps: ops::lists::apps_starting_with(ctx, "", ops::lists::SUGGEST_MAX)
+            .await?
+            .into_iter()
+            .map(|a| a.name.to_string())
+            .collect(),
         error,
     })
 }
@@ -558,7 +715,8 @@ pub async fn edit_form(
     page(&p)
 }
 
-/// Saves a channel's name, webhook URL or recipients, events and whether it is enabled.
+/// Saves a channel's name, webhook URL or recipients, events, whether it is enabled and its
+/// scope (every app, or the app named).
 pub async fn save(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
@@ -584,6 +742,7 @@ pub async fn save(
         to: get("to"),
         events: Some(events.clone()),
         enabled: Some(get("enabled").as_deref() == Some("true")),
+        app: get("app"),
     };
     let result = async {
         let changes = ChannelChanges {
@@ -601,6 +760,7 @@ pub async fn save(
             },
             events: Some(ops::channels::parse_events(&events)?),
             enabled: values.enabled,
+            app: values.app.clone(),
             version: None,
         };
         ops::channels::update(&ctx, &s.actor(), &c.id, changes).await

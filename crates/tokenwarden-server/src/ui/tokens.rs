@@ -2,7 +2,7 @@
 //! exchange (settings -> redirect URI / Snowflake SQL -> client credentials -> sign-in popup).
 
 use super::view::{self, Countdown, Layout, TokenRow};
-use super::{AdminSession, UiResult, page, page_with, see_other};
+use super::{AdminSession, UiError, UiResult, page, page_with, see_other};
 use crate::AppContext;
 use crate::error::ApiError;
 use crate::ops::grant::{self};
@@ -105,7 +105,7 @@ pub async fn list(
         &at,
         tokens.next_cursor.as_deref(),
     );
-    let apps = ctx.store.list_apps().await?;
+    let apps = view::apps_of(&ctx, &tokens.items).await?;
     let mut by_provider: BTreeMap<String, Vec<TokenRow>> = BTreeMap::new();
     for t in &tokens.items {
         let row = view::token_row(&ctx, t, &apps);
@@ -267,6 +267,33 @@ pub async fn provider_fields(
     })
 }
 
+/// htmx: the names a typed filter suggests (`<option>`s for its `<datalist>`): apps or tokens
+/// whose name starts with the text typed (the value of the one query parameter), at most
+/// `ops::lists::SUGGEST_MAX`.
+pub async fn suggest(
+    State(ctx): State<AppContext>,
+    Path(list): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> UiResult {
+    let typed = q.first().map(|(_, v)| v.as_str()).unwrap_or_default();
+    let names = match list.as_str() {
+        "apps" => ops::lists::apps_starting_with(&ctx, typed, ops::lists::SUGGEST_MAX)
+            .await?
+            .into_iter()
+            .map(|a| a.name.to_string())
+            .collect(),
+        "tokens" => {
+            ops::lists::token_names_starting_with(&ctx, typed, ops::lists::SUGGEST_MAX).await?
+        }
+        _ => return Err(UiError(ApiError::NotFound(format!("list {list:?}")))),
+    };
+    let body: String = names
+        .iter()
+        .map(|n| format!(r#"<option value="{}">"#, crate::pages::escape(n)))
+        .collect();
+    Ok(crate::pages::html(StatusCode::OK, body))
+}
+
 /// htmx: checks one setting as it is typed (`provider` and one `s_<name>` parameter).
 pub async fn check_setting(
     State(ctx): State<AppContext>,
@@ -302,7 +329,9 @@ struct NewTokenPage {
     l: Layout,
     name: String,
     providers: Vec<(String, String, bool)>,
-    apps: Vec<(String, bool)>,
+    /// The owner typed (an app's name; empty: global) and the app names suggested.
+    app: String,
+    apps: Vec<String>,
     provider: String,
     fields: Vec<FieldView>,
     form_id: &'static str,
@@ -324,7 +353,7 @@ async fn new_page(
     values: &BTreeMap<String, String>,
     error: String,
 ) -> UiResult<NewTokenPage> {
-    let apps = ctx.store.list_apps().await?;
+    let apps = ops::lists::apps_starting_with(ctx, &app, ops::lists::SUGGEST_MAX).await?;
     let with_errors = !error.is_empty();
     Ok(NewTokenPage {
         l: Layout::new(
@@ -338,10 +367,8 @@ async fn new_page(
             .all()
             .map(|p| (p.id.clone(), p.display_name.clone(), p.id == provider))
             .collect(),
-        apps: apps
-            .iter()
-            .map(|a| (a.name.to_string(), a.name.as_str() == app))
-            .collect(),
+        apps: apps.iter().map(|a| a.name.to_string()).collect(),
+        app,
         fields: field_views(ctx, &provider, values, with_errors),
         provider,
         form_id: "token-form",
@@ -534,7 +561,7 @@ pub async fn detail(
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
     let app = owner(&ctx, &t).await?;
-    let apps = ctx.store.list_apps().await?;
+    let apps = ctx.store.apps_using_token(&t.name).await?;
     let row = view::token_row(&ctx, &t, &apps);
     let health = ctx.store.get_token_health(t.id).await?;
     let audit = ctx

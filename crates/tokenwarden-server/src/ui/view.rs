@@ -25,6 +25,24 @@ impl Layout {
     }
 }
 
+/// The form that names a new API key or admin token: its label (`default` when left empty).
+#[derive(serde::Deserialize)]
+pub struct LabelForm {
+    #[serde(default)]
+    label: String,
+}
+
+impl LabelForm {
+    /// The label typed, else `default`; a refusal is the sentence for the form.
+    pub fn label(&self, default: &str) -> Result<tokenwarden_domain::KeyLabel, String> {
+        let text = match self.label.trim() {
+            "" => default,
+            typed => typed,
+        };
+        tokenwarden_domain::KeyLabel::parse(text).map_err(|e| format!("Label: {e}"))
+    }
+}
+
 /// A refresh token's remaining life, as text and a class: `ok`, `warn` (inside the first
 /// reminder lead time), `crit` (needs action: dead, or under a day left), `muted` (unknown).
 pub struct Countdown {
@@ -158,7 +176,29 @@ pub fn needs_signin(status: TokenStatus, refresh: &Countdown) -> bool {
     }
 }
 
-/// `apps` are all apps; those using the token by name (and in its scope) are listed.
+/// The apps that use the tokens shown, by name: one indexed read per distinct name on the
+/// page (`Store::apps_using_token`), never every app.
+pub async fn apps_of(
+    ctx: &AppContext,
+    tokens: &[TokenRecord],
+) -> Result<Vec<AppRecord>, tokenwarden_store::StoreError> {
+    let mut names: Vec<&tokenwarden_domain::TokenName> = tokens.iter().map(|t| &t.name).collect();
+    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for name in names {
+        for a in ctx.store.apps_using_token(name).await? {
+            if seen.insert(a.id) {
+                out.push(a);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `apps` hold (at least) the apps using the token by name ([`apps_of`]); those using it in
+/// its scope are listed.
 pub fn token_row(ctx: &AppContext, t: &TokenRecord, apps: &[AppRecord]) -> TokenRow {
     let now = ctx.clock.now();
     let (status, status_class) = status_label(t.status);

@@ -496,3 +496,77 @@ async fn issue9_bug3_denials_are_audited_in_aggregate_and_old_records_are_pruned
     let cutoff = t.clock.now() - tokenwarden_server::DEFAULT_AUDIT_RETENTION;
     assert!(left.iter().all(|e| e.at >= cutoff), "{left:#?}");
 }
+
+/// Issue 11 item 12: an app's API key is not an admin credential anywhere. The API's admin
+/// routes answer it 403 (`r26_every_route_denies_missing_and_wrong_credentials` walks the
+/// OpenAPI document); so do the web UI's signed-in routes, every one the UI's router declares
+/// (read from its source, so a route added later is walked too), for GET and POST alike,
+/// instead of sending the app to a sign-in page (303) or answering 401.
+#[tokio::test]
+async fn issue11_item12_an_app_key_on_the_ui_routes_is_403_forbidden() {
+    let t = spawn(Db::Sqlite).await;
+    let (app, token) = t.seed().await;
+    let app_key = app["api_key"].as_str().unwrap().to_owned();
+    let aid = app["id"].as_str().unwrap();
+    let tid = token["id"].as_str().unwrap();
+    let source = include_str!("../../src/ui/mod.rs");
+    let signed_in =
+        &source[source.find("let signed_in").unwrap()..source.find("require_session,").unwrap()];
+    let mut routes = Vec::new();
+    for chunk in signed_in.split(".route(").skip(1) {
+        let path = chunk.split('"').nth(1).unwrap();
+        for (method, call) in [(Method::GET, "get("), (Method::POST, "post(")] {
+            if chunk.contains(call) {
+                let concrete = path
+                    .replace("{id}", if path.starts_with("/apps") { aid } else { tid })
+                    .replace("{key_id}", app["api_key_id"].as_str().unwrap())
+                    .replace("{list}", "apps");
+                routes.push((method, concrete));
+            }
+        }
+    }
+    assert!(routes.len() >= 40, "{routes:?}");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (m, path) in &routes {
+        let res = plain
+            .request(m.clone(), t.url(path))
+            .bearer_auth(&app_key)
+            .header("origin", t.url(""))
+            .form(&[("csrf", "x")])
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{m} {path} with an app key"
+        );
+        // Without it (or with a wrong one), a browser is still sent to sign in.
+        for bearer in [None, Some("tw_app_00000000000000000000000000000000_abc")] {
+            let mut req = plain.request(m.clone(), t.url(path));
+            if let Some(b) = bearer {
+                req = req.bearer_auth(b);
+            }
+            let s = req.send().await.unwrap().status().as_u16();
+            assert_eq!(s, 303, "{m} {path} with {bearer:?}");
+        }
+    }
+    // Each refusal is audited like the API's (auth.forbidden, naming the app, never the key).
+    let forbidden = t
+        .ctx
+        .store
+        .list_audit(&tokenwarden_store::AuditFilter {
+            action: Some("auth.forbidden".into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(forbidden.len(), routes.len());
+    assert!(!format!("{forbidden:?}").contains(&app_key));
+}

@@ -4,6 +4,7 @@
 use crate::support::{Db, TestApp, spawn};
 
 mod admin_screens;
+mod lists;
 use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use tokenwarden_domain::{Clock, TokenId, TokenStatus};

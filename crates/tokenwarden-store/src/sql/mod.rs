@@ -558,8 +558,13 @@ impl Store for SqlStore {
     async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>> {
         tokens::recent_reminders(&self.pool, limit).await
     }
-    async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>> {
-        tokens::expiring_after(&self.pool, now, limit).await
+    async fn tokens_expiring_after(
+        &self,
+        after: Timestamp,
+        after_id: Option<TokenId>,
+        limit: i64,
+    ) -> Result<Vec<TokenRecord>> {
+        tokens::expiring_after(&self.pool, after, after_id, limit).await
     }
 
     // --- notification channels

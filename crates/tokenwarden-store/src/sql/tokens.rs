@@ -195,26 +195,40 @@ pub(super) async fn page(
         p.push('%');
         p
     });
-    sqlx::query_as::<_, TokenRow>(concat!(
-        "SELECT ",
-        token_columns!(),
-        " FROM tokens WHERE (name > $1 OR (name = $1 AND id > $2)) \
-         AND ($3 = '' OR LOWER(name) LIKE $3 ESCAPE '\\') \
-         AND ($4 = '' OR provider = $4) AND ($5 = '' OR status = $5) \
-         AND ($6 = 0 OR app_id IS NULL) ORDER BY name, id LIMIT $7"
-    ))
-    .bind(name)
-    .bind(id)
-    .bind(pattern)
-    .bind(f.provider.as_ref().map_or("", |p| p.as_str()))
-    .bind(f.status.map_or("", TokenStatus::as_str))
-    .bind(i64::from(f.global_only))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(TryInto::try_into)
-    .collect()
+    // One app's tokens: the range of UNIQUE (scope_key, name), never a scan of every token.
+    let sql = if f.app.is_some() {
+        concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE scope_key = $7 AND (name > $1 OR (name = $1 AND id > $2)) \
+             AND ($3 = '' OR LOWER(name) LIKE $3 ESCAPE '\\') \
+             AND ($4 = '' OR provider = $4) AND ($5 = '' OR status = $5) \
+             AND ($6 = 0 OR app_id IS NULL) ORDER BY name, id LIMIT $8"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE (name > $1 OR (name = $1 AND id > $2)) \
+             AND ($3 = '' OR LOWER(name) LIKE $3 ESCAPE '\\') \
+             AND ($4 = '' OR provider = $4) AND ($5 = '' OR status = $5) \
+             AND ($6 = 0 OR app_id IS NULL) AND $7 = '' ORDER BY name, id LIMIT $8"
+        )
+    };
+    sqlx::query_as::<_, TokenRow>(sql)
+        .bind(name)
+        .bind(id)
+        .bind(pattern)
+        .bind(f.provider.as_ref().map_or("", |p| p.as_str()))
+        .bind(f.status.map_or("", TokenStatus::as_str))
+        .bind(i64::from(f.global_only))
+        .bind(f.app.map(|a| scope_key(Some(a))).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
 }
 
 /// The UPDATE that writes a token over the version read (and, with a lease, only while it is
@@ -808,16 +822,21 @@ pub(super) async fn recent_reminders(pool: &AnyPool, limit: i64) -> Result<Vec<S
 
 pub(super) async fn expiring_after(
     pool: &AnyPool,
-    now: Timestamp,
+    after: Timestamp,
+    after_id: Option<TokenId>,
     limit: i64,
 ) -> Result<Vec<TokenRecord>> {
+    // `>= $1` first: one range of the index (refresh_expires_at, id) on both backends.
     sqlx::query_as::<_, TokenRow>(concat!(
         "SELECT ",
         token_columns!(),
-        " FROM tokens WHERE refresh_expires_at > $1 AND status IN ('healthy', 'expiring_soon') \
-         ORDER BY refresh_expires_at, id LIMIT $2"
+        " FROM tokens WHERE refresh_expires_at >= $1 \
+         AND (refresh_expires_at > $1 OR ($2 <> '' AND id > $2)) \
+         AND status IN ('healthy', 'expiring_soon') \
+         ORDER BY refresh_expires_at, id LIMIT $3"
     ))
-    .bind(ms(now))
+    .bind(ms(after))
+    .bind(after_id.map(|i| i.to_string()).unwrap_or_default())
     .bind(limit)
     .fetch_all(pool)
     .await?

@@ -1,4 +1,4 @@
-//! `tokenwarden token`: listing tokens and starting a sign-in.
+//! `tokenwarden token`: listing tokens, starting a sign-in, renaming.
 
 use crate::bootstrap;
 use crate::cli::TokenCommand;
@@ -66,27 +66,7 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
         }
         TokenCommand::Authorize { name, app } => {
             let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
-            let token_name = TokenName::parse(&name)?;
-            let owner = match &app {
-                Some(a) => Some(
-                    ctx.store
-                        .get_app_by_name(&AppName::parse(a)?)
-                        .await
-                        .with_context(|| format!("no app named {a}"))?
-                        .id,
-                ),
-                None => None,
-            };
-            let token = ctx
-                .store
-                .find_token(owner, &token_name)
-                .await
-                .with_context(|| match &app {
-                    Some(a) => format!("app {a} has no token named {name}"),
-                    None => format!(
-                        "there is no global token named {name} (use --app for an app-level token)"
-                    ),
-                })?;
+            let token = find(&ctx, &name, app.as_deref()).await?;
             let url =
                 tokenwarden_server::ops::grant::start_authorization(&ctx, &token, "cli", None)
                     .await
@@ -99,5 +79,52 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             );
             Ok(())
         }
+        TokenCommand::Rename {
+            old,
+            new,
+            app,
+            rebind_apps,
+        } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let token = find(&ctx, &old, app.as_deref()).await?;
+            let changes = ops::tokens::TokenChanges {
+                name: Some(TokenName::parse(&new)?),
+                rebind_apps,
+                ..Default::default()
+            };
+            let renamed = ops::tokens::update(&ctx, "cli", token.id, changes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("token {old} renamed to {}", renamed.name);
+            Ok(())
+        }
     }
+}
+
+/// The token named `name`: the app's own with `app`, else the global one.
+async fn find(
+    ctx: &tokenwarden_server::AppContext,
+    name: &str,
+    app: Option<&str>,
+) -> Result<tokenwarden_store::TokenRecord> {
+    let token_name = TokenName::parse(name)?;
+    let owner = match app {
+        Some(a) => Some(
+            ctx.store
+                .get_app_by_name(&AppName::parse(a)?)
+                .await
+                .with_context(|| format!("no app named {a}"))?
+                .id,
+        ),
+        None => None,
+    };
+    ctx.store
+        .find_token(owner, &token_name)
+        .await
+        .with_context(|| match app {
+            Some(a) => format!("app {a} has no token named {name}"),
+            None => {
+                format!("there is no global token named {name} (use --app for an app-level token)")
+            }
+        })
 }

@@ -275,3 +275,97 @@ fn issue11_admins_are_listed_reset_and_removed_but_never_the_last_and_apps_delet
     );
     server.stop();
 }
+
+/// Issue 11 item 9: `token rename OLD NEW` renames through the core; apps fetching the old
+/// name make it fail (named) unless `--rebind-apps` moves them to the new name.
+#[test]
+fn issue11_token_rename_refuses_breaking_apps_unless_rebind_apps() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["migrate"]).status.success());
+    let o = run(
+        dir.path(),
+        &[],
+        &["app", "create", "sales-invoice", "--token", "sales-sf"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(
+        dir.path(),
+        &[],
+        &["admin", "token", "create", "--label", "ops"],
+    );
+    let admin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    let server = serve(dir.path(), &[], &[]);
+    let http = Http::new();
+    for (name, app) in [("sales-sf", None), ("own", Some("sales-invoice"))] {
+        let (s, b) = http.send(
+            "POST",
+            &server.url("/api/v1/tokens"),
+            Some(&admin),
+            Some(json!({"name": name, "provider": "snowflake", "app": app,
+                "settings": {"account": "xy12345.us-east-1", "role": "ANALYST"}})),
+        );
+        assert_eq!(s, 201, "{b}");
+    }
+    server.stop();
+
+    let o = run(
+        dir.path(),
+        &[],
+        &["token", "rename", "sales-sf", "sales-snowflake"],
+    );
+    assert!(!o.status.success());
+    let err = text(&o).1;
+    assert!(
+        err.contains("sales-invoice") && err.contains("--rebind-apps"),
+        "{err}"
+    );
+    let o = run(
+        dir.path(),
+        &[],
+        &[
+            "token",
+            "rename",
+            "sales-sf",
+            "sales-snowflake",
+            "--rebind-apps",
+        ],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).1.contains("renamed to sales-snowflake"));
+    let o = run(dir.path(), &[], &["app", "list", "--json"]);
+    let apps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(apps[0]["tokens"], json!(["sales-snowflake"]));
+    // An app-level token is named with --app; the old name is gone, a bad name refused.
+    let o = run(dir.path(), &[], &["token", "rename", "own", "own-2"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("no global token named own"),
+        "{:?}",
+        text(&o)
+    );
+    let o = run(
+        dir.path(),
+        &[],
+        &["token", "rename", "own", "own-2", "--app", "sales-invoice"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["token", "rename", "sales-sf", "x"]);
+    assert!(!o.status.success());
+    let o = run(
+        dir.path(),
+        &[],
+        &["token", "rename", "sales-snowflake", "bad name"],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("may contain only"), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["token", "list", "--json"]);
+    let tokens: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut names: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["own-2", "sales-snowflake"]);
+}
