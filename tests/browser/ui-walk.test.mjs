@@ -275,7 +275,11 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
       ['app-detail', `/apps/${appId}`],
       ['notifications', '/notifications'],
       ['channel', `/notifications/${channelId}`],
+      ['channel-edit', `/notifications/${channelId}/edit`],
+      ['upcoming', '/notifications/upcoming'],
       ['audit', '/audit'],
+      ['token-rename', `/tokens/${token.id}/rename`],
+      ['admins', '/admins'],
     ];
     for (const [width, height] of [[1280, 900], [390, 844]]) {
       await page.setViewportSize({ width, height });
