@@ -81,7 +81,11 @@ fn datalist(page: &str, id: &str) -> Vec<String> {
 
 fn next_link(page: &str) -> Option<String> {
     let at = page.find(r#"<a rel="next" href=""#)? + 20;
-    Some(page[at..at + page[at..].find('"').unwrap()].replace("&amp;", "&"))
+    Some(
+        page[at..at + page[at..].find('"').unwrap()]
+            .replace("&amp;", "&")
+            .replace("&#38;", "&"),
+    )
 }
 
 /// The token names of a reminders table, in order.
@@ -143,7 +147,9 @@ async fn issue11_item5_reminders_coming_up_are_read_by_reminder_time_and_paged()
         .find(r#"href="/notifications/upcoming?"#)
         .expect("a link to the reminders after the first page")
         + 6;
-    let more = coming[at..at + coming[at..].find('"').unwrap()].replace("&amp;", "&");
+    let more = coming[at..at + coming[at..].find('"').unwrap()]
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
 
     // Every reminder to come, page by page, each once, in order: A's 2, B's 3, 2 per filler.
     let mut all = rows.clone();
@@ -243,7 +249,10 @@ async fn issue10_item4_the_audit_filter_is_typed_and_suggests_a_bounded_few() {
     let own_id = t
         .ctx
         .store
-        .find_token(tokenwarden_domain::AppId::parse(&own), &"tok-07".parse_name())
+        .find_token(
+            tokenwarden_domain::AppId::parse(&own),
+            &"tok-07".parse_name(),
+        )
         .await
         .unwrap()
         .id;
@@ -257,7 +266,10 @@ async fn issue10_item4_the_audit_filter_is_typed_and_suggests_a_bounded_few() {
     for (q, says) in [
         ("?token=nope", "no global token named nope"),
         ("?app=nope", "no app named nope"),
-        ("?token=nope&app=app-01", "There is no token named nope: neither app app-01"),
+        (
+            "?token=nope&app=app-01",
+            "There is no token named nope: neither app app-01",
+        ),
     ] {
         let r = audit_page(&t, &b, q).await.body;
         assert!(r.contains(says), "{q}: {r}");
