@@ -26,7 +26,7 @@ mod migrate;
 mod records;
 mod sql;
 
-pub use error::{Result, StoreError};
+pub use error::{DatabaseErrors, Result, StoreError, database_errors};
 pub use migrate::latest_version as latest_schema_version;
 pub use records::*;
 pub use sql::{Backend, SqlStore, sqlite_path};
@@ -184,6 +184,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Tokens that can be used (healthy or expiring soon) whose refresh token expires after
     /// `now`, the soonest first, at most `limit`: the ones the next reminders are about.
     async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>>;
+    /// What `/metrics` shows from the database, by indexed queries (no row is read per token
+    /// beyond the `limit` expiring first): tokens per status, apps per state, the
+    /// notifications waiting, the soonest refresh-token expiry of a usable token, and the usable
+    /// tokens whose refresh token expires before `horizon` (the soonest `limit`, and how many).
+    async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts>;
 
     // --- notification channels -------------------------------------------------------------
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;

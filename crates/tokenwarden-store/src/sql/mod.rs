@@ -561,6 +561,9 @@ impl Store for SqlStore {
     async fn tokens_expiring_after(&self, now: Timestamp, limit: i64) -> Result<Vec<TokenRecord>> {
         tokens::expiring_after(&self.pool, now, limit).await
     }
+    async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts> {
+        tokens::metric_counts(&self.pool, horizon, limit).await
+    }
 
     // --- notification channels
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()> {
