@@ -827,7 +827,11 @@ pub(super) async fn expiring_after(
 }
 
 /// Usable tokens: what has a refresh token worth watching.
-const USABLE: &str = "status IN ('healthy', 'expiring_soon')";
+macro_rules! usable {
+    () => {
+        "status IN ('healthy', 'expiring_soon')"
+    };
+}
 
 pub(super) async fn metric_counts(
     pool: &AnyPool,
@@ -848,23 +852,26 @@ pub(super) async fn metric_counts(
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND kind = 'deliver'")
             .fetch_one(pool)
             .await?;
-    let next: Option<i64> = sqlx::query_scalar(&format!(
-        "SELECT MIN(refresh_expires_at) FROM tokens WHERE refresh_expires_at IS NOT NULL AND {USABLE}"
+    let next: Option<i64> = sqlx::query_scalar(concat!(
+        "SELECT MIN(refresh_expires_at) FROM tokens WHERE refresh_expires_at IS NOT NULL AND ",
+        usable!()
     ))
     .fetch_one(pool)
     .await?;
-    let expiring_total: i64 = sqlx::query_scalar(&format!(
+    let expiring_total: i64 = sqlx::query_scalar(concat!(
         "SELECT COUNT(*) FROM tokens WHERE refresh_expires_at IS NOT NULL \
-         AND refresh_expires_at < $1 AND {USABLE}"
+         AND refresh_expires_at < $1 AND ",
+        usable!()
     ))
     .bind(ms(horizon))
     .fetch_one(pool)
     .await?;
-    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(&format!(
+    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(concat!(
         "SELECT t.name, a.name, t.provider, t.refresh_expires_at FROM tokens t \
          LEFT JOIN apps a ON a.id = t.app_id \
-         WHERE t.refresh_expires_at IS NOT NULL AND t.refresh_expires_at < $1 AND t.{USABLE} \
-         ORDER BY t.refresh_expires_at, t.id LIMIT $2"
+         WHERE t.refresh_expires_at IS NOT NULL AND t.refresh_expires_at < $1 AND t.",
+        usable!(),
+        " ORDER BY t.refresh_expires_at, t.id LIMIT $2"
     ))
     .bind(ms(horizon))
     .bind(limit)
