@@ -1351,14 +1351,20 @@ async fn issue13_metric_counts_are_bounded_and_by_status(ctx: Ctx) {
     assert_eq!(c.apps_by_state, pairs(&[("running", 1), ("stopped", 1)]));
     assert_eq!(c.delivery_queue, 0);
     assert_eq!(c.next_refresh_expiry, Some(now + day * 2));
-    assert_eq!(c.expiring_total, 2, "in-2 and in-5; not dead, not past the horizon");
+    assert_eq!(
+        c.expiring_total, 2,
+        "in-2 and in-5; not dead, not past the horizon"
+    );
     assert_eq!(c.expiring.len(), 1, "the limit");
     assert_eq!(c.expiring[0].name.as_str(), "in-2");
     assert_eq!(c.expiring[0].app, None);
     let c = s.metric_counts(now + day * 30, 10).await.unwrap();
     let names: Vec<_> = c.expiring.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["in-2", "in-5"]);
-    assert_eq!(c.expiring[1].app.as_ref().map(|n| n.as_str()), Some("billing"));
+    assert_eq!(
+        c.expiring[1].app.as_ref().map(|n| n.as_str()),
+        Some("billing")
+    );
     assert_eq!(c.expiring[1].provider.as_str(), "snowflake");
     assert_eq!(c.expiring[1].refresh_expires_at, now + day * 5);
 }

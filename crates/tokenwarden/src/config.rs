@@ -415,7 +415,10 @@ impl Config {
             (None, None, None) => None,
         };
         if let Some(t) = &metrics_token {
-            check_secret_strength(t.expose_secret(), "metrics token (TOKENWARDEN_METRICS_TOKEN, its file or metrics_token_file)")?;
+            check_secret_strength(
+                t.expose_secret(),
+                "metrics token (TOKENWARDEN_METRICS_TOKEN, its file or metrics_token_file)",
+            )?;
         }
         let metrics_allow = match get("TOKENWARDEN_METRICS_ALLOW") {
             Some(v) => parse_metrics_allow(v.split(','))
@@ -613,10 +616,7 @@ const ADMIN_TOKEN_MIN_DISTINCT: usize = 8;
 /// Refuses a weak bootstrap admin token (too short, or too few different characters). The
 /// message never contains the token.
 pub fn check_admin_token(token: &str) -> Result<()> {
-    check_secret_strength(
-        token,
-        "admin token (TOKENWARDEN_ADMIN_TOKEN or its file)",
-    )
+    check_secret_strength(token, "admin token (TOKENWARDEN_ADMIN_TOKEN or its file)")
 }
 
 /// `metrics_allow`: address ranges (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`), blanks skipped.

@@ -52,8 +52,8 @@ const READ_BUCKETS_US: &[u64] = &[
 
 /// Refresh latency buckets, in microseconds (a provider's token endpoint: 10 ms to a minute).
 const REFRESH_BUCKETS_US: &[u64] = &[
-    10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000,
-    10_000_000, 30_000_000, 60_000_000,
+    10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+    30_000_000, 60_000_000,
 ];
 
 macro_rules! outcomes {
@@ -236,7 +236,11 @@ impl Default for Metrics {
 }
 
 /// One counter per outcome of a family, resolved now.
-fn per_outcome(family: &Family<Static1, Counter>, label: &'static str, all: &[&'static str]) -> Box<[Counter]> {
+fn per_outcome(
+    family: &Family<Static1, Counter>,
+    label: &'static str,
+    all: &[&'static str],
+) -> Box<[Counter]> {
     all.iter()
         .map(|v| family.get_or_create_owned(&[(label, *v)]))
         .collect()
@@ -286,8 +290,7 @@ impl Metrics {
             "Attempts to deliver a queued notification, by outcome (delivered, retry, failed: given up)",
             deliveries.clone(),
         );
-        let outcomes: Vec<&'static str> =
-            DeliveryResult::ALL.iter().map(|o| o.as_str()).collect();
+        let outcomes: Vec<&'static str> = DeliveryResult::ALL.iter().map(|o| o.as_str()).collect();
         let deliveries = per_outcome(&deliveries, "outcome", &outcomes);
         let leases = Family::<Static1, Counter>::default();
         registry.register(
@@ -360,11 +363,7 @@ impl Metrics {
             return Ok(Arc::clone(counts));
         }
         let horizon = now + chrono::Duration::days(EXPIRY_WINDOW_DAYS);
-        let counts = Arc::new(
-            ctx.store
-                .metric_counts(horizon, EXPIRY_SERIES_MAX)
-                .await?,
-        );
+        let counts = Arc::new(ctx.store.metric_counts(horizon, EXPIRY_SERIES_MAX).await?);
         *cached = Some((now, Arc::clone(&counts)));
         Ok(counts)
     }
@@ -393,7 +392,9 @@ fn scrape_registry(counts: Option<&MetricCounts>, now: Timestamp) -> Registry {
     family
         .get_or_create(&[("kind", "unavailable")])
         .inc_by(errors.unavailable);
-    family.get_or_create(&[("kind", "other")]).inc_by(errors.other);
+    family
+        .get_or_create(&[("kind", "other")])
+        .inc_by(errors.other);
     r.register(
         "database_errors",
         "Errors from the database driver in this process (unavailable: no connection, I/O, shutdown; other: failed queries, corrupt rows)",
@@ -410,9 +411,7 @@ fn scrape_registry(counts: Option<&MetricCounts>, now: Timestamp) -> Registry {
         return r;
     };
     let count_of = |list: &[(String, i64)], key: &str| {
-        list.iter()
-            .find(|(k, _)| k == key)
-            .map_or(0, |(_, n)| *n)
+        list.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n)
     };
     let tokens = Family::<Static1, Gauge>::default();
     for s in TokenStatus::ALL {
@@ -459,7 +458,10 @@ fn scrape_registry(counts: Option<&MetricCounts>, now: Timestamp) -> Registry {
         per_token
             .get_or_create(&[
                 ("token", t.name.to_string()),
-                ("app", t.app.as_ref().map(ToString::to_string).unwrap_or_default()),
+                (
+                    "app",
+                    t.app.as_ref().map(ToString::to_string).unwrap_or_default(),
+                ),
                 ("provider", t.provider.to_string()),
             ])
             .set(seconds(t.refresh_expires_at));
@@ -567,11 +569,9 @@ impl AddrRange {
         let network: IpAddr = addr.parse().map_err(|_| bad())?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(bad)?,
+            Some(p) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?
+            }
             Some(_) => return Err(bad()),
             None => max,
         };
@@ -647,8 +647,20 @@ mod tests {
         assert!(all.contains("8.8.8.8".parse().unwrap()));
         let v6 = AddrRange::parse("fd00::/8").unwrap();
         assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(AddrRange::parse("::1").unwrap().contains("::1".parse().unwrap()));
-        for bad in ["", "localhost", "10.0.0.0/33", "10.0.0.1/8", "10.0.0.0/-1", "::/129", "1.2.3.4/ 8"] {
+        assert!(
+            AddrRange::parse("::1")
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
+        for bad in [
+            "",
+            "localhost",
+            "10.0.0.0/33",
+            "10.0.0.1/8",
+            "10.0.0.0/-1",
+            "::/129",
+            "1.2.3.4/ 8",
+        ] {
             assert!(AddrRange::parse(bad).is_err(), "{bad}");
         }
         assert!(
@@ -689,7 +701,11 @@ mod tests {
         h.observe(Duration::from_micros(50));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(60));
-        let counts: Vec<u64> = h.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> =
+            h.0.counts
+                .iter()
+                .map(|c| c.load(Ordering::Relaxed))
+                .collect();
         assert_eq!(counts[0], 2, "<= 50 us");
         assert_eq!(counts[6], 1, "<= 5 ms");
         assert_eq!(*counts.last().unwrap(), 1, "+Inf");

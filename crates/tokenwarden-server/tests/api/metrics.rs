@@ -35,7 +35,10 @@ async fn scrape(t: &TestApp) -> String {
     let (s, text, h) = scrape_as(t, Some(METRICS_TOKEN)).await;
     assert_eq!(s, 200, "{text}");
     assert!(
-        h["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"),
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
         "{h:?}"
     );
     text
@@ -44,12 +47,17 @@ async fn scrape(t: &TestApp) -> String {
 /// The samples of a scrape: (name, labels, value), from the text format's lines.
 fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (series, value) = line.rsplit_once(' ').unwrap();
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
-            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         let (name, labels) = match series.split_once('{') {
             None => (series.to_owned(), vec![]),
@@ -83,7 +91,10 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .map(|(_, _, v)| v)
         .collect();
-    assert!(found.len() <= 1, "{name} {labels:?} is ambiguous: {found:?}");
+    assert!(
+        found.len() <= 1,
+        "{name} {labels:?} is ambiguous: {found:?}"
+    );
     found.first().copied().unwrap_or(0.0)
 }
 
@@ -111,7 +122,12 @@ async fn metrics_are_off_unless_configured_and_need_their_own_credential() {
     let t = spawn_with(Db::Sqlite, with_token).await;
     let (s, body, h) = scrape_as(&t, None).await;
     assert_eq!(s, 401, "{body}");
-    assert!(h["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        h["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     for wrong in ["wrong", ADMIN, &METRICS_TOKEN[..METRICS_TOKEN.len() - 1]] {
         let (s, body, _) = scrape_as(&t, Some(wrong)).await;
         assert_eq!(s, 401, "{wrong}: {body}");
@@ -119,7 +135,10 @@ async fn metrics_are_off_unless_configured_and_need_their_own_credential() {
     }
     let (s, body, _) = scrape_as(&t, Some(METRICS_TOKEN)).await;
     assert_eq!(s, 200, "{body}");
-    assert!(body.contains("tokenwarden_reads_total{outcome=\"ok\"} 0"), "{body}");
+    assert!(
+        body.contains("tokenwarden_reads_total{outcome=\"ok\"} 0"),
+        "{body}"
+    );
     // The refusals are counted with the API's (one audit row per minute and reason).
     t.clock.advance(chrono::Duration::minutes(2));
     t.pass().await;
@@ -197,14 +216,23 @@ async fn the_numbers_follow_what_happened(db: Db) {
         value(&after, name, labels) - value(&before, name, labels)
     };
     assert_eq!(delta("tokenwarden_reads_total", &[("outcome", "ok")]), 7.0);
-    assert_eq!(delta("tokenwarden_reads_total", &[("outcome", "not_found")]), 3.0);
-    assert_eq!(delta("tokenwarden_reads_total", &[("outcome", "invalid")]), 1.0);
+    assert_eq!(
+        delta("tokenwarden_reads_total", &[("outcome", "not_found")]),
+        3.0
+    );
+    assert_eq!(
+        delta("tokenwarden_reads_total", &[("outcome", "invalid")]),
+        1.0
+    );
     assert_eq!(
         delta("tokenwarden_read_duration_seconds_count", &[]),
         11.0,
         "every read is timed"
     );
-    assert!(delta("tokenwarden_read_cache_hits_total", &[]) >= 5.0, "{after}");
+    assert!(
+        delta("tokenwarden_read_cache_hits_total", &[]) >= 5.0,
+        "{after}"
+    );
 
     // The token's refresh token expires in 5 days: its gauge (and the soonest expiry) say so.
     let left = value(
@@ -220,15 +248,27 @@ async fn the_numbers_follow_what_happened(db: Db) {
         value(&after, "tokenwarden_next_refresh_expiry_seconds", &[]),
         left
     );
-    assert_eq!(value(&after, "tokenwarden_tokens_refresh_expiring", &[]), 1.0);
+    assert_eq!(
+        value(&after, "tokenwarden_tokens_refresh_expiring", &[]),
+        1.0
+    );
     // Within the longest reminder lead time (14 days): expiring soon.
     assert_eq!(
         value(&after, "tokenwarden_tokens", &[("status", "expiring_soon")]),
         1.0
     );
-    assert_eq!(value(&after, "tokenwarden_tokens", &[("status", "healthy")]), 0.0);
-    assert_eq!(value(&after, "tokenwarden_tokens", &[("status", "expired")]), 0.0);
-    assert_eq!(value(&after, "tokenwarden_apps", &[("state", "running")]), 1.0);
+    assert_eq!(
+        value(&after, "tokenwarden_tokens", &[("status", "healthy")]),
+        0.0
+    );
+    assert_eq!(
+        value(&after, "tokenwarden_tokens", &[("status", "expired")]),
+        0.0
+    );
+    assert_eq!(
+        value(&after, "tokenwarden_apps", &[("state", "running")]),
+        1.0
+    );
     assert_eq!(value(&after, "tokenwarden_metrics_database_ok", &[]), 1.0);
 
     // A refresh against the emulator (the access token is past its 10 minutes).
@@ -291,11 +331,17 @@ async fn the_numbers_follow_what_happened(db: Db) {
         "{failed}"
     );
     assert_eq!(
-        d("tokenwarden_reads_total", &[("outcome", "provider_unavailable")]),
+        d(
+            "tokenwarden_reads_total",
+            &[("outcome", "provider_unavailable")]
+        ),
         1.0
     );
     assert_eq!(
-        d("tokenwarden_notification_deliveries_total", &[("outcome", "retry")]),
+        d(
+            "tokenwarden_notification_deliveries_total",
+            &[("outcome", "retry")]
+        ),
         1.0,
         "{failed}"
     );
@@ -368,7 +414,10 @@ fn repo_file(path: &str) -> String {
 /// annotations.
 fn alert_exprs() -> Vec<String> {
     let text = repo_file("docs/alerts.yml");
-    assert!(text.starts_with("groups:") || text.contains("\ngroups:"), "{text}");
+    assert!(
+        text.starts_with("groups:") || text.contains("\ngroups:"),
+        "{text}"
+    );
     let mut exprs = Vec::new();
     let mut alerts = 0;
     for line in text.lines() {
@@ -377,14 +426,25 @@ fn alert_exprs() -> Vec<String> {
             alerts += 1;
         } else if let Some(e) = l.strip_prefix("expr:") {
             let e = e.trim();
-            assert!(!e.is_empty() && !e.starts_with('|'), "one-line exprs: {line}");
+            assert!(
+                !e.is_empty() && !e.starts_with('|'),
+                "one-line exprs: {line}"
+            );
             exprs.push(e.to_owned());
         }
     }
     assert!(alerts >= 5, "the issue's alerts: {alerts}");
     assert_eq!(alerts, exprs.len(), "every alert has an expr");
-    assert_eq!(text.matches("severity:").count(), alerts, "every alert has a severity");
-    assert_eq!(text.matches("summary:").count(), alerts, "every alert has a summary");
+    assert_eq!(
+        text.matches("severity:").count(),
+        alerts,
+        "every alert has a severity"
+    );
+    assert_eq!(
+        text.matches("summary:").count(),
+        alerts,
+        "every alert has a summary"
+    );
     exprs
 }
 
@@ -431,7 +491,11 @@ async fn database_errors_are_counted_and_scrapes_go_on_without_the_database() {
     .await;
     let (_, before, _) = scrape_as(&t, None).await;
     let unavailable = |text: &str| {
-        value(text, "tokenwarden_database_errors_total", &[("kind", "unavailable")])
+        value(
+            text,
+            "tokenwarden_database_errors_total",
+            &[("kind", "unavailable")],
+        )
     };
     t.ctx.store.close().await;
     t.clock.advance(chrono::Duration::seconds(10));
@@ -440,5 +504,8 @@ async fn database_errors_are_counted_and_scrapes_go_on_without_the_database() {
     assert_eq!(value(&after, "tokenwarden_metrics_database_ok", &[]), 0.0);
     assert!(unavailable(&after) > unavailable(&before), "{after}");
     assert!(after.contains("tokenwarden_reads_total"), "{after}");
-    assert!(!after.contains("tokenwarden_tokens{"), "no stale counts: {after}");
+    assert!(
+        !after.contains("tokenwarden_tokens{"),
+        "no stale counts: {after}"
+    );
 }
