@@ -104,6 +104,8 @@ impl ApiError {
             ApiError::Rejected { status, .. } => match *status {
                 StatusCode::BAD_REQUEST => "invalid_request",
                 StatusCode::NOT_FOUND => "no_route",
+                StatusCode::UNAUTHORIZED => "unauthorized",
+                StatusCode::FORBIDDEN => "forbidden",
                 StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",

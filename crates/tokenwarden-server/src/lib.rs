@@ -49,6 +49,9 @@ pub struct ServerSettings {
     /// How many tokens one background pass works on at once (refreshes in flight at most),
     /// [`DEFAULT_REFRESH_CONCURRENCY`] by default.
     pub refresh_concurrency: usize,
+    /// Who may scrape `GET /metrics` (`metrics_token`, `metrics_allow`); by default nobody
+    /// (the route answers 404).
+    pub metrics: ops::metrics::MetricsAccess,
 }
 
 /// Refreshes one background pass runs at once unless configured (`refresh_concurrency`).
@@ -75,6 +78,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("engine_interval", &self.engine_interval)
             .field("audit_retention", &self.audit_retention)
             .field("refresh_concurrency", &self.refresh_concurrency)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -127,6 +131,8 @@ pub struct ContextParts {
     /// Refused credentials, counted in memory and flushed as aggregated audit rows.
     pub denials: Arc<reads::DenialCounter>,
     pub cache: Arc<cache::ReadCache>,
+    /// The Prometheus metrics (`ops::metrics`), counted by the core.
+    pub metrics: Arc<ops::metrics::Metrics>,
     /// Reminder lead times in force: the configured ones, or what an admin set in the UI
     /// (kept in the database, so every instance follows; reloaded every background pass).
     pub lead_times: Arc<std::sync::RwLock<Vec<LeadTime>>>,
@@ -198,6 +204,7 @@ impl AppContext {
             reads: Arc::new(reads::ReadCounter::default()),
             denials: Arc::new(reads::DenialCounter::default()),
             cache: Arc::new(cache::ReadCache::default()),
+            metrics: Arc::new(ops::metrics::Metrics::new()),
             #[cfg(feature = "demo")]
             demo: None,
             lead_times: Arc::new(std::sync::RwLock::new(Vec::new())),
@@ -236,6 +243,7 @@ pub fn service(
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
+        .route("/metrics", axum::routing::get(metrics))
         .route("/api/openapi.json", axum::routing::get(openapi_json));
     #[cfg(feature = "demo")]
     let app = app.merge(demo::router());
@@ -356,6 +364,71 @@ pub fn openapi_for(catalog: &tokenwarden_oauth::Catalog) -> serde_json::Value {
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: the Prometheus text format, for a scraper with the metrics token or from an
+/// allowed address (`ops::metrics::MetricsAccess`; not the API's credentials). Off (404)
+/// unless configured; without the token 401, from an address not allowed (and no token
+/// configured) 403. Refusals are counted with the API's (`reads::DenialCounter`).
+async fn metrics(State(ctx): State<AppContext>, req: Request) -> Response {
+    use ops::metrics::Refusal;
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    match ctx
+        .settings
+        .metrics
+        .check(peer, authorization.map(HeaderValue::as_bytes))
+    {
+        Ok(()) => {
+            let text = ops::metrics::render(&ctx).await;
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+                )],
+                text,
+            )
+                .into_response()
+        }
+        Err(Refusal::Disabled) => ApiError::Rejected {
+            status: axum::http::StatusCode::NOT_FOUND,
+            message: "metrics are off: set metrics_token_file (a bearer token for the scraper) or metrics_allow (client addresses) in the config".into(),
+        }
+        .into_response(),
+        Err(refusal) => {
+            let (status, reason, message) = if refusal == Refusal::Unauthorized {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing or wrong metrics token: send `Authorization: Bearer <metrics token>`",
+                )
+            } else {
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this client's address is not in metrics_allow",
+                )
+            };
+            let credential = if authorization.is_some() { "bearer" } else { "none" };
+            ctx.denials
+                .record("GET /metrics".into(), credential, reason, ctx.clock.now());
+            let mut res = ApiError::Rejected {
+                status,
+                message: message.into(),
+            }
+            .into_response();
+            if refusal == Refusal::Unauthorized {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tokenwarden metrics\""),
+                );
+            }
+            res
+        }
+    }
 }
 
 /// How often `/readyz` writes to the database to prove it can (at most).

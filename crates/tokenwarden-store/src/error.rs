@@ -1,3 +1,5 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
 /// What can go wrong in the store. `NotFound`, `Conflict` and `VersionMismatch` are expected
 /// outcomes callers act on; `Unavailable` means the database cannot be reached right now (worth
 /// a retry later); `Database` is everything else.
@@ -31,10 +33,48 @@ pub enum StoreError {
     UnsupportedUrl(String),
 }
 
+static UNAVAILABLE: AtomicU64 = AtomicU64::new(0);
+static OTHER: AtomicU64 = AtomicU64::new(0);
+
+/// Errors from the database driver in this process since it started (`/metrics`'
+/// `tokenwarden_database_errors_total`), counted where they are converted, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatabaseErrors {
+    /// The database could not be reached ([`StoreError::Unavailable`]).
+    pub unavailable: u64,
+    /// Failed queries and rows that do not parse ([`StoreError::Database`],
+    /// [`StoreError::Corrupt`]); not the expected outcomes (a unique violation, no row).
+    pub other: u64,
+}
+
+pub fn database_errors() -> DatabaseErrors {
+    DatabaseErrors {
+        unavailable: UNAVAILABLE.load(Ordering::Relaxed),
+        other: OTHER.load(Ordering::Relaxed),
+    }
+}
+
 /// The store's own conversion of driver errors; the driver error never leaves the crate.
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        use sqlx::Error as E;
+        // No row where one was asked for is the caller's question, not a database failure.
+        let counted = !matches!(e, sqlx::Error::RowNotFound);
+        let converted = convert(e);
+        match &converted {
+            _ if !counted => 0,
+            StoreError::Unavailable(_) => UNAVAILABLE.fetch_add(1, Ordering::Relaxed),
+            StoreError::Database(_) | StoreError::Corrupt(_) => {
+                OTHER.fetch_add(1, Ordering::Relaxed)
+            }
+            _ => 0,
+        };
+        converted
+    }
+}
+
+fn convert(e: sqlx::Error) -> StoreError {
+    use sqlx::Error as E;
+    {
         match &e {
             E::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())

@@ -26,7 +26,7 @@ mod migrate;
 mod records;
 mod sql;
 
-pub use error::{Result, StoreError};
+pub use error::{DatabaseErrors, Result, StoreError, database_errors};
 pub use migrate::latest_version as latest_schema_version;
 pub use records::*;
 pub use sql::{Backend, SqlStore, sqlite_path};
@@ -191,6 +191,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after_id: Option<TokenId>,
         limit: i64,
     ) -> Result<Vec<TokenRecord>>;
+    /// What `/metrics` shows from the database, by indexed queries (no row is read per token
+    /// beyond the `limit` expiring first): tokens per status, apps per state, the
+    /// notifications waiting, the soonest refresh-token expiry of a usable token, and the usable
+    /// tokens whose refresh token expires before `horizon` (the soonest `limit`, and how many).
+    async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts>;
 
     // --- notification channels -------------------------------------------------------------
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()>;

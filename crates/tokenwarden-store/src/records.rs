@@ -470,3 +470,32 @@ impl std::fmt::Debug for SessionRecord {
             .finish_non_exhaustive()
     }
 }
+
+/// What `/metrics` reads from the database ([`crate::Store::metric_counts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricCounts {
+    /// Tokens per status (`healthy`, ...); a status no token has is absent.
+    pub tokens_by_status: Vec<(String, i64)>,
+    /// Apps per state (`running`, `stopped`); a state no app is in is absent.
+    pub apps_by_state: Vec<(String, i64)>,
+    /// Notification deliveries queued and not finished (waiting, retrying or being sent).
+    pub delivery_queue: i64,
+    /// The soonest refresh-token expiry among usable tokens (healthy or expiring soon).
+    pub next_refresh_expiry: Option<Timestamp>,
+    /// Usable tokens whose refresh token expires before the horizon asked for, soonest first,
+    /// at most the limit asked for.
+    pub expiring: Vec<ExpiringToken>,
+    /// How many usable tokens' refresh tokens expire before the horizon (all of them, also
+    /// those past the limit).
+    pub expiring_total: i64,
+}
+
+/// A usable token whose refresh token expires soon, as `/metrics` labels it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExpiringToken {
+    pub name: TokenName,
+    /// The owning app's name for an app-level token; `None` for a global one.
+    pub app: Option<AppName>,
+    pub provider: ProviderId,
+    pub refresh_expires_at: Timestamp,
+}

@@ -76,6 +76,7 @@ conformance!(
     token_health_and_read_counts,
     reminders_are_recorded_once,
     issue11_item5_upcoming_and_recent_reminders_are_bounded_lists,
+    issue13_metric_counts_are_bounded_and_by_status,
     channels_crud,
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
@@ -1328,6 +1329,71 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
     assert_eq!(recent[1].token_id, made[1].id);
 }
 
+async fn issue13_metric_counts_are_bounded_and_by_status(ctx: Ctx) {
+    // `/metrics`' counts: tokens per status, apps per state, the delivery queue, and the usable
+    // tokens whose refresh token expires before the horizon (soonest first, at most `limit`,
+    // and how many in all), with the owning app's name.
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let day = chrono::Duration::days(1);
+    let empty = s.metric_counts(now + day * 30, 10).await.unwrap();
+    assert_eq!(empty, MetricCounts::default());
+    let a = app(&ctx, "billing", &[]);
+    s.create_app(&a, &key_for(&ctx, Some(a.id))).await.unwrap();
+    let mut stopped = app(&ctx, "stopped-one", &[]);
+    stopped.state = AppState::Stopped;
+    s.create_app(&stopped, &key_for(&ctx, Some(stopped.id)))
+        .await
+        .unwrap();
+    for (name, owner, days, status) in [
+        ("in-5", Some(a.id), Some(5), TokenStatus::ExpiringSoon),
+        ("in-2", None, Some(2), TokenStatus::ExpiringSoon),
+        ("in-40", None, Some(40), TokenStatus::Healthy),
+        ("dead", None, Some(3), TokenStatus::NeedsReauthorization),
+        ("never", None, None, TokenStatus::Healthy),
+        ("new", None, None, TokenStatus::NotAuthorized),
+    ] {
+        let mut t = token(&ctx, name, owner);
+        t.status = status;
+        t.material.refresh_expires_at = days.map(|d| now + day * d);
+        s.create_token(&t).await.unwrap();
+    }
+    let c = s.metric_counts(now + day * 30, 1).await.unwrap();
+    let pairs = |v: &[(&str, i64)]| {
+        v.iter()
+            .map(|(k, n)| ((*k).to_owned(), *n))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        c.tokens_by_status,
+        pairs(&[
+            ("expiring_soon", 2),
+            ("healthy", 2),
+            ("needs_reauthorization", 1),
+            ("not_authorized", 1)
+        ])
+    );
+    assert_eq!(c.apps_by_state, pairs(&[("running", 1), ("stopped", 1)]));
+    assert_eq!(c.delivery_queue, 0);
+    assert_eq!(c.next_refresh_expiry, Some(now + day * 2));
+    assert_eq!(
+        c.expiring_total, 2,
+        "in-2 and in-5; not dead, not past the horizon"
+    );
+    assert_eq!(c.expiring.len(), 1, "the limit");
+    assert_eq!(c.expiring[0].name.as_str(), "in-2");
+    assert_eq!(c.expiring[0].app, None);
+    let c = s.metric_counts(now + day * 30, 10).await.unwrap();
+    let names: Vec<_> = c.expiring.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["in-2", "in-5"]);
+    assert_eq!(
+        c.expiring[1].app.as_ref().map(|n| n.as_str()),
+        Some("billing")
+    );
+    assert_eq!(c.expiring[1].provider.as_str(), "snowflake");
+    assert_eq!(c.expiring[1].refresh_expires_at, now + day * 5);
+}
+
 async fn channels_crud(ctx: Ctx) {
     let s = &ctx.store;
     let now = ctx.clock.now();
@@ -1721,7 +1787,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

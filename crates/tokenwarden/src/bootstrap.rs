@@ -378,6 +378,10 @@ pub(crate) async fn context(cfg: &Config, setup: Setup) -> Result<AppContext> {
             engine_interval: cfg.engine_interval,
             audit_retention: cfg.audit_retention,
             refresh_concurrency: cfg.refresh_concurrency,
+            metrics: tokenwarden_server::ops::metrics::MetricsAccess::new(
+                cfg.metrics_token.as_ref(),
+                cfg.metrics_allow.clone(),
+            ),
         },
     );
     if let Some(smtp) = &cfg.smtp {

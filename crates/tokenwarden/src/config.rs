@@ -35,6 +35,10 @@ pub struct FileConfig {
     pub audit_retention: Option<String>,
     /// Tokens one background pass works on at once (see [`parse_refresh_concurrency`]).
     pub refresh_concurrency: Option<usize>,
+    /// A file holding the bearer token Prometheus scrapes `/metrics` with.
+    pub metrics_token_file: Option<PathBuf>,
+    /// Client addresses that may scrape `/metrics` without the token (`127.0.0.1/32`, ...).
+    pub metrics_allow: Option<Vec<String>>,
     pub smtp: Option<FileSmtp>,
 }
 
@@ -116,6 +120,12 @@ pub struct Config {
     pub audit_retention: chrono::Duration,
     /// Refreshes one background pass runs at once.
     pub refresh_concurrency: usize,
+    /// The bearer token that may scrape `/metrics` (`metrics_token_file`,
+    /// `TOKENWARDEN_METRICS_TOKEN` or `_FILE`).
+    pub metrics_token: Option<SecretString>,
+    /// Client addresses that may scrape `/metrics` without it (`metrics_allow`,
+    /// `TOKENWARDEN_METRICS_ALLOW`).
+    pub metrics_allow: Vec<tokenwarden_server::ops::metrics::AddrRange>,
     /// Problems worth a warning (unknown environment variables), reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -151,6 +161,11 @@ impl std::fmt::Debug for Config {
             .field("engine_interval", &self.engine_interval)
             .field("audit_retention", &self.audit_retention)
             .field("refresh_concurrency", &self.refresh_concurrency)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("metrics_allow", &self.metrics_allow)
             .finish()
     }
 }
@@ -194,6 +209,9 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_ENGINE_INTERVAL",
     "TOKENWARDEN_AUDIT_RETENTION",
     "TOKENWARDEN_REFRESH_CONCURRENCY",
+    "TOKENWARDEN_METRICS_TOKEN",
+    "TOKENWARDEN_METRICS_TOKEN_FILE",
+    "TOKENWARDEN_METRICS_ALLOW",
     "TOKENWARDEN_SMTP_HOST",
     "TOKENWARDEN_SMTP_PORT",
     "TOKENWARDEN_SMTP_SECURITY",
@@ -386,6 +404,28 @@ impl Config {
                 None => tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
             },
         };
+        let metrics_token = match (
+            get("TOKENWARDEN_METRICS_TOKEN"),
+            get("TOKENWARDEN_METRICS_TOKEN_FILE"),
+            file.metrics_token_file,
+        ) {
+            (Some(v), _, _) => Some(SecretString::from(v)),
+            (None, Some(f), _) => Some(read_secret_file(Path::new(&f), "metrics token")?),
+            (None, None, Some(f)) => Some(read_secret_file(&f, "metrics token")?),
+            (None, None, None) => None,
+        };
+        if let Some(t) = &metrics_token {
+            check_secret_strength(
+                t.expose_secret(),
+                "metrics token (TOKENWARDEN_METRICS_TOKEN, its file or metrics_token_file)",
+            )?;
+        }
+        let metrics_allow = match get("TOKENWARDEN_METRICS_ALLOW") {
+            Some(v) => parse_metrics_allow(v.split(','))
+                .with_context(|| format!("TOKENWARDEN_METRICS_ALLOW={v:?}"))?,
+            None => parse_metrics_allow(file.metrics_allow.iter().flatten().map(String::as_str))
+                .context("metrics_allow in the config file")?,
+        };
         let fs = file.smtp.unwrap_or_default();
         let smtp_host = get("TOKENWARDEN_SMTP_HOST").or(fs.host);
         let smtp = match smtp_host {
@@ -436,6 +476,8 @@ impl Config {
             engine_interval,
             audit_retention,
             refresh_concurrency,
+            metrics_token,
+            metrics_allow,
             listen,
             data_dir,
             database_url,
@@ -472,6 +514,7 @@ impl FileConfig {
         self.data_dir = self.data_dir.map(rel);
         self.master_key_file = self.master_key_file.map(rel);
         self.admin_token_file = self.admin_token_file.map(rel);
+        self.metrics_token_file = self.metrics_token_file.map(rel);
         self.providers_dir = self.providers_dir.map(rel);
         if let Some(smtp) = &mut self.smtp {
             smtp.password_file = smtp.password_file.take().map(rel);
@@ -573,13 +616,32 @@ const ADMIN_TOKEN_MIN_DISTINCT: usize = 8;
 /// Refuses a weak bootstrap admin token (too short, or too few different characters). The
 /// message never contains the token.
 pub fn check_admin_token(token: &str) -> Result<()> {
+    check_secret_strength(token, "admin token (TOKENWARDEN_ADMIN_TOKEN or its file)")
+}
+
+/// `metrics_allow`: address ranges (`127.0.0.1/32`, `10.0.0.0/8`, `::1/128`), blanks skipped.
+pub fn parse_metrics_allow<'a>(
+    items: impl Iterator<Item = &'a str>,
+) -> Result<Vec<tokenwarden_server::ops::metrics::AddrRange>> {
+    items
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            tokenwarden_server::ops::metrics::AddrRange::parse(s).map_err(|e| anyhow::anyhow!(e))
+        })
+        .collect()
+}
+
+/// A bearer secret given to the service (the admin token, the metrics token) must be long and
+/// varied enough not to be guessed.
+fn check_secret_strength(token: &str, what: &str) -> Result<()> {
     let distinct = token
         .bytes()
         .collect::<std::collections::BTreeSet<u8>>()
         .len();
     if token.len() < ADMIN_TOKEN_MIN_LEN || distinct < ADMIN_TOKEN_MIN_DISTINCT {
         bail!(
-            "the admin token (TOKENWARDEN_ADMIN_TOKEN or its file) is too weak: it needs at least \
+            "the {what} is too weak: it needs at least \
              {ADMIN_TOKEN_MIN_LEN} characters with at least {ADMIN_TOKEN_MIN_DISTINCT} different \
              ones (it has {} and {distinct}); make one with `openssl rand -hex 24`",
             token.len()
@@ -640,6 +702,16 @@ audit_retention = "90d"
 # How many due tokens one background pass refreshes at once; each refresh still holds its
 # token's lease, so several instances split the work (TOKENWARDEN_REFRESH_CONCURRENCY, 1-1024).
 refresh_concurrency = {DEFAULT_REFRESH_CONCURRENCY}
+
+# Prometheus metrics at GET /metrics (off, answering 404, unless one of these is set; see
+# "Metrics and alerts" in docs/operations.md). Not the API's credentials:
+# - a file holding a bearer token for the scraper, at least 32 characters
+#   (or TOKENWARDEN_METRICS_TOKEN / _FILE); a scrape without it gets 401;
+# - client addresses that may scrape without the token (TOKENWARDEN_METRICS_ALLOW="127.0.0.1/32,::1/128");
+#   checked against the TCP peer, so behind a reverse proxy list the proxy or use the token.
+#   With only this list, other addresses get 403.
+# metrics_token_file = "/run/secrets/tokenwarden-metrics-token"
+# metrics_allow = ["127.0.0.1/32", "::1/128"]
 
 # Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
 # _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.

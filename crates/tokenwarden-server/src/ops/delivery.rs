@@ -5,6 +5,7 @@ use crate::AppContext;
 use crate::ops::audit::{Action, Outcome};
 use crate::ops::engine::PassReport;
 use crate::ops::lifecycle::Event;
+use crate::ops::metrics::DeliveryResult;
 use tokenwarden_domain::Timestamp;
 use tokenwarden_notify::{DeliveryOutcome, Mailer, WebhookTarget, Webhooks};
 use tokenwarden_store::SealedColumn;
@@ -202,6 +203,11 @@ async fn deliver_one(ctx: &AppContext, job: JobRecord, now: Timestamp) -> bool {
         status_code: status,
         error: error.clone(),
     };
+    ctx.metrics.delivery(match &outcome {
+        DeliveryOutcome::Delivered { .. } => DeliveryResult::Delivered,
+        DeliveryOutcome::Retry { .. } if !gives_up => DeliveryResult::Retry,
+        DeliveryOutcome::Retry { .. } | DeliveryOutcome::Failed { .. } => DeliveryResult::Failed,
+    });
     if let Err(e) = ctx.store.append_delivery(&log).await {
         tracing::warn!(error = %e, "could not write the delivery log");
     }

@@ -20,6 +20,7 @@
 //! - [`delivery`]: the durable notification queue.
 //! - [`audit`]: the audit record every operation writes.
 //! - [`lists`]: pages of every list (the limit rules and the opaque cursor).
+//! - [`metrics`]: the Prometheus metrics the core counts, who may scrape them, and rendering.
 //! - [`transfer`]: export and import of the configuration as one JSON document.
 
 pub mod admins;
@@ -32,6 +33,7 @@ pub mod grant;
 pub mod keys;
 pub mod lifecycle;
 pub mod lists;
+pub mod metrics;
 pub mod tokens;
 pub mod transfer;
 

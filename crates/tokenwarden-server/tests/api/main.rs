@@ -40,6 +40,11 @@ mod support {
     }
 
     pub async fn spawn(db: Db) -> TestApp {
+        spawn_with(db, |_| {}).await
+    }
+
+    /// [`spawn`] with settings changed by `change` (e.g. who may scrape `/metrics`).
+    pub async fn spawn_with(db: Db, change: impl FnOnce(&mut ServerSettings)) -> TestApp {
         let (url, dir) = match db {
             Db::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
@@ -72,8 +77,11 @@ mod support {
                 engine_interval: None,
                 audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
                 refresh_concurrency: tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
+                metrics: Default::default(),
             },
         );
+        let mut ctx = ctx;
+        change(Arc::make_mut(&mut ctx.settings));
         let served = ctx.clone();
         let server = tokio::spawn(async move {
             let _ = tokenwarden_server::serve(listener, served, std::future::pending()).await;
@@ -309,6 +317,7 @@ mod fuzz;
 mod grant;
 mod hardening;
 mod limits;
+mod metrics;
 mod oidc;
 mod openapi;
 mod pages;

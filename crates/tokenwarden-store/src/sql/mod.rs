@@ -566,6 +566,9 @@ impl Store for SqlStore {
     ) -> Result<Vec<TokenRecord>> {
         tokens::expiring_after(&self.pool, after, after_id, limit).await
     }
+    async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts> {
+        tokens::metric_counts(&self.pool, horizon, limit).await
+    }
 
     // --- notification channels
     async fn create_channel(&self, channel: &ChannelRecord) -> Result<()> {

@@ -8,7 +8,7 @@ use super::{
 use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
-use tokenwarden_domain::{AppId, ProviderId, Timestamp, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{AppId, AppName, ProviderId, Timestamp, TokenId, TokenName, TokenStatus};
 
 // --- tokens ---------------------------------------------------------------------------------
 
@@ -843,6 +843,80 @@ pub(super) async fn expiring_after(
     .into_iter()
     .map(TryInto::try_into)
     .collect()
+}
+
+/// Usable tokens: what has a refresh token worth watching.
+macro_rules! usable {
+    () => {
+        "status IN ('healthy', 'expiring_soon')"
+    };
+}
+
+pub(super) async fn metric_counts(
+    pool: &AnyPool,
+    horizon: Timestamp,
+    limit: i64,
+) -> Result<MetricCounts> {
+    // Each a scan of one index (tokens_by_status, apps_by_state, jobs_due,
+    // tokens_by_refresh_expiry), never of the token rows.
+    let tokens_by_status: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, COUNT(*) FROM tokens GROUP BY status ORDER BY status")
+            .fetch_all(pool)
+            .await?;
+    let apps_by_state: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) FROM apps GROUP BY state ORDER BY state")
+            .fetch_all(pool)
+            .await?;
+    let delivery_queue: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND kind = 'deliver'")
+            .fetch_one(pool)
+            .await?;
+    let next: Option<i64> = sqlx::query_scalar(concat!(
+        "SELECT MIN(refresh_expires_at) FROM tokens WHERE refresh_expires_at IS NOT NULL AND ",
+        usable!()
+    ))
+    .fetch_one(pool)
+    .await?;
+    let expiring_total: i64 = sqlx::query_scalar(concat!(
+        "SELECT COUNT(*) FROM tokens WHERE refresh_expires_at IS NOT NULL \
+         AND refresh_expires_at < $1 AND ",
+        usable!()
+    ))
+    .bind(ms(horizon))
+    .fetch_one(pool)
+    .await?;
+    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(concat!(
+        "SELECT t.name, a.name, t.provider, t.refresh_expires_at FROM tokens t \
+         LEFT JOIN apps a ON a.id = t.app_id \
+         WHERE t.refresh_expires_at IS NOT NULL AND t.refresh_expires_at < $1 AND t.",
+        usable!(),
+        " ORDER BY t.refresh_expires_at, t.id LIMIT $2"
+    ))
+    .bind(ms(horizon))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let expiring = rows
+        .into_iter()
+        .map(|(name, app, provider, at)| {
+            Ok(ExpiringToken {
+                name: parse("tokens.name", TokenName::parse(&name))?,
+                app: app
+                    .map(|a| parse("apps.name", AppName::parse(&a)))
+                    .transpose()?,
+                provider: parse("tokens.provider", ProviderId::parse(&provider))?,
+                refresh_expires_at: ts(at),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(MetricCounts {
+        tokens_by_status,
+        apps_by_state,
+        delivery_queue,
+        next_refresh_expiry: opt_ts(next),
+        expiring,
+        expiring_total,
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::open_material;
 use super::refresh::{RefreshError, refresh, refresh_held_back};
 use crate::AppContext;
 use crate::cache::{ReaderKey, Served, StoreGate};
+use crate::ops::metrics::ReadOutcome;
 use crate::ops::{Error, Result, audit};
 use crate::reads::ReadBy;
 use secrecy::SecretString;
@@ -198,8 +199,22 @@ impl<'a> Reader<'a> {
 /// `min_validity` seconds (0 to [`MAX_MIN_VALIDITY`], else `Invalid`) or, when the provider's
 /// tokens live shorter, the freshest one; from memory while fresh, else from the database
 /// (refreshed first if needed); while the database is down, a cached token still valid is
-/// served. Each read is counted for `reader` in the read statistics.
+/// served. Each read is counted for `reader` in the read statistics, and by outcome and
+/// latency in the metrics (`ops::metrics::Metrics::read`: atomic adds, no lock, no allocation).
 pub async fn read_access_token(
+    ctx: &AppContext,
+    reader: Reader<'_>,
+    name: &str,
+    min_validity: i64,
+) -> Result<Arc<Served>> {
+    let started = std::time::Instant::now();
+    let answer = read_counted(ctx, reader, name, min_validity).await;
+    ctx.metrics
+        .read(ReadOutcome::of(&answer), started.elapsed());
+    answer
+}
+
+async fn read_counted(
     ctx: &AppContext,
     reader: Reader<'_>,
     name: &str,
@@ -222,7 +237,10 @@ pub async fn read_access_token(
     let min = chrono::Duration::seconds(min_validity as i64);
     // The hot path: a fresh answer from memory, no database at all.
     let served = match ctx.cache.served(&cache_key, name, now, min, false) {
-        Some(hit) => hit,
+        Some(hit) => {
+            ctx.metrics.read_cache_hit();
+            hit
+        }
         None => {
             let gate = ctx.cache.store_gate();
             let answer = match gate {

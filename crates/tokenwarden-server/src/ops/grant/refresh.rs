@@ -4,6 +4,7 @@
 use super::client_secrets;
 use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
+use crate::ops::metrics::{LeaseKind, RefreshOutcome};
 use crate::ops::{Error, Result};
 use tokenwarden_domain::{Timestamp, TokenId, TokenStatus};
 use tokenwarden_oauth::ResolvedProvider;
@@ -253,6 +254,7 @@ pub async fn refresh_then(
         .await
         .map_err(Error::from)?
     else {
+        ctx.metrics.lease_contended(LeaseKind::Refresh);
         return Err(RefreshError::Busy);
     };
     let taken = (std::time::Instant::now(), now);
@@ -347,8 +349,14 @@ async fn refresh_holding(
             .map_err(Error::from)?
             .is_none()
     {
+        ctx.metrics.lease_contended(LeaseKind::Refresh);
         return Err(RefreshError::Busy);
     }
+    let started = std::time::Instant::now();
+    let counted = |outcome| {
+        ctx.metrics
+            .refresh(t.provider.as_str(), outcome, started.elapsed())
+    };
     match ctx
         .oauth
         .token(
@@ -364,13 +372,20 @@ async fn refresh_holding(
             let received_at = ctx.clock.now();
             let stored = commit_refresh(ctx, &t, &h, &provider, &resp, received_at, lease, after)
                 .await
-                .map_err(Error::from)?;
+                .map_err(Error::from);
+            // Counted once stored: a refresh whose answer could not be stored failed.
+            counted(if stored.is_ok() {
+                RefreshOutcome::Ok
+            } else {
+                RefreshOutcome::Failed
+            });
             Ok(Refreshed {
-                token: stored,
+                token: stored?,
                 wrote: true,
             })
         }
         Err(e) if e.is_permanent() => {
+            counted(RefreshOutcome::Refused);
             // R13: only if the row still holds the refresh token we sent.
             let current = ctx.store.get_token(id).await.map_err(Error::from)?;
             if current.material.refresh_token.as_ref() != Some(sealed_refresh) {
@@ -412,6 +427,7 @@ async fn refresh_holding(
             Err(RefreshError::NeedsReauthorization(e.to_string()))
         }
         Err(TokenError::Transient(m)) | Err(TokenError::Refused { error: m, .. }) => {
+            counted(RefreshOutcome::Failed);
             audit::record(
                 ctx,
                 "system",
