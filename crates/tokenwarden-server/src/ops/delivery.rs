@@ -14,7 +14,8 @@ use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
 #[derive(Clone)]
 pub struct Notifier {
     pub webhooks: Webhooks,
-    pub mailer: Option<std::sync::Arc<Mailer>>,
+    /// Reloadable (SIGHUP): see [`crate::life::MailerSlot`].
+    pub mailer: crate::life::MailerSlot,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -29,7 +30,7 @@ impl Default for Notifier {
     fn default() -> Self {
         Self {
             webhooks: Webhooks::new(std::time::Duration::from_secs(10)),
-            mailer: None,
+            mailer: crate::life::MailerSlot::default(),
         }
     }
 }
@@ -123,7 +124,7 @@ pub async fn send(
                 .await
         }
         "email" => {
-            let Some(mailer) = &ctx.notifier.mailer else {
+            let Some(mailer) = ctx.notifier.mailer.get() else {
                 return DeliveryOutcome::Retry {
                     reason: "email is not configured (set [smtp] in the config)".into(),
                     status: None,

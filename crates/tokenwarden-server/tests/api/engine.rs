@@ -552,7 +552,7 @@ async fn reminders_by_email_reach_an_smtp_sink(db: Db) {
         timeout: std::time::Duration::from_secs(5),
     })
     .unwrap();
-    w.t.ctx.notifier.mailer = Some(std::sync::Arc::new(mailer));
+    w.t.ctx.notifier.mailer.set(Some(std::sync::Arc::new(mailer)));
     let (s, ch) = w.t.admin(Method::POST, "/api/v1/notification-channels", Some(json!({"name": "admins", "kind": "email", "to": ["ops@example.com"], "events": ["token.expiring"]}))).await;
     assert_eq!(s, 201, "{ch}");
     assert!(ch.get("secret").is_none());

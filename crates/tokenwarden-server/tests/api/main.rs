@@ -72,6 +72,7 @@ mod support {
                 engine_interval: None,
                 audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
                 refresh_concurrency: tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
+                trusted_proxies: Vec::new(),
             },
         );
         let served = ctx.clone();

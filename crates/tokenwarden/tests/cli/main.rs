@@ -182,6 +182,7 @@ mod crash;
 mod hardening;
 mod instances;
 mod keys;
+mod life;
 mod secrets;
 mod startup;
 mod usage;
