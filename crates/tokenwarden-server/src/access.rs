@@ -16,6 +16,10 @@ use std::time::Duration;
 /// The header a request id comes in and goes out with.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The read route's template, as the access log names it; [`is_read`] tells its requests apart
+/// (the unit test below checks it against the OpenAPI document).
+pub const READ_ROUTE: &str = "/api/v1/access-tokens/{name}";
+
 /// The route the access line names for a request no route matched (a 404 or 405 fallback).
 pub const UNMATCHED: &str = "(no route)";
 
@@ -36,7 +40,8 @@ fn sane(v: &HeaderValue) -> bool {
     !b.is_empty()
         && b.len() <= MAX_SENT_ID
         && b.iter().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'@' | b'+' | b'=' | b'/')
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'-' | b'_' | b'.' | b':' | b'@' | b'+' | b'=' | b'/')
         })
 }
 
@@ -182,6 +187,14 @@ mod tests {
         assert!(sa.chars().all(|c| c.is_ascii_hexdigit()), "{sa}");
         assert_ne!(sa, sb);
         assert_eq!(a.header_value().to_str().unwrap(), sa);
+    }
+
+    #[test]
+    fn the_read_route_is_the_documented_one() {
+        let doc = crate::openapi();
+        assert!(doc["paths"][READ_ROUTE]["get"].is_object(), "{READ_ROUTE}");
+        let only_get = doc["paths"][READ_ROUTE].as_object().unwrap();
+        assert_eq!(only_get.keys().filter(|k| *k != "parameters").count(), 1);
     }
 
     #[test]

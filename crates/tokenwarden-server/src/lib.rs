@@ -321,10 +321,17 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
             .insert(access::REQUEST_ID, id.header_value());
         let template = match &route {
             Some(r) => r.as_str(),
-            None if read => api::flow::READ_ROUTE,
+            None if read => access::READ_ROUTE,
             None => access::UNMATCHED,
         };
-        access::log(read, &method, template, res.status(), started.elapsed(), &id);
+        access::log(
+            read,
+            &method,
+            template,
+            res.status(),
+            started.elapsed(),
+            &id,
+        );
         res
     }
     .instrument(span)

@@ -102,13 +102,6 @@ impl LogFormat {
             other => bail!("log format {other:?} must be text or json"),
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Text => "text",
-            Self::Json => "json",
-        }
-    }
 }
 
 /// How long `serve` waits on SIGTERM by default for requests and refreshes in flight.
@@ -403,17 +396,18 @@ impl Config {
         let shutdown_grace = match (get("TOKENWARDEN_SHUTDOWN_GRACE"), file.shutdown_grace) {
             (Some(v), _) => parse_shutdown_grace(&v)
                 .with_context(|| format!("TOKENWARDEN_SHUTDOWN_GRACE={v:?}"))?,
-            (None, Some(n)) => parse_shutdown_grace(&n.to_string())
-                .context("shutdown_grace in the config file")?,
+            (None, Some(n)) => {
+                parse_shutdown_grace(&n.to_string()).context("shutdown_grace in the config file")?
+            }
             (None, None) => DEFAULT_SHUTDOWN_GRACE,
         };
         let trusted_proxies = match get("TOKENWARDEN_TRUSTED_PROXIES") {
             Some(v) => parse_trusted_proxies(v.split(','))
                 .with_context(|| format!("TOKENWARDEN_TRUSTED_PROXIES={v:?}"))?,
-            None => parse_trusted_proxies(
-                file.trusted_proxies.iter().flatten().map(String::as_str),
-            )
-            .context("trusted_proxies in the config file")?,
+            None => {
+                parse_trusted_proxies(file.trusted_proxies.iter().flatten().map(String::as_str))
+                    .context("trusted_proxies in the config file")?
+            }
         };
         let providers_dir = get("TOKENWARDEN_PROVIDERS_DIR")
             .map(PathBuf::from)

@@ -235,10 +235,6 @@ pub struct AccessTokenView<'a> {
     expires_in: i64,
 }
 
-/// The read route's template, as the access log names it; [`crate::access::is_read`] tells
-/// its requests apart (a test checks it against the OpenAPI document).
-pub const READ_ROUTE: &str = "/api/v1/access-tokens/{name}";
-
 /// Read a current access token by name. An app gets its own app-level token of that name, else
 /// the global one — only if the app uses that token. Admins may read any.
 #[utoipa::path(get, path = "/api/v1/access-tokens/{name}", tag = "access tokens", security(("bearer" = [])),

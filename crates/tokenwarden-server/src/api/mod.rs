@@ -64,7 +64,7 @@ pub fn router() -> OpenApiRouter<AppContext> {
     routes(true)
 }
 
-/// The read route alone (`GET /api/v1/access-tokens/{name}`, [`flow::READ_ROUTE`]): the
+/// The read route alone (`GET /api/v1/access-tokens/{name}`, [`crate::access::READ_ROUTE`]): the
 /// service merges it outside the layer that records the other routes' templates, so the hot
 /// path pays for no per-route layer (see `tokenwarden_server::service`).
 pub fn read_router() -> OpenApiRouter<AppContext> {

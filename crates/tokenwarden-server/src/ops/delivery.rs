@@ -6,7 +6,7 @@ use crate::ops::audit::{Action, Outcome};
 use crate::ops::engine::PassReport;
 use crate::ops::lifecycle::Event;
 use tokenwarden_domain::Timestamp;
-use tokenwarden_notify::{DeliveryOutcome, Mailer, WebhookTarget, Webhooks};
+use tokenwarden_notify::{DeliveryOutcome, WebhookTarget, Webhooks};
 use tokenwarden_store::SealedColumn;
 use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
 

@@ -38,12 +38,8 @@ impl FromRequestParts<AppContext> for ClientAddr {
             .iter()
             .filter_map(|v| v.to_str().ok());
         Ok(ClientAddr(
-            tokenwarden_domain::net::client_address(
-                peer,
-                forwarded,
-                &ctx.settings.trusted_proxies,
-            )
-            .to_string(),
+            tokenwarden_domain::net::client_address(peer, forwarded, &ctx.settings.trusted_proxies)
+                .to_string(),
         ))
     }
 }

@@ -109,22 +109,51 @@ pub(crate) fn compare(old: &Config, new: &Config) -> Reload {
     );
     differs(
         "admin_token",
-        old.admin_token.as_ref().map(|t| t.expose_secret().to_owned())
-            != new.admin_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        old.admin_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            != new
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
         false,
     );
-    differs("max_body_bytes", old.max_body_bytes != new.max_body_bytes, false);
-    differs("providers_dir", old.providers_dir != new.providers_dir, false);
-    differs("engine_interval", old.engine_interval != new.engine_interval, false);
-    differs("audit_retention", old.audit_retention != new.audit_retention, false);
+    differs(
+        "max_body_bytes",
+        old.max_body_bytes != new.max_body_bytes,
+        false,
+    );
+    differs(
+        "providers_dir",
+        old.providers_dir != new.providers_dir,
+        false,
+    );
+    differs(
+        "engine_interval",
+        old.engine_interval != new.engine_interval,
+        false,
+    );
+    differs(
+        "audit_retention",
+        old.audit_retention != new.audit_retention,
+        false,
+    );
     differs(
         "refresh_concurrency",
         old.refresh_concurrency != new.refresh_concurrency,
         false,
     );
     differs("log_format", old.log_format != new.log_format, false);
-    differs("shutdown_grace", old.shutdown_grace != new.shutdown_grace, false);
-    differs("trusted_proxies", old.trusted_proxies != new.trusted_proxies, false);
+    differs(
+        "shutdown_grace",
+        old.shutdown_grace != new.shutdown_grace,
+        false,
+    );
+    differs(
+        "trusted_proxies",
+        old.trusted_proxies != new.trusted_proxies,
+        false,
+    );
     r
 }
 

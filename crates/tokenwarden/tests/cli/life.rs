@@ -94,7 +94,10 @@ async fn issue13_sigterm_during_a_refresh_lets_it_finish_and_exits_0() {
     let read = read_during_a_refresh(&f, 3000).await;
     let (status, log) = sigterm(&mut f);
     assert_eq!(status.code(), Some(0), "{log}");
-    let drained = read.await.unwrap().expect("the read in flight was answered");
+    let drained = read
+        .await
+        .unwrap()
+        .expect("the read in flight was answered");
     assert_eq!(drained.status, 200, "{drained:?}");
     let token = drained.token().unwrap().to_owned();
     assert!(log.contains("stopping: no new connections"), "{log}");
@@ -108,7 +111,11 @@ async fn issue13_sigterm_during_a_refresh_lets_it_finish_and_exits_0() {
     f.nodes[0].start(&env);
     let again = f.app_read(0, "?min_validity=0").await;
     assert_eq!(again.status, 200, "{again:?}");
-    assert_eq!(again.token(), Some(token.as_str()), "the refreshed token was kept");
+    assert_eq!(
+        again.token(),
+        Some(token.as_str()),
+        "the refreshed token was kept"
+    );
     assert_eq!(
         refresh_requests(&f).await,
         before + 1,
@@ -122,8 +129,7 @@ async fn issue13_sigterm_during_a_refresh_lets_it_finish_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn issue13_sigterm_past_the_grace_period_cuts_the_refresh_and_releases_its_lease() {
     let _serial = SERIAL.lock().await;
-    let mut f =
-        Fleet::start_with(None, 1, 12, false, &[("TOKENWARDEN_SHUTDOWN_GRACE", "1")]).await;
+    let mut f = Fleet::start_with(None, 1, 12, false, &[("TOKENWARDEN_SHUTDOWN_GRACE", "1")]).await;
     let read = read_during_a_refresh(&f, 8000).await;
     let sent = Instant::now();
     let (status, log) = sigterm(&mut f);
@@ -162,9 +168,7 @@ async fn issue13_sigterm_past_the_grace_period_cuts_the_refresh_and_releases_its
 /// The access lines (target `tokenwarden_server::access`) of a JSON log.
 fn access_lines(log: &str) -> Vec<Value> {
     log.lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .filter(|v| v["target"] == "tokenwarden_server::access")
         .collect()
 }
@@ -180,7 +184,10 @@ async fn logged(f: &Fleet, request_id: &str) -> String {
         {
             return log;
         }
-        assert!(Instant::now() < deadline, "no access line {request_id}: {log}");
+        assert!(
+            Instant::now() < deadline,
+            "no access line {request_id}: {log}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -201,15 +208,14 @@ async fn issue13_json_access_lines_name_route_templates_and_request_ids_and_skip
         }
         req.send()
     };
-    let header = |res: &reqwest::Response| {
-        res.headers()["x-request-id"]
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
+    let header =
+        |res: &reqwest::Response| res.headers()["x-request-id"].to_str().unwrap().to_owned();
 
     // An admin request with an id and a query value that must not be logged.
-    let token_path = format!("/api/v1/tokens/{}?probe=query-value-never-logged", f.token_id);
+    let token_path = format!(
+        "/api/v1/tokens/{}?probe=query-value-never-logged",
+        f.token_id
+    );
     let res = get(&token_path, Some("it-req-0001"), ADMIN).await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(header(&res), "it-req-0001");
@@ -220,7 +226,9 @@ async fn issue13_json_access_lines_name_route_templates_and_request_ids_and_skip
     assert!(made.chars().all(|c| c.is_ascii_hexdigit()), "{made}");
     // The read route: a good read, then a refused one.
     let read_path = format!("/api/v1/access-tokens/{}", crate::instances::TOKEN);
-    let res = get(&read_path, Some("it-read-good"), &f.api_key).await.unwrap();
+    let res = get(&read_path, Some("it-read-good"), &f.api_key)
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(header(&res), "it-read-good");
     let res = get(&read_path, Some("it-read-bad"), "twk_not-a-key")
@@ -229,14 +237,15 @@ async fn issue13_json_access_lines_name_route_templates_and_request_ids_and_skip
     assert_eq!(res.status().as_u16(), 401);
     assert_eq!(header(&res), "it-read-bad");
     // No route.
-    let res = get("/no/such/thing", Some("it-no-route"), ADMIN).await.unwrap();
+    let res = get("/no/such/thing", Some("it-no-route"), ADMIN)
+        .await
+        .unwrap();
     assert_eq!(res.status().as_u16(), 404);
 
     let log = logged(&f, "it-no-route").await;
     let lines = access_lines(&log);
-    let by_id = |id: &str| -> Vec<&Value> {
-        lines.iter().filter(|l| l["request_id"] == id).collect()
-    };
+    let by_id =
+        |id: &str| -> Vec<&Value> { lines.iter().filter(|l| l["request_id"] == id).collect() };
     let admin = by_id("it-req-0001");
     assert_eq!(admin.len(), 1, "{admin:?}");
     assert_eq!(admin[0]["level"], "INFO");
@@ -246,7 +255,10 @@ async fn issue13_json_access_lines_name_route_templates_and_request_ids_and_skip
     assert!(admin[0]["duration_ms"].as_f64().is_some(), "{}", admin[0]);
     assert_eq!(by_id(&made).len(), 1, "{log}");
     assert_eq!(by_id(&made)[0]["route"], "/api/v1/apps");
-    assert!(by_id("it-read-good").is_empty(), "a good read was logged: {log}");
+    assert!(
+        by_id("it-read-good").is_empty(),
+        "a good read was logged: {log}"
+    );
     let bad = by_id("it-read-bad");
     assert_eq!(bad.len(), 1, "{log}");
     assert_eq!(bad[0]["route"], "/api/v1/access-tokens/{name}");
@@ -326,8 +338,14 @@ fn issue13_sighup_reloads_the_log_filter_and_lead_times_and_names_what_needs_a_r
         reloaded.contains("reloaded=log,reminder_lead_times"),
         "{reloaded}"
     );
-    assert!(reloaded.contains("needs_restart=max_body_bytes"), "{reloaded}");
-    assert!(reloaded.contains("reminder_lead_times=10d,2d"), "{reloaded}");
+    assert!(
+        reloaded.contains("needs_restart=max_body_bytes"),
+        "{reloaded}"
+    );
+    assert!(
+        reloaded.contains("reminder_lead_times=10d,2d"),
+        "{reloaded}"
+    );
     assert!(
         log.contains("these settings changed but take effect only after a restart"),
         "{log}"
@@ -366,7 +384,10 @@ fn issue13_the_shipped_systemd_unit_is_hardened_and_its_command_line_parses() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let unit = std::fs::read_to_string(repo.join("dist/tokenwarden.service")).unwrap();
     let guide = std::fs::read_to_string(repo.join("docs/operations.md")).unwrap();
-    assert!(guide.contains(&unit), "docs/operations.md must show the shipped unit as it is");
+    assert!(
+        guide.contains(&unit),
+        "docs/operations.md must show the shipped unit as it is"
+    );
     let mut section = String::new();
     let mut service: Vec<(String, String)> = Vec::new();
     for line in unit.lines().map(str::trim) {
@@ -377,7 +398,9 @@ fn issue13_the_shipped_systemd_unit_is_hardened_and_its_command_line_parses() {
             section = line.to_owned();
             continue;
         }
-        let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("not KEY=VALUE: {line}"));
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not KEY=VALUE: {line}"));
         if section == "[Service]" {
             service.push((k.to_owned(), v.to_owned()));
         }
@@ -405,7 +428,10 @@ fn issue13_the_shipped_systemd_unit_is_hardened_and_its_command_line_parses() {
         assert_eq!(get(k), vec![v], "{k}");
     }
     let stop: u64 = get("TimeoutStopSec")[0].parse().unwrap();
-    assert!(stop > 10, "TimeoutStopSec must exceed shutdown_grace (10 s)");
+    assert!(
+        stop > 10,
+        "TimeoutStopSec must exceed shutdown_grace (10 s)"
+    );
 
     // The machine's paths, moved into a scratch folder.
     let dir = tempfile::tempdir().unwrap();
@@ -415,8 +441,16 @@ fn issue13_the_shipped_systemd_unit_is_hardened_and_its_command_line_parses() {
     for d in [&etc, &creds, &state] {
         std::fs::create_dir_all(d).unwrap();
     }
-    std::fs::copy(repo.join("dist/tokenwarden.toml"), etc.join("tokenwarden.toml")).unwrap();
-    std::fs::write(creds.join("master.key"), format!("{}\n", crate::instances::MASTER_KEY)).unwrap();
+    std::fs::copy(
+        repo.join("dist/tokenwarden.toml"),
+        etc.join("tokenwarden.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        creds.join("master.key"),
+        format!("{}\n", crate::instances::MASTER_KEY),
+    )
+    .unwrap();
     let moved = |v: &str| {
         v.replace("/etc/tokenwarden", etc.to_str().unwrap())
             .replace("/var/lib/tokenwarden", state.to_str().unwrap())
@@ -438,18 +472,30 @@ fn issue13_the_shipped_systemd_unit_is_hardened_and_its_command_line_parses() {
     let mut check_args = args.clone();
     check_args.pop();
     check_args.extend(["config".to_owned(), "check".to_owned()]);
-    let out = cmd(dir.path(), &env_refs).args(&check_args).output().unwrap();
+    let out = cmd(dir.path(), &env_refs)
+        .args(&check_args)
+        .output()
+        .unwrap();
     let (stdout, stderr) = crate::text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("configuration ok"), "{stdout}");
     assert!(stdout.contains("https://tokens.example.com"), "{stdout}");
-    assert!(stdout.contains("Json"), "TOKENWARDEN_LOG_FORMAT=json is taken: {stdout}");
+    assert!(
+        stdout.contains("Json"),
+        "TOKENWARDEN_LOG_FORMAT=json is taken: {stdout}"
+    );
     assert!(stdout.contains(state.to_str().unwrap()), "{stdout}");
-    assert!(!stdout.contains(crate::instances::MASTER_KEY), "a secret was printed");
+    assert!(
+        !stdout.contains(crate::instances::MASTER_KEY),
+        "a secret was printed"
+    );
 
     let mut help_args = args.clone();
     help_args.push("--help".to_owned());
-    let out = cmd(dir.path(), &env_refs).args(&help_args).output().unwrap();
+    let out = cmd(dir.path(), &env_refs)
+        .args(&help_args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{:?}", crate::text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--listen"));
     assert!(
