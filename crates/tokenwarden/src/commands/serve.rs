@@ -225,7 +225,8 @@ fn reload(ctx: &AppContext, cfg: &mut Config) {
     for w in &new.warnings {
         tracing::warn!("{w}");
     }
-    tracing::info!(
+    // WARN: an operator's action, shown whatever log filter it just set.
+    tracing::warn!(
         reloaded = %list(&found.applied),
         needs_restart = %list(&found.needs_restart),
         log = %new.log,
