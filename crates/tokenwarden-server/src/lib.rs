@@ -2,12 +2,14 @@
 //! [`AppContext`];
 //! [`serve`] runs it on a listener the caller bound (tests bind `127.0.0.1:0`).
 
+pub mod access;
 pub mod api;
 pub mod auth;
 pub mod cache;
 #[cfg(feature = "demo")]
 mod demo;
 pub mod error;
+pub mod life;
 pub mod ops;
 mod pages;
 pub mod reads;
@@ -52,6 +54,9 @@ pub struct ServerSettings {
     /// Who may scrape `GET /metrics` (`metrics_token`, `metrics_allow`); by default nobody
     /// (the route answers 404).
     pub metrics: ops::metrics::MetricsAccess,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (the client address keys the
+    /// sign-in throttle); empty by default: forwarding headers are ignored.
+    pub trusted_proxies: Vec<tokenwarden_domain::net::IpNet>,
 }
 
 /// Refreshes one background pass runs at once unless configured (`refresh_concurrency`).
@@ -79,6 +84,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("audit_retention", &self.audit_retention)
             .field("refresh_concurrency", &self.refresh_concurrency)
             .field("metrics", &self.metrics)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -144,6 +150,8 @@ pub struct ContextParts {
     pub ui: Arc<ui::UiState>,
     /// `/readyz`'s last write probe: when, and whether the database took the write.
     pub write_probe: Arc<std::sync::Mutex<Option<(tokenwarden_domain::Timestamp, bool)>>>,
+    /// Stopping, and the settings a reload (SIGHUP) replaced.
+    pub live: Arc<life::Live>,
 }
 
 impl ContextParts {
@@ -155,7 +163,9 @@ impl ContextParts {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut v = if set.is_empty() {
-            self.settings.reminder_lead_times.clone()
+            self.live
+                .configured_lead_times()
+                .unwrap_or_else(|| self.settings.reminder_lead_times.clone())
         } else {
             set
         };
@@ -211,6 +221,7 @@ impl AppContext {
             notifier: ops::delivery::Notifier::default(),
             ui: Arc::new(ui::UiState::default()),
             write_probe: Arc::new(std::sync::Mutex::new(None)),
+            live: Arc::new(life::Live::default()),
         })
     }
 }
@@ -222,11 +233,17 @@ pub fn router(ctx: AppContext) -> axum::Router {
 }
 
 /// The whole application as one service: the routes, and around them, once, the layers every
-/// request passes (the trace span, [`guard`], the body limit). They wrap the routed service from
-/// outside instead of being added with `Router::layer`, which wraps every route on its own
-/// and boxes it: each such layer cost a clone of a boxed service and a boxed future per
-/// request (issue 10, about 12 of the read's 49 allocations). What they do is the same; none
-/// of them needs the matched route.
+/// request passes ([`guard`]: request id, span and access line, refusals, headers; the body
+/// limit). They wrap the routed service from outside instead of being added with
+/// `Router::layer`, which wraps every route on its own and boxes it: each such layer cost a
+/// clone of a boxed service and a boxed future per request (issue 10, about 12 of the read's
+/// 49 allocations). What they do is the same.
+///
+/// The one thing they cannot see from outside is the matched route (axum sets `MatchedPath`
+/// inside the router), which the access line names: every route but the read route records it
+/// with [`access::record_route`], added with `Router::layer` (so at that cost); the read route
+/// (`GET /api/v1/access-tokens/{name}`, the hot path) is merged after that layer and pays
+/// nothing: [`guard`] recognises it by [`access::is_read`].
 pub fn service(
     ctx: AppContext,
 ) -> impl tower::Service<
@@ -238,7 +255,8 @@ pub fn service(
 + Send
 + Sync
 + 'static {
-    let (api, _doc) = api::router().split_for_parts();
+    let (api, _doc) = api::router_without_read().split_for_parts();
+    let (read, _doc) = api::read_router().split_for_parts();
     let limit = ctx.settings.max_body_bytes;
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(healthz))
@@ -252,7 +270,9 @@ pub fn service(
         .merge(ui::router(&ctx))
         .merge(api)
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(access::record_route))
+        .merge(read.method_not_allowed_fallback(method_not_allowed));
     let guard_state = Guard {
         https: ui::session::secure(&ctx),
         ctx: ctx.clone(),
@@ -260,16 +280,6 @@ pub fn service(
     };
     tower::ServiceBuilder::new()
         .map_response(IntoResponse::into_response)
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                // Method and path only: a query string could carry an OAuth code or a
-                // mistakenly sent credential, and must never reach the log. DEBUG, not INFO:
-                // a span per request was 4% of the read path (issue 10).
-                |req: &Request| {
-                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-                },
-            ),
-        )
         .layer(axum::middleware::from_fn_with_state(guard_state, guard))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .service(app.with_state(ctx))
@@ -287,25 +297,82 @@ struct Guard {
 /// boxing the request's future), in the order they had, outermost first:
 /// [`strict_transport`], [`json_errors`], [`limit_body`], [`refuse_writes_without_storage`],
 /// [`no_store`] (which marks what the routes answer, not these refusals).
+///
+/// Around them: the request id (taken from `X-Request-Id` when sane, else made; echoed in the
+/// answer), a span carrying it for every line logged meanwhile, and the access line
+/// ([`access::log`]). The read route's span is DEBUG (a span per request was 4% of the read
+/// path, issue 10) and its line is written only when it fails (or at DEBUG).
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
-    let res = if let Some(refused) = limit_body(g.limit, &req) {
-        refused
-    } else if let Some(refused) = refuse_writes_without_storage(&g.ctx, &req) {
-        refused
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let id = access::RequestId::of(req.headers());
+    let method = req.method().clone();
+    let read = access::is_read(&method, req.uri().path());
+    let span = if read {
+        tracing::debug_span!("request", request_id = %id)
     } else {
-        no_store(next.run(req).await)
+        tracing::info_span!("request", request_id = %id)
     };
-    strict_transport(g.https, json_errors(g.limit, res).await)
+    async move {
+        let mut route = None;
+        let res = if let Some(refused) = limit_body(g.limit, &req) {
+            refused
+        } else if let Some(refused) = refuse_writes_without_storage(&g.ctx, &req) {
+            refused
+        } else {
+            let mut res = next.run(req).await;
+            route = res.extensions_mut().remove::<access::Route>();
+            no_store(res)
+        };
+        let mut res = strict_transport(g.https, json_errors(g.limit, res).await);
+        res.headers_mut()
+            .insert(access::REQUEST_ID, id.header_value());
+        let template = match &route {
+            Some(r) => r.as_str(),
+            None if read => access::READ_ROUTE,
+            None => access::UNMATCHED,
+        };
+        access::log(
+            read,
+            &method,
+            template,
+            res.status(),
+            started.elapsed(),
+            &id,
+        );
+        res
+    }
+    .instrument(span)
+    .await
 }
 
 /// How often the background pass runs by default.
 pub const ENGINE_TICK: Duration = Duration::from_secs(5);
 
-/// Serves until `shutdown` completes; runs the background engine meanwhile.
+/// How long [`serve`] lets requests and background work in flight finish after `shutdown`
+/// (the `shutdown_grace` setting of `tokenwarden serve`).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// [`serve_with`] and [`DEFAULT_SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: AppContext,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, ctx, shutdown, DEFAULT_SHUTDOWN_GRACE).await
+}
+
+/// Serves until `shutdown` completes; runs the background engine meanwhile. Then, within
+/// `grace`: stops accepting connections and lets the requests in flight finish (each refresh a
+/// read started finishes with it), lets the background pass finish the tokens it is working on
+/// and start no others; what is still running after `grace` is cut, and the refresh leases
+/// this instance still holds are released (so another instance, or the next start, refreshes
+/// at once instead of waiting for the lease to run out). Logs each step.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    ctx: AppContext,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
 ) -> std::io::Result<()> {
     // Pick up data keys added by `keys rotate` elsewhere.
     let vault = ctx.vault.clone();
@@ -321,7 +388,7 @@ pub async fn serve(
     });
     let engine_ctx = ctx.clone();
     let engine_interval = ctx.settings.engine_interval;
-    let engine = tokio::spawn(async move {
+    let mut engine = tokio::spawn(async move {
         let Some(every) = engine_interval else {
             tracing::info!("background passes are off (engine_interval)");
             return;
@@ -329,7 +396,13 @@ pub async fn serve(
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = engine_ctx.live.stopped() => return,
+            }
+            if engine_ctx.live.is_stopping() {
+                return;
+            }
             let report = ops::engine::run_due_once(&engine_ctx, engine_ctx.clock.now()).await;
             if report != ops::engine::PassReport::default() {
                 tracing::info!(?report, "background pass");
@@ -340,14 +413,72 @@ pub async fn serve(
     let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
         std::net::SocketAddr,
     >(service(ctx.clone()));
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let live = ctx.live.clone();
+    let signalled = async move {
+        shutdown.await;
+        live.stop();
+        tracing::info!(
+            grace_seconds = grace.as_secs_f64(),
+            "stopping: no new connections and no new background work; waiting for requests \
+             and refreshes in flight"
+        );
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(signalled);
+    let mut server = std::pin::pin!(server.into_future());
+    let live = ctx.live.clone();
+    // Serve until the signal; then at most `grace` more for requests and background work.
+    let deadline = tokio::select! {
+        r = &mut server => {
+            finish(&ctx, reload, engine).await;
+            return r;
+        }
+        () = live.stopped() => tokio::time::Instant::now() + grace,
+    };
+    let result = match tokio::time::timeout_at(deadline, &mut server).await {
+        Ok(r) => {
+            tracing::info!("requests in flight finished");
+            r
+        }
+        Err(_) => {
+            tracing::warn!(
+                grace_seconds = grace.as_secs_f64(),
+                "requests still in flight after the grace period: cut"
+            );
+            Ok(())
+        }
+    };
+    match tokio::time::timeout_at(deadline, &mut engine).await {
+        Ok(_) => tracing::info!("background work finished"),
+        Err(_) => {
+            engine.abort();
+            let _ = (&mut engine).await;
+            tracing::warn!(
+                grace_seconds = grace.as_secs_f64(),
+                "background work still running after the grace period: cut"
+            );
+        }
+    }
+    finish(&ctx, reload, engine).await;
+    result
+}
+
+/// What [`serve_with`] does last, however it ended: the tasks stopped, the leases this
+/// instance still holds released, the reads and denials counted in memory written.
+async fn finish(
+    ctx: &AppContext,
+    reload: tokio::task::JoinHandle<()>,
+    engine: tokio::task::JoinHandle<()>,
+) {
+    ctx.live.stop();
     reload.abort();
     engine.abort();
-    ops::engine::flush_reads(&ctx).await;
-    ops::engine::flush_denials(&ctx, None).await;
-    result
+    match ctx.store.release_leases_of(&ctx.instance_id).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(leases = n, "released the leases of work that was cut"),
+        Err(e) => tracing::warn!(error = %e, "could not release this instance's leases"),
+    }
+    ops::engine::flush_reads(ctx).await;
+    ops::engine::flush_denials(ctx, None).await;
 }
 
 /// The OpenAPI document with the built-in provider catalog, generated from the handlers and

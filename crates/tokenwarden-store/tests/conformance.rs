@@ -66,6 +66,7 @@ conformance!(
     api_keys_create_list_revoke,
     lease_is_exclusive_and_owner_checked,
     lease_under_contention_has_one_winner,
+    issue13_release_leases_of_an_owner_frees_only_its_own,
     commit_under_lost_lease_is_refused,
     issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at_once,
     data_keys_and_sealed_values,
@@ -528,6 +529,47 @@ async fn lease_is_exclusive_and_owner_checked(ctx: Ctx) {
         .unwrap()
         .unwrap();
     assert!(c.fencing > b.fencing);
+}
+
+/// Issue 13: an instance stopping with work cut gives up what it holds, and only that.
+async fn issue13_release_leases_of_an_owner_frees_only_its_own(ctx: Ctx) {
+    let s = &ctx.store;
+    let ttl = chrono::Duration::seconds(30);
+    let now = ctx.clock.now();
+    let a1 = s
+        .acquire_lease("refresh:t1", "inst-a", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.acquire_lease("refresh:t2", "inst-a", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.acquire_lease("refresh:t3", "inst-b", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.release_leases_of("inst-a").await.unwrap(), 2);
+    assert_eq!(s.release_leases_of("inst-a").await.unwrap(), 0);
+    // Free at once for another owner, with a higher fencing value; inst-b's still held.
+    let b1 = s
+        .acquire_lease("refresh:t1", "inst-b", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(b1.fencing > a1.fencing);
+    assert!(
+        s.acquire_lease("refresh:t2", "inst-c", ttl, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        s.acquire_lease("refresh:t3", "inst-c", ttl, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn lease_under_contention_has_one_winner(ctx: Ctx) {

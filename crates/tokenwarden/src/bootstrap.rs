@@ -2,7 +2,7 @@
 //! vault and the [`AppContext`].
 
 use crate::cli::GlobalArgs;
-use crate::config::{self, Config, MasterKeySource, Overrides};
+use crate::config::{self, Config, LogFormat, MasterKeySource, Overrides};
 use anyhow::{Context, Result, bail};
 use secrecy::ExposeSecret;
 use std::path::Path;
@@ -20,10 +20,11 @@ pub(crate) fn load_config(global: &GlobalArgs, listen: Option<String>) -> Result
         data_dir: global.data_dir.clone(),
         database_url: global.database_url.clone(),
         listen,
+        log_format: global.log_format.clone(),
     };
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
     let cfg = Config::load(&env, &overrides)?;
-    init_logging(&cfg.log);
+    init_logging(&cfg.log, cfg.log_format);
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -37,16 +38,61 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub(crate) fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
+/// The log filter `log` (`TOKENWARDEN_LOG`) names, with sqlx's statements kept quiet.
+pub(crate) fn log_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter> {
+    tracing_subscriber::EnvFilter::try_new(format!("{filter},sqlx=warn"))
+        .with_context(|| format!("the log filter {filter:?} does not parse"))
+}
+
+/// Changes the log filter of the running process (SIGHUP); set once by [`init_logging`].
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// Replaces the log filter in force (SIGHUP's reload of `log`).
+pub(crate) fn reload_log_filter(filter: &str) -> Result<()> {
+    let new = log_filter(filter)?;
+    let handle = LOG_FILTER
+        .get()
+        .context("logging was not started with a reloadable filter")?;
+    handle
+        .reload(new)
+        .map_err(|e| anyhow::anyhow!("cannot change the log filter: {e}"))
+}
+
+/// Logs to stderr as text (ANSI colours on a terminal unless NO_COLOR) or as JSON lines, with
+/// a filter SIGHUP can change.
+pub(crate) fn init_logging(filter: &str, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter =
+        log_filter(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = LOG_FILTER.set(handle);
+    let registry = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none();
+            registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_ansi(ansi),
+                )
+                .init();
+        }
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
 }
 
 /// Whether a command may set up what is missing (a new database, a new master key) or works on
@@ -382,30 +428,37 @@ pub(crate) async fn context(cfg: &Config, setup: Setup) -> Result<AppContext> {
                 cfg.metrics_token.as_ref(),
                 cfg.metrics_allow.clone(),
             ),
+            trusted_proxies: cfg.trusted_proxies.clone(),
         },
     );
-    if let Some(smtp) = &cfg.smtp {
-        let security = match smtp.security.as_str() {
-            "none" => tokenwarden_notify::SmtpSecurity::None,
-            "tls" => tokenwarden_notify::SmtpSecurity::Tls,
-            _ => tokenwarden_notify::SmtpSecurity::StartTls,
-        };
-        let mailer = tokenwarden_notify::Mailer::new(tokenwarden_notify::SmtpSettings {
-            host: smtp.host.clone(),
-            port: smtp.port,
-            security,
-            username: smtp.username.clone(),
-            password: smtp.password.clone(),
-            from: smtp.from.clone(),
-            timeout: std::time::Duration::from_secs(20),
-        })
-        .map_err(|e| anyhow::anyhow!("SMTP settings: {e}"))?;
-        ctx.notifier.mailer = Some(Arc::new(mailer));
-    }
+    ctx.notifier.mailer.set(mailer(cfg.smtp.as_ref())?);
     if let Some(dir) = &cfg.providers_dir {
         ctx.catalog = Arc::new(tokenwarden_oauth::Catalog::with_folder(dir)?);
     }
     Ok(ctx)
+}
+
+/// The email sender the `[smtp]` settings describe (none without a host).
+pub(crate) fn mailer(
+    smtp: Option<&config::Smtp>,
+) -> Result<Option<Arc<tokenwarden_notify::Mailer>>> {
+    let Some(smtp) = smtp else { return Ok(None) };
+    let security = match smtp.security.as_str() {
+        "none" => tokenwarden_notify::SmtpSecurity::None,
+        "tls" => tokenwarden_notify::SmtpSecurity::Tls,
+        _ => tokenwarden_notify::SmtpSecurity::StartTls,
+    };
+    let mailer = tokenwarden_notify::Mailer::new(tokenwarden_notify::SmtpSettings {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        security,
+        username: smtp.username.clone(),
+        password: smtp.password.clone(),
+        from: smtp.from.clone(),
+        timeout: std::time::Duration::from_secs(20),
+    })
+    .map_err(|e| anyhow::anyhow!("SMTP settings: {e}"))?;
+    Ok(Some(Arc::new(mailer)))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

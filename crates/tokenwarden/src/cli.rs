@@ -29,6 +29,10 @@ pub(crate) struct GlobalArgs {
     /// sqlite://PATH or postgres://... (default: SQLite in the data folder).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// How log lines are written: text (default) or json, one object a line for log shippers
+    /// (also TOKENWARDEN_LOG_FORMAT or log_format in the config file).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,6 +266,9 @@ pub(crate) enum AdminTokenCommand {
 pub(crate) enum ConfigCommand {
     /// Print the default configuration file.
     Default,
+    /// Load the configuration (flags, environment, --config FILE) as `serve` would, say what is
+    /// wrong or print the settings in force (secrets hidden), and exit; touches no data.
+    Check,
 }
 
 #[cfg(test)]

@@ -39,6 +39,12 @@ pub struct FileConfig {
     pub metrics_token_file: Option<PathBuf>,
     /// Client addresses that may scrape `/metrics` without the token (`127.0.0.1/32`, ...).
     pub metrics_allow: Option<Vec<String>>,
+    /// `text` or `json` (see [`LogFormat`]).
+    pub log_format: Option<String>,
+    /// Seconds `serve` waits on SIGTERM for requests and refreshes in flight.
+    pub shutdown_grace: Option<u64>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: addresses or ADDRESS/PREFIX.
+    pub trusted_proxies: Option<Vec<String>>,
     pub smtp: Option<FileSmtp>,
 }
 
@@ -84,6 +90,27 @@ pub fn parse_lead_time(s: &str) -> Result<LeadTime> {
     LeadTime::parse(s).map_err(|e| anyhow::anyhow!("lead time: {e}"))
 }
 
+/// How log lines are written: `text` for people (the default), `json` (one object a line)
+/// for log shippers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(v: &str) -> Result<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => bail!("log format {other:?} must be text or json"),
+        }
+    }
+}
+
+/// How long `serve` waits on SIGTERM by default for requests and refreshes in flight.
+pub const DEFAULT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the master key comes from.
 #[derive(Clone)]
 pub enum MasterKeySource {
@@ -109,6 +136,15 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     pub max_body_bytes: usize,
     pub log: String,
+    /// `--log-format`, `TOKENWARDEN_LOG_FORMAT`, `log_format`.
+    pub log_format: LogFormat,
+    /// On SIGTERM: how long requests and refreshes in flight may take before they are cut.
+    pub shutdown_grace: std::time::Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (empty: ignored).
+    pub trusted_proxies: Vec<tokenwarden_domain::net::IpNet>,
+    /// The command-line flags it was loaded with: SIGHUP loads the configuration again with
+    /// them (the file is read again; the environment is the process's, unchanged).
+    pub flags: Overrides,
     /// A folder of the user's own provider templates (`*.toml`).
     pub providers_dir: Option<PathBuf>,
     /// When to remind before a refresh token expires.
@@ -155,6 +191,9 @@ impl std::fmt::Debug for Config {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("providers_dir", &self.providers_dir)
             .field("reminder_lead_times", &self.reminder_lead_times)
             .field("smtp", &self.smtp)
@@ -188,6 +227,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub listen: Option<String>,
+    pub log_format: Option<String>,
 }
 
 const KNOWN_ENV: &[&str] = &[
@@ -203,6 +243,9 @@ const KNOWN_ENV: &[&str] = &[
     "TOKENWARDEN_ADMIN_TOKEN_FILE",
     "TOKENWARDEN_MAX_BODY_BYTES",
     "TOKENWARDEN_LOG",
+    "TOKENWARDEN_LOG_FORMAT",
+    "TOKENWARDEN_SHUTDOWN_GRACE",
+    "TOKENWARDEN_TRUSTED_PROXIES",
     "TOKENWARDEN_PASSPHRASE",
     "TOKENWARDEN_PROVIDERS_DIR",
     "TOKENWARDEN_REMINDER_LEAD_TIMES",
@@ -356,6 +399,34 @@ impl Config {
         let log = get("TOKENWARDEN_LOG")
             .or(file.log)
             .unwrap_or_else(|| "info".to_owned());
+        let log_format = match (
+            flags.log_format.clone(),
+            get("TOKENWARDEN_LOG_FORMAT"),
+            file.log_format,
+        ) {
+            (Some(v), _, _) => LogFormat::parse(&v).context("--log-format")?,
+            (None, Some(v), _) => LogFormat::parse(&v).context("TOKENWARDEN_LOG_FORMAT")?,
+            (None, None, Some(v)) => {
+                LogFormat::parse(&v).context("log_format in the config file")?
+            }
+            (None, None, None) => LogFormat::Text,
+        };
+        let shutdown_grace = match (get("TOKENWARDEN_SHUTDOWN_GRACE"), file.shutdown_grace) {
+            (Some(v), _) => parse_shutdown_grace(&v)
+                .with_context(|| format!("TOKENWARDEN_SHUTDOWN_GRACE={v:?}"))?,
+            (None, Some(n)) => {
+                parse_shutdown_grace(&n.to_string()).context("shutdown_grace in the config file")?
+            }
+            (None, None) => DEFAULT_SHUTDOWN_GRACE,
+        };
+        let trusted_proxies = match get("TOKENWARDEN_TRUSTED_PROXIES") {
+            Some(v) => parse_trusted_proxies(v.split(','))
+                .with_context(|| format!("TOKENWARDEN_TRUSTED_PROXIES={v:?}"))?,
+            None => {
+                parse_trusted_proxies(file.trusted_proxies.iter().flatten().map(String::as_str))
+                    .context("trusted_proxies in the config file")?
+            }
+        };
         let providers_dir = get("TOKENWARDEN_PROVIDERS_DIR")
             .map(PathBuf::from)
             .or(file.providers_dir);
@@ -487,6 +558,10 @@ impl Config {
             admin_token,
             max_body_bytes,
             log,
+            log_format,
+            shutdown_grace,
+            trusted_proxies,
+            flags: flags.clone(),
             providers_dir,
             warnings,
         })
@@ -569,6 +644,29 @@ pub fn parse_engine_interval(v: &str) -> Result<Option<std::time::Duration>> {
         .parse()
         .with_context(|| format!("{v:?} is not a number of seconds or \"off\""))?;
     Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
+}
+
+/// `trusted_proxies`: addresses or ranges (`127.0.0.1`, `10.0.0.0/8`); blank entries skipped.
+pub fn parse_trusted_proxies<'a>(
+    entries: impl Iterator<Item = &'a str>,
+) -> Result<Vec<tokenwarden_domain::net::IpNet>> {
+    entries
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| tokenwarden_domain::net::IpNet::parse(e).map_err(|m| anyhow::anyhow!(m)))
+        .collect()
+}
+
+/// `shutdown_grace`: whole seconds, 0 to 3600 (0: cut what is in flight at once).
+pub fn parse_shutdown_grace(v: &str) -> Result<std::time::Duration> {
+    let secs: u64 = v
+        .trim()
+        .parse()
+        .with_context(|| format!("{v:?} is not a whole number of seconds"))?;
+    if secs > 3600 {
+        bail!("{secs} s is out of range: 0 to 3600 seconds");
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `refresh_concurrency`: how many tokens one background pass refreshes at once, 1 to 1024.
@@ -681,14 +779,28 @@ data_dir = "{DEFAULT_DATA_DIR}"
 # Largest accepted request body, in bytes (TOKENWARDEN_MAX_BODY_BYTES).
 max_body_bytes = {DEFAULT_MAX_BODY_BYTES}
 
-# Log filter, e.g. "info" or "tokenwarden=debug,info" (TOKENWARDEN_LOG).
+# Log filter, e.g. "info" or "tokenwarden=debug,info" (TOKENWARDEN_LOG). SIGHUP reloads it.
 log = "info"
+
+# "text" for people or "json" (one object a line) for log shippers (TOKENWARDEN_LOG_FORMAT,
+# --log-format). Every request has an id (X-Request-Id, taken from the request when sane).
+log_format = "text"
+
+# On SIGTERM or Ctrl-C: seconds to let requests and refreshes in flight finish; then they
+# are cut and their leases released (TOKENWARDEN_SHUTDOWN_GRACE).
+shutdown_grace = 10
+
+# Reverse proxies (addresses or ranges) whose X-Forwarded-For names the client, which keys
+# the sign-in throttle (TOKENWARDEN_TRUSTED_PROXIES="127.0.0.1,10.0.0.0/8"). Empty: forwarding
+# headers are ignored and the peer's address is the client's.
+trusted_proxies = []
 
 # A folder of your own provider templates, one *.toml each, like the built-in ones
 # (TOKENWARDEN_PROVIDERS_DIR). See `GET /api/v1/providers` for the built-in catalog.
 # providers_dir = "/etc/tokenwarden/providers"
 
 # When to remind people before a refresh token expires (TOKENWARDEN_REMINDER_LEAD_TIMES="14d,7d,3d,1d").
+# SIGHUP reloads them (lead times an admin set in the web UI still win).
 reminder_lead_times = ["14d", "7d", "3d", "1d"]
 
 # Seconds between background passes (refresh ahead, reminders, daily checks, notification
@@ -715,6 +827,7 @@ refresh_concurrency = {DEFAULT_REFRESH_CONCURRENCY}
 
 # Email notifications (TOKENWARDEN_SMTP_HOST, _PORT, _SECURITY, _USERNAME, _PASSWORD or
 # _PASSWORD_FILE, _FROM). Without a host, email channels wait until one is configured.
+# SIGHUP reloads this section; the other settings need a restart.
 # [smtp]
 # host = "smtp.example.com"
 # port = 587

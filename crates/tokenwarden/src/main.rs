@@ -27,6 +27,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Config {
+            command: cli::ConfigCommand::Check,
+        } => commands::config::check(&cli.global),
         // Before any configuration is loaded: these read their own (or none).
         Command::Config { command } => {
             commands::config::run(&command);

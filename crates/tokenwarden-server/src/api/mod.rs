@@ -61,7 +61,25 @@ pub fn document(
 }
 
 pub fn router() -> OpenApiRouter<AppContext> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    routes(true)
+}
+
+/// The read route alone (`GET /api/v1/access-tokens/{name}`, [`crate::access::READ_ROUTE`]): the
+/// service merges it outside the layer that records the other routes' templates, so the hot
+/// path pays for no per-route layer (see `tokenwarden_server::service`).
+pub fn read_router() -> OpenApiRouter<AppContext> {
+    OpenApiRouter::new().routes(routes!(flow::read_access_token))
+}
+
+/// Every route of the API but the read route.
+pub fn router_without_read() -> OpenApiRouter<AppContext> {
+    routes(false)
+}
+
+/// The one list of the API's routes (in the OpenAPI document's order), with or without the
+/// read route.
+fn routes(with_read: bool) -> OpenApiRouter<AppContext> {
+    let api = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(apps::list_apps, apps::create_app))
         .routes(routes!(apps::get_app, apps::patch_app, apps::delete_app))
         .routes(routes!(apps::list_keys, apps::create_key))
@@ -76,9 +94,13 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::paste_client_secrets))
         .routes(routes!(flow::authorize))
         .routes(routes!(flow::test_connection))
-        .routes(routes!(flow::list_providers))
-        .routes(routes!(flow::read_access_token))
-        .routes(routes!(apps::stop_app))
+        .routes(routes!(flow::list_providers));
+    let api = if with_read {
+        api.routes(routes!(flow::read_access_token))
+    } else {
+        api
+    };
+    api.routes(routes!(apps::stop_app))
         .routes(routes!(apps::start_app))
         .routes(routes!(
             notifications::list_channels,

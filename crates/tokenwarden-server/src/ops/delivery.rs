@@ -7,7 +7,7 @@ use crate::ops::engine::PassReport;
 use crate::ops::lifecycle::Event;
 use crate::ops::metrics::DeliveryResult;
 use tokenwarden_domain::Timestamp;
-use tokenwarden_notify::{DeliveryOutcome, Mailer, WebhookTarget, Webhooks};
+use tokenwarden_notify::{DeliveryOutcome, WebhookTarget, Webhooks};
 use tokenwarden_store::SealedColumn;
 use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
 
@@ -15,7 +15,8 @@ use tokenwarden_store::{ChannelRecord, DeliveryRecord, JobRecord};
 #[derive(Clone)]
 pub struct Notifier {
     pub webhooks: Webhooks,
-    pub mailer: Option<std::sync::Arc<Mailer>>,
+    /// Reloadable (SIGHUP): see [`crate::life::MailerSlot`].
+    pub mailer: crate::life::MailerSlot,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -30,7 +31,7 @@ impl Default for Notifier {
     fn default() -> Self {
         Self {
             webhooks: Webhooks::new(std::time::Duration::from_secs(10)),
-            mailer: None,
+            mailer: crate::life::MailerSlot::default(),
         }
     }
 }
@@ -124,7 +125,7 @@ pub async fn send(
                 .await
         }
         "email" => {
-            let Some(mailer) = &ctx.notifier.mailer else {
+            let Some(mailer) = ctx.notifier.mailer.get() else {
                 return DeliveryOutcome::Retry {
                     reason: "email is not configured (set [smtp] in the config)".into(),
                     status: None,

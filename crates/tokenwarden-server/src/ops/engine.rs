@@ -64,7 +64,7 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     // One set of tasks across pages: the next page is read while the last tokens of this one
     // are still being refreshed, so the concurrency does not drop at every page's end.
     let mut tasks = tokio::task::JoinSet::new();
-    loop {
+    'pages: loop {
         let page = match ctx.store.due_tokens(now, after, DUE_PAGE).await {
             Ok(page) => page,
             Err(e) => {
@@ -79,6 +79,11 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
             while tasks.len() >= concurrency {
                 add_task_report(&mut report, tasks.join_next().await);
             }
+            // Stopping (SIGTERM): what is in flight finishes; the rest stays due for the next
+            // start or another instance.
+            if ctx.live.is_stopping() {
+                break 'pages;
+            }
             let ctx = ctx.clone();
             tasks.spawn(async move { check_due_token(&ctx, due, now).await });
         }
@@ -90,7 +95,9 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     while let Some(done) = tasks.join_next().await {
         add_task_report(&mut report, Some(done));
     }
-    crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
+    if !ctx.live.is_stopping() {
+        crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
+    }
     report
 }
 

@@ -13,18 +13,33 @@ use axum::response::Response;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-/// The client's address as seen by this server (forwarding headers are not trusted).
+/// The client's address: the peer's, or, when the peer is one of the `trusted_proxies`, the
+/// one its `X-Forwarded-For` names (`tokenwarden_domain::net::client_address`). Forwarding
+/// headers from anyone else are ignored.
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppContext> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+        else {
+            return Ok(ClientAddr("unknown".to_owned()));
+        };
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
         Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+            tokenwarden_domain::net::client_address(peer, forwarded, &ctx.settings.trusted_proxies)
+                .to_string(),
         ))
     }
 }

@@ -537,7 +537,7 @@ async fn r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_u
 }
 
 async fn reminders_by_email_reach_an_smtp_sink(db: Db) {
-    let mut w = world(db, 86_400 * 3).await; // a 3-day refresh token: the 3d and 1d reminders apply
+    let w = world(db, 86_400 * 3).await; // a 3-day refresh token: the 3d and 1d reminders apply
     let sink =
         tokio::task::spawn_blocking(|| tokenwarden_testkit::smtp::SmtpSink::start().unwrap())
             .await
@@ -552,7 +552,10 @@ async fn reminders_by_email_reach_an_smtp_sink(db: Db) {
         timeout: std::time::Duration::from_secs(5),
     })
     .unwrap();
-    w.t.ctx.notifier.mailer = Some(std::sync::Arc::new(mailer));
+    w.t.ctx
+        .notifier
+        .mailer
+        .set(Some(std::sync::Arc::new(mailer)));
     let (s, ch) = w.t.admin(Method::POST, "/api/v1/notification-channels", Some(json!({"name": "admins", "kind": "email", "to": ["ops@example.com"], "events": ["token.expiring"]}))).await;
     assert_eq!(s, 201, "{ch}");
     assert!(ch.get("secret").is_none());

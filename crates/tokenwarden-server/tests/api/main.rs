@@ -78,6 +78,7 @@ mod support {
                 audit_retention: tokenwarden_server::DEFAULT_AUDIT_RETENTION,
                 refresh_concurrency: tokenwarden_server::DEFAULT_REFRESH_CONCURRENCY,
                 metrics: Default::default(),
+                trusted_proxies: Vec::new(),
             },
         );
         let mut ctx = ctx;

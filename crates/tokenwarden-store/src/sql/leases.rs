@@ -79,6 +79,15 @@ pub(super) async fn release(pool: &AnyPool, lease: &Lease) -> Result<bool> {
     release_in(&mut conn, lease).await
 }
 
+/// Releases every lease `owner` holds (expires them, keeping their fencing counters).
+pub(super) async fn release_all_of(pool: &AnyPool, owner: &str) -> Result<u64> {
+    let done = sqlx::query("UPDATE leases SET expires_at = 0 WHERE owner = $1 AND expires_at > 0")
+        .bind(owner)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Releases `lease` on a connection (or in a transaction).
 pub(super) async fn release_in(conn: &mut sqlx::AnyConnection, lease: &Lease) -> Result<bool> {
     // Expire rather than delete, so the fencing counter keeps growing.

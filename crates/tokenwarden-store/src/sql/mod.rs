@@ -766,4 +766,7 @@ impl Store for SqlStore {
     async fn release_lease(&self, lease: &Lease) -> Result<bool> {
         leases::release(&self.pool, lease).await
     }
+    async fn release_leases_of(&self, owner: &str) -> Result<u64> {
+        leases::release_all_of(&self.pool, owner).await
+    }
 }

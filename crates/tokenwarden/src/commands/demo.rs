@@ -33,7 +33,7 @@ pub(crate) fn run(
             .unwrap_or_default()
     });
     let env: std::collections::BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k == "TOKENWARDEN_LOG")
+        .filter(|(k, _)| k == "TOKENWARDEN_LOG" || k == "TOKENWARDEN_LOG_FORMAT")
         .collect();
     let overrides = Overrides {
         data_dir: Some(dir.clone()),
@@ -48,7 +48,7 @@ pub(crate) fn run(
             tokenwarden_crypto::MasterKey::generate().to_base64(),
         );
     }
-    bootstrap::init_logging(&cfg.log);
+    bootstrap::init_logging(&cfg.log, cfg.log_format);
     bootstrap::runtime()?.block_on(async move {
         // Bound first: with `--listen 127.0.0.1:0` the system picks the port, and the demo's
         // public URL (never configured: only TOKENWARDEN_LOG is read) is where it really listens.

@@ -46,7 +46,7 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    fn log(&self) -> std::path::PathBuf {
+    pub(crate) fn log(&self) -> std::path::PathBuf {
         self.dir.path().join("serve.log")
     }
 
@@ -155,7 +155,7 @@ pub(crate) async fn read_token(
     })
 }
 
-fn parse_time(v: &Value) -> Timestamp {
+pub(crate) fn parse_time(v: &Value) -> Timestamp {
     let s = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
     chrono::DateTime::parse_from_rfc3339(s)
         .unwrap()
@@ -194,7 +194,7 @@ impl Fleet {
 
     /// As [`Fleet::start_on`], with more settings (`extra` replaces the defaults above it,
     /// e.g. `TOKENWARDEN_ENGINE_INTERVAL`).
-    async fn start_with(
+    pub(crate) async fn start_with(
         db: Option<String>,
         instances: usize,
         ttl_seconds: u64,

@@ -73,6 +73,12 @@ fn spawn_listening(mut c: Command, log: &Path) -> Server {
             {
                 let rest = &line[at + "address=".len()..];
                 let _ = tx.send(rest.split_whitespace().next().unwrap_or(rest).to_owned());
+            } else if line.contains("tokenwarden is listening")
+                && let Some(at) = line.find("\"address\":\"http://")
+            {
+                // --log-format json
+                let rest = &line[at + "\"address\":\"".len()..];
+                let _ = tx.send(rest.split('"').next().unwrap_or(rest).to_owned());
             }
         }
     });
@@ -182,6 +188,7 @@ mod crash;
 mod hardening;
 mod instances;
 mod keys;
+mod life;
 mod secrets;
 mod startup;
 mod usage;
