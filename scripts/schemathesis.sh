@@ -6,11 +6,14 @@
 # answer documented: its status, its content type and its body's schema.
 #
 # Short by default (scripts/test.sh runs it): SCHEMATHESIS_MAX_EXAMPLES (default 50) cases per
-# operation and phase, then the stateful phase (sequences along the document's links: create,
-# then get, change, test, delete what was created) with a budget of SCHEMATHESIS_STATEFUL_EXAMPLES
-# (default 300; hypothesis ends it sooner, at 25-40 scenarios, a few seconds). The long run:
-# `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300 cases per operation and a budget
-# of 1000 stateful scenarios. It ends with the link coverage schemathesis reports.
+# operation and phase; then, on a fresh instance, the stateful phase (sequences along the
+# document's links: create, then get, change, test, delete what was created) for
+# SCHEMATHESIS_STATEFUL_TIME seconds with the admin token (default 40; schemathesis repeats its
+# passes, new seeds each, until the time is spent) and SCHEMATHESIS_STATEFUL_APP_TIME (10) with
+# the app key, SCHEMATHESIS_STATEFUL_STEPS (10) steps per scenario. The long run:
+# `scripts/schemathesis.sh --long` (or SCHEMATHESIS_LONG=1): 300 cases per operation and 300 s
+# of stateful testing. scripts/schemathesis_hooks.py reports the links walked one by one (and
+# gives a repeated generated name a suffix in the stateful phase, see there).
 #
 # Closing line: `schemathesis: N passed, M failed` (operations x credentials, from the JUnit
 # reports); exits non-zero if any failed. Reports: target/schemathesis/.
@@ -28,13 +31,13 @@ if [ "$long" = 1 ]; then
   stateful_time="${SCHEMATHESIS_STATEFUL_TIME:-300}"
 else
   examples="${SCHEMATHESIS_MAX_EXAMPLES:-50}"
-  stateful_time="${SCHEMATHESIS_STATEFUL_TIME:-30}"
+  stateful_time="${SCHEMATHESIS_STATEFUL_TIME:-40}"
 fi
 # Scenarios per pass (hypothesis' max_examples; it often ends a pass sooner by itself), steps
 # per scenario, and the app key's budget (it may create nothing, so no link can start).
 stateful_examples="${SCHEMATHESIS_STATEFUL_EXAMPLES:-300}"
 stateful_steps="${SCHEMATHESIS_STATEFUL_STEPS:-10}"
-stateful_app_time="${SCHEMATHESIS_STATEFUL_APP_TIME:-5}"
+stateful_app_time="${SCHEMATHESIS_STATEFUL_APP_TIME:-10}"
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $VERSION"; then
   python3 -m venv "$venv" 2>/dev/null || {
@@ -107,6 +110,8 @@ export SCHEMATHESIS_HOOKS="$PWD/scripts/schemathesis_hooks.py"
 for run in "app $phases $examples" "admin $phases $examples" \
   "app stateful $stateful_app_time" "admin stateful $stateful_time"; do
   read -r who run_phases budget <<<"$run"
+  # SCHEMATHESIS_ONLY_STATEFUL=1: the stateful phase alone (to look at the links).
+  [ "${SCHEMATHESIS_ONLY_STATEFUL:-0}" = 1 ] && [ "$run_phases" != stateful ] && continue
   if [ "$run_phases" = stateful ]; then
     [ "$who" = app ] && start_instance stateful
     limits=(--max-time "$budget" --max-examples "$stateful_examples")

@@ -12,10 +12,13 @@ import json
 import os
 from collections import defaultdict
 
+import schemathesis
 from schemathesis.cli.commands.run.handlers.base import EventHandler
 from schemathesis.cli.ext.handlers import handler
 from schemathesis.engine import Status, events
 from schemathesis.engine.run import PhaseName
+from schemathesis.generation import GenerationMode
+from schemathesis.generation.meta import TestPhase
 
 _SCHEMA = {}
 
@@ -106,3 +109,38 @@ class LinkCoverage(EventHandler):
                 indent=1,
                 sort_keys=True,
             )
+
+
+# Names made unique in the stateful phase. Hypothesis draws the simplest names first ("0",
+# "A", ...), so after the first scenario most creations would repeat a name already taken and be
+# answered 409, and no link could start from them. A repeated name of a positive case is given a
+# numbered suffix (still valid: same characters, within the length limit), except one repeat in
+# four, which is sent as drawn so the 409 answer is still walked.
+CREATES = {
+    "/api/v1/apps": 100,
+    "/api/v1/tokens": 100,
+    "/api/v1/notification-channels": 100,
+}
+_sent: dict = {}
+_renamed = [0]
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    meta = case._meta
+    if meta is None or meta.phase.name != TestPhase.STATEFUL:
+        return
+    if meta.generation.mode != GenerationMode.POSITIVE or case.method.upper() != "POST":
+        return
+    limit = CREATES.get(case.operation.path)
+    body = case.body
+    if limit is None or not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        return
+    name = body["name"]
+    seen = _sent.get((case.operation.path, name), 0)
+    _sent[(case.operation.path, name)] = seen + 1
+    if seen == 0 or seen % 4 == 0:
+        return
+    _renamed[0] += 1
+    suffix = f"-u{_renamed[0]}"
+    body["name"] = name[: max(1, limit - len(suffix))] + suffix

@@ -248,7 +248,8 @@ const CREATES: &[(&str, &str, &[Param])] = &[
 /// the generator makes): a token's PATCH gets the token's own settings, the shape of its
 /// provider (the document cannot tell which of the shapes it is: see the module's
 /// documentation).
-const LINK_BODIES: &[(&str, &[Param])] = &[("patch_token", &[("settings", "$response.body#/settings")])];
+const LINK_BODIES: &[(&str, &[Param])] =
+    &[("patch_token", &[("settings", "$response.body#/settings")])];
 
 /// Links from a creating operation's 201 to an operation elsewhere. A new app's name makes
 /// app-level tokens and a per-app channel; a new token is read by its name (as its app, for an

@@ -694,8 +694,7 @@ async fn issue15_item4_pasted_cell_examples_are_accepted_and_links_carry_names()
 /// server takes a PATCH's settings exactly when they fit the shape of the token's own
 /// provider, which is one of those: whatever the server accepts, the document admits.
 #[tokio::test]
-async fn issue15_item3_patch_settings_are_any_of_the_providers_shapes_as_the_server_checks_them()
-{
+async fn issue15_item3_patch_settings_are_any_of_the_providers_shapes_as_the_server_checks_them() {
     let doc = serde_json::to_value(tokenwarden_server::openapi()).unwrap();
     let schemas = &doc["components"]["schemas"];
     let catalog = tokenwarden_oauth::Catalog::built_in();
@@ -723,7 +722,10 @@ async fn issue15_item3_patch_settings_are_any_of_the_providers_shapes_as_the_ser
     let mut disagreements = Vec::new();
     for id in catalog.ids() {
         let shape = &schemas[format!("TokenSettings_{id}")];
-        let base = shape["examples"][0].as_object().cloned().unwrap_or_default();
+        let base = shape["examples"][0]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         // No client secret: a change of destination then needs none (see
         // `ops::tokens::guard_destination_change`), so only the settings decide.
         let (s, token) = t
