@@ -127,6 +127,11 @@ fn snowflake_role(required: bool) -> Value {
 
 /// The decimal numbers from `lo` to `hi` (same number of digits), as alternatives.
 fn digits_between(lo: &[u8], hi: &[u8]) -> Vec<String> {
+    // Every number of that many digits: one class, not one alternative per digit (a short
+    // pattern is also one a generator draws from quickly).
+    if !lo.is_empty() && lo.iter().all(|&d| d == b'0') && hi.iter().all(|&d| d == b'9') {
+        return vec![format!("[0-9]{{{}}}", lo.len())];
+    }
     let Some((&l, lo_rest)) = lo.split_first() else {
         return vec![String::new()];
     };

@@ -8,7 +8,19 @@
 //! - a token's settings depend on its provider: `CreateToken` is `oneOf` one shape per provider
 //!   of this instance's catalog (built-in and the admin's own templates), told apart by
 //!   `provider`, each with exactly the settings that provider accepts and requires
-//!   (`tokenwarden_oauth::schema`, next to the rules `ops::tokens::check_token` applies).
+//!   (`TokenSettings_<provider>`, from `tokenwarden_oauth::schema`, next to the rules
+//!   `ops::tokens::check_token` applies).
+//! - `PATCH /tokens/{id}`'s `settings` is `anyOf` those same shapes (or null). Why not one
+//!   shape chosen by the provider, as at creation: the provider is not in the request. It is
+//!   the token's (found by the path's `id`; it never changes), and JSON Schema can only choose
+//!   a branch by what the instance itself holds. A discriminator would need a `provider` field
+//!   in every PATCH that the server could only compare with the token's and refuse: an input
+//!   that adds nothing but a way to be wrong. `anyOf` is as precise as the schema can be about
+//!   a body alone: settings that fit no provider are refused for certain; settings that fit
+//!   another provider than the token's are refused with 400 (documented), and the server
+//!   checks the whole token that results, with the rules of creation (`check_token`). The link
+//!   from a new token to its PATCH carries the token's own settings, so stateful testing
+//!   sends settings of the right shape.
 //! - the pasted Snowflake cell has an example the server accepts.
 //! - `links` from each operation that creates an object to every operation on that object, by
 //!   the `id` of the 201 answer, so stateful testing walks from creation to change and deletion;
@@ -68,14 +80,19 @@ fn token_providers(doc: &mut Value, catalog: &Catalog) {
         .unwrap_or_default();
     let mut variants = Vec::new();
     let mut mapping = Map::new();
+    let mut shapes = Vec::new();
     for t in catalog.all() {
         let (settings, needed) = tokenwarden_oauth::schema::settings_schema(t);
+        let settings_name = format!("TokenSettings_{}", t.id);
+        let settings_ref = json!({"$ref": format!("#/components/schemas/{settings_name}")});
+        schemas.insert(settings_name, settings);
+        shapes.push(settings_ref.clone());
         let mut p = props.clone();
         p.insert(
             "provider".into(),
             json!({"type": "string", "enum": [t.id], "description": format!("`{}`: {}", t.id, t.display_name)}),
         );
-        p.insert("settings".into(), settings);
+        p.insert("settings".into(), settings_ref);
         let mut required = vec!["name", "provider"];
         if needed {
             required.push("settings");
@@ -104,6 +121,22 @@ fn token_providers(doc: &mut Value, catalog: &Catalog) {
             "discriminator": {"propertyName": "provider", "mapping": mapping},
         }),
     );
+    // A PATCH's settings: the shape of the token's own provider, which the request does not
+    // name (see the module's documentation): any of the shapes, or null (no change).
+    if let Some(settings) = schemas
+        .get_mut("PatchToken")
+        .and_then(|p| p.pointer_mut("/properties/settings"))
+    {
+        shapes.push(json!({"type": "null"}));
+        *settings = json!({
+            "description": "Replaces all connection settings, with the settings of the token's \
+                            own provider (one of these shapes, the one of its `provider`: the \
+                            required ones given, no others; 400 `invalid_request` naming what \
+                            is wrong if they do not fit that provider). `null` or left out: \
+                            unchanged.",
+            "anyOf": shapes,
+        });
+    }
 }
 
 /// `CreateChannel` as the two shapes the server accepts, by `kind`.
@@ -211,6 +244,13 @@ const CREATES: &[(&str, &str, &[Param])] = &[
     ),
 ];
 
+/// Request body fields a link to an operation on the new object carries (merged into what
+/// the generator makes): a token's PATCH gets the token's own settings, the shape of its
+/// provider (the document cannot tell which of the shapes it is: see the module's
+/// documentation).
+const LINK_BODIES: &[(&str, &[Param])] =
+    &[("patch_token", &[("settings", "$response.body#/settings")])];
+
 /// Links from a creating operation's 201 to an operation elsewhere. A new app's name makes
 /// app-level tokens and a per-app channel; a new token is read by its name (as its app, for an
 /// app-level one).
@@ -273,14 +313,15 @@ fn links(doc: &mut Value) {
                     continue;
                 };
                 let parameters = to_map(params);
-                links.insert(
-                    id.to_owned(),
-                    json!({
-                        "operationId": id,
-                        "parameters": parameters,
-                        "description": format!("{} {path} on the object just created", method.to_uppercase()),
-                    }),
-                );
+                let mut link = json!({
+                    "operationId": id,
+                    "parameters": parameters,
+                    "description": format!("{} {path} on the object just created", method.to_uppercase()),
+                });
+                if let Some((_, body)) = LINK_BODIES.iter().find(|(target, _)| *target == id) {
+                    link["requestBody"] = Value::Object(to_map(body));
+                }
+                links.insert(id.to_owned(), link);
             }
         }
         for Elsewhere {

@@ -9,8 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 on_both_databases!(
-    issue15_item1_concurrent_writes_without_a_version_all_apply_and_a_stale_version_is_409,
+    threaded: issue15_item1_concurrent_writes_without_a_version_all_apply_and_a_stale_version_is_409,
+);
+on_both_databases!(
     issue15_item2_a_patch_that_leaves_a_token_incomplete_is_refused_and_changes_nothing,
+    issue15_item2_each_providers_required_settings_survive_a_patch,
 );
 
 /// Sends all `requests` at once (each on its own task) and answers their statuses and bodies
@@ -237,4 +240,88 @@ async fn issue15_item2_a_patch_that_leaves_a_token_incomplete_is_refused_and_cha
         !names.contains("\"sf\"") && !names.contains("\"o\""),
         "{list}"
     );
+}
+
+/// Issue 15 item 2, for every provider of the catalog: a PATCH keeps the provider's required
+/// settings (those without a default). Emptying the settings, leaving one out or blanking it
+/// is refused with the creation rule's message naming it, and changes nothing; a provider
+/// without required settings takes `{}`.
+async fn issue15_item2_each_providers_required_settings_survive_a_patch(db: Db) {
+    let t = spawn(db).await;
+    let catalog = tokenwarden_oauth::Catalog::built_in();
+    let mut providers_with_required = 0;
+    for (n, provider) in catalog.all().enumerate() {
+        let needed: Vec<_> = provider
+            .fields
+            .iter()
+            .filter(|f| f.required && f.default.is_none())
+            .collect();
+        let base: serde_json::Map<String, Value> = needed
+            .iter()
+            .map(|f| {
+                let example = f.example.clone().unwrap_or_else(|| {
+                    panic!("{}: {} has no example to create with", provider.id, f.name)
+                });
+                (f.name.clone(), Value::String(example))
+            })
+            .collect();
+        let (s, tok) = t
+            .admin(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": format!("t{n}"), "provider": provider.id,
+                    "settings": base, "client_id": "c", "client_secret": "s3cret"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{}: {tok}", provider.id);
+        let path = format!("/api/v1/tokens/{}", tok["id"].as_str().unwrap());
+
+        let mut refused = vec![(
+            json!({"settings": {}, "client_secret": "another-secret"}),
+            needed.first().map(|f| f.name.clone()),
+        )];
+        for f in &needed {
+            let mut without = base.clone();
+            without.remove(&f.name);
+            refused.push((json!({"settings": without}), Some(f.name.clone())));
+            let mut blank = base.clone();
+            blank.insert(f.name.clone(), "  ".into());
+            refused.push((
+                json!({"settings": blank, "client_id": "other"}),
+                Some(f.name.clone()),
+            ));
+        }
+        for (body, missing) in refused {
+            let (s, e) = t.admin(Method::PATCH, &path, Some(body.clone())).await;
+            match missing {
+                Some(field) => {
+                    assert_eq!(
+                        (s, e["code"].as_str()),
+                        (400, Some("invalid_request")),
+                        "{}: {body}: {e}",
+                        provider.id
+                    );
+                    assert!(
+                        e["message"].as_str().unwrap().contains(&field),
+                        "{}: {body}: the message names {field}: {e}",
+                        provider.id
+                    );
+                }
+                // Nothing required: `{}` is a complete set of settings.
+                None => assert_eq!(s, 200, "{}: {body}: {e}", provider.id),
+            }
+        }
+        let (_, now) = t.admin(Method::GET, &path, None).await;
+        if !needed.is_empty() {
+            providers_with_required += 1;
+            assert_eq!(
+                (&now["settings"], &now["version"], &now["client_id"]),
+                (&tok["settings"], &tok["version"], &tok["client_id"]),
+                "{}: nothing changed",
+                provider.id
+            );
+        }
+    }
+    // Snowflake (account, role) and oauth2 (the two endpoints) at least.
+    assert!(providers_with_required >= 2, "{providers_with_required}");
 }

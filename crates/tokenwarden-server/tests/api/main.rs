@@ -289,6 +289,23 @@ mod support {
 /// For each `name` (an `async fn name(db: Db)` of the module), a module `name` with two tests,
 /// `sqlite` and `postgres`: the same case on both databases.
 macro_rules! on_both_databases {
+    // On a multi-threaded runtime: the server's handlers (and the test's clients) run on
+    // several threads at once, for tests of concurrent writers.
+    (threaded: $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$name(crate::support::Db::Sqlite).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn postgres() {
+                    super::$name(crate::support::Db::Postgres).await;
+                }
+            }
+        )*
+    };
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
