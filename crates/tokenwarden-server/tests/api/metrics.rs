@@ -44,8 +44,11 @@ async fn scrape(t: &TestApp) -> String {
     text
 }
 
-/// The samples of a scrape: (name, labels, value), from the text format's lines.
-fn samples(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One sample of a scrape: (name, labels, value).
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// The samples of a scrape, from the text format's lines.
+fn samples(text: &str) -> Vec<Sample> {
     let mut out = Vec::new();
     for line in text
         .lines()
