@@ -334,7 +334,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<Lease>>;
     /// Gives a lease up; returns false if it was no longer ours.
     async fn release_lease(&self, lease: &Lease) -> Result<bool>;
-    /// Gives up every lease `owner` still holds (an instance stopping with work cut); returns
-    /// how many.
+    /// Gives up every lease `owner` still holds, and those of its attempts (`owner:<attempt>`,
+    /// as `ops::grant::refresh` names them) (an instance stopping with work cut); returns how
+    /// many.
     async fn release_leases_of(&self, owner: &str) -> Result<u64>;
 }

@@ -549,7 +549,17 @@ async fn issue13_release_leases_of_an_owner_frees_only_its_own(ctx: Ctx) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(s.release_leases_of("inst-a").await.unwrap(), 2);
+    // One refresh attempt of inst-a (ops::grant::refresh owns a lease as `instance:attempt`),
+    // and one of another instance whose id only starts like it.
+    s.acquire_lease("refresh:t4", "inst-a:0f3c", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    s.acquire_lease("refresh:t5", "inst-ab:0f3c", ttl, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.release_leases_of("inst-a").await.unwrap(), 3);
     assert_eq!(s.release_leases_of("inst-a").await.unwrap(), 0);
     // Free at once for another owner, with a higher fencing value; inst-b's still held.
     let b1 = s
@@ -569,6 +579,13 @@ async fn issue13_release_leases_of_an_owner_frees_only_its_own(ctx: Ctx) {
             .await
             .unwrap()
             .is_none()
+    );
+    assert!(
+        s.acquire_lease("refresh:t5", "inst-c", ttl, now)
+            .await
+            .unwrap()
+            .is_none(),
+        "inst-ab's lease is not inst-a's"
     );
 }
 

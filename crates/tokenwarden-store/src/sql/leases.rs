@@ -81,10 +81,18 @@ pub(super) async fn release(pool: &AnyPool, lease: &Lease) -> Result<bool> {
 
 /// Releases every lease `owner` holds (expires them, keeping their fencing counters).
 pub(super) async fn release_all_of(pool: &AnyPool, owner: &str) -> Result<u64> {
-    let done = sqlx::query("UPDATE leases SET expires_at = 0 WHERE owner = $1 AND expires_at > 0")
-        .bind(owner)
-        .execute(pool)
-        .await?;
+    // An instance's leases are owned by `owner` itself or by one attempt of it,
+    // `owner:<attempt>` (ops::grant::refresh gives each refresh attempt its own owner).
+    let attempt_prefix = format!("{owner}:");
+    let done = sqlx::query(
+        "UPDATE leases SET expires_at = 0 \
+         WHERE (owner = $1 OR substr(owner, 1, CAST($2 AS INTEGER)) = $3) AND expires_at > 0",
+    )
+    .bind(owner)
+    .bind(attempt_prefix.chars().count() as i64)
+    .bind(&attempt_prefix)
+    .execute(pool)
+    .await?;
     Ok(done.rows_affected())
 }
 
