@@ -395,7 +395,11 @@ fn error_chain(e: &reqwest::Error) -> String {
         let text = if first {
             // reqwest's own message would name the URL.
             match e.url() {
-                Some(url) => err.to_string().replace(url.as_str(), "(url)"),
+                // "error sending request for url (URL)": the channel's URL, not shown.
+                Some(url) => err
+                    .to_string()
+                    .replace(&format!("for url ({url})"), "to the channel's URL")
+                    .replace(url.as_str(), "(the channel's URL)"),
                 None => err.to_string(),
             }
         } else {

@@ -128,6 +128,12 @@ async fn a_refused_connection_is_retried_without_naming_the_url() {
     };
     assert!(reason.starts_with("could not connect"), "{reason}");
     assert!(!reason.contains("query-secret-123"), "{reason}");
+    // The URL is named in words, not left as reqwest's "for url ((url))".
+    assert!(
+        reason.contains("error sending request to the channel's URL"),
+        "{reason}"
+    );
+    assert!(!reason.contains("(url)"), "{reason}");
 }
 
 #[tokio::test]

@@ -2503,7 +2503,7 @@ async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_a
     assert_eq!(r.status, 200, "{}", r.body);
     let log = b.get(&t, &format!("/notifications/{cid}")).await.body;
     assert!(!log.contains("Nothing delivered yet"), "{log}");
-    assert!(log.contains("<td>test</td>"), "{log}");
+    assert!(log.contains(r#"<td data-label="Event">test</td>"#), "{log}");
 }
 
 #[tokio::test]

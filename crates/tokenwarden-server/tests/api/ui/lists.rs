@@ -94,10 +94,12 @@ fn reminder_tokens(page: &str) -> Vec<(String, String)> {
     body.split("<tr>")
         .skip(1)
         .map(|row| {
-            let a = row.find("\">").unwrap() + 2;
+            let link = row.find("<a href=").unwrap();
+            let a = link + row[link..].find("\">").unwrap() + 2;
             let name = row[a..a + row[a..].find('<').unwrap()].to_owned();
-            let cells: Vec<&str> = row.split("<td>").collect();
-            let lead = cells[2][..cells[2].find('<').unwrap()].to_owned();
+            let cell = r#"<td data-label="Reminder">"#;
+            let l = row.find(cell).unwrap() + cell.len();
+            let lead = row[l..l + row[l..].find('<').unwrap()].to_owned();
             (name, lead)
         })
         .collect()
