@@ -4,8 +4,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?}")]
 pub struct ParseStateError {
-    what: &'static str,
-    value: String,
+    pub(crate) what: &'static str,
+    pub(crate) value: String,
 }
 
 macro_rules! string_enum {
@@ -36,6 +36,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where a token stands. `healthy` and `expiring_soon` can serve reads.
@@ -48,8 +49,11 @@ string_enum!(
         ExpiringSoon = "expiring_soon",
         /// The provider refused the refresh token (revoked, rotated elsewhere, client changed).
         NeedsReauthorization = "needs_reauthorization",
-        /// The refresh token's own validity has run out.
+        /// The refresh token's own validity (or the client secret's) has run out.
         Expired = "expired",
+        /// The provider refused the client's credentials (`invalid_client`): store a new client
+        /// secret (or key) and the token is usable again.
+        NeedsCredentials = "needs_credentials",
     }
 );
 
@@ -58,7 +62,9 @@ impl TokenStatus {
     pub fn is_dead(self) -> bool {
         matches!(
             self,
-            TokenStatus::NeedsReauthorization | TokenStatus::Expired
+            TokenStatus::NeedsReauthorization
+                | TokenStatus::Expired
+                | TokenStatus::NeedsCredentials
         )
     }
 

@@ -4,6 +4,7 @@ use crate::snowflake::{self, SnowflakeAccount, SnowflakeRole};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use tokenwarden_domain::Grant;
 
 const BUILT_IN: &[(&str, &str)] = &[
     (
@@ -88,6 +89,10 @@ pub struct ProviderTemplate {
     pub extra_authorization_params: BTreeMap<String, String>,
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// The grants a token of this provider may use (the first is offered first); a template
+    /// that lists none supports `authorization_code` only.
+    #[serde(default = "authorization_code_only")]
+    pub grants: Vec<Grant>,
     /// `built-in` or the file it came from.
     #[serde(default, skip_deserializing)]
     pub source: String,
@@ -102,6 +107,25 @@ fn basic() -> String {
 fn hour() -> u64 {
     3600
 }
+fn authorization_code_only() -> Vec<Grant> {
+    vec![Grant::AuthorizationCode]
+}
+
+impl ProviderTemplate {
+    /// Whether tokens of this provider may use `grant`.
+    pub fn supports(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+
+    /// The grants, as text, for messages: `authorization_code, client_credentials`.
+    pub fn grants_text(&self) -> String {
+        self.grants
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,6 +134,31 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Body,
+    /// A client assertion JWT signed with the token's key (RFC 7523 2.2).
+    PrivateKeyJwt,
+}
+
+impl From<tokenwarden_domain::ClientAuthMethod> for ClientAuth {
+    fn from(m: tokenwarden_domain::ClientAuthMethod) -> Self {
+        use tokenwarden_domain::ClientAuthMethod as M;
+        match m {
+            M::ClientSecretBasic => ClientAuth::Basic,
+            M::ClientSecretPost => ClientAuth::Body,
+            M::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+        }
+    }
+}
+
+impl ClientAuth {
+    /// The RFC 7591 name of this method.
+    pub fn method(self) -> tokenwarden_domain::ClientAuthMethod {
+        use tokenwarden_domain::ClientAuthMethod as M;
+        match self {
+            ClientAuth::Basic => M::ClientSecretBasic,
+            ClientAuth::Body => M::ClientSecretPost,
+            ClientAuth::PrivateKeyJwt => M::PrivateKeyJwt,
+        }
+    }
 }
 
 /// How "Test connection" checks a token.
@@ -469,6 +518,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn providers_list_their_grants() {
+        let c = Catalog::built_in();
+        let grants = |id: &str| c.get(id).unwrap().grants.clone();
+        use Grant::*;
+        assert_eq!(
+            grants("microsoft"),
+            [AuthorizationCode, ClientCredentials, DeviceCode]
+        );
+        assert_eq!(grants("salesforce"), [AuthorizationCode, ClientCredentials]);
+        assert_eq!(
+            grants("oauth2"),
+            [AuthorizationCode, ClientCredentials, DeviceCode]
+        );
+        assert_eq!(grants("snowflake"), [AuthorizationCode, SnowflakeKeypair]);
+        assert!(c.all().all(|p| p.supports(AuthorizationCode)));
+        assert!(!c.get("google").unwrap().supports(ClientCredentials));
+        let user: ProviderTemplate = toml::from_str(
+            "id = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"https://a\"\ntoken_url = \"https://b\"\n",
+        )
+        .unwrap();
+        assert_eq!(user.grants, [AuthorizationCode]);
+        assert!(
+            toml::from_str::<ProviderTemplate>(
+                "id = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"https://a\"\ntoken_url = \"https://b\"\ngrants = [\"implicit\"]\n",
+            )
+            .is_err()
+        );
     }
 
     #[test]

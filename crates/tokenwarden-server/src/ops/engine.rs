@@ -221,7 +221,7 @@ fn schedule(ctx: &AppContext, t: &TokenRecord, h: &TokenHealth, now: Timestamp) 
         }
     }
     let mut ahead_at = None;
-    if t.material.refresh_token.is_some()
+    if grant::renewable(t)
         && let Some(timing) = refresh_timing(ctx, t, h, now)
     {
         let not_before = |x: Timestamp| h.next_attempt_at.map_or(x, |n| x.max(n));
@@ -263,7 +263,7 @@ async fn token_pass(
         }
         remind(ctx, t, exp, now, report).await?;
     }
-    if !usable || t.material.refresh_token.is_none() {
+    if !usable || !grant::renewable(t) {
         return Ok(Scheduled::No);
     }
     // 2. Refresh ahead of time (tokens read recently), or as a daily health check (idle ones).

@@ -7,7 +7,10 @@ use crate::ops::audit::{self, Action, Object, Outcome};
 use crate::ops::{Error, Result, retrying};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppId, AppName, ProviderId, StopReason, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{
+    AppId, AppName, ClientAuthMethod, Grant, ProviderId, StopReason, Timestamp, TokenId,
+    TokenName, TokenStatus,
+};
 use tokenwarden_oauth::snowflake::{self, IntegrationName};
 use tokenwarden_store::{AppRecord, Sealed, SealedColumn, StoreError, TokenMaterial, TokenRecord};
 
@@ -23,9 +26,16 @@ pub struct NewToken {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
     pub client_secret_2: Option<SecretString>,
+    /// How the token gets its access tokens (fixed from now on); the provider must support it.
+    pub grant: Grant,
+    /// How the client authenticates at the token endpoint; `None`: the provider's default.
+    pub client_auth: Option<ClientAuthMethod>,
+    /// When the client secret expires at the provider, if known.
+    pub client_secret_expires_at: Option<Timestamp>,
 }
 
-/// A change to a token; `None` fields stay as they are.
+/// A change to a token; `None` fields stay as they are. The grant is not among them: a
+/// different grant is a new token.
 #[derive(Debug, Default)]
 pub struct TokenChanges {
     pub name: Option<TokenName>,
@@ -36,6 +46,10 @@ pub struct TokenChanges {
     pub client_secret: Option<SecretString>,
     /// `Some(None)` clears the second slot.
     pub client_secret_2: Option<Option<SecretString>>,
+    /// `Some(None)`: back to the provider's default.
+    pub client_auth: Option<Option<ClientAuthMethod>>,
+    /// `Some(None)` clears the client secret's expiry.
+    pub client_secret_expires_at: Option<Option<Timestamp>>,
     /// Apply only if the token is still at this version; without it, the change applies to
     /// the current state (re-read and retried if a refresh commits meanwhile).
     pub version: Option<i64>,
@@ -118,15 +132,35 @@ fn check_settings(
     provider: &ProviderId,
     s: &BTreeMap<String, String>,
 ) -> Result<()> {
-    if ctx.catalog.get(provider.as_str()).is_none() {
-        return Err(Error::Invalid(format!(
-            "unknown provider {:?}; GET /api/v1/providers lists them",
-            provider.as_str()
-        )));
-    }
+    check_provider(ctx, provider)?;
     for (k, v) in s {
         check_setting(ctx, provider.as_str(), k, v)
             .map_err(|e| Error::Invalid(format!("setting {k}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_provider<'c>(
+    ctx: &'c AppContext,
+    provider: &ProviderId,
+) -> Result<&'c tokenwarden_oauth::ProviderTemplate> {
+    ctx.catalog.get(provider.as_str()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "unknown provider {:?}; GET /api/v1/providers lists them",
+            provider.as_str()
+        ))
+    })
+}
+
+/// A token's grant must be one its provider supports.
+fn check_grant(ctx: &AppContext, provider: &ProviderId, grant: Grant) -> Result<()> {
+    let p = check_provider(ctx, provider)?;
+    if !p.supports(grant) {
+        return Err(Error::Invalid(format!(
+            "provider {} does not support the grant {grant}; it supports: {}",
+            p.id,
+            p.grants_text()
+        )));
     }
     Ok(())
 }
@@ -137,6 +171,7 @@ fn check_settings(
 /// and role). The message names what is missing.
 fn check_token(ctx: &AppContext, t: &TokenRecord) -> Result<()> {
     check_settings(ctx, &t.provider, &t.settings)?;
+    check_grant(ctx, &t.provider, t.grant)?;
     ctx.catalog
         .resolve(t.provider.as_str(), &t.settings)
         .map(|_| ())
@@ -186,6 +221,7 @@ fn name_taken(name: &TokenName, app: Option<&AppName>) -> Error {
 /// Creates a token (`not_authorized` until someone signs in). Secrets are sealed.
 pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<TokenRecord> {
     check_settings(ctx, &new.provider, &new.settings)?;
+    check_grant(ctx, &new.provider, new.grant)?;
     if let Some(id) = &new.client_id {
         check_client_id(id)?;
     }
@@ -218,6 +254,7 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         id,
         name: new.name,
         provider: new.provider,
+        grant: new.grant,
         app_id,
         settings: new.settings,
         client_id: new.client_id,
@@ -229,6 +266,8 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
             .client_secret_2
             .as_ref()
             .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s)),
+        client_auth: new.client_auth,
+        client_secret_expires_at: new.client_secret_expires_at,
         material: TokenMaterial::default(),
         status: TokenStatus::NotAuthorized,
         status_reason: None,
@@ -249,6 +288,7 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         Outcome::Ok,
         serde_json::json!({
             "provider": token.provider,
+            "grant": token.grant,
             "app": new.app,
             "client_secret_set": token.client_secret.is_some(),
         }),
@@ -322,6 +362,18 @@ pub async fn update(
         if let Some(s2) = &secret_2 {
             t.client_secret_2 = s2.clone();
             changed.push("client_secret_2");
+        }
+        if let Some(a) = changes.client_auth
+            && a != t.client_auth
+        {
+            t.client_auth = a;
+            changed.push("client_auth");
+        }
+        if let Some(e) = changes.client_secret_expires_at
+            && e != t.client_secret_expires_at
+        {
+            t.client_secret_expires_at = e;
+            changed.push("client_secret_expires_at");
         }
         if !changed.is_empty() {
             check_token(ctx, &t)?;

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenName, TokenStatus};
+use tokenwarden_domain::{AppName, Grant, ProviderId, TokenName, TokenStatus};
 use tokenwarden_oauth::snowflake::{self};
 use tokenwarden_store::{AppRecord, AuditFilter, TokenRecord};
 
@@ -242,11 +242,13 @@ fn field(pairs: &[(String, String)], name: &str) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "partials/fields.html")]
+#[template(path = "partials/provider_fields.html")]
 struct FieldsPartial {
     fields: Vec<FieldView>,
     provider: String,
     form_id: &'static str,
+    /// The provider's grants, swapped into the form's grant choice out of band.
+    grants: Vec<(String, String, bool)>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +264,7 @@ pub async fn provider_fields(
     let provider = q.provider.unwrap_or_default();
     page(&FieldsPartial {
         fields: field_views(&ctx, &provider, &BTreeMap::new(), false),
+        grants: grant_choices(&ctx, &provider, ""),
         provider,
         form_id: "token-form",
     })
@@ -305,8 +308,27 @@ struct NewTokenPage {
     apps: Vec<(String, bool)>,
     provider: String,
     fields: Vec<FieldView>,
+    /// The provider's grants: (value, label, selected).
+    grants: Vec<(String, String, bool)>,
     form_id: &'static str,
     error: String,
+}
+
+/// The grants `provider` supports, for the new-token form: (value, label, selected), the
+/// `chosen` one selected (else the first).
+fn grant_choices(ctx: &AppContext, provider: &str, chosen: &str) -> Vec<(String, String, bool)> {
+    let Some(p) = ctx.catalog.get(provider) else {
+        return Vec::new();
+    };
+    let chosen = if p.grants.iter().any(|g| g.as_str() == chosen) {
+        chosen
+    } else {
+        p.grants.first().map_or("", |g| g.as_str())
+    };
+    p.grants
+        .iter()
+        .map(|g| (g.as_str().to_owned(), g.label().to_owned(), g.as_str() == chosen))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -322,6 +344,7 @@ async fn new_page(
     provider: String,
     app: String,
     values: &BTreeMap<String, String>,
+    grant: &str,
     error: String,
 ) -> UiResult<NewTokenPage> {
     let apps = ctx.store.list_apps().await?;
@@ -343,6 +366,7 @@ async fn new_page(
             .map(|a| (a.name.to_string(), a.name.as_str() == app))
             .collect(),
         fields: field_views(ctx, &provider, values, with_errors),
+        grants: grant_choices(ctx, &provider, grant),
         provider,
         form_id: "token-form",
         error,
@@ -362,6 +386,7 @@ pub async fn new_form(
         provider,
         q.app.unwrap_or_default(),
         &BTreeMap::new(),
+        "",
         String::new(),
     )
     .await?;
@@ -376,6 +401,7 @@ pub async fn create(
     let name = field(&pairs, "name").trim().to_owned();
     let provider = field(&pairs, "provider");
     let app = field(&pairs, "app").trim().to_owned();
+    let grant = field(&pairs, "grant");
     let settings = settings_from(&pairs);
     let result: Result<TokenRecord, String> = async {
         let token_name = TokenName::parse(&name).map_err(|e| format!("Name: {e}"))?;
@@ -393,6 +419,13 @@ pub async fn create(
             client_id: None,
             client_secret: None,
             client_secret_2: None,
+            grant: if grant.is_empty() {
+                Grant::default()
+            } else {
+                Grant::parse(&grant).map_err(|e| format!("Grant: {e}"))?
+            },
+            client_auth: None,
+            client_secret_expires_at: None,
         };
         ops::tokens::create(&ctx, &s.actor(), new)
             .await
@@ -405,7 +438,7 @@ pub async fn create(
     match result {
         Ok(t) => Ok(see_other(&format!("/tokens/{}/edit", t.id))),
         Err(error) => {
-            let p = new_page(&ctx, &s, name, provider, app, &settings, error).await?;
+            let p = new_page(&ctx, &s, name, provider, app, &settings, &grant, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
     }
@@ -508,6 +541,8 @@ struct DetailPage {
     id: String,
     name: String,
     provider: String,
+    /// The grant's label.
+    grant: &'static str,
     app: Option<(String, String)>,
     users: Vec<(String, String)>,
     settings: Vec<(String, String)>,
@@ -567,6 +602,7 @@ pub async fn detail(
         id: t.id.to_string(),
         name: t.name.to_string(),
         provider: row.provider.clone(),
+        grant: t.grant.label(),
         app: app.map(|a| (a.id.to_string(), a.name.to_string())),
         users: row.apps,
         settings: t
@@ -874,13 +910,23 @@ pub async fn authorize(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
-    match grant::start_authorization(&ctx, &t, &s.actor(), Some(s.session_hash.clone())).await {
-        Ok(url) if wants_json => Ok(Json(serde_json::json!({"url": url})).into_response()),
-        Ok(url) => page(&AuthorizePage {
+    match grant::start(&ctx, &t, &s.actor(), Some(s.session_hash.clone())).await {
+        Ok(grant::Started::Redirect { url, .. }) if wants_json => {
+            Ok(Json(serde_json::json!({"url": url})).into_response())
+        }
+        Ok(grant::Started::Redirect { url, .. }) => page(&AuthorizePage {
             l: Layout::new(&s, "tokens", format!("Sign in for {}", t.name)),
             name: t.name.to_string(),
             url,
         }),
+        // No sign-in: the token holds an access token now.
+        Ok(grant::Started::Ready(token)) if wants_json => Ok(Json(
+            serde_json::json!({"ready": true, "message": format!("token {} holds an access token now", token.name)}),
+        )
+        .into_response()),
+        Ok(grant::Started::Ready(token)) => {
+            Ok(see_other(&format!("/tokens/{}", token.id)))
+        }
         Err(e) if wants_json => {
             let message = e.to_string();
             Ok((

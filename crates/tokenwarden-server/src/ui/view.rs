@@ -78,10 +78,7 @@ pub fn max_lead(ctx: &AppContext) -> chrono::Duration {
 pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestamp>) -> Countdown {
     let now = ctx.clock.now();
     let lead = max_lead(ctx);
-    let dead = matches!(
-        status,
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired
-    );
+    let dead = status.is_dead();
     let Some(exp) = expires else {
         return Countdown {
             class: if dead { "crit" } else { "muted" },
@@ -126,6 +123,7 @@ pub fn status_label(s: TokenStatus) -> (&'static str, &'static str) {
         TokenStatus::NeedsReauthorization => ("Needs sign-in", "crit"),
         TokenStatus::Expired => ("Expired", "crit"),
         TokenStatus::NotAuthorized => ("Not authorized yet", "muted"),
+        TokenStatus::NeedsCredentials => ("Needs new credentials", "crit"),
     }
 }
 
@@ -153,7 +151,7 @@ pub fn needs_signin(status: TokenStatus, refresh: &Countdown) -> bool {
         TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::ExpiringSoon => {
             true
         }
-        TokenStatus::NotAuthorized => false,
+        TokenStatus::NotAuthorized | TokenStatus::NeedsCredentials => false,
         TokenStatus::Healthy => matches!(refresh.class, "warn" | "crit"),
     }
 }

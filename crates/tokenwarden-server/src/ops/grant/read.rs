@@ -53,6 +53,19 @@ pub async fn usable_token(ctx: &AppContext, t: TokenRecord, min_validity: u64) -
                 ),
             });
         }
+        TokenStatus::NeedsCredentials => {
+            return Err(Error::TokenUnusable {
+                code: "token_needs_credentials",
+                message: format!(
+                    "token {} needs new client credentials from an admin{}",
+                    t.name,
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
         TokenStatus::Healthy | TokenStatus::ExpiringSoon => {}
     }
     let now = ctx.clock.now();

@@ -299,15 +299,8 @@ async fn refresh_holding(
     if refresh_held_back(&t, &h, now) {
         return unchanged(t);
     }
-    let Some(sealed_refresh) = &t.material.refresh_token else {
-        return Err(RefreshError::NeedsReauthorization(
-            "no refresh token is stored; authorize the token".into(),
-        ));
-    };
-    if matches!(
-        t.status,
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::NotAuthorized
-    ) {
+    let renewal = renewal(&t)?;
+    if t.status.is_dead() || t.status == TokenStatus::NotAuthorized {
         return Err(RefreshError::NeedsReauthorization(
             t.status_reason
                 .clone()
@@ -315,15 +308,6 @@ async fn refresh_holding(
         ));
     }
     let provider = crate::ops::grant::resolve(ctx, &t)?;
-    let refresh_token = ctx
-        .vault
-        .open_secret(
-            sealed_refresh,
-            SealedColumn::TokenRefreshToken,
-            &id.to_string(),
-        )
-        .await
-        .map_err(Error::internal)?;
     let secrets = client_secrets(ctx, &t).await?;
     let creds = ClientCredentials {
         client_id: t.client_id.as_deref().unwrap_or_default(),
@@ -349,17 +333,25 @@ async fn refresh_holding(
     {
         return Err(RefreshError::Busy);
     }
-    match ctx
-        .oauth
-        .token(
-            &provider,
-            &creds,
-            &Grant::Refresh {
-                refresh_token: &refresh_token,
-            },
-        )
-        .await
-    {
+    let answer = match &renewal {
+        Renewal::RefreshToken(sealed) => {
+            let refresh_token = ctx
+                .vault
+                .open_secret(sealed, SealedColumn::TokenRefreshToken, &id.to_string())
+                .await
+                .map_err(Error::internal)?;
+            ctx.oauth
+                .token(
+                    &provider,
+                    &creds,
+                    &Grant::Refresh {
+                        refresh_token: &refresh_token,
+                    },
+                )
+                .await
+        }
+    };
+    match answer {
         Ok(resp) => {
             let received_at = ctx.clock.now();
             let stored = commit_refresh(ctx, &t, &h, &provider, &resp, received_at, lease, after)
@@ -371,13 +363,13 @@ async fn refresh_holding(
             })
         }
         Err(e) if e.is_permanent() => {
-            // R13: only if the row still holds the refresh token we sent.
+            // R13: only if the row still holds what we sent (the refresh token).
             let current = ctx.store.get_token(id).await.map_err(Error::from)?;
-            if current.material.refresh_token.as_ref() != Some(sealed_refresh) {
+            if !renewal.still_held_by(&current) {
                 return unchanged(current);
             }
             let mut marked = current.clone();
-            marked.status = TokenStatus::NeedsReauthorization;
+            marked.status = renewal.refused_status();
             marked.status_reason = Some(format!("refresh refused: {e}"));
             let stored = match ctx
                 .store
@@ -424,6 +416,49 @@ async fn refresh_holding(
             record_failure(ctx, &t, &m, false).await;
             Err(RefreshError::Unavailable(m))
         }
+    }
+}
+
+/// What a renewal presents to the provider, by the token's grant: the dispatch point of the
+/// refresh engine (each grant's arm says what it sends and what a refusal means).
+enum Renewal {
+    /// Authorization code and device code: the stored refresh token (sealed, as read).
+    RefreshToken(tokenwarden_store::Sealed),
+}
+
+impl Renewal {
+    /// Whether the row still holds what was presented (R13: a refusal marks the token only
+    /// then; otherwise someone stored newer material meanwhile and its news wins).
+    fn still_held_by(&self, current: &TokenRecord) -> bool {
+        match self {
+            Renewal::RefreshToken(sealed) => current.material.refresh_token.as_ref() == Some(sealed),
+        }
+    }
+
+    /// The status a permanent refusal leaves the token in.
+    fn refused_status(&self) -> TokenStatus {
+        match self {
+            Renewal::RefreshToken(_) => TokenStatus::NeedsReauthorization,
+        }
+    }
+}
+
+fn renewal(t: &TokenRecord) -> Result<Renewal, RefreshError> {
+    match t.grant {
+        tokenwarden_domain::Grant::AuthorizationCode | tokenwarden_domain::Grant::DeviceCode => {
+            match &t.material.refresh_token {
+                Some(sealed) => Ok(Renewal::RefreshToken(sealed.clone())),
+                None => Err(RefreshError::NeedsReauthorization(
+                    "no refresh token is stored; authorize the token".into(),
+                )),
+            }
+        }
+        tokenwarden_domain::Grant::ClientCredentials => Err(RefreshError::Core(Error::Invalid(
+            "renewing client credentials tokens is not available yet".into(),
+        ))),
+        tokenwarden_domain::Grant::SnowflakeKeypair => Err(RefreshError::Core(Error::Invalid(
+            "renewing Snowflake key-pair tokens is not available yet".into(),
+        ))),
     }
 }
 
