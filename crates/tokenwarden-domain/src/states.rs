@@ -86,6 +86,21 @@ impl TokenStatus {
             _ => TokenStatus::Healthy,
         }
     }
+
+    /// [`TokenStatus::from_refresh_expiry`] over everything that expires on a token: its
+    /// refresh token and its client secret, the sooner counting.
+    pub fn from_expiries(
+        refresh_expires_at: Option<crate::Timestamp>,
+        client_secret_expires_at: Option<crate::Timestamp>,
+        now: crate::Timestamp,
+        first_lead: crate::LeadTime,
+    ) -> TokenStatus {
+        let soonest = match (refresh_expires_at, client_secret_expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        TokenStatus::from_refresh_expiry(soonest, now, first_lead)
+    }
 }
 
 string_enum!(
@@ -141,6 +156,7 @@ string_enum!(
         TokenRefresh = "token.refresh",
         TokenRefreshFailed = "token.refresh_failed",
         TokenNeedsReauthorization = "token.needs_reauthorization",
+        TokenNeedsCredentials = "token.needs_credentials",
         TokenExpired = "token.expired",
         TokenStatus = "token.status",
         TokenTest = "token.test",
@@ -190,6 +206,8 @@ string_enum!(
         TokenAuthorized = "token.authorized",
         TokenRefreshFailed = "token.refresh_failed",
         TokenNeedsReauthorization = "token.needs_reauthorization",
+        /// The provider refused the client's credentials: store a new client secret.
+        TokenNeedsCredentials = "token.needs_credentials",
         TokenExpiring = "token.expiring",
         TokenExpired = "token.expired",
         TokenRestored = "token.restored",
@@ -320,5 +338,18 @@ mod typed_tests {
             TokenStatus::Healthy
         );
         assert!(TokenStatus::Expired.is_dead() && !TokenStatus::ExpiringSoon.is_dead());
+        assert!(TokenStatus::NeedsCredentials.is_dead());
+        assert_eq!(
+            TokenStatus::from_expiries(at(90), at(3), now, lead),
+            TokenStatus::ExpiringSoon
+        );
+        assert_eq!(
+            TokenStatus::from_expiries(None, at(14), now, lead),
+            TokenStatus::ExpiringSoon
+        );
+        assert_eq!(
+            TokenStatus::from_expiries(at(30), at(15), now, lead),
+            TokenStatus::Healthy
+        );
     }
 }

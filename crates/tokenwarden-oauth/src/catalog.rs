@@ -75,6 +75,10 @@ pub struct ProviderTemplate {
     pub client_auth: String,
     #[serde(default)]
     pub default_scopes: String,
+    /// The scopes a client credentials token asks for when its settings name none (Microsoft:
+    /// `https://graph.microsoft.com/.default`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_credentials_scopes: Option<String>,
     /// Access-token lifetime assumed when a response has no `expires_in` (R17).
     #[serde(default = "hour")]
     pub default_access_token_lifetime: u64,
@@ -332,7 +336,25 @@ impl Catalog {
         provider: &str,
         settings: &BTreeMap<String, String>,
     ) -> Result<ResolvedProvider, CatalogError> {
+        self.resolve_for(provider, settings, Grant::AuthorizationCode)
+    }
+
+    /// [`Catalog::resolve`] for a token of `grant`: a grant that never sends a browser to the
+    /// authorization endpoint (client credentials, key pair) does not need it, nor the
+    /// settings only it uses (its `authorization_url` is then empty when they are missing).
+    pub fn resolve_for(
+        &self,
+        provider: &str,
+        settings: &BTreeMap<String, String>,
+        grant: Grant,
+    ) -> Result<ResolvedProvider, CatalogError> {
         let t = self.template(provider)?;
+        let browser = grant.needs_sign_in();
+        // A setting only the authorization endpoint uses.
+        let authorization_only = |name: &str| {
+            let var = format!("{{{name}}}");
+            t.authorization_url.contains(&var) && !t.token_url.contains(&var)
+        };
         self.check_settings(provider, settings)?;
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
         for f in &t.fields {
@@ -345,7 +367,7 @@ impl Catalog {
                 Some(v) => {
                     vars.insert(f.name.clone(), v);
                 }
-                None if f.required => {
+                None if f.required && (browser || !authorization_only(&f.name)) => {
                     return Err(err(format!(
                         "the setting {:?} ({}) is required for {}: {}",
                         f.name, f.label, t.display_name, f.help
@@ -397,9 +419,13 @@ impl Catalog {
                     _ => Ok(None),
                 }
             };
-        let authorization_url = fill(&t.authorization_url);
+        let mut authorization_url = fill(&t.authorization_url);
         let token_url = fill(&t.token_url);
-        check_endpoint("the authorization endpoint", &authorization_url)?;
+        if browser || !authorization_url.contains('{') {
+            check_endpoint("the authorization endpoint", &authorization_url)?;
+        } else {
+            authorization_url = String::new();
+        }
         check_endpoint("the token endpoint", &token_url)?;
         if probe == Probe::None
             && let Some(u) = optional(&t.probe_url, "the test URL")?
@@ -548,6 +574,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn grants_without_a_sign_in_need_no_authorization_endpoint() {
+        let c = Catalog::built_in();
+        let only_token = s(&[("token_url", "https://auth.example.com/token")]);
+        let e = c.resolve("oauth2", &only_token).unwrap_err().to_string();
+        assert!(e.contains("authorization_url"), "{e}");
+        let r = c
+            .resolve_for("oauth2", &only_token, Grant::ClientCredentials)
+            .unwrap();
+        assert_eq!(r.authorization_url, "");
+        assert_eq!(r.token_url, "https://auth.example.com/token");
+        // The token endpoint stays required.
+        let e = c
+            .resolve_for("oauth2", &s(&[]), Grant::ClientCredentials)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token_url"), "{e}");
     }
 
     #[test]

@@ -172,10 +172,82 @@ fn check_grant(ctx: &AppContext, provider: &ProviderId, grant: Grant) -> Result<
 fn check_token(ctx: &AppContext, t: &TokenRecord) -> Result<()> {
     check_settings(ctx, &t.provider, &t.settings)?;
     check_grant(ctx, &t.provider, t.grant)?;
+    if t.grant == Grant::ClientCredentials {
+        check_client_credentials(t).map_err(Error::Invalid)?;
+    }
     ctx.catalog
-        .resolve(t.provider.as_str(), &t.settings)
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
         .map(|_| ())
         .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// What client credentials need of a provider's settings (the provider's own rules for
+/// app-only tokens).
+fn check_client_credentials(t: &TokenRecord) -> Result<(), String> {
+    let setting = |k: &str| t.settings.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    match t.provider.as_str() {
+        "microsoft" => {
+            let tenant = setting("tenant").unwrap_or("common");
+            if ["common", "consumers", "organizations"]
+                .iter()
+                .any(|m| tenant.eq_ignore_ascii_case(m))
+            {
+                return Err(format!(
+                    "Microsoft app-only tokens (client credentials) are issued by one directory: set the tenant to your directory (tenant) id or domain, e.g. contoso.onmicrosoft.com, not {tenant:?}"
+                ));
+            }
+            if let Some(scope) = setting("scope")
+                && !scope
+                    .split_whitespace()
+                    .all(|s| s.ends_with("/.default"))
+            {
+                return Err(format!(
+                    "Microsoft app-only tokens take the resource's .default scope (the application permissions granted to the app), e.g. https://graph.microsoft.com/.default, not {scope:?}"
+                ));
+            }
+        }
+        "salesforce" => {
+            let login = setting("login_url").unwrap_or("https://login.salesforce.com");
+            let host = login
+                .split("://")
+                .nth(1)
+                .unwrap_or(login)
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if host == "login.salesforce.com" || host == "test.salesforce.com" {
+                return Err(
+                    "Salesforce's client credentials flow works only on your My Domain: set login_url to it, e.g. https://mycompany.my.salesforce.com"
+                        .into(),
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A client secret's expiry as an admin types it: RFC 3339 (`2027-06-30T00:00:00Z`), or a
+/// date and time without a zone, or a date alone, both read as UTC (what a browser's date
+/// fields send); empty = unknown. The message says what is accepted.
+pub fn parse_expiry(text: &str) -> Result<Option<Timestamp>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(x) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(Some(x.with_timezone(&chrono::Utc)));
+    }
+    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(x) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Ok(Some(x.and_utc()));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|x| x.and_utc()));
+    }
+    Err(format!(
+        "{t:?} is not a date: write it as 2027-06-30, 2027-06-30T12:00 (UTC) or RFC 3339 (2027-06-30T12:00:00Z)"
+    ))
 }
 
 /// The longest client id, in characters.
@@ -294,7 +366,27 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         }),
     )
     .await;
-    Ok(token)
+    Ok(obtain_if_ready(ctx, actor, token).await)
+}
+
+/// A token whose grant needs no sign-in (client credentials) becomes usable as soon as its
+/// credentials are stored: fetch its access token now (through the same path as the refresh
+/// engine). The outcome is on the token (its status, and the refresh bookkeeping's last error),
+/// so the token is answered either way.
+async fn obtain_if_ready(ctx: &AppContext, actor: &str, t: TokenRecord) -> TokenRecord {
+    let ready = !t.grant.needs_sign_in()
+        && crate::ops::grant::renewable(&t)
+        && t.client_id.as_deref().is_some_and(|c| !c.is_empty());
+    if !ready {
+        return t;
+    }
+    match crate::ops::grant::refresh::obtain(ctx, t.id, actor).await {
+        Ok(obtained) => obtained,
+        Err(e) => {
+            tracing::info!(token = %t.name, error = %e, "could not get the token's access token");
+            ctx.store.get_token(t.id).await.unwrap_or(t)
+        }
+    }
 }
 
 /// Applies `changes` to the token: validated field by field, then the resulting token as a
@@ -375,6 +467,13 @@ pub async fn update(
             t.client_secret_expires_at = e;
             changed.push("client_secret_expires_at");
         }
+        let now = ctx.clock.now();
+        if changed
+            .iter()
+            .any(|c| matches!(*c, "client_secret" | "client_secret_expires_at"))
+        {
+            secret_renewed(ctx, &before, &mut t, now);
+        }
         if !changed.is_empty() {
             check_token(ctx, &t)?;
         }
@@ -385,7 +484,7 @@ pub async fn update(
         }
         if changed.is_empty() {
             let name = before.name.clone();
-            return Ok((before, (name, Vec::new())));
+            return Ok((before.clone(), (before, Vec::new(), Vec::new())));
         }
         // The store checks the version we read: a refresh that committed in between is never
         // reverted (R11); this edit is then applied again to what it wrote.
@@ -417,14 +516,68 @@ pub async fn update(
         )
         .await;
         let rebind: Vec<AppId> = rebind.iter().map(|a| a.id).collect();
-        Ok((updated, (before.name, rebind)))
+        Ok((updated, (before, changed, rebind)))
     })
     .await?;
-    let (old_name, apps) = rebind;
+    let (before, changed, apps) = rebind;
     for app in apps {
-        rebind_app(ctx, actor, app, &old_name, &updated.name).await?;
+        rebind_app(ctx, actor, app, &before.name, &updated.name).await?;
     }
-    Ok(updated)
+    Ok(after_credentials_change(ctx, actor, &before, updated, &changed).await)
+}
+
+/// A new client secret, or a new expiry of it: a token that could serve gets its status from
+/// its expiries again (no longer "expiring soon" for the old secret); one that expired with its
+/// client secret is brought back if what it holds is still valid (its refresh token), and
+/// [`after_credentials_change`] resumes its apps.
+fn secret_renewed(ctx: &AppContext, before: &TokenRecord, t: &mut TokenRecord, now: Timestamp) {
+    let first_lead = ctx.first_lead_time();
+    if t.client_secret_expires_at.is_some_and(|e| e <= now) {
+        return; // still (or again) expired: the background pass handles it
+    }
+    let died_of_secret = before.status == TokenStatus::Expired
+        && before.client_secret_expires_at.is_some_and(|e| e <= now);
+    let usable = matches!(t.status, TokenStatus::Healthy | TokenStatus::ExpiringSoon);
+    let holds_material = t.material.access_token.is_some()
+        && (!t.grant.renews_with_refresh_token()
+            || (t.material.refresh_token.is_some()
+                && t.material.refresh_expires_at.is_none_or(|e| e > now)));
+    if usable || (died_of_secret && holds_material && t.grant.needs_sign_in()) {
+        (t.status, t.status_reason) = crate::ops::grant::refresh::expiry_status(t, now, first_lead);
+    }
+}
+
+/// After an edit: a token whose grant needs no sign-in gets a new access token with changed
+/// credentials (which checks them, and brings back a token that needed new credentials or whose
+/// secret expired: its apps resume); a token brought back by a new client secret
+/// ([`secret_renewed`]) resumes its apps.
+async fn after_credentials_change(
+    ctx: &AppContext,
+    actor: &str,
+    before: &TokenRecord,
+    updated: TokenRecord,
+    changed: &[&str],
+) -> TokenRecord {
+    let credentials = changed.iter().any(|c| {
+        matches!(
+            *c,
+            "client_secret" | "client_secret_2" | "client_id" | "client_auth" | "settings"
+        )
+    });
+    let unusable = !matches!(
+        updated.status,
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon
+    );
+    if !updated.grant.needs_sign_in() {
+        if credentials || (unusable && changed.contains(&"client_secret_expires_at")) {
+            return obtain_if_ready(ctx, actor, updated).await;
+        }
+        return updated;
+    }
+    if before.status.is_dead() && !unusable {
+        crate::ops::lifecycle::token_authorized(ctx, &updated, before.status, actor).await;
+    }
+    updated
 }
 
 /// The apps whose reads of `before`'s name reach it (see `lifecycle::dependants`), when it is
@@ -604,7 +757,7 @@ pub fn snowflake_setup(
 
 /// Where a token's secrets go: the token endpoint and the test URL its settings resolve to.
 fn destinations(ctx: &AppContext, t: &TokenRecord) -> Option<(String, Option<String>)> {
-    let p = ctx.catalog.resolve(t.provider.as_str(), &t.settings).ok()?;
+    let p = ctx.catalog.resolve_for(t.provider.as_str(), &t.settings, t.grant).ok()?;
     let probe = match p.probe {
         tokenwarden_oauth::Probe::SnowflakeSql { base_url, .. } => Some(base_url),
         tokenwarden_oauth::Probe::Url(u) => Some(u),

@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, Grant, ProviderId, TokenName, TokenStatus};
+use tokenwarden_domain::{AppName, ClientAuthMethod, Grant, ProviderId, TokenName, TokenStatus};
 use tokenwarden_oauth::snowflake::{self};
 use tokenwarden_store::{AppRecord, AuditFilter, TokenRecord};
 
@@ -462,6 +462,11 @@ pub struct StatusView {
     pub needs_signin: bool,
     /// Never signed in yet.
     pub never: bool,
+    /// The grant signs in (authorization code, device code); else the token gets its access
+    /// tokens with its credentials alone.
+    pub sign_in: bool,
+    /// The client secret's expiry, if the admin gave one.
+    pub secret: Option<Countdown>,
 }
 
 async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
@@ -500,15 +505,23 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
         access_abs: view::fmt_time(t.material.access_expires_at),
         needs_signin: false,
         never: t.status == TokenStatus::NotAuthorized,
-        refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
+        sign_in: t.grant.needs_sign_in(),
+        secret: t
+            .client_secret_expires_at
+            .map(|e| view::countdown(ctx, t.status, Some(e))),
+        refresh: if t.grant.renews_with_refresh_token() {
+            view::countdown(ctx, t.status, t.material.refresh_expires_at)
+        } else {
+            view::soonest_countdown(ctx, t)
+        },
         authorized_at: view::fmt_time(t.material.issued_at),
     }
-    .with_signin(t.status)
+    .with_signin(t)
 }
 
 impl StatusView {
-    fn with_signin(mut self, status: TokenStatus) -> Self {
-        self.needs_signin = view::needs_signin(status, &self.refresh);
+    fn with_signin(mut self, t: &TokenRecord) -> Self {
+        self.needs_signin = t.grant.needs_sign_in() && view::needs_signin(t.status, &self.refresh);
         self
     }
 }
@@ -543,6 +556,7 @@ struct DetailPage {
     provider: String,
     /// The grant's label.
     grant: &'static str,
+    client_auth: &'static str,
     app: Option<(String, String)>,
     users: Vec<(String, String)>,
     settings: Vec<(String, String)>,
@@ -603,6 +617,7 @@ pub async fn detail(
         name: t.name.to_string(),
         provider: row.provider.clone(),
         grant: t.grant.label(),
+        client_auth: grant::client_auth(&ctx, &t).as_str(),
         app: app.map(|a| (a.id.to_string(), a.name.to_string())),
         users: row.apps,
         settings: t
@@ -657,6 +672,10 @@ struct EditPage {
     error: String,
     paste_error: String,
     st: StatusView,
+    /// Client authentication: (value, label, selected); the empty value is the provider's.
+    client_auths: Vec<(String, String, bool)>,
+    /// The client secret's expiry as typed or stored (RFC 3339), empty when unknown.
+    secret_expires: String,
 }
 
 #[derive(Default)]
@@ -668,6 +687,7 @@ struct EditState {
     error: String,
     paste_error: String,
     with_errors: bool,
+    secret_expires: Option<String>,
 }
 
 async fn edit_page(
@@ -730,8 +750,41 @@ async fn edit_page(
         notice: e.notice,
         error: e.error,
         paste_error: e.paste_error,
+        client_auths: client_auth_choices(ctx, t),
+        secret_expires: e.secret_expires.unwrap_or_else(|| {
+            t.client_secret_expires_at
+                .map(|e| tokenwarden_domain::Rfc3339(e).to_string())
+                .unwrap_or_default()
+        }),
         st: status_view(ctx, t).await,
     })
+}
+
+/// The client authentication choices of the token form: the provider's default first.
+fn client_auth_choices(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String, bool)> {
+    let default = ctx
+        .catalog
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
+        .map(|p| p.client_auth.method().as_str())
+        .unwrap_or("client_secret_basic");
+    let mut out = vec![(
+        String::new(),
+        format!("The provider's default ({default})"),
+        t.client_auth.is_none(),
+    )];
+    for (m, label) in [
+        (
+            ClientAuthMethod::ClientSecretBasic,
+            "client_secret_basic: HTTP Basic",
+        ),
+        (
+            ClientAuthMethod::ClientSecretPost,
+            "client_secret_post: in the form body",
+        ),
+    ] {
+        out.push((m.as_str().to_owned(), label.to_owned(), t.client_auth == Some(m)));
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -784,6 +837,8 @@ pub async fn save(
     let client_id = field(&pairs, "client_id").trim().to_owned();
     let secret = field(&pairs, "client_secret");
     let secret2 = field(&pairs, "client_secret_2");
+    let client_auth_text = field(&pairs, "client_auth");
+    let expires_text = field(&pairs, "client_secret_expires_at").trim().to_owned();
     let mut bad = settings
         .iter()
         .any(|(k, v)| !check_field(&ctx, &provider, k, v).0.is_empty());
@@ -802,6 +857,26 @@ pub async fn save(
             bad = true;
         }
     }
+    let client_auth = if client_auth_text.is_empty() {
+        None
+    } else {
+        match ClientAuthMethod::parse(&client_auth_text) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                error = format!("Client authentication: {e}.");
+                bad = true;
+                None
+            }
+        }
+    };
+    let secret_expires_at = match ops::tokens::parse_expiry(&expires_text) {
+        Ok(e) => e,
+        Err(e) => {
+            error = format!("Client secret expires: {e}.");
+            bad = true;
+            None
+        }
+    };
     if bad {
         let p = edit_page(
             &ctx,
@@ -817,6 +892,7 @@ pub async fn save(
                     error
                 },
                 with_errors: true,
+                secret_expires: Some(expires_text),
                 ..EditState::default()
             },
         )
@@ -828,6 +904,8 @@ pub async fn save(
         client_id: Some((!client_id.is_empty()).then_some(client_id)),
         client_secret: (!secret.is_empty()).then(|| SecretString::from(secret)),
         client_secret_2: (!secret2.is_empty()).then(|| Some(SecretString::from(secret2))),
+        client_auth: Some(client_auth),
+        client_secret_expires_at: Some(secret_expires_at),
         ..TokenChanges::default()
     };
     match ops::tokens::update(&ctx, &s.actor(), t.id, changes).await {

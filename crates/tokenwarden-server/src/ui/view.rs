@@ -181,15 +181,35 @@ pub fn token_row(ctx: &AppContext, t: &TokenRecord, apps: &[AppRecord]) -> Token
             .access_expires_at
             .map_or_else(|| "—".to_owned(), |e| expiry(now, e)),
         needs_signin: false,
-        refresh: countdown(ctx, t.status, t.material.refresh_expires_at),
+        refresh: soonest_countdown(ctx, t),
         apps: users,
     }
-    .with_signin(t.status)
+    .with_signin(t)
+}
+
+/// The countdown of what expires first on a token: its refresh token, or its client secret
+/// (then the text says so); a token without a refresh token says why it needs none.
+pub fn soonest_countdown(ctx: &AppContext, t: &TokenRecord) -> Countdown {
+    match (t.material.refresh_expires_at, t.client_secret_expires_at) {
+        (r, Some(secret)) if r.is_none_or(|r| secret < r) => {
+            let mut c = countdown(ctx, t.status, Some(secret));
+            c.text = format!("client secret: {}", c.text);
+            c
+        }
+        (None, None) if !t.grant.renews_with_refresh_token() && !t.status.is_dead() => {
+            let mut c = countdown(ctx, t.status, None);
+            if t.status != TokenStatus::NotAuthorized {
+                c.text = "none needed".into();
+            }
+            c
+        }
+        (r, _) => countdown(ctx, t.status, r),
+    }
 }
 
 impl TokenRow {
-    fn with_signin(mut self, status: TokenStatus) -> Self {
-        self.needs_signin = needs_signin(status, &self.refresh);
+    fn with_signin(mut self, t: &TokenRecord) -> Self {
+        self.needs_signin = t.grant.needs_sign_in() && needs_signin(t.status, &self.refresh);
         self
     }
 }

@@ -27,10 +27,21 @@ use tokenwarden_store::{Sealed, SealedColumn, TokenRecord};
 pub fn resolve(ctx: &AppContext, t: &TokenRecord) -> Result<ResolvedProvider> {
     let mut p = ctx
         .catalog
-        .resolve(t.provider.as_str(), &t.settings)
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     if let Some(m) = t.client_auth {
         p.client_auth = m.into();
+    }
+    // Client credentials ask for the scopes the settings name, else the template's app-only
+    // ones (never the delegated defaults, such as offline_access).
+    if t.grant == Grant::ClientCredentials
+        && t.settings.get("scope").is_none_or(|s| s.trim().is_empty())
+    {
+        p.scopes = ctx
+            .catalog
+            .get(t.provider.as_str())
+            .and_then(|tpl| tpl.client_credentials_scopes.clone())
+            .unwrap_or_default();
     }
     Ok(p)
 }
@@ -40,7 +51,7 @@ pub fn resolve(ctx: &AppContext, t: &TokenRecord) -> Result<ResolvedProvider> {
 pub fn client_auth(ctx: &AppContext, t: &TokenRecord) -> tokenwarden_domain::ClientAuthMethod {
     t.client_auth.unwrap_or_else(|| {
         ctx.catalog
-            .resolve(t.provider.as_str(), &t.settings)
+            .resolve_for(t.provider.as_str(), &t.settings, t.grant)
             .map(|p| p.client_auth.method())
             .unwrap_or(tokenwarden_domain::ClientAuthMethod::ClientSecretBasic)
     })
@@ -72,9 +83,12 @@ pub async fn start(
                 expires_at: ctx.clock.now() + chrono::Duration::minutes(STATE_TTL_MINUTES),
             })
         }
-        Grant::ClientCredentials => Err(Error::Invalid(
-            "client credentials tokens are not available yet".into(),
-        )),
+        Grant::ClientCredentials => {
+            let token = refresh::obtain(ctx, t.id, actor)
+                .await
+                .map_err(|e| obtain_error(t, e))?;
+            Ok(Started::Ready(Box::new(token)))
+        }
         Grant::DeviceCode => Err(Error::Invalid(
             "device code sign-in is not available yet".into(),
         )),
@@ -84,13 +98,41 @@ pub async fn start(
     }
 }
 
+/// What an admin is told when getting an access token with the stored credentials failed.
+fn obtain_error(t: &TokenRecord, e: RefreshError) -> Error {
+    match e {
+        RefreshError::NeedsCredentials(m) | RefreshError::NeedsReauthorization(m) => {
+            Error::TokenUnusable {
+                code: "token_needs_credentials",
+                message: format!(
+                    "token {} could not get an access token: {m}. Store the right client id and secret (or client authentication) and try again",
+                    t.name
+                ),
+            }
+        }
+        RefreshError::Unavailable(m) => Error::ProviderUnavailable {
+            message: format!(
+                "token {} could not get an access token right now: {m}",
+                t.name
+            ),
+            retry_after: 30,
+        },
+        RefreshError::Busy => Error::ProviderUnavailable {
+            message: "the token is being renewed right now; retry shortly".into(),
+            retry_after: 5,
+        },
+        RefreshError::Core(e) => e,
+    }
+}
+
 /// Whether the refresh engine can renew the token's access token by itself (ahead of expiry,
 /// and as the daily health check): with its refresh token, or with the grant's own
 /// credentials. The dispatch point the background pass (`engine`) asks.
 pub fn renewable(t: &TokenRecord) -> bool {
     match t.grant {
         Grant::AuthorizationCode | Grant::DeviceCode => t.material.refresh_token.is_some(),
-        Grant::ClientCredentials | Grant::SnowflakeKeypair => false,
+        Grant::ClientCredentials => t.client_secret.is_some() || t.client_secret_2.is_some(),
+        Grant::SnowflakeKeypair => false,
     }
 }
 
