@@ -21,6 +21,10 @@
 // code, the one redirect URI):
 //   CLIENT_ID           token_endpoint_auth_method client_secret_basic
 //   CLIENT_ID + "-post" token_endpoint_auth_method client_secret_post (same secret)
+// Client credentials (RFC 6749 4.4) clients, separate ones (grant type client_credentials only,
+// no redirect URI, scopes api:read api:write, same secret; access tokens live ACCESS_TOKEN_TTL):
+//   CLIENT_ID + "-cc"      token_endpoint_auth_method client_secret_basic
+//   CLIENT_ID + "-cc-post" token_endpoint_auth_method client_secret_post
 //
 // Behaviour: PKCE with S256 is required on every authorization request; a refresh token is
 // issued with every authorization code exchange (no offline_access scope or prompt=consent
@@ -237,12 +241,27 @@ const clientBase = {
   id_token_signed_response_alg: 'ES256',
 };
 
+// Client credentials: the -cc clients (see the top of this file).
+const ccClients = [
+  [`${clientId}-cc`, 'client_secret_basic'],
+  [`${clientId}-cc-post`, 'client_secret_post'],
+].map(([client_id, token_endpoint_auth_method]) => ({
+  client_id,
+  client_secret: clientSecret,
+  token_endpoint_auth_method,
+  grant_types: ['client_credentials'],
+  response_types: [],
+  redirect_uris: [],
+  scope: API_SCOPES.join(' '),
+}));
+
 const provider = new Provider(issuer, {
   adapter: TestAdapter,
   jwks: { keys: [signingKey] },
   clients: [
     { ...clientBase, client_id: clientId, token_endpoint_auth_method: 'client_secret_basic' },
     { ...clientBase, client_id: `${clientId}-post`, token_endpoint_auth_method: 'client_secret_post' },
+    ...ccClients,
   ],
   responseTypes: ['code'],
   scopes: ['openid', 'offline_access', ...API_SCOPES],
@@ -262,6 +281,7 @@ const provider = new Provider(issuer, {
     AuthorizationCode: 60,
     RefreshToken: refreshTokenTtl,
     IdToken: 3600,
+    ClientCredentials: accessTokenTtl,
     Interaction: 600,
     Session: 14 * 24 * 3600,
     // Must outlive every refresh token of the chain, rotated ones included.
@@ -269,6 +289,7 @@ const provider = new Provider(issuer, {
   },
   features: {
     devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
     userinfo: { enabled: true },
@@ -322,6 +343,7 @@ provider.use(async (ctx, next) => {
 const registeredAuthMethod = new Map([
   [clientId, 'client_secret_basic'],
   [`${clientId}-post`, 'client_secret_post'],
+  ...ccClients.map((c) => [c.client_id, c.token_endpoint_auth_method]),
 ]);
 const clientAuthRoutes = new Map([['/token', 'token'], ['/token/revocation', 'revocation'], ['/token/introspection', 'introspection']]);
 const MAX_BODY = 56 * 1024;

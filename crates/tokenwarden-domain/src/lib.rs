@@ -2,12 +2,14 @@
 //! (`TokenName::parse`, `ProviderId::parse`, ...) and cannot hold bad data afterwards.
 
 pub mod clock;
+mod grant;
 mod ids;
 mod names;
 pub mod net;
 mod states;
 
 pub use clock::{Clock, ManualClock, OffsetClock, Rfc3339, SystemClock};
+pub use grant::{ClientAuthMethod, Grant};
 pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName, take_refused_name};
 pub use net::{is_loopback_authority, is_loopback_host};

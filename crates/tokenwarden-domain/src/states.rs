@@ -4,8 +4,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?}")]
 pub struct ParseStateError {
-    what: &'static str,
-    value: String,
+    pub(crate) what: &'static str,
+    pub(crate) value: String,
 }
 
 macro_rules! string_enum {
@@ -36,6 +36,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where a token stands. `healthy` and `expiring_soon` can serve reads.
@@ -48,8 +49,11 @@ string_enum!(
         ExpiringSoon = "expiring_soon",
         /// The provider refused the refresh token (revoked, rotated elsewhere, client changed).
         NeedsReauthorization = "needs_reauthorization",
-        /// The refresh token's own validity has run out.
+        /// The refresh token's own validity (or the client secret's) has run out.
         Expired = "expired",
+        /// The provider refused the client's credentials (`invalid_client`): store a new client
+        /// secret (or key) and the token is usable again.
+        NeedsCredentials = "needs_credentials",
     }
 );
 
@@ -58,7 +62,9 @@ impl TokenStatus {
     pub fn is_dead(self) -> bool {
         matches!(
             self,
-            TokenStatus::NeedsReauthorization | TokenStatus::Expired
+            TokenStatus::NeedsReauthorization
+                | TokenStatus::Expired
+                | TokenStatus::NeedsCredentials
         )
     }
 
@@ -79,6 +85,21 @@ impl TokenStatus {
             Some(exp) if exp <= now + first_lead.duration() => TokenStatus::ExpiringSoon,
             _ => TokenStatus::Healthy,
         }
+    }
+
+    /// [`TokenStatus::from_refresh_expiry`] over everything that expires on a token: its
+    /// refresh token and its client secret, the sooner counting.
+    pub fn from_expiries(
+        refresh_expires_at: Option<crate::Timestamp>,
+        client_secret_expires_at: Option<crate::Timestamp>,
+        now: crate::Timestamp,
+        first_lead: crate::LeadTime,
+    ) -> TokenStatus {
+        let soonest = match (refresh_expires_at, client_secret_expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        TokenStatus::from_refresh_expiry(soonest, now, first_lead)
     }
 }
 
@@ -135,6 +156,7 @@ string_enum!(
         TokenRefresh = "token.refresh",
         TokenRefreshFailed = "token.refresh_failed",
         TokenNeedsReauthorization = "token.needs_reauthorization",
+        TokenNeedsCredentials = "token.needs_credentials",
         TokenExpired = "token.expired",
         TokenStatus = "token.status",
         TokenTest = "token.test",
@@ -184,6 +206,8 @@ string_enum!(
         TokenAuthorized = "token.authorized",
         TokenRefreshFailed = "token.refresh_failed",
         TokenNeedsReauthorization = "token.needs_reauthorization",
+        /// The provider refused the client's credentials: store a new client secret.
+        TokenNeedsCredentials = "token.needs_credentials",
         TokenExpiring = "token.expiring",
         TokenExpired = "token.expired",
         TokenRestored = "token.restored",
@@ -314,5 +338,18 @@ mod typed_tests {
             TokenStatus::Healthy
         );
         assert!(TokenStatus::Expired.is_dead() && !TokenStatus::ExpiringSoon.is_dead());
+        assert!(TokenStatus::NeedsCredentials.is_dead());
+        assert_eq!(
+            TokenStatus::from_expiries(at(90), at(3), now, lead),
+            TokenStatus::ExpiringSoon
+        );
+        assert_eq!(
+            TokenStatus::from_expiries(None, at(14), now, lead),
+            TokenStatus::ExpiringSoon
+        );
+        assert_eq!(
+            TokenStatus::from_expiries(at(30), at(15), now, lead),
+            TokenStatus::Healthy
+        );
     }
 }

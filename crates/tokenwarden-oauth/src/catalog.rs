@@ -4,6 +4,7 @@ use crate::snowflake::{self, SnowflakeAccount, SnowflakeRole};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use tokenwarden_domain::Grant;
 
 const BUILT_IN: &[(&str, &str)] = &[
     (
@@ -74,6 +75,10 @@ pub struct ProviderTemplate {
     pub client_auth: String,
     #[serde(default)]
     pub default_scopes: String,
+    /// The scopes a client credentials token asks for when its settings name none (Microsoft:
+    /// `https://graph.microsoft.com/.default`); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_credentials_scopes: Option<String>,
     /// Access-token lifetime assumed when a response has no `expires_in` (R17).
     #[serde(default = "hour")]
     pub default_access_token_lifetime: u64,
@@ -88,6 +93,10 @@ pub struct ProviderTemplate {
     pub extra_authorization_params: BTreeMap<String, String>,
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// The grants a token of this provider may use (the first is offered first); a template
+    /// that lists none supports `authorization_code` only.
+    #[serde(default = "authorization_code_only")]
+    pub grants: Vec<Grant>,
     /// `built-in` or the file it came from.
     #[serde(default, skip_deserializing)]
     pub source: String,
@@ -102,6 +111,25 @@ fn basic() -> String {
 fn hour() -> u64 {
     3600
 }
+fn authorization_code_only() -> Vec<Grant> {
+    vec![Grant::AuthorizationCode]
+}
+
+impl ProviderTemplate {
+    /// Whether tokens of this provider may use `grant`.
+    pub fn supports(&self, grant: Grant) -> bool {
+        self.grants.contains(&grant)
+    }
+
+    /// The grants, as text, for messages: `authorization_code, client_credentials`.
+    pub fn grants_text(&self) -> String {
+        self.grants
+            .iter()
+            .map(|g| g.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,6 +138,31 @@ pub enum ClientAuth {
     Basic,
     /// `client_id` and `client_secret` in the form body.
     Body,
+    /// A client assertion JWT signed with the token's key (RFC 7523 2.2).
+    PrivateKeyJwt,
+}
+
+impl From<tokenwarden_domain::ClientAuthMethod> for ClientAuth {
+    fn from(m: tokenwarden_domain::ClientAuthMethod) -> Self {
+        use tokenwarden_domain::ClientAuthMethod as M;
+        match m {
+            M::ClientSecretBasic => ClientAuth::Basic,
+            M::ClientSecretPost => ClientAuth::Body,
+            M::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+        }
+    }
+}
+
+impl ClientAuth {
+    /// The RFC 7591 name of this method.
+    pub fn method(self) -> tokenwarden_domain::ClientAuthMethod {
+        use tokenwarden_domain::ClientAuthMethod as M;
+        match self {
+            ClientAuth::Basic => M::ClientSecretBasic,
+            ClientAuth::Body => M::ClientSecretPost,
+            ClientAuth::PrivateKeyJwt => M::PrivateKeyJwt,
+        }
+    }
 }
 
 /// How "Test connection" checks a token.
@@ -283,7 +336,25 @@ impl Catalog {
         provider: &str,
         settings: &BTreeMap<String, String>,
     ) -> Result<ResolvedProvider, CatalogError> {
+        self.resolve_for(provider, settings, Grant::AuthorizationCode)
+    }
+
+    /// [`Catalog::resolve`] for a token of `grant`: a grant that never sends a browser to the
+    /// authorization endpoint (client credentials, key pair) does not need it, nor the
+    /// settings only it uses (its `authorization_url` is then empty when they are missing).
+    pub fn resolve_for(
+        &self,
+        provider: &str,
+        settings: &BTreeMap<String, String>,
+        grant: Grant,
+    ) -> Result<ResolvedProvider, CatalogError> {
         let t = self.template(provider)?;
+        let browser = grant.needs_sign_in();
+        // A setting only the authorization endpoint uses.
+        let authorization_only = |name: &str| {
+            let var = format!("{{{name}}}");
+            t.authorization_url.contains(&var) && !t.token_url.contains(&var)
+        };
         self.check_settings(provider, settings)?;
         let mut vars: BTreeMap<String, String> = BTreeMap::new();
         for f in &t.fields {
@@ -296,7 +367,7 @@ impl Catalog {
                 Some(v) => {
                     vars.insert(f.name.clone(), v);
                 }
-                None if f.required => {
+                None if f.required && (browser || !authorization_only(&f.name)) => {
                     return Err(err(format!(
                         "the setting {:?} ({}) is required for {}: {}",
                         f.name, f.label, t.display_name, f.help
@@ -348,9 +419,13 @@ impl Catalog {
                     _ => Ok(None),
                 }
             };
-        let authorization_url = fill(&t.authorization_url);
+        let mut authorization_url = fill(&t.authorization_url);
         let token_url = fill(&t.token_url);
-        check_endpoint("the authorization endpoint", &authorization_url)?;
+        if browser || !authorization_url.contains('{') {
+            check_endpoint("the authorization endpoint", &authorization_url)?;
+        } else {
+            authorization_url = String::new();
+        }
         check_endpoint("the token endpoint", &token_url)?;
         if probe == Probe::None
             && let Some(u) = optional(&t.probe_url, "the test URL")?
@@ -469,6 +544,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn providers_list_their_grants() {
+        let c = Catalog::built_in();
+        let grants = |id: &str| c.get(id).unwrap().grants.clone();
+        use Grant::*;
+        assert_eq!(
+            grants("microsoft"),
+            [AuthorizationCode, ClientCredentials, DeviceCode]
+        );
+        assert_eq!(grants("salesforce"), [AuthorizationCode, ClientCredentials]);
+        assert_eq!(
+            grants("oauth2"),
+            [AuthorizationCode, ClientCredentials, DeviceCode]
+        );
+        assert_eq!(grants("snowflake"), [AuthorizationCode, SnowflakeKeypair]);
+        assert!(c.all().all(|p| p.supports(AuthorizationCode)));
+        assert!(!c.get("google").unwrap().supports(ClientCredentials));
+        let user: ProviderTemplate = toml::from_str(
+            "id = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"https://a\"\ntoken_url = \"https://b\"\n",
+        )
+        .unwrap();
+        assert_eq!(user.grants, [AuthorizationCode]);
+        assert!(
+            toml::from_str::<ProviderTemplate>(
+                "id = \"acme\"\ndisplay_name = \"Acme\"\nauthorization_url = \"https://a\"\ntoken_url = \"https://b\"\ngrants = [\"implicit\"]\n",
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn grants_without_a_sign_in_need_no_authorization_endpoint() {
+        let c = Catalog::built_in();
+        let only_token = s(&[("token_url", "https://auth.example.com/token")]);
+        let e = c.resolve("oauth2", &only_token).unwrap_err().to_string();
+        assert!(e.contains("authorization_url"), "{e}");
+        let r = c
+            .resolve_for("oauth2", &only_token, Grant::ClientCredentials)
+            .unwrap();
+        assert_eq!(r.authorization_url, "");
+        assert_eq!(r.token_url, "https://auth.example.com/token");
+        // The token endpoint stays required.
+        let e = c
+            .resolve_for("oauth2", &s(&[]), Grant::ClientCredentials)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token_url"), "{e}");
     }
 
     #[test]

@@ -188,6 +188,9 @@ pub enum Grant<'a> {
     Refresh {
         refresh_token: &'a SecretString,
     },
+    /// RFC 6749 4.4: the client's own credentials get an access token (the scopes the
+    /// provider resolved to, if any).
+    ClientCredentials,
 }
 
 /// An HTTP client for provider calls, with bounded timeouts.
@@ -284,6 +287,12 @@ impl OAuthClient {
                 form.push(("grant_type", "refresh_token".into()));
                 form.push(("refresh_token", refresh_token.expose_secret().into()));
             }
+            Grant::ClientCredentials => {
+                form.push(("grant_type", "client_credentials".into()));
+                if !p.scopes.is_empty() {
+                    form.push(("scope", p.scopes.clone()));
+                }
+            }
         }
         let mut req = self
             .http
@@ -303,6 +312,16 @@ impl OAuthClient {
             ClientAuth::Body => {
                 form.push(("client_id", client_id.into()));
                 form.push(("client_secret", secret.expose_secret().into()));
+            }
+            ClientAuth::PrivateKeyJwt => {
+                // Filled in by the key-pair work (issue 12): a client assertion signed with
+                // the token's key. Until then nothing is sent.
+                return Err(TokenError::Refused {
+                    status: 0,
+                    error: "unsupported_client_auth".into(),
+                    description: Some("private_key_jwt is not available yet".into()),
+                    message: None,
+                });
             }
         }
         let body: String = form

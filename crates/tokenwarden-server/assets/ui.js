@@ -196,6 +196,14 @@
         sessionEnded();
         return;
       }
+      if (r.ok && r.body.ready) {
+        // A grant without a sign-in (client credentials): the token is ready already.
+        popup.close();
+        pending = null;
+        say("Token obtained. " + (r.body.message || ""), "ok");
+        refreshStatus(tokenId);
+        return;
+      }
       if (!r.ok || !r.body.url) {
         popup.close();
         pending = null;

@@ -46,7 +46,7 @@ pub enum ApiError {
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     /// The token exists but cannot give an access token: `token_not_authorized`,
-    /// `token_needs_reauthorization`, `token_expired`.
+    /// `token_needs_reauthorization`, `token_needs_credentials`, `token_expired`.
     #[error("{message}")]
     TokenUnusable { code: &'static str, message: String },
     /// The provider is down and no valid access token is left; retry after the given seconds.

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use tokenwarden_domain::{
-    ApiKeyId, AppId, AppName, AppState, KeyLabel, ProviderId, StopReason, Timestamp, TokenId,
-    TokenName, TokenStatus,
+    ApiKeyId, AppId, AppName, AppState, ClientAuthMethod, Grant, KeyLabel, ProviderId, StopReason,
+    Timestamp, TokenId, TokenName, TokenStatus,
 };
 
 /// Ciphertext of a secret. Its `Debug` shows only its length.
@@ -59,6 +59,8 @@ pub struct TokenRecord {
     pub id: TokenId,
     pub name: TokenName,
     pub provider: ProviderId,
+    /// How the token gets its access tokens; fixed at creation (column `grant_type`).
+    pub grant: Grant,
     /// `Some` for an app-level token, owned by that app; `None` for a global one.
     pub app_id: Option<AppId>,
     /// Connection settings (e.g. Snowflake `account`, `role`). Not secret.
@@ -66,6 +68,11 @@ pub struct TokenRecord {
     pub client_id: Option<String>,
     pub client_secret: Option<Sealed>,
     pub client_secret_2: Option<Sealed>,
+    /// How the client authenticates at the token endpoint; `None`: the provider's default.
+    pub client_auth: Option<ClientAuthMethod>,
+    /// When the client secret stops working at the provider (Azure secrets expire), if the
+    /// admin said so: reminders and app stop as for a refresh token's expiry.
+    pub client_secret_expires_at: Option<Timestamp>,
     pub material: TokenMaterial,
     pub status: TokenStatus,
     pub status_reason: Option<String>,

@@ -177,6 +177,7 @@ fn token(ctx: &Ctx, name: &str, app: Option<AppId>) -> TokenRecord {
         id: TokenId(uuid::Uuid::new_v4()),
         name: TokenName::parse(name).unwrap(),
         provider: ProviderId::parse("snowflake").unwrap(),
+        grant: tokenwarden_domain::Grant::AuthorizationCode,
         app_id: app,
         settings: BTreeMap::from([
             ("account".into(), "xy12345.us-east-1".into()),
@@ -185,6 +186,8 @@ fn token(ctx: &Ctx, name: &str, app: Option<AppId>) -> TokenRecord {
         client_id: Some("client-id".into()),
         client_secret: Some(Sealed(vec![1, 2, 3, 0, 255])),
         client_secret_2: None,
+        client_auth: None,
+        client_secret_expires_at: None,
         material: TokenMaterial::default(),
         status: TokenStatus::NotAuthorized,
         status_reason: None,
@@ -1846,7 +1849,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

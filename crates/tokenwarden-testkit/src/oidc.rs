@@ -28,6 +28,9 @@
 //! - Access tokens are opaque, live `access_token_ttl_secs`; refresh tokens live
 //!   `refresh_token_ttl_secs` (from their own issue, also after a rotation).
 //! - Authorization responses carry `iss` (RFC 9207) as well as `code` and `state`.
+//! - Client credentials (RFC 6749 4.4): two separate clients, [`OidcProvider::cc_client_id`]
+//!   (`client_secret_basic`) and [`OidcProvider::cc_post_client_id`] (`client_secret_post`),
+//!   with the same secret; their access tokens live `access_token_ttl_secs` too.
 //! - No browser needed: following the 302/303 redirects from the authorization URL (cookies
 //!   kept or not) signs in the account `alice`, grants what was asked and ends with a redirect
 //!   to `redirect_uri?code=...&state=...&iss=...` (3 redirects).
@@ -313,6 +316,20 @@ impl OidcProvider {
     #[must_use]
     pub fn post_client_id(&self) -> String {
         format!("{}-post", self.config.client_id)
+    }
+
+    /// The id of the client credentials client (grant type `client_credentials` only, scopes
+    /// `api:read api:write`), which authenticates with `client_secret_basic`; its secret is
+    /// the configured one.
+    #[must_use]
+    pub fn cc_client_id(&self) -> String {
+        format!("{}-cc", self.config.client_id)
+    }
+
+    /// The client credentials client that authenticates with `client_secret_post`.
+    #[must_use]
+    pub fn cc_post_client_id(&self) -> String {
+        format!("{}-cc-post", self.config.client_id)
     }
 
     /// `POST /_test/revoke`: revokes every grant, refresh token, access token, authorization

@@ -185,6 +185,42 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create a token. The client secret comes from TOKENWARDEN_CLIENT_SECRET or, with
+    /// --client-secret-stdin, the first line of standard input (never a command-line value:
+    /// those show in `ps`). A grant without a sign-in (client_credentials) fetches its first
+    /// access token at once when the client id and secret are given.
+    Create {
+        /// The token's name (apps fetch it by this name).
+        name: String,
+        /// The provider's id (`tokenwarden` lists them in GET /api/v1/providers).
+        #[arg(long)]
+        provider: String,
+        /// authorization_code (default), client_credentials, device_code or snowflake_keypair:
+        /// one the provider supports.
+        #[arg(long, default_value = "authorization_code")]
+        grant: String,
+        /// The owning app, for an app-level token (without it: a global token).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// A connection setting, NAME=VALUE; repeat for several (e.g. --setting tenant=contoso.com).
+        #[arg(long = "setting", value_name = "NAME=VALUE")]
+        settings: Vec<String>,
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Read the client secret from the first line of standard input.
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// client_secret_basic or client_secret_post (default: the provider's).
+        #[arg(long)]
+        client_auth: Option<String>,
+        /// When the client secret expires at the provider (RFC 3339, e.g. 2027-06-30T00:00:00Z):
+        /// reminders before it, the apps using the token stop at it.
+        #[arg(long, value_name = "RFC3339")]
+        client_secret_expires_at: Option<String>,
+        /// Print the token as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the OAuth sign-in for a token and print the URL to open in any browser; the running
     /// service completes it at its callback.
     Authorize {

@@ -26,6 +26,9 @@ pub struct ProviderView {
     source: String,
     pkce: bool,
     client_auth: String,
+    /// The grants tokens of this provider may use.
+    #[schema(value_type = Vec<String>, example = json!(["authorization_code", "client_credentials"]))]
+    grants: Vec<tokenwarden_domain::Grant>,
     default_scopes: String,
     docs_url: Option<String>,
     /// The connection settings this provider takes.
@@ -47,6 +50,7 @@ pub async fn list_providers(State(ctx): State<AppContext>, _: Admin) -> Json<Vec
                 source: t.source.clone(),
                 pkce: t.pkce,
                 client_auth: t.client_auth.clone(),
+                grants: t.grants.clone(),
                 default_scopes: t.default_scopes.clone(),
                 docs_url: t.docs_url.clone(),
                 settings: t.fields.clone(),
@@ -167,16 +171,29 @@ pub async fn paste_client_secrets(
     Ok(Json(view(&ctx, &updated).await?))
 }
 
+/// What starting to get a token's access token answered, by its grant.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuthorizeView {
-    /// Open this in a browser and sign in; the provider sends the browser back to our callback.
-    authorization_url: String,
-    /// The attempt is valid until then (10 minutes).
-    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
-    expires_at: DateTime<Utc>,
+    #[schema(schema_with = super::schema::grant)]
+    grant: tokenwarden_domain::Grant,
+    /// Authorization code: open this in a browser and sign in; the provider sends the browser
+    /// back to our callback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization_url: Option<String>,
+    /// The attempt is valid until then (10 minutes for a sign-in).
+    #[serde(
+        serialize_with = "tokenwarden_domain::clock::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    expires_at: Option<DateTime<Utc>>,
+    /// Grants without a sign-in: the token, which holds an access token now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<TokenView>,
 }
 
-/// Start the authorization-code flow (PKCE S256, one-time state bound to this token).
+/// Start getting the token's access token, the way its grant does: the authorization-code
+/// flow answers the URL to sign in at (PKCE S256, one-time state bound to this token); client
+/// credentials fetch an access token at once and answer the token.
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/authorize", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")),
     responses((status = 200, body = AuthorizeView), (status = 404, body = ErrorBody), CommonErrors))]
@@ -186,11 +203,20 @@ pub async fn authorize(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AuthorizeView>> {
     let t = load(&ctx, &id).await?;
-    let url = grant::start_authorization(&ctx, &t, &who.actor(), None).await?;
-    Ok(Json(AuthorizeView {
-        authorization_url: url,
-        expires_at: ctx.clock.now() + chrono::Duration::minutes(grant::STATE_TTL_MINUTES),
-    }))
+    let mut answer = AuthorizeView {
+        grant: t.grant,
+        authorization_url: None,
+        expires_at: None,
+        token: None,
+    };
+    match grant::start(&ctx, &t, &who.actor(), None).await? {
+        grant::Started::Redirect { url, expires_at } => {
+            answer.authorization_url = Some(url);
+            answer.expires_at = Some(expires_at);
+        }
+        grant::Started::Ready(token) => answer.token = Some(view(&ctx, &token).await?),
+    }
+    Ok(Json(answer))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -243,7 +269,7 @@ pub struct AccessTokenView<'a> {
         (status = 200, body = AccessTokenView),
         CommonErrors,
         (status = 404, body = ErrorBody),
-        (status = 409, description = "token_not_authorized or token_needs_reauthorization", body = ErrorBody),
+        (status = 409, description = "token_not_authorized, token_needs_reauthorization or token_needs_credentials", body = ErrorBody),
         (status = 503, description = "provider_unavailable, with Retry-After; or unavailable (the database)", body = ErrorBody)))]
 pub async fn read_access_token(
     State(ctx): State<AppContext>,

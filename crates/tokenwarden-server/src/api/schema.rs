@@ -3,7 +3,9 @@
 //! Found by schemathesis (issue 9, item 11): with bare `string`s it generated mostly bodies the
 //! API refuses, and so hardly tested anything past the validation.
 
-use tokenwarden_domain::{AppName, ChannelKind, EventKind, KeyLabel, ProviderId, TokenName};
+use tokenwarden_domain::{
+    AppName, ChannelKind, ClientAuthMethod, EventKind, Grant, KeyLabel, ProviderId, TokenName,
+};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{Array, Object};
 
@@ -211,4 +213,55 @@ pub fn admin_password() -> Object {
             "At least 12 characters (at most 1024 bytes). Write-only: never returned.",
         ))
         .build()
+}
+
+/// A token's grant: how it gets its access tokens (`tokenwarden_domain::Grant`).
+pub fn grant() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "How the token gets its access tokens: `authorization_code` (an admin signs in; \
+             the default), `client_credentials` (machine to machine), `device_code` (sign in on \
+             another device), `snowflake_keypair`. The provider must support it (`grants` in \
+             `GET /api/v1/providers`); fixed at creation.",
+        ))
+        .enum_values(Some(Grant::ALL.iter().map(|g| g.as_str())))
+        .default(Some(serde_json::json!(Grant::AuthorizationCode.as_str())))
+        .build()
+}
+
+fn client_auth_builder() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .description(Some(
+            "How the client authenticates at the token endpoint: `client_secret_basic` (HTTP \
+             Basic), `client_secret_post` (in the form), `private_key_jwt` (RFC 7523). Absent or \
+             null: the provider's default.",
+        ))
+        .enum_values(Some(
+            ClientAuthMethod::ALL
+                .iter()
+                .map(|m| serde_json::Value::from(m.as_str()))
+                .chain([serde_json::Value::Null]),
+        ))
+}
+
+/// A token's client authentication method, or null for the provider's default.
+pub fn client_auth() -> Object {
+    nullable(client_auth_builder())
+}
+
+/// An RFC 3339 instant, or null.
+pub fn client_secret_expires_at() -> Object {
+    nullable(
+        ObjectBuilder::new()
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::DateTime,
+            )))
+            .description(Some(
+                "When the client secret expires at the provider (RFC 3339), e.g. an Azure \
+                 secret's end date: reminders go out before it and the apps using the token \
+                 stop at it. Null: unknown or never.",
+            ))
+            .examples(["2027-06-30T00:00:00Z"]),
+    )
 }

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{
+    AppName, ClientAuthMethod, Grant, ProviderId, TokenId, TokenName, TokenStatus,
+};
 use tokenwarden_store::TokenRecord;
 use utoipa::{IntoParams, ToSchema};
 
@@ -34,6 +36,13 @@ pub struct CreateToken {
     /// A second client secret, tried after the first (rotation without downtime). Write-only.
     #[schema(schema_with = super::schema::client_secret)]
     client_secret_2: Option<SecretString>,
+    #[serde(default)]
+    #[schema(schema_with = super::schema::grant)]
+    grant: Grant,
+    #[schema(schema_with = super::schema::client_auth)]
+    client_auth: Option<ClientAuthMethod>,
+    #[schema(schema_with = super::schema::client_secret_expires_at)]
+    client_secret_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -52,6 +61,15 @@ pub struct PatchToken {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(schema_with = super::schema::client_secret)]
     client_secret_2: Option<Option<SecretString>>,
+    /// `null`: back to the provider's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = super::schema::client_auth)]
+    client_auth: Option<Option<ClientAuthMethod>>,
+    /// `null` clears it. Replacing the client secret with a new expiry brings a token whose
+    /// secret expired back.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = super::schema::client_secret_expires_at)]
+    client_secret_expires_at: Option<Option<DateTime<Utc>>>,
     /// If given, the change applies only if the token is still at this version (409
     /// `version_mismatch` if not); without it, the change applies to the current state.
     version: Option<i64>,
@@ -74,6 +92,8 @@ pub struct TokenView {
     id: uuid::Uuid,
     name: String,
     provider: String,
+    #[schema(schema_with = super::schema::grant)]
+    grant: Grant,
     /// `global` or `app`.
     scope: &'static str,
     /// Owning app's name, for an app-level token.
@@ -84,6 +104,14 @@ pub struct TokenView {
     /// Whether a client secret is stored (its value is never returned).
     client_secret_set: bool,
     client_secret_2_set: bool,
+    /// How the client authenticates at the token endpoint (the provider's default unless the
+    /// token chose one).
+    #[schema(value_type = String, example = "client_secret_basic")]
+    client_auth: ClientAuthMethod,
+    /// Whether the token chose its client authentication (else it follows the provider).
+    client_auth_set: bool,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339_opt")]
+    client_secret_expires_at: Option<DateTime<Utc>>,
     #[schema(value_type = String, example = "not_authorized")]
     status: TokenStatus,
     status_reason: Option<String>,
@@ -112,6 +140,7 @@ pub(crate) async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenVi
         id: t.id.0,
         name: t.name.to_string(),
         provider: t.provider.to_string(),
+        grant: t.grant,
         scope: if t.app_id.is_some() { "app" } else { "global" },
         app,
         app_id: t.app_id.map(|a| a.0),
@@ -119,6 +148,9 @@ pub(crate) async fn view(ctx: &AppContext, t: &TokenRecord) -> ApiResult<TokenVi
         client_id: t.client_id.clone(),
         client_secret_set: t.client_secret.is_some(),
         client_secret_2_set: t.client_secret_2.is_some(),
+        client_auth: ops::grant::client_auth(ctx, t),
+        client_auth_set: t.client_auth.is_some(),
+        client_secret_expires_at: t.client_secret_expires_at,
         status: t.status,
         status_reason: t.status_reason.clone(),
         redirect_uri: ctx.settings.redirect_uri(),
@@ -199,6 +231,9 @@ pub async fn create_token(
             client_id: req.client_id,
             client_secret: req.client_secret,
             client_secret_2: req.client_secret_2,
+            grant: req.grant,
+            client_auth: req.client_auth,
+            client_secret_expires_at: req.client_secret_expires_at,
         },
     )
     .await?;
@@ -241,6 +276,8 @@ pub async fn patch_token(
             client_id: req.client_id.map(Some),
             client_secret: req.client_secret,
             client_secret_2: req.client_secret_2,
+            client_auth: req.client_auth,
+            client_secret_expires_at: req.client_secret_expires_at,
             version: req.version,
             rebind_apps: req.rebind_apps,
         },

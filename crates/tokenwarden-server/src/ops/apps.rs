@@ -281,14 +281,18 @@ pub async fn start(ctx: &AppContext, actor: &str, id: AppId) -> Result<AppRecord
 async fn start_once(ctx: &AppContext, id: AppId) -> Result<Option<AppRecord>> {
     let mut app = get(ctx, id).await?;
     if let Some((token, status)) = lifecycle::dead_token_of(ctx, &app).await {
-        let what = match status {
-            TokenStatus::Expired => "has expired",
-            _ => "needs a new sign-in",
+        let (code, what) = match status {
+            TokenStatus::Expired => ("token_needs_reauthorization", "has expired"),
+            TokenStatus::NeedsCredentials => (
+                "token_needs_credentials",
+                "needs new client credentials (store a new client secret on the token's page)",
+            ),
+            _ => ("token_needs_reauthorization", "needs a new sign-in"),
         };
         return Err(Error::TokenUnusable {
-            code: "token_needs_reauthorization",
+            code,
             message: format!(
-                "{} cannot start: token {token} {what}. Sign in again on the token's page; the app then starts by itself.",
+                "{} cannot start: token {token} {what}. Fix it on the token's page; the app then starts by itself.",
                 app.name
             ),
         });

@@ -217,7 +217,7 @@ fn schedule(ctx: &AppContext, t: &TokenRecord, h: &TokenHealth, now: Timestamp) 
             ahead_at: None,
         };
     }
-    if let Some(exp) = t.material.refresh_expires_at {
+    for (_, exp) in expiries(t) {
         at(exp);
         let leads = ctx.lead_times();
         for lead in leads.iter().copied().chain([ctx.first_lead_time()]) {
@@ -228,7 +228,7 @@ fn schedule(ctx: &AppContext, t: &TokenRecord, h: &TokenHealth, now: Timestamp) 
         }
     }
     let mut ahead_at = None;
-    if t.material.refresh_token.is_some()
+    if grant::renewable(t)
         && let Some(timing) = refresh_timing(ctx, t, h, now)
     {
         let not_before = |x: Timestamp| h.next_attempt_at.map_or(x, |n| x.max(n));
@@ -260,17 +260,26 @@ async fn token_pass(
     report: &mut PassReport,
 ) -> Result<Scheduled, StoreError> {
     let usable = is_usable(t);
-    // 1. The refresh token's own expiry: reminders, then "expired".
-    if let Some(exp) = t.material.refresh_expires_at
-        && usable
-    {
-        if now >= exp {
-            expire(ctx, t, exp, now, report).await?;
-            return Ok(Scheduled::No);
+    // 1. What expires on the token (its refresh token, its client secret): reminders, then
+    // "expired".
+    if usable {
+        for (what, exp) in expiries(t) {
+            if now >= exp {
+                expire(ctx, t, exp, what, now, report).await?;
+                return Ok(Scheduled::No);
+            }
         }
-        remind(ctx, t, exp, now, report).await?;
+        for (what, exp) in expiries(t) {
+            remind(ctx, t, exp, what, now, report).await?;
+        }
+        if t.status == TokenStatus::Healthy
+            && let (TokenStatus::ExpiringSoon, reason) =
+                grant::refresh::expiry_status(t, now, ctx.first_lead_time())
+        {
+            set_status(ctx, t, TokenStatus::ExpiringSoon, reason).await?;
+        }
     }
-    if !usable || t.material.refresh_token.is_none() {
+    if !usable || !grant::renewable(t) {
         return Ok(Scheduled::No);
     }
     // 2. Refresh ahead of time (tokens read recently), or as a daily health check (idle ones).
@@ -310,10 +319,51 @@ async fn token_pass(
     Ok(Scheduled::No)
 }
 
+/// What expires on a token, each with its own reminders and its own "expired".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiring {
+    /// The refresh token's validity (an admin signs in again before it).
+    RefreshToken,
+    /// The client secret's validity at the provider (an admin stores a new secret before it).
+    ClientSecret,
+}
+
+impl Expiring {
+    /// The reminder's key in `reminders_sent.lead`: the lead time (`7d`) or `expired`, and
+    /// for the client secret with a `client_secret:` prefix, so each is recorded once.
+    pub fn reminder_key(self, lead: &str) -> String {
+        match self {
+            Expiring::RefreshToken => lead.to_owned(),
+            Expiring::ClientSecret => format!("{}{lead}", Expiring::SECRET_PREFIX),
+        }
+    }
+
+    /// The prefix of the client secret's reminder keys.
+    pub const SECRET_PREFIX: &'static str = "client_secret:";
+
+    pub fn what(self) -> &'static str {
+        match self {
+            Expiring::RefreshToken => "refresh token",
+            Expiring::ClientSecret => "client secret",
+        }
+    }
+}
+
+/// The expiries of a token, the refresh token's first.
+fn expiries(t: &TokenRecord) -> impl Iterator<Item = (Expiring, Timestamp)> {
+    [
+        (Expiring::RefreshToken, t.material.refresh_expires_at),
+        (Expiring::ClientSecret, t.client_secret_expires_at),
+    ]
+    .into_iter()
+    .filter_map(|(w, e)| e.map(|e| (w, e)))
+}
+
 async fn remind(
     ctx: &AppContext,
     t: &TokenRecord,
     exp: Timestamp,
+    what: Expiring,
     now: Timestamp,
     report: &mut PassReport,
 ) -> Result<(), StoreError> {
@@ -330,7 +380,7 @@ async fn remind(
     for lead in &reached {
         if ctx
             .store
-            .record_reminder(t.id, exp, &lead.to_string(), now)
+            .record_reminder(t.id, exp, &what.reminder_key(&lead.to_string()), now)
             .await?
         {
             newly.push(*lead);
@@ -343,14 +393,21 @@ async fn remind(
         let apps = lifecycle::dependants(ctx, t).await?;
         let mut data = lifecycle::token_data(t, None);
         data["lead"] = serde_json::Value::String(nearest.to_string());
+        data["expiring"] = serde_json::Value::String(what.what().replace(' ', "_"));
         data["apps"] =
             serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
         let days = left.num_hours() as f64 / 24.0;
         let summary = format!(
-            "The refresh token of {} expires on {} (in {:.1} days); re-authorize it before then or {} will stop.",
+            "The {} of {} expires on {} (in {:.1} days); {} before then or {} will stop.",
+            what.what(),
             t.name,
             exp.format("%Y-%m-%d %H:%M UTC"),
             days,
+            match what {
+                Expiring::RefreshToken => "re-authorize it",
+                Expiring::ClientSecret =>
+                    "create a new secret at the provider and store it here (with its new expiry)",
+            },
             if apps.is_empty() {
                 "apps using it".to_owned()
             } else {
@@ -373,21 +430,6 @@ async fn remind(
         .await;
         report.reminders_sent += 1;
     }
-    if t.status == TokenStatus::Healthy
-        && TokenStatus::from_refresh_expiry(Some(exp), now, ctx.first_lead_time())
-            == TokenStatus::ExpiringSoon
-    {
-        set_status(
-            ctx,
-            t,
-            TokenStatus::ExpiringSoon,
-            Some(format!(
-                "the refresh token expires {}",
-                exp.format("%Y-%m-%d %H:%M UTC")
-            )),
-        )
-        .await?;
-    }
     Ok(())
 }
 
@@ -395,14 +437,20 @@ async fn expire(
     ctx: &AppContext,
     t: &TokenRecord,
     exp: Timestamp,
+    what: Expiring,
     now: Timestamp,
     report: &mut PassReport,
 ) -> Result<(), StoreError> {
-    if !ctx.store.record_reminder(t.id, exp, "expired", now).await? {
+    if !ctx
+        .store
+        .record_reminder(t.id, exp, &what.reminder_key("expired"), now)
+        .await?
+    {
         return Ok(()); // another instance handles it
     }
     let reason = format!(
-        "the refresh token expired at {}",
+        "the {} expired at {}",
+        what.what(),
         exp.format("%Y-%m-%d %H:%M UTC")
     );
     if let Some(stored) = set_status(ctx, t, TokenStatus::Expired, Some(reason.clone())).await? {

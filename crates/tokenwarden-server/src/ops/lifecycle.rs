@@ -142,9 +142,22 @@ async fn app_name(ctx: &AppContext, t: &TokenRecord) -> Option<String> {
 pub async fn token_died(ctx: &AppContext, t: &TokenRecord, kind: EventKind, why: &str) {
     let owner = app_name(ctx, t).await;
     let apps = dependants(ctx, t).await.unwrap_or_default();
+    // The background pass's reason (`engine::expire`) says which expiry it was.
+    let secret_expired = t
+        .status_reason
+        .as_deref()
+        .is_some_and(|r| r.starts_with("the client secret expired"));
     let summary = match kind {
+        EventKind::TokenExpired if secret_expired => format!(
+            "The client secret of {} expired; an admin must store a new one (with its new expiry). {why}",
+            t.name
+        ),
         EventKind::TokenExpired => format!(
             "The refresh token of {} expired; an admin must re-authorize it. {why}",
+            t.name
+        ),
+        EventKind::TokenNeedsCredentials => format!(
+            "Token {} needs new client credentials: {why}. Store a new client secret; the apps start again by themselves.",
             t.name
         ),
         _ => format!("Token {} needs re-authorization: {why}", t.name),

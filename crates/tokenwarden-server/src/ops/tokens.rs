@@ -7,7 +7,10 @@ use crate::ops::audit::{self, Action, Object, Outcome};
 use crate::ops::{Error, Result, retrying};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppId, AppName, ProviderId, StopReason, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{
+    AppId, AppName, ClientAuthMethod, Grant, ProviderId, StopReason, Timestamp, TokenId, TokenName,
+    TokenStatus,
+};
 use tokenwarden_oauth::snowflake::{self, IntegrationName};
 use tokenwarden_store::{AppRecord, Sealed, SealedColumn, StoreError, TokenMaterial, TokenRecord};
 
@@ -23,9 +26,16 @@ pub struct NewToken {
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
     pub client_secret_2: Option<SecretString>,
+    /// How the token gets its access tokens (fixed from now on); the provider must support it.
+    pub grant: Grant,
+    /// How the client authenticates at the token endpoint; `None`: the provider's default.
+    pub client_auth: Option<ClientAuthMethod>,
+    /// When the client secret expires at the provider, if known.
+    pub client_secret_expires_at: Option<Timestamp>,
 }
 
-/// A change to a token; `None` fields stay as they are.
+/// A change to a token; `None` fields stay as they are. The grant is not among them: a
+/// different grant is a new token.
 #[derive(Debug, Default)]
 pub struct TokenChanges {
     pub name: Option<TokenName>,
@@ -36,6 +46,10 @@ pub struct TokenChanges {
     pub client_secret: Option<SecretString>,
     /// `Some(None)` clears the second slot.
     pub client_secret_2: Option<Option<SecretString>>,
+    /// `Some(None)`: back to the provider's default.
+    pub client_auth: Option<Option<ClientAuthMethod>>,
+    /// `Some(None)` clears the client secret's expiry.
+    pub client_secret_expires_at: Option<Option<Timestamp>>,
     /// Apply only if the token is still at this version; without it, the change applies to
     /// the current state (re-read and retried if a refresh commits meanwhile).
     pub version: Option<i64>,
@@ -118,15 +132,35 @@ fn check_settings(
     provider: &ProviderId,
     s: &BTreeMap<String, String>,
 ) -> Result<()> {
-    if ctx.catalog.get(provider.as_str()).is_none() {
-        return Err(Error::Invalid(format!(
-            "unknown provider {:?}; GET /api/v1/providers lists them",
-            provider.as_str()
-        )));
-    }
+    check_provider(ctx, provider)?;
     for (k, v) in s {
         check_setting(ctx, provider.as_str(), k, v)
             .map_err(|e| Error::Invalid(format!("setting {k}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_provider<'c>(
+    ctx: &'c AppContext,
+    provider: &ProviderId,
+) -> Result<&'c tokenwarden_oauth::ProviderTemplate> {
+    ctx.catalog.get(provider.as_str()).ok_or_else(|| {
+        Error::Invalid(format!(
+            "unknown provider {:?}; GET /api/v1/providers lists them",
+            provider.as_str()
+        ))
+    })
+}
+
+/// A token's grant must be one its provider supports.
+fn check_grant(ctx: &AppContext, provider: &ProviderId, grant: Grant) -> Result<()> {
+    let p = check_provider(ctx, provider)?;
+    if !p.supports(grant) {
+        return Err(Error::Invalid(format!(
+            "provider {} does not support the grant {grant}; it supports: {}",
+            p.id,
+            p.grants_text()
+        )));
     }
     Ok(())
 }
@@ -137,10 +171,86 @@ fn check_settings(
 /// and role). The message names what is missing.
 fn check_token(ctx: &AppContext, t: &TokenRecord) -> Result<()> {
     check_settings(ctx, &t.provider, &t.settings)?;
+    check_grant(ctx, &t.provider, t.grant)?;
+    if t.grant == Grant::ClientCredentials {
+        check_client_credentials(t).map_err(Error::Invalid)?;
+    }
     ctx.catalog
-        .resolve(t.provider.as_str(), &t.settings)
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
         .map(|_| ())
         .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// What client credentials need of a provider's settings (the provider's own rules for
+/// app-only tokens).
+fn check_client_credentials(t: &TokenRecord) -> Result<(), String> {
+    let setting = |k: &str| {
+        t.settings
+            .get(k)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    match t.provider.as_str() {
+        "microsoft" => {
+            let tenant = setting("tenant").unwrap_or("common");
+            if ["common", "consumers", "organizations"]
+                .iter()
+                .any(|m| tenant.eq_ignore_ascii_case(m))
+            {
+                return Err(format!(
+                    "Microsoft app-only tokens (client credentials) are issued by one directory: set the tenant to your directory (tenant) id or domain, e.g. contoso.onmicrosoft.com, not {tenant:?}"
+                ));
+            }
+            if let Some(scope) = setting("scope")
+                && !scope.split_whitespace().all(|s| s.ends_with("/.default"))
+            {
+                return Err(format!(
+                    "Microsoft app-only tokens take the resource's .default scope (the application permissions granted to the app), e.g. https://graph.microsoft.com/.default, not {scope:?}"
+                ));
+            }
+        }
+        "salesforce" => {
+            let login = setting("login_url").unwrap_or("https://login.salesforce.com");
+            let host = login
+                .split("://")
+                .nth(1)
+                .unwrap_or(login)
+                .trim_end_matches('/')
+                .to_ascii_lowercase();
+            if host == "login.salesforce.com" || host == "test.salesforce.com" {
+                return Err(
+                    "Salesforce's client credentials flow works only on your My Domain: set login_url to it, e.g. https://mycompany.my.salesforce.com"
+                        .into(),
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A client secret's expiry as an admin types it: RFC 3339 (`2027-06-30T00:00:00Z`), or a
+/// date and time without a zone, or a date alone, both read as UTC (what a browser's date
+/// fields send); empty = unknown. The message says what is accepted.
+pub fn parse_expiry(text: &str) -> Result<Option<Timestamp>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(x) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(Some(x.with_timezone(&chrono::Utc)));
+    }
+    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"] {
+        if let Ok(x) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Ok(Some(x.and_utc()));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|x| x.and_utc()));
+    }
+    Err(format!(
+        "{t:?} is not a date: write it as 2027-06-30, 2027-06-30T12:00 (UTC) or RFC 3339 (2027-06-30T12:00:00Z)"
+    ))
 }
 
 /// The longest client id, in characters.
@@ -186,6 +296,7 @@ fn name_taken(name: &TokenName, app: Option<&AppName>) -> Error {
 /// Creates a token (`not_authorized` until someone signs in). Secrets are sealed.
 pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<TokenRecord> {
     check_settings(ctx, &new.provider, &new.settings)?;
+    check_grant(ctx, &new.provider, new.grant)?;
     if let Some(id) = &new.client_id {
         check_client_id(id)?;
     }
@@ -218,6 +329,7 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         id,
         name: new.name,
         provider: new.provider,
+        grant: new.grant,
         app_id,
         settings: new.settings,
         client_id: new.client_id,
@@ -229,6 +341,8 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
             .client_secret_2
             .as_ref()
             .map(|s| seal(ctx, id, SealedColumn::TokenClientSecret2, s)),
+        client_auth: new.client_auth,
+        client_secret_expires_at: new.client_secret_expires_at,
         material: TokenMaterial::default(),
         status: TokenStatus::NotAuthorized,
         status_reason: None,
@@ -249,12 +363,33 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         Outcome::Ok,
         serde_json::json!({
             "provider": token.provider,
+            "grant": token.grant,
             "app": new.app,
             "client_secret_set": token.client_secret.is_some(),
         }),
     )
     .await;
-    Ok(token)
+    Ok(obtain_if_ready(ctx, actor, token).await)
+}
+
+/// A token whose grant needs no sign-in (client credentials) becomes usable as soon as its
+/// credentials are stored: fetch its access token now (through the same path as the refresh
+/// engine). The outcome is on the token (its status, and the refresh bookkeeping's last error),
+/// so the token is answered either way.
+async fn obtain_if_ready(ctx: &AppContext, actor: &str, t: TokenRecord) -> TokenRecord {
+    let ready = !t.grant.needs_sign_in()
+        && crate::ops::grant::renewable(&t)
+        && t.client_id.as_deref().is_some_and(|c| !c.is_empty());
+    if !ready {
+        return t;
+    }
+    match crate::ops::grant::refresh::obtain(ctx, t.id, actor).await {
+        Ok(obtained) => obtained,
+        Err(e) => {
+            tracing::info!(token = %t.name, error = %e, "could not get the token's access token");
+            ctx.store.get_token(t.id).await.unwrap_or(t)
+        }
+    }
 }
 
 /// Applies `changes` to the token: validated field by field, then the resulting token as a
@@ -323,6 +458,25 @@ pub async fn update(
             t.client_secret_2 = s2.clone();
             changed.push("client_secret_2");
         }
+        if let Some(a) = changes.client_auth
+            && a != t.client_auth
+        {
+            t.client_auth = a;
+            changed.push("client_auth");
+        }
+        if let Some(e) = changes.client_secret_expires_at
+            && e != t.client_secret_expires_at
+        {
+            t.client_secret_expires_at = e;
+            changed.push("client_secret_expires_at");
+        }
+        let now = ctx.clock.now();
+        if changed
+            .iter()
+            .any(|c| matches!(*c, "client_secret" | "client_secret_expires_at"))
+        {
+            secret_renewed(ctx, &before, &mut t, now);
+        }
         if !changed.is_empty() {
             check_token(ctx, &t)?;
         }
@@ -332,8 +486,7 @@ pub async fn update(
             changed.push("destination");
         }
         if changed.is_empty() {
-            let name = before.name.clone();
-            return Ok((before, (name, Vec::new())));
+            return Ok((before.clone(), (before, Vec::new(), Vec::new())));
         }
         // The store checks the version we read: a refresh that committed in between is never
         // reverted (R11); this edit is then applied again to what it wrote.
@@ -365,14 +518,68 @@ pub async fn update(
         )
         .await;
         let rebind: Vec<AppId> = rebind.iter().map(|a| a.id).collect();
-        Ok((updated, (before.name, rebind)))
+        Ok((updated, (before, changed, rebind)))
     })
     .await?;
-    let (old_name, apps) = rebind;
+    let (before, changed, apps) = rebind;
     for app in apps {
-        rebind_app(ctx, actor, app, &old_name, &updated.name).await?;
+        rebind_app(ctx, actor, app, &before.name, &updated.name).await?;
     }
-    Ok(updated)
+    Ok(after_credentials_change(ctx, actor, &before, updated, &changed).await)
+}
+
+/// A new client secret, or a new expiry of it: a token that could serve gets its status from
+/// its expiries again (no longer "expiring soon" for the old secret); one that expired with its
+/// client secret is brought back if what it holds is still valid (its refresh token), and
+/// [`after_credentials_change`] resumes its apps.
+fn secret_renewed(ctx: &AppContext, before: &TokenRecord, t: &mut TokenRecord, now: Timestamp) {
+    let first_lead = ctx.first_lead_time();
+    if t.client_secret_expires_at.is_some_and(|e| e <= now) {
+        return; // still (or again) expired: the background pass handles it
+    }
+    let died_of_secret = before.status == TokenStatus::Expired
+        && before.client_secret_expires_at.is_some_and(|e| e <= now);
+    let usable = matches!(t.status, TokenStatus::Healthy | TokenStatus::ExpiringSoon);
+    let holds_material = t.material.access_token.is_some()
+        && (!t.grant.renews_with_refresh_token()
+            || (t.material.refresh_token.is_some()
+                && t.material.refresh_expires_at.is_none_or(|e| e > now)));
+    if usable || (died_of_secret && holds_material && t.grant.needs_sign_in()) {
+        (t.status, t.status_reason) = crate::ops::grant::refresh::expiry_status(t, now, first_lead);
+    }
+}
+
+/// After an edit: a token whose grant needs no sign-in gets a new access token with changed
+/// credentials (which checks them, and brings back a token that needed new credentials or whose
+/// secret expired: its apps resume); a token brought back by a new client secret
+/// ([`secret_renewed`]) resumes its apps.
+async fn after_credentials_change(
+    ctx: &AppContext,
+    actor: &str,
+    before: &TokenRecord,
+    updated: TokenRecord,
+    changed: &[&str],
+) -> TokenRecord {
+    let credentials = changed.iter().any(|c| {
+        matches!(
+            *c,
+            "client_secret" | "client_secret_2" | "client_id" | "client_auth" | "settings"
+        )
+    });
+    let unusable = !matches!(
+        updated.status,
+        TokenStatus::Healthy | TokenStatus::ExpiringSoon
+    );
+    if !updated.grant.needs_sign_in() {
+        if credentials || (unusable && changed.contains(&"client_secret_expires_at")) {
+            return obtain_if_ready(ctx, actor, updated).await;
+        }
+        return updated;
+    }
+    if before.status.is_dead() && !unusable {
+        crate::ops::lifecycle::token_authorized(ctx, &updated, before.status, actor).await;
+    }
+    updated
 }
 
 /// The apps whose reads of `before`'s name reach it (see `lifecycle::dependants`), when it is
@@ -552,7 +759,10 @@ pub fn snowflake_setup(
 
 /// Where a token's secrets go: the token endpoint and the test URL its settings resolve to.
 fn destinations(ctx: &AppContext, t: &TokenRecord) -> Option<(String, Option<String>)> {
-    let p = ctx.catalog.resolve(t.provider.as_str(), &t.settings).ok()?;
+    let p = ctx
+        .catalog
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
+        .ok()?;
     let probe = match p.probe {
         tokenwarden_oauth::Probe::SnowflakeSql { base_url, .. } => Some(base_url),
         tokenwarden_oauth::Probe::Url(u) => Some(u),

@@ -79,10 +79,23 @@ pub struct TokenDoc {
     #[serde(default)]
     pub app: Option<AppName>,
     pub provider: ProviderId,
+    /// How the token gets its access tokens; absent in older documents (authorization code).
+    #[serde(default)]
+    pub grant: tokenwarden_domain::Grant,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
     pub client_id: Option<String>,
+    /// The token's own client authentication; absent: the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_auth: Option<tokenwarden_domain::ClientAuthMethod>,
+    /// When the client secret expires at the provider, if known (RFC 3339).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "tokenwarden_domain::clock::rfc3339_opt"
+    )]
+    pub client_secret_expires_at: Option<tokenwarden_domain::Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -302,8 +315,11 @@ pub async fn export(
             name: t.name.clone(),
             app: app_name(t.app_id)?,
             provider: t.provider.clone(),
+            grant: t.grant,
             settings: t.settings.clone(),
             client_id: t.client_id.clone(),
+            client_auth: t.client_auth,
+            client_secret_expires_at: t.client_secret_expires_at,
         });
     }
     for c in &channel_records {
@@ -647,6 +663,9 @@ pub async fn import(
                         client_id: t.client_id.clone(),
                         client_secret: sec.and_then(|s| secret(&s.client_secret)),
                         client_secret_2: sec.and_then(|s| secret(&s.client_secret_2)),
+                        grant: t.grant,
+                        client_auth: t.client_auth,
+                        client_secret_expires_at: t.client_secret_expires_at,
                     },
                 )
                 .await?
@@ -656,6 +675,12 @@ pub async fn import(
                     return Err(Error::Conflict(format!(
                         "token {label} uses provider {} here and {} in the document; delete or rename one first",
                         existing.provider, t.provider
+                    )));
+                }
+                if existing.grant != t.grant {
+                    return Err(Error::Conflict(format!(
+                        "token {label} uses the grant {} here and {} in the document (a grant is fixed at creation); delete or rename one first",
+                        existing.grant, t.grant
                     )));
                 }
                 let row = existing.id.to_string();
@@ -668,6 +693,14 @@ pub async fn import(
                 if existing.client_id != t.client_id {
                     changes.client_id = Some(t.client_id.clone());
                     what.push("client_id");
+                }
+                if existing.client_auth != t.client_auth {
+                    changes.client_auth = Some(t.client_auth);
+                    what.push("client_auth");
+                }
+                if existing.client_secret_expires_at != t.client_secret_expires_at {
+                    changes.client_secret_expires_at = Some(t.client_secret_expires_at);
+                    what.push("client_secret_expires_at");
                 }
                 if let Some(s) = sec {
                     let have = open(

@@ -182,10 +182,20 @@ async fn notifications_page(
                 .clone()
                 .unwrap_or_else(|| "(deleted token)".to_owned()),
             owner: owners.name(ctx, r.app_id).await,
-            lead: if r.lead == "expired" {
-                "at expiry".to_owned()
-            } else {
-                format!("{} before expiry", r.lead)
+            lead: {
+                // The client secret's reminders are recorded under `client_secret:<lead>`.
+                let (lead, what) = match r
+                    .lead
+                    .strip_prefix(crate::ops::engine::Expiring::SECRET_PREFIX)
+                {
+                    Some(l) => (l, " of the client secret"),
+                    None => (r.lead.as_str(), ""),
+                };
+                if lead == "expired" {
+                    format!("at expiry{what}")
+                } else {
+                    format!("{lead} before expiry{what}")
+                }
             },
             at: view::fmt_time(Some(r.sent_at)),
             when: format!("{} ago", view::fmt_span(now - r.sent_at)),

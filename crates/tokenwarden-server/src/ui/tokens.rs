@@ -15,7 +15,7 @@ use axum::response::IntoResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenName, TokenStatus};
+use tokenwarden_domain::{AppName, ClientAuthMethod, Grant, ProviderId, TokenName, TokenStatus};
 use tokenwarden_oauth::snowflake::{self};
 use tokenwarden_store::{AppRecord, AuditFilter, TokenRecord};
 
@@ -242,11 +242,13 @@ fn field(pairs: &[(String, String)], name: &str) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "partials/fields.html")]
+#[template(path = "partials/provider_fields.html")]
 struct FieldsPartial {
     fields: Vec<FieldView>,
     provider: String,
     form_id: &'static str,
+    /// The provider's grants, swapped into the form's grant choice out of band.
+    grants: Vec<(String, String, bool)>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +264,7 @@ pub async fn provider_fields(
     let provider = q.provider.unwrap_or_default();
     page(&FieldsPartial {
         fields: field_views(&ctx, &provider, &BTreeMap::new(), false),
+        grants: grant_choices(&ctx, &provider, ""),
         provider,
         form_id: "token-form",
     })
@@ -334,8 +337,33 @@ struct NewTokenPage {
     apps: Vec<String>,
     provider: String,
     fields: Vec<FieldView>,
+    /// The provider's grants: (value, label, selected).
+    grants: Vec<(String, String, bool)>,
     form_id: &'static str,
     error: String,
+}
+
+/// The grants `provider` supports, for the new-token form: (value, label, selected), the
+/// `chosen` one selected (else the first).
+fn grant_choices(ctx: &AppContext, provider: &str, chosen: &str) -> Vec<(String, String, bool)> {
+    let Some(p) = ctx.catalog.get(provider) else {
+        return Vec::new();
+    };
+    let chosen = if p.grants.iter().any(|g| g.as_str() == chosen) {
+        chosen
+    } else {
+        p.grants.first().map_or("", |g| g.as_str())
+    };
+    p.grants
+        .iter()
+        .map(|g| {
+            (
+                g.as_str().to_owned(),
+                g.label().to_owned(),
+                g.as_str() == chosen,
+            )
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -344,15 +372,28 @@ pub struct NewQuery {
     provider: Option<String>,
 }
 
-async fn new_page(
-    ctx: &AppContext,
-    s: &AdminSession,
+/// What the new-token form was filled with (empty on first show).
+struct NewTokenInput<'a> {
     name: String,
     provider: String,
     app: String,
-    values: &BTreeMap<String, String>,
+    values: &'a BTreeMap<String, String>,
+    grant: &'a str,
+}
+
+async fn new_page(
+    ctx: &AppContext,
+    s: &AdminSession,
+    input: NewTokenInput<'_>,
     error: String,
 ) -> UiResult<NewTokenPage> {
+    let NewTokenInput {
+        name,
+        provider,
+        app,
+        values,
+        grant,
+    } = input;
     let apps = ops::lists::apps_starting_with(ctx, &app, ops::lists::SUGGEST_MAX).await?;
     let with_errors = !error.is_empty();
     Ok(NewTokenPage {
@@ -370,6 +411,7 @@ async fn new_page(
         apps: apps.iter().map(|a| a.name.to_string()).collect(),
         app,
         fields: field_views(ctx, &provider, values, with_errors),
+        grants: grant_choices(ctx, &provider, grant),
         provider,
         form_id: "token-form",
         error,
@@ -385,10 +427,13 @@ pub async fn new_form(
     let p = new_page(
         &ctx,
         &s,
-        String::new(),
-        provider,
-        q.app.unwrap_or_default(),
-        &BTreeMap::new(),
+        NewTokenInput {
+            name: String::new(),
+            provider,
+            app: q.app.unwrap_or_default(),
+            values: &BTreeMap::new(),
+            grant: "",
+        },
         String::new(),
     )
     .await?;
@@ -403,6 +448,7 @@ pub async fn create(
     let name = field(&pairs, "name").trim().to_owned();
     let provider = field(&pairs, "provider");
     let app = field(&pairs, "app").trim().to_owned();
+    let grant = field(&pairs, "grant");
     let settings = settings_from(&pairs);
     let result: Result<TokenRecord, String> = async {
         let token_name = TokenName::parse(&name).map_err(|e| format!("Name: {e}"))?;
@@ -420,6 +466,13 @@ pub async fn create(
             client_id: None,
             client_secret: None,
             client_secret_2: None,
+            grant: if grant.is_empty() {
+                Grant::default()
+            } else {
+                Grant::parse(&grant).map_err(|e| format!("Grant: {e}"))?
+            },
+            client_auth: None,
+            client_secret_expires_at: None,
         };
         ops::tokens::create(&ctx, &s.actor(), new)
             .await
@@ -432,7 +485,14 @@ pub async fn create(
     match result {
         Ok(t) => Ok(see_other(&format!("/tokens/{}/edit", t.id))),
         Err(error) => {
-            let p = new_page(&ctx, &s, name, provider, app, &settings, error).await?;
+            let input = NewTokenInput {
+                name,
+                provider,
+                app,
+                values: &settings,
+                grant: &grant,
+            };
+            let p = new_page(&ctx, &s, input, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
     }
@@ -456,6 +516,11 @@ pub struct StatusView {
     pub needs_signin: bool,
     /// Never signed in yet.
     pub never: bool,
+    /// The grant signs in (authorization code, device code); else the token gets its access
+    /// tokens with its credentials alone.
+    pub sign_in: bool,
+    /// The client secret's expiry, if the admin gave one.
+    pub secret: Option<Countdown>,
 }
 
 async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
@@ -494,15 +559,23 @@ async fn status_view(ctx: &AppContext, t: &TokenRecord) -> StatusView {
         access_abs: view::fmt_time(t.material.access_expires_at),
         needs_signin: false,
         never: t.status == TokenStatus::NotAuthorized,
-        refresh: view::countdown(ctx, t.status, t.material.refresh_expires_at),
+        sign_in: t.grant.needs_sign_in(),
+        secret: t
+            .client_secret_expires_at
+            .map(|e| view::countdown(ctx, t.status, Some(e))),
+        refresh: if t.grant.renews_with_refresh_token() {
+            view::countdown(ctx, t.status, t.material.refresh_expires_at)
+        } else {
+            view::soonest_countdown(ctx, t)
+        },
         authorized_at: view::fmt_time(t.material.issued_at),
     }
-    .with_signin(t.status)
+    .with_signin(t)
 }
 
 impl StatusView {
-    fn with_signin(mut self, status: TokenStatus) -> Self {
-        self.needs_signin = view::needs_signin(status, &self.refresh);
+    fn with_signin(mut self, t: &TokenRecord) -> Self {
+        self.needs_signin = t.grant.needs_sign_in() && view::needs_signin(t.status, &self.refresh);
         self
     }
 }
@@ -535,6 +608,9 @@ struct DetailPage {
     id: String,
     name: String,
     provider: String,
+    /// The grant's label.
+    grant: &'static str,
+    client_auth: &'static str,
     app: Option<(String, String)>,
     users: Vec<(String, String)>,
     settings: Vec<(String, String)>,
@@ -594,6 +670,8 @@ pub async fn detail(
         id: t.id.to_string(),
         name: t.name.to_string(),
         provider: row.provider.clone(),
+        grant: t.grant.label(),
+        client_auth: grant::client_auth(&ctx, &t).as_str(),
         app: app.map(|a| (a.id.to_string(), a.name.to_string())),
         users: row.apps,
         settings: t
@@ -648,6 +726,10 @@ struct EditPage {
     error: String,
     paste_error: String,
     st: StatusView,
+    /// Client authentication: (value, label, selected); the empty value is the provider's.
+    client_auths: Vec<(String, String, bool)>,
+    /// The client secret's expiry as typed or stored (RFC 3339), empty when unknown.
+    secret_expires: String,
 }
 
 #[derive(Default)]
@@ -659,6 +741,7 @@ struct EditState {
     error: String,
     paste_error: String,
     with_errors: bool,
+    secret_expires: Option<String>,
 }
 
 async fn edit_page(
@@ -721,8 +804,45 @@ async fn edit_page(
         notice: e.notice,
         error: e.error,
         paste_error: e.paste_error,
+        client_auths: client_auth_choices(ctx, t),
+        secret_expires: e.secret_expires.unwrap_or_else(|| {
+            t.client_secret_expires_at
+                .map(|e| tokenwarden_domain::Rfc3339(e).to_string())
+                .unwrap_or_default()
+        }),
         st: status_view(ctx, t).await,
     })
+}
+
+/// The client authentication choices of the token form: the provider's default first.
+fn client_auth_choices(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String, bool)> {
+    let default = ctx
+        .catalog
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
+        .map(|p| p.client_auth.method().as_str())
+        .unwrap_or("client_secret_basic");
+    let mut out = vec![(
+        String::new(),
+        format!("The provider's default ({default})"),
+        t.client_auth.is_none(),
+    )];
+    for (m, label) in [
+        (
+            ClientAuthMethod::ClientSecretBasic,
+            "client_secret_basic: HTTP Basic",
+        ),
+        (
+            ClientAuthMethod::ClientSecretPost,
+            "client_secret_post: in the form body",
+        ),
+    ] {
+        out.push((
+            m.as_str().to_owned(),
+            label.to_owned(),
+            t.client_auth == Some(m),
+        ));
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -775,6 +895,8 @@ pub async fn save(
     let client_id = field(&pairs, "client_id").trim().to_owned();
     let secret = field(&pairs, "client_secret");
     let secret2 = field(&pairs, "client_secret_2");
+    let client_auth_text = field(&pairs, "client_auth");
+    let expires_text = field(&pairs, "client_secret_expires_at").trim().to_owned();
     let mut bad = settings
         .iter()
         .any(|(k, v)| !check_field(&ctx, &provider, k, v).0.is_empty());
@@ -793,6 +915,26 @@ pub async fn save(
             bad = true;
         }
     }
+    let client_auth = if client_auth_text.is_empty() {
+        None
+    } else {
+        match ClientAuthMethod::parse(&client_auth_text) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                error = format!("Client authentication: {e}.");
+                bad = true;
+                None
+            }
+        }
+    };
+    let secret_expires_at = match ops::tokens::parse_expiry(&expires_text) {
+        Ok(e) => e,
+        Err(e) => {
+            error = format!("Client secret expires: {e}.");
+            bad = true;
+            None
+        }
+    };
     if bad {
         let p = edit_page(
             &ctx,
@@ -808,6 +950,7 @@ pub async fn save(
                     error
                 },
                 with_errors: true,
+                secret_expires: Some(expires_text),
                 ..EditState::default()
             },
         )
@@ -819,6 +962,8 @@ pub async fn save(
         client_id: Some((!client_id.is_empty()).then_some(client_id)),
         client_secret: (!secret.is_empty()).then(|| SecretString::from(secret)),
         client_secret_2: (!secret2.is_empty()).then(|| Some(SecretString::from(secret2))),
+        client_auth: Some(client_auth),
+        client_secret_expires_at: Some(secret_expires_at),
         ..TokenChanges::default()
     };
     match ops::tokens::update(&ctx, &s.actor(), t.id, changes).await {
@@ -901,13 +1046,23 @@ pub async fn authorize(
         .get(axum::http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
-    match grant::start_authorization(&ctx, &t, &s.actor(), Some(s.session_hash.clone())).await {
-        Ok(url) if wants_json => Ok(Json(serde_json::json!({"url": url})).into_response()),
-        Ok(url) => page(&AuthorizePage {
+    match grant::start(&ctx, &t, &s.actor(), Some(s.session_hash.clone())).await {
+        Ok(grant::Started::Redirect { url, .. }) if wants_json => {
+            Ok(Json(serde_json::json!({"url": url})).into_response())
+        }
+        Ok(grant::Started::Redirect { url, .. }) => page(&AuthorizePage {
             l: Layout::new(&s, "tokens", format!("Sign in for {}", t.name)),
             name: t.name.to_string(),
             url,
         }),
+        // No sign-in: the token holds an access token now.
+        Ok(grant::Started::Ready(token)) if wants_json => Ok(Json(
+            serde_json::json!({"ready": true, "message": format!("token {} holds an access token now", token.name)}),
+        )
+        .into_response()),
+        Ok(grant::Started::Ready(token)) => {
+            Ok(see_other(&format!("/tokens/{}", token.id)))
+        }
         Err(e) if wants_json => {
             let message = e.to_string();
             Ok((

@@ -96,10 +96,7 @@ pub fn max_lead(ctx: &AppContext) -> chrono::Duration {
 pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestamp>) -> Countdown {
     let now = ctx.clock.now();
     let lead = max_lead(ctx);
-    let dead = matches!(
-        status,
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired
-    );
+    let dead = status.is_dead();
     let Some(exp) = expires else {
         return Countdown {
             class: if dead { "crit" } else { "muted" },
@@ -144,6 +141,7 @@ pub fn status_label(s: TokenStatus) -> (&'static str, &'static str) {
         TokenStatus::NeedsReauthorization => ("Needs sign-in", "crit"),
         TokenStatus::Expired => ("Expired", "crit"),
         TokenStatus::NotAuthorized => ("Not authorized yet", "muted"),
+        TokenStatus::NeedsCredentials => ("Needs new credentials", "crit"),
     }
 }
 
@@ -171,7 +169,7 @@ pub fn needs_signin(status: TokenStatus, refresh: &Countdown) -> bool {
         TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::ExpiringSoon => {
             true
         }
-        TokenStatus::NotAuthorized => false,
+        TokenStatus::NotAuthorized | TokenStatus::NeedsCredentials => false,
         TokenStatus::Healthy => matches!(refresh.class, "warn" | "crit"),
     }
 }
@@ -223,15 +221,35 @@ pub fn token_row(ctx: &AppContext, t: &TokenRecord, apps: &[AppRecord]) -> Token
             .access_expires_at
             .map_or_else(|| "—".to_owned(), |e| expiry(now, e)),
         needs_signin: false,
-        refresh: countdown(ctx, t.status, t.material.refresh_expires_at),
+        refresh: soonest_countdown(ctx, t),
         apps: users,
     }
-    .with_signin(t.status)
+    .with_signin(t)
+}
+
+/// The countdown of what expires first on a token: its refresh token, or its client secret
+/// (then the text says so); a token without a refresh token says why it needs none.
+pub fn soonest_countdown(ctx: &AppContext, t: &TokenRecord) -> Countdown {
+    match (t.material.refresh_expires_at, t.client_secret_expires_at) {
+        (r, Some(secret)) if r.is_none_or(|r| secret < r) => {
+            let mut c = countdown(ctx, t.status, Some(secret));
+            c.text = format!("client secret: {}", c.text);
+            c
+        }
+        (None, None) if !t.grant.renews_with_refresh_token() && !t.status.is_dead() => {
+            let mut c = countdown(ctx, t.status, None);
+            if t.status != TokenStatus::NotAuthorized {
+                c.text = "none needed".into();
+            }
+            c
+        }
+        (r, _) => countdown(ctx, t.status, r),
+    }
 }
 
 impl TokenRow {
-    fn with_signin(mut self, status: TokenStatus) -> Self {
-        self.needs_signin = needs_signin(status, &self.refresh);
+    fn with_signin(mut self, t: &TokenRecord) -> Self {
+        self.needs_signin = t.grant.needs_sign_in() && needs_signin(t.status, &self.refresh);
         self
     }
 }

@@ -24,6 +24,9 @@ fn snowflake(name: &str, app: Option<&str>) -> NewToken {
         client_id: Some("client".into()),
         client_secret: Some(SecretString::from("secret-1")),
         client_secret_2: None,
+        grant: Default::default(),
+        client_auth: None,
+        client_secret_expires_at: None,
     }
 }
 

@@ -10,6 +10,8 @@ use tokenwarden_testkit::webhook::WebhookReceiver;
 
 on_both_databases!(
     ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthorization_resumes_it,
+    a_client_secret_expiry_reminds_once_each_stops_the_apps_and_a_new_secret_resumes_them,
+    a_client_secret_expiry_is_found_by_the_schedule_not_by_a_scan,
     a_revoked_grant_is_found_by_the_daily_check_and_the_apps_stop_and_resume,
     tokens_in_use_are_refreshed_ahead_once_per_lifetime_and_reads_never_wait,
     r38_a_dead_webhook_receiver_never_blocks_serving_and_deliveries_retry_until_it_is_back,
@@ -292,6 +294,191 @@ async fn ninety_days_reminders_once_each_then_expiry_stops_the_app_and_reauthori
             .all(|d| d["outcome"] == "delivered"),
         "{log}"
     );
+}
+
+/// Issue 12: a client secret's expiry (Azure secrets expire) on any token, here an
+/// authorization-code one: reminders at 14/7/3/1 days (once each, through the channels),
+/// "expiring soon", then at the expiry the token expires and its apps stop; storing the new
+/// secret with its new expiry brings the token back and the apps resume.
+async fn a_client_secret_expiry_reminds_once_each_stops_the_apps_and_a_new_secret_resumes_them(
+    db: Db,
+) {
+    let w = world(db, 7_776_000).await; // the refresh token lives 90 days: not what expires
+    let (rx, secret) = webhook(&w.t, json!({})).await;
+    let expires = w.start + chrono::Duration::days(20);
+    let token_url = format!("/api/v1/tokens/{}", w.token_id);
+    let (s, view) =
+        w.t.admin(
+            Method::PATCH,
+            &token_url,
+            Some(json!({"client_secret_expires_at": tokenwarden_domain::Rfc3339(expires).to_string()})),
+        )
+        .await;
+    assert_eq!(s, 200, "{view}");
+    assert_eq!(view["status"], "healthy");
+    assert_eq!(
+        view["client_secret_expires_at"],
+        tokenwarden_domain::Rfc3339(expires).to_string()
+    );
+    // A bad date is a clear error and changes nothing.
+    let (s, body) =
+        w.t.admin(
+            Method::PATCH,
+            &token_url,
+            Some(json!({"client_secret_expires_at": "next tuesday"})),
+        )
+        .await;
+    assert!((400..500).contains(&s), "{body}");
+
+    for step in 0..(21 * 4) {
+        w.advance(chrono::Duration::hours(6));
+        w.pass().await;
+        if step == 4 * 4 {
+            assert_eq!(w.token().await["status"], "healthy", "16 days before");
+        }
+        if step == 8 * 4 {
+            let v = w.token().await;
+            assert_eq!(v["status"], "expiring_soon", "{v}");
+            assert!(
+                v["status_reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("client secret"),
+                "{v}"
+            );
+        }
+    }
+    let events = received(&rx, &secret);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    let expiring: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|(k, _)| k == "token.expiring")
+        .map(|(_, b)| b)
+        .collect();
+    let leads: Vec<&str> = expiring
+        .iter()
+        .map(|b| b["data"]["lead"].as_str().unwrap())
+        .collect();
+    assert_eq!(leads, ["14d", "7d", "3d", "1d"], "{kinds:?}");
+    assert!(
+        expiring
+            .iter()
+            .all(|b| b["data"]["expiring"] == "client_secret")
+    );
+    let summary = expiring[0]["data"]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("client secret") && summary.contains("sales-invoice"),
+        "{summary}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "token.expired").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "app.stopped").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // Expired with its secret: the app stopped, reads say why.
+    let v = w.token().await;
+    assert_eq!(v["status"], "expired", "{v}");
+    assert!(
+        v["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("client secret expired"),
+        "{v}"
+    );
+    assert_eq!(w.app().await["state"], "stopped");
+    let (s, body) = w.read().await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("client secret"),
+        "{body}"
+    );
+
+    // More passes send nothing more.
+    for _ in 0..8 {
+        w.advance(chrono::Duration::hours(6));
+        w.pass().await;
+    }
+    assert_eq!(received(&rx, &secret).len(), events.len());
+
+    // The new secret (Snowflake's, rotated) with its new expiry: usable at once, the app
+    // resumes, reads work (a refresh with the new secret).
+    let creds = w
+        .emu
+        .emulator
+        .client_credentials("TW_SNOWFLAKE_SALES")
+        .unwrap();
+    let (s, view) =
+        w.t.admin(
+            Method::PATCH,
+            &token_url,
+            Some(json!({
+                "client_secret": creds.client_secret,
+                "client_secret_expires_at": tokenwarden_domain::Rfc3339(w.t.clock_now() + chrono::Duration::days(365)).to_string()
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{view}");
+    assert_eq!(view["status"], "healthy", "{view}");
+    let app = w.app().await;
+    assert_eq!(
+        (app["state"].as_str(), app["stop_reason"].as_str()),
+        (Some("running"), None)
+    );
+    let (s, body) = w.read().await;
+    assert_eq!(s, 200, "{body}");
+    w.pass().await;
+    let after: Vec<String> = received(&rx, &secret)
+        .into_iter()
+        .map(|(k, _)| k)
+        .skip(events.len())
+        .collect();
+    for k in ["token.restored", "app.started"] {
+        assert!(after.iter().any(|a| a == k), "{k} missing from {after:?}");
+    }
+    // Clearing the expiry (null) leaves the token as it is.
+    let (s, view) =
+        w.t.admin(
+            Method::PATCH,
+            &token_url,
+            Some(json!({"client_secret_expires_at": null})),
+        )
+        .await;
+    assert_eq!(
+        (s, view["status"].as_str()),
+        (200, Some("healthy")),
+        "{view}"
+    );
+    assert!(view["client_secret_expires_at"].is_null());
+}
+
+/// The pass reads a token only when something is due: a client secret's first reminder is
+/// part of the token's next-check time (the indexed `next_check_at`), so the pass finds it
+/// without looking at the token before.
+async fn a_client_secret_expiry_is_found_by_the_schedule_not_by_a_scan(db: Db) {
+    let w = world(db, 7_776_000).await;
+    let expires = w.start + chrono::Duration::days(14) + chrono::Duration::hours(2);
+    let (s, _) =
+        w.t.admin(
+            Method::PATCH,
+            &format!("/api/v1/tokens/{}", w.token_id),
+            Some(json!({"client_secret_expires_at": tokenwarden_domain::Rfc3339(expires).to_string()})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(w.pass().await.examined, 1, "the edit made it due once");
+    w.advance(chrono::Duration::hours(1));
+    let quiet = w.pass().await;
+    assert_eq!((quiet.examined, quiet.reminders_sent), (0, 0), "{quiet:?}");
+    w.advance(chrono::Duration::hours(1) + chrono::Duration::minutes(1));
+    let due = w.pass().await;
+    assert_eq!((due.examined, due.reminders_sent), (1, 1), "{due:?}");
+    assert_eq!(w.token().await["status"], "expiring_soon");
 }
 
 async fn a_revoked_grant_is_found_by_the_daily_check_and_the_apps_stop_and_resume(db: Db) {
@@ -891,11 +1078,14 @@ async fn bench_issue10_idle_pass_and_refresh_concurrency() {
             id: TokenId(uuid::Uuid::new_v4()),
             name: TokenName::parse(&format!("bench-{i}")).unwrap(),
             provider: ProviderId::parse("snowflake").unwrap(),
+            grant: Default::default(),
             app_id: None,
             settings: [("account".to_owned(), "xy12345".to_owned())].into(),
             client_id: Some("client".into()),
             client_secret: Some(Sealed(vec![7; 60])),
             client_secret_2: None,
+            client_auth: None,
+            client_secret_expires_at: None,
             material: TokenMaterial {
                 access_token: Some(Sealed(vec![7; 300])),
                 refresh_token: Some(Sealed(vec![7; 300])),

@@ -326,6 +326,7 @@ macro_rules! on_both_databases {
 mod admins;
 mod auth;
 mod channels;
+mod client_credentials;
 mod concurrency;
 mod core;
 mod encryption;

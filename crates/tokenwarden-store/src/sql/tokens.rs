@@ -8,7 +8,9 @@ use super::{
 use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
-use tokenwarden_domain::{AppId, AppName, ProviderId, Timestamp, TokenId, TokenName, TokenStatus};
+use tokenwarden_domain::{
+    AppId, AppName, ClientAuthMethod, Grant, ProviderId, Timestamp, TokenId, TokenName, TokenStatus,
+};
 
 // --- tokens ---------------------------------------------------------------------------------
 
@@ -16,7 +18,8 @@ macro_rules! token_columns {
     () => {
         "id, name, provider, app_id, settings, client_id, client_secret, client_secret_2, \
          access_token, refresh_token, token_type, scopes, access_expires_at, refresh_expires_at, \
-         issued_at, status, status_reason, version, created_at, updated_at"
+         issued_at, status, status_reason, version, created_at, updated_at, grant_type, \
+         client_auth, client_secret_expires_at"
     };
 }
 
@@ -42,6 +45,9 @@ struct TokenRow {
     version: i64,
     created_at: i64,
     updated_at: i64,
+    grant_type: String,
+    client_auth: Option<String>,
+    client_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -52,11 +58,17 @@ impl TryFrom<TokenRow> for TokenRecord {
             id: parse_id("tokens.id", &r.id, TokenId::parse)?,
             name: parse("tokens.name", TokenName::parse(&r.name))?,
             provider: parse("tokens.provider", ProviderId::parse(&r.provider))?,
+            grant: parse("tokens.grant_type", Grant::parse(&r.grant_type))?,
             app_id: parse_opt_app_id("tokens.app_id", r.app_id)?,
             settings: parse_json("tokens.settings", &r.settings)?,
             client_id: r.client_id,
             client_secret: sealed(r.client_secret),
             client_secret_2: sealed(r.client_secret_2),
+            client_auth: r
+                .client_auth
+                .map(|a| parse("tokens.client_auth", ClientAuthMethod::parse(&a)))
+                .transpose()?,
+            client_secret_expires_at: opt_ts(r.client_secret_expires_at),
             material: TokenMaterial {
                 access_token: sealed(r.access_token),
                 refresh_token: sealed(r.refresh_token),
@@ -98,7 +110,7 @@ pub(super) async fn create(pool: &AnyPool, t: &TokenRecord) -> Result<()> {
         "INSERT INTO tokens (",
         token_columns!(),
         ", scope_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21)"
+         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     ))
     .bind(t.id.to_string())
     .bind(t.name.as_str())
@@ -120,6 +132,9 @@ pub(super) async fn create(pool: &AnyPool, t: &TokenRecord) -> Result<()> {
     .bind(t.version)
     .bind(ms(t.created_at))
     .bind(ms(t.updated_at))
+    .bind(t.grant.as_str())
+    .bind(t.client_auth.map(ClientAuthMethod::as_str))
+    .bind(opt_ms(t.client_secret_expires_at))
     .bind(scope_key(t.app_id))
     .execute(pool)
     .await
@@ -239,7 +254,7 @@ fn update_query<'q>(
     lease: Option<&'q Lease>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let lease_cond = if lease.is_some() {
-        " AND EXISTS (SELECT 1 FROM leases WHERE name = $22 AND owner = $23 AND fencing = $24 \
+        " AND EXISTS (SELECT 1 FROM leases WHERE name = $24 AND owner = $25 AND fencing = $26 \
          AND expires_at > $20)"
     } else {
         ""
@@ -249,8 +264,8 @@ fn update_query<'q>(
          client_id = $5, client_secret = $6, client_secret_2 = $7, access_token = $8, \
          refresh_token = $9, token_type = $10, scopes = $11, access_expires_at = $12, \
          refresh_expires_at = $13, issued_at = $14, status = $15, status_reason = $16, \
-         version = $17, app_id = $18, updated_at = $20, next_check_at = 0, \
-         check_seq = check_seq + 1 \
+         version = $17, app_id = $18, updated_at = $20, client_auth = $22, \
+         client_secret_expires_at = $23, next_check_at = 0, check_seq = check_seq + 1 \
          WHERE id = $19 AND version = $21{lease_cond}"
     );
     // Audited: built only from the constant lease condition above.
@@ -275,7 +290,9 @@ fn update_query<'q>(
         .bind(t.app_id.map(|a| a.to_string()))
         .bind(t.id.to_string())
         .bind(ms(now))
-        .bind(t.version);
+        .bind(t.version)
+        .bind(t.client_auth.map(ClientAuthMethod::as_str))
+        .bind(opt_ms(t.client_secret_expires_at));
     if let Some(l) = lease {
         q = q.bind(l.name.clone()).bind(l.owner.clone()).bind(l.fencing);
     }
@@ -946,6 +963,9 @@ mod tests {
             version: 1,
             created_at: 0,
             updated_at: 0,
+            grant_type: "authorization_code".into(),
+            client_auth: None,
+            client_secret_expires_at: None,
         };
         let err = TokenRecord::try_from(row).unwrap_err();
         assert!(

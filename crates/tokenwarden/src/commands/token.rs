@@ -1,11 +1,34 @@
-//! `tokenwarden token`: listing tokens, starting a sign-in, renaming.
+//! `tokenwarden token`: listing, creating and renaming tokens, and starting a sign-in.
 
 use crate::bootstrap;
 use crate::cli::TokenCommand;
 use crate::config::Config;
-use anyhow::{Context, Result};
-use tokenwarden_domain::{AppName, TokenName};
+use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
+use std::collections::BTreeMap;
+use tokenwarden_domain::{AppName, ClientAuthMethod, Grant, ProviderId, TokenName};
 use tokenwarden_server::ops;
+
+/// The environment variable a client secret may come from.
+const CLIENT_SECRET_ENV: &str = "TOKENWARDEN_CLIENT_SECRET";
+
+fn client_secret(from_stdin: bool) -> Result<Option<SecretString>> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the client secret from standard input")?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        if line.is_empty() {
+            bail!("standard input held no client secret");
+        }
+        return Ok(Some(line.into()));
+    }
+    Ok(std::env::var(CLIENT_SECRET_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Into::into))
+}
 
 pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
     match command {
@@ -64,19 +87,101 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             }
             Ok(())
         }
+        TokenCommand::Create {
+            name,
+            provider,
+            grant,
+            app,
+            settings,
+            client_id,
+            client_secret_stdin,
+            client_auth,
+            client_secret_expires_at,
+            json,
+        } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let mut pairs = BTreeMap::new();
+            for s in &settings {
+                let Some((k, v)) = s.split_once('=') else {
+                    bail!("--setting {s:?}: write NAME=VALUE");
+                };
+                pairs.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            let new = ops::tokens::NewToken {
+                name: TokenName::parse(&name)?,
+                provider: ProviderId::parse(&provider)?,
+                app: app.as_deref().map(AppName::parse).transpose()?,
+                settings: pairs,
+                client_id,
+                client_secret: client_secret(client_secret_stdin)?,
+                client_secret_2: None,
+                grant: grant.parse::<Grant>().map_err(|e| {
+                    anyhow::anyhow!(
+                        "--grant: {e}; one of {}",
+                        Grant::ALL
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+                client_auth: client_auth
+                    .as_deref()
+                    .map(|a| {
+                        a.parse::<ClientAuthMethod>()
+                            .map_err(|e| anyhow::anyhow!("--client-auth: {e}"))
+                    })
+                    .transpose()?,
+                client_secret_expires_at: client_secret_expires_at
+                    .as_deref()
+                    .map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .map(|t| t.with_timezone(&chrono::Utc))
+                            .map_err(|e| anyhow::anyhow!("--client-secret-expires-at {t:?}: {e}"))
+                    })
+                    .transpose()?,
+            };
+            let token = ops::tokens::create(&ctx, "cli", new)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "id": token.id, "name": token.name, "provider": token.provider,
+                        "grant": token.grant, "status": token.status,
+                        "status_reason": token.status_reason,
+                        "client_secret_expires_at": token.client_secret_expires_at.map(tokenwarden_domain::Rfc3339),
+                    }))?
+                );
+            } else {
+                println!("{}", token.id);
+            }
+            eprintln!(
+                "token {} ({}) created with the grant {}; status {}",
+                token.name, token.id, token.grant, token.status
+            );
+            Ok(())
+        }
         TokenCommand::Authorize { name, app } => {
             let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let token = find(&ctx, &name, app.as_deref()).await?;
-            let url =
-                tokenwarden_server::ops::grant::start_authorization(&ctx, &token, "cli", None)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{url}");
-            eprintln!(
-                "open the URL above in a browser within {} minutes and sign in; tokenwarden must be running at {} to receive the callback",
-                tokenwarden_server::ops::grant::STATE_TTL_MINUTES,
-                ctx.settings.redirect_uri()
-            );
+            match ops::grant::start(&ctx, &token, "cli", None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                ops::grant::Started::Redirect { url, .. } => {
+                    println!("{url}");
+                    eprintln!(
+                        "open the URL above in a browser within {} minutes and sign in; tokenwarden must be running at {} to receive the callback",
+                        ops::grant::STATE_TTL_MINUTES,
+                        ctx.settings.redirect_uri()
+                    );
+                }
+                ops::grant::Started::Ready(t) => {
+                    eprintln!("token {} holds an access token now ({})", t.name, t.status);
+                }
+            }
             Ok(())
         }
         TokenCommand::Rename {

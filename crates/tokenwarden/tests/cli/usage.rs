@@ -369,3 +369,143 @@ fn issue11_token_rename_refuses_breaking_apps_unless_rebind_apps() {
     names.sort_unstable();
     assert_eq!(names, ["own-2", "sales-snowflake"]);
 }
+
+/// `token create --grant client_credentials` (issue 12): against npm's oidc-provider, the token
+/// gets its first access token at once (the secret read from standard input or the
+/// environment, never an argument), and an app reads it from the running service.
+#[test]
+fn token_create_with_client_credentials_fetches_the_access_token_and_an_app_reads_it() {
+    use std::io::Write;
+    const SECRET: &str = "cli-cc-secret+/=";
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["migrate"]).status.success());
+    let op = tokenwarden_testkit::oidc::require_oidc_provider(
+        tokenwarden_testkit::oidc::OidcProviderConfig {
+            client_id: "cli".into(),
+            client_secret: SECRET.into(),
+            redirect_uri: "http://127.0.0.1:9/oauth/callback".into(),
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 3600,
+            rotate_refresh_tokens: true,
+        },
+    );
+    let o = run(dir.path(), &[], &["app", "create", "m2m", "--token", "api"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let key = text(&o).0.trim().to_owned();
+    let token_url = format!("token_url={}", op.token_endpoint());
+    let create = |name: &str, client_id: &str, extra: &[&str]| {
+        let mut args = vec![
+            "token",
+            "create",
+            name,
+            "--provider",
+            "oauth2",
+            "--grant",
+            "client_credentials",
+            "--setting",
+            &token_url,
+            "--setting",
+            "scope=api:read",
+            "--client-id",
+            client_id,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    };
+
+    // The secret on standard input.
+    let mut child = crate::cmd(dir.path(), &[])
+        .args(create(
+            "api",
+            &op.cc_client_id(),
+            &["--client-secret-stdin"],
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{SECRET}").unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let tok: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (tok["grant"].as_str(), tok["status"].as_str()),
+        (Some("client_credentials"), Some("healthy")),
+        "{out}"
+    );
+    assert_eq!(op.token_requests("client_credentials").unwrap(), 1);
+    assert!(!out.contains(SECRET) && !err.contains(SECRET));
+
+    // The secret from the environment, client_secret_post chosen for the -cc-post client.
+    let mut args = create(
+        "api-post",
+        &op.cc_post_client_id(),
+        &[
+            "--client-auth",
+            "client_secret_post",
+            "--client-secret-expires-at",
+            "2099-01-01T00:00:00Z",
+        ],
+    );
+    args.retain(|a| a != "--json");
+    let o = crate::cmd(dir.path(), &[("TOKENWARDEN_CLIENT_SECRET", SECRET)])
+        .args(&args)
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("status healthy"), "{err}");
+    assert!(!out.trim().is_empty(), "the id is printed: {out}");
+    assert_eq!(op.token_requests("client_credentials").unwrap(), 2);
+
+    // Bad input: clear messages, nothing created.
+    let o = run(
+        dir.path(),
+        &[],
+        &[
+            "token",
+            "create",
+            "x",
+            "--provider",
+            "oauth2",
+            "--grant",
+            "password",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("client_credentials"), "{:?}", text(&o));
+    let o = run(
+        dir.path(),
+        &[],
+        &[
+            "token",
+            "create",
+            "g",
+            "--provider",
+            "google",
+            "--grant",
+            "client_credentials",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("does not support"), "{:?}", text(&o));
+    let o = run(dir.path(), &[], &["token", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+
+    // The running service serves it to the app.
+    let server = serve(dir.path(), &[], &[]);
+    let http = Http::new();
+    let (s, body) = http.send(
+        "GET",
+        &server.url("/api/v1/access-tokens/api"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    server.stop();
+}

@@ -1,5 +1,5 @@
 //! Getting and keeping token material, one job per module: [`authorize`] (start a sign-in,
-//! complete the callback), [`refresh`] (under an owner-checked lease, with backoff and health),
+//! complete the callback; [`start`] dispatches on the token's grant), [`refresh`] (under an owner-checked lease, with backoff and health),
 //! [`read`] (the usable token an app reads), [`test`] (the connection test). What they share
 //! is here: the provider a token resolves to, and opening its sealed secrets.
 
@@ -18,14 +18,122 @@ pub use test::test_connection;
 use crate::AppContext;
 use crate::ops::{Error, Result};
 use secrecy::SecretString;
+use tokenwarden_domain::{Grant, Timestamp};
 use tokenwarden_oauth::ResolvedProvider;
 use tokenwarden_store::{Sealed, SealedColumn, TokenRecord};
 
-/// Resolves the token's provider with its settings; the error names what is missing.
+/// Resolves the token's provider with its settings (and the token's own client
+/// authentication, if it chose one); the error names what is missing.
 pub fn resolve(ctx: &AppContext, t: &TokenRecord) -> Result<ResolvedProvider> {
-    ctx.catalog
-        .resolve(t.provider.as_str(), &t.settings)
-        .map_err(|e| Error::Invalid(e.to_string()))
+    let mut p = ctx
+        .catalog
+        .resolve_for(t.provider.as_str(), &t.settings, t.grant)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    if let Some(m) = t.client_auth {
+        p.client_auth = m.into();
+    }
+    // Client credentials ask for the scopes the settings name, else the template's app-only
+    // ones (never the delegated defaults, such as offline_access).
+    if t.grant == Grant::ClientCredentials
+        && t.settings.get("scope").is_none_or(|s| s.trim().is_empty())
+    {
+        p.scopes = ctx
+            .catalog
+            .get(t.provider.as_str())
+            .and_then(|tpl| tpl.client_credentials_scopes.clone())
+            .unwrap_or_default();
+    }
+    Ok(p)
+}
+
+/// The client authentication a token uses: its own choice, else its provider's default (the
+/// `basic`/`body` of the template; `client_secret_basic` when the settings do not resolve yet).
+pub fn client_auth(ctx: &AppContext, t: &TokenRecord) -> tokenwarden_domain::ClientAuthMethod {
+    t.client_auth.unwrap_or_else(|| {
+        ctx.catalog
+            .resolve_for(t.provider.as_str(), &t.settings, t.grant)
+            .map(|p| p.client_auth.method())
+            .unwrap_or(tokenwarden_domain::ClientAuthMethod::ClientSecretBasic)
+    })
+}
+
+/// What starting to obtain a token's access token answered ([`start`]).
+#[derive(Debug)]
+pub enum Started {
+    /// Authorization code: open this URL in a browser and sign in before `expires_at`.
+    Redirect { url: String, expires_at: Timestamp },
+    /// The token holds a usable access token now (no sign-in needed).
+    Ready(Box<TokenRecord>),
+}
+
+/// Starts getting a token's first access token, the way its grant does it: the dispatch point
+/// of "Get an access token" / "Sign in again" (UI), `POST /tokens/{id}/authorize` (API) and
+/// `token authorize` (CLI). `session_hash` binds a browser sign-in to the UI session.
+pub async fn start(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    actor: &str,
+    session_hash: Option<String>,
+) -> Result<Started> {
+    match t.grant {
+        Grant::AuthorizationCode => {
+            let url = start_authorization(ctx, t, actor, session_hash).await?;
+            Ok(Started::Redirect {
+                url,
+                expires_at: ctx.clock.now() + chrono::Duration::minutes(STATE_TTL_MINUTES),
+            })
+        }
+        Grant::ClientCredentials => {
+            let token = refresh::obtain(ctx, t.id, actor)
+                .await
+                .map_err(|e| obtain_error(t, e))?;
+            Ok(Started::Ready(Box::new(token)))
+        }
+        Grant::DeviceCode => Err(Error::Invalid(
+            "device code sign-in is not available yet".into(),
+        )),
+        Grant::SnowflakeKeypair => Err(Error::Invalid(
+            "Snowflake key-pair tokens are not available yet".into(),
+        )),
+    }
+}
+
+/// What an admin is told when getting an access token with the stored credentials failed.
+fn obtain_error(t: &TokenRecord, e: RefreshError) -> Error {
+    match e {
+        RefreshError::NeedsCredentials(m) | RefreshError::NeedsReauthorization(m) => {
+            Error::TokenUnusable {
+                code: "token_needs_credentials",
+                message: format!(
+                    "token {} could not get an access token: {m}. Store the right client id and secret (or client authentication) and try again",
+                    t.name
+                ),
+            }
+        }
+        RefreshError::Unavailable(m) => Error::ProviderUnavailable {
+            message: format!(
+                "token {} could not get an access token right now: {m}",
+                t.name
+            ),
+            retry_after: 30,
+        },
+        RefreshError::Busy => Error::ProviderUnavailable {
+            message: "the token is being renewed right now; retry shortly".into(),
+            retry_after: 5,
+        },
+        RefreshError::Core(e) => e,
+    }
+}
+
+/// Whether the refresh engine can renew the token's access token by itself (ahead of expiry,
+/// and as the daily health check): with its refresh token, or with the grant's own
+/// credentials. The dispatch point the background pass (`engine`) asks.
+pub fn renewable(t: &TokenRecord) -> bool {
+    match t.grant {
+        Grant::AuthorizationCode | Grant::DeviceCode => t.material.refresh_token.is_some(),
+        Grant::ClientCredentials => t.client_secret.is_some() || t.client_secret_2.is_some(),
+        Grant::SnowflakeKeypair => false,
+    }
 }
 
 /// The stored client secrets, opened, in the order they are tried.

@@ -35,10 +35,17 @@ pub async fn usable_token(ctx: &AppContext, t: TokenRecord, min_validity: u64) -
         TokenStatus::NotAuthorized => {
             return Err(Error::TokenUnusable {
                 code: "token_not_authorized",
-                message: format!(
-                    "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
-                    t.name, t.id
-                ),
+                message: if t.grant.needs_sign_in() {
+                    format!(
+                        "token {} has not been authorized yet: an admin must sign in once (POST /api/v1/tokens/{}/authorize)",
+                        t.name, t.id
+                    )
+                } else {
+                    format!(
+                        "token {} has no access token yet: an admin must store its client id and secret (PATCH /api/v1/tokens/{}), then it fetches one",
+                        t.name, t.id
+                    )
+                },
             });
         }
         TokenStatus::NeedsReauthorization | TokenStatus::Expired => {
@@ -46,6 +53,19 @@ pub async fn usable_token(ctx: &AppContext, t: TokenRecord, min_validity: u64) -
                 code: "token_needs_reauthorization",
                 message: format!(
                     "token {} needs re-authorization by an admin{}",
+                    t.name,
+                    t.status_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        TokenStatus::NeedsCredentials => {
+            return Err(Error::TokenUnusable {
+                code: "token_needs_credentials",
+                message: format!(
+                    "token {} needs new client credentials from an admin{}",
                     t.name,
                     t.status_reason
                         .as_ref()
@@ -101,6 +121,15 @@ pub async fn usable_token(ctx: &AppContext, t: TokenRecord, min_validity: u64) -
                             code: "token_needs_reauthorization",
                             message: format!(
                                 "token {} needs re-authorization by an admin: {m}",
+                                t.name
+                            ),
+                        });
+                    }
+                    Err(RefreshError::NeedsCredentials(m)) => {
+                        return Err(Error::TokenUnusable {
+                            code: "token_needs_credentials",
+                            message: format!(
+                                "token {} needs new client credentials from an admin: {m}",
                                 t.name
                             ),
                         });

@@ -106,7 +106,14 @@ fn apply_response(
     let reported = resp
         .refresh_token_expires_in
         .map(|s| received_at + chrono::Duration::seconds(s.min(20 * 365 * 86_400) as i64));
-    if new_grant {
+    if !t.grant.renews_with_refresh_token() {
+        // Renewed with the grant's own credentials: no refresh token to keep or to expire.
+        t.material.refresh_token = None;
+        t.material.refresh_expires_at = None;
+        if new_grant {
+            t.material.issued_at = Some(received_at);
+        }
+    } else if new_grant {
         t.material.refresh_token = refresh.clone();
         t.material.issued_at = Some(received_at);
         t.material.refresh_expires_at = reported.or_else(|| {
@@ -123,22 +130,36 @@ fn apply_response(
             t.material.refresh_expires_at = Some(exp);
         }
     }
-    // A refresh does not make a refresh token that dies soon any younger.
-    match t.material.refresh_expires_at {
-        Some(exp)
-            if TokenStatus::from_refresh_expiry(Some(exp), received_at, ctx.first_lead_time())
-                == TokenStatus::ExpiringSoon =>
-        {
-            t.status = TokenStatus::ExpiringSoon;
-            t.status_reason = Some(format!(
-                "the refresh token expires {}",
-                exp.format("%Y-%m-%d %H:%M UTC")
-            ));
+    // A refresh does not make a refresh token (or a client secret) that dies soon any younger.
+    (t.status, t.status_reason) = expiry_status(t, received_at, ctx.first_lead_time());
+}
+
+/// The status of a token that can serve, from what expires on it (its refresh token, its
+/// client secret: the sooner counts), with the reason when it expires soon. The one place the
+/// wording lives (a refresh, the background pass, an edit of the secret's expiry).
+pub fn expiry_status(
+    t: &TokenRecord,
+    now: Timestamp,
+    first_lead: tokenwarden_domain::LeadTime,
+) -> (TokenStatus, Option<String>) {
+    let (refresh, secret) = (t.material.refresh_expires_at, t.client_secret_expires_at);
+    match TokenStatus::from_expiries(refresh, secret, now, first_lead) {
+        TokenStatus::ExpiringSoon => {
+            let (what, exp) = match (refresh, secret) {
+                (Some(r), Some(s)) if s < r => ("client secret", s),
+                (Some(r), _) => ("refresh token", r),
+                (None, Some(s)) => ("client secret", s),
+                (None, None) => return (TokenStatus::Healthy, None),
+            };
+            (
+                TokenStatus::ExpiringSoon,
+                Some(format!(
+                    "the {what} expires {}",
+                    exp.format("%Y-%m-%d %H:%M UTC")
+                )),
+            )
         }
-        _ => {
-            t.status = TokenStatus::Healthy;
-            t.status_reason = None;
-        }
+        other => (other, None),
     }
 }
 
@@ -165,6 +186,8 @@ pub fn refresh_held_back(
 pub enum RefreshError {
     #[error("the token needs re-authorization: {0}")]
     NeedsReauthorization(String),
+    #[error("the token needs new client credentials: {0}")]
+    NeedsCredentials(String),
     #[error("the provider is unavailable: {0}")]
     Unavailable(String),
     #[error("another instance is refreshing this token")]
@@ -218,12 +241,51 @@ pub async fn refresh_then(
     min_valid_until: Timestamp,
     after: Option<AfterRefresh<'_>>,
 ) -> Result<Refreshed, RefreshError> {
+    run(ctx, id, min_valid_until, after, Purpose::Refresh).await
+}
+
+/// Gets a new access token for a token whose grant needs no sign-in (client credentials),
+/// whatever its status: its first one once the client secret is stored, or one with new
+/// credentials after the provider refused the old ones. The same path as a refresh (the
+/// token's lease, one provider call, one commit); on success a token that could not serve
+/// before is authorized (`lifecycle::token_authorized`: its apps resume), on a refusal it is
+/// marked and its apps stop. `actor` is who asked.
+pub async fn obtain(
+    ctx: &AppContext,
+    id: TokenId,
+    actor: &str,
+) -> Result<TokenRecord, RefreshError> {
+    let far = ctx.clock.now() + chrono::Duration::days(3650);
+    run(ctx, id, far, None, Purpose::Obtain { actor })
+        .await
+        .map(|r| r.token)
+}
+
+/// Why a renewal runs.
+#[derive(Clone, Copy)]
+enum Purpose<'a> {
+    /// Keep a usable token usable (a read, the background pass).
+    Refresh,
+    /// An admin's action gets a new access token with the stored credentials, whatever the
+    /// token's state ([`obtain`]).
+    Obtain { actor: &'a str },
+}
+
+async fn run(
+    ctx: &AppContext,
+    id: TokenId,
+    min_valid_until: Timestamp,
+    after: Option<AfterRefresh<'_>>,
+    purpose: Purpose<'_>,
+) -> Result<Refreshed, RefreshError> {
     let now = ctx.clock.now();
     // A refresh rotates the refresh token: never store its successor in a database file that
     // is gone.
     ctx.store.check_storage().map_err(Error::from)?;
-    // Backing off after transient failures: say when the next attempt is, do not hammer.
-    if let Ok(Some(h)) = ctx.store.get_token_health(id).await
+    // Backing off after transient failures: say when the next attempt is, do not hammer. (An
+    // admin's explicit action tries at once.)
+    if matches!(purpose, Purpose::Refresh)
+        && let Ok(Some(h)) = ctx.store.get_token_health(id).await
         && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
     {
         let current = ctx.store.get_token(id).await.map_err(Error::from)?;
@@ -258,7 +320,7 @@ pub async fn refresh_then(
         return Err(RefreshError::Busy);
     };
     let taken = (std::time::Instant::now(), now);
-    let result = refresh_holding(ctx, id, min_valid_until, &lease, taken, after).await;
+    let result = refresh_holding(ctx, id, min_valid_until, &lease, taken, after, purpose).await;
     if !matches!(result, Ok(Refreshed { wrote: true, .. })) {
         let _ = ctx.store.release_lease(&lease).await;
     }
@@ -272,6 +334,7 @@ async fn refresh_holding(
     lease: &Lease,
     taken: (std::time::Instant, Timestamp),
     after: Option<AfterRefresh<'_>>,
+    purpose: Purpose<'_>,
 ) -> Result<Refreshed, RefreshError> {
     let unchanged = |token| {
         Ok(Refreshed {
@@ -280,7 +343,9 @@ async fn refresh_holding(
         })
     };
     let t = ctx.store.get_token(id).await.map_err(Error::from)?;
-    if t.material.access_token.is_some()
+    let refreshing = matches!(purpose, Purpose::Refresh);
+    if refreshing
+        && t.material.access_token.is_some()
         && t.material
             .access_expires_at
             .is_some_and(|e| e > min_valid_until)
@@ -298,18 +363,11 @@ async fn refresh_holding(
         .ok()
         .flatten()
         .unwrap_or_else(|| TokenHealth::new(id));
-    if refresh_held_back(&t, &h, now) {
+    if refreshing && refresh_held_back(&t, &h, now) {
         return unchanged(t);
     }
-    let Some(sealed_refresh) = &t.material.refresh_token else {
-        return Err(RefreshError::NeedsReauthorization(
-            "no refresh token is stored; authorize the token".into(),
-        ));
-    };
-    if matches!(
-        t.status,
-        TokenStatus::NeedsReauthorization | TokenStatus::Expired | TokenStatus::NotAuthorized
-    ) {
+    let renewal = renewal(&t)?;
+    if refreshing && (t.status.is_dead() || t.status == TokenStatus::NotAuthorized) {
         return Err(RefreshError::NeedsReauthorization(
             t.status_reason
                 .clone()
@@ -317,15 +375,6 @@ async fn refresh_holding(
         ));
     }
     let provider = crate::ops::grant::resolve(ctx, &t)?;
-    let refresh_token = ctx
-        .vault
-        .open_secret(
-            sealed_refresh,
-            SealedColumn::TokenRefreshToken,
-            &id.to_string(),
-        )
-        .await
-        .map_err(Error::internal)?;
     let secrets = client_secrets(ctx, &t).await?;
     let creds = ClientCredentials {
         client_id: t.client_id.as_deref().unwrap_or_default(),
@@ -352,48 +401,80 @@ async fn refresh_holding(
         ctx.metrics.lease_contended(LeaseKind::Refresh);
         return Err(RefreshError::Busy);
     }
+    let answer = match &renewal {
+        Renewal::RefreshToken(sealed) => {
+            let refresh_token = ctx
+                .vault
+                .open_secret(sealed, SealedColumn::TokenRefreshToken, &id.to_string())
+                .await
+                .map_err(Error::internal)?;
+            ctx.oauth
+                .token(
+                    &provider,
+                    &creds,
+                    &Grant::Refresh {
+                        refresh_token: &refresh_token,
+                    },
+                )
+                .await
+        }
+        Renewal::ClientCredentials { .. } => {
+            ctx.oauth
+                .token(&provider, &creds, &Grant::ClientCredentials)
+                .await
+        }
+    };
     let started = std::time::Instant::now();
     let counted = |outcome| {
         ctx.metrics
             .refresh(t.provider.as_str(), outcome, started.elapsed())
     };
-    match ctx
-        .oauth
-        .token(
-            &provider,
-            &creds,
-            &Grant::Refresh {
-                refresh_token: &refresh_token,
-            },
-        )
-        .await
-    {
+    match answer {
         Ok(resp) => {
             let received_at = ctx.clock.now();
-            let stored = commit_refresh(ctx, &t, &h, &provider, &resp, received_at, lease, after)
-                .await
-                .map_err(Error::from);
+            let stored = commit_refresh(
+                ctx,
+                &t,
+                &h,
+                &provider,
+                &resp,
+                received_at,
+                lease,
+                after,
+                purpose,
+            )
+            .await
+            .map_err(Error::from);
             // Counted once stored: a refresh whose answer could not be stored failed.
             counted(if stored.is_ok() {
                 RefreshOutcome::Ok
             } else {
                 RefreshOutcome::Failed
             });
+            let stored = stored?;
+            if let Purpose::Obtain { actor } = purpose {
+                crate::ops::lifecycle::token_authorized(ctx, &stored, t.status, actor).await;
+            }
             Ok(Refreshed {
-                token: stored?,
+                token: stored,
                 wrote: true,
             })
         }
         Err(e) if e.is_permanent() => {
             counted(RefreshOutcome::Refused);
-            // R13: only if the row still holds the refresh token we sent.
+            // R13: only if the row still holds what we sent (the refresh token).
             let current = ctx.store.get_token(id).await.map_err(Error::from)?;
-            if current.material.refresh_token.as_ref() != Some(sealed_refresh) {
+            if !renewal.still_held_by(&current) {
                 return unchanged(current);
             }
             let mut marked = current.clone();
-            marked.status = TokenStatus::NeedsReauthorization;
-            marked.status_reason = Some(format!("refresh refused: {e}"));
+            marked.status = renewal.refused_status();
+            marked.status_reason = Some(match renewal {
+                Renewal::RefreshToken(_) => format!("refresh refused: {e}"),
+                Renewal::ClientCredentials { .. } => {
+                    format!("the provider refused the client credentials: {e}")
+                }
+            });
             let stored = match ctx
                 .store
                 .update_token_under_lease(&marked, lease, ctx.clock.now())
@@ -408,23 +489,34 @@ async fn refresh_holding(
             };
             ctx.cache.forget_token(id);
             record_failure(ctx, &stored, &e.to_string(), true).await;
+            let (action, kind, what) = renewal.refusal();
+            let actor = match purpose {
+                Purpose::Obtain { actor } => actor,
+                Purpose::Refresh => "system",
+            };
             audit::record(
                 ctx,
-                "system",
-                Action::TokenNeedsReauthorization,
+                actor,
+                action,
                 Object::new("token", id, &t.name),
                 Outcome::Failed,
                 serde_json::json!({"error": e.to_string()}),
             )
             .await;
-            crate::ops::lifecycle::token_died(
-                ctx,
-                &stored,
-                crate::ops::lifecycle::EventKind::TokenNeedsReauthorization,
-                &format!("the provider refused the refresh token ({e})"),
-            )
-            .await;
-            Err(RefreshError::NeedsReauthorization(e.to_string()))
+            // Apps stop once, when the token dies (not again at each later refusal).
+            if !t.status.is_dead() {
+                crate::ops::lifecycle::token_died(
+                    ctx,
+                    &stored,
+                    kind,
+                    &format!("the provider refused {what} ({e})"),
+                )
+                .await;
+            }
+            Err(match renewal {
+                Renewal::RefreshToken(_) => RefreshError::NeedsReauthorization(e.to_string()),
+                Renewal::ClientCredentials { .. } => RefreshError::NeedsCredentials(e.to_string()),
+            })
         }
         Err(TokenError::Transient(m)) | Err(TokenError::Refused { error: m, .. }) => {
             counted(RefreshOutcome::Failed);
@@ -443,6 +535,95 @@ async fn refresh_holding(
     }
 }
 
+/// What a renewal presents to the provider, by the token's grant: the dispatch point of the
+/// refresh engine (each grant's arm says what it sends and what a refusal means).
+enum Renewal {
+    /// Authorization code and device code: the stored refresh token (sealed, as read).
+    RefreshToken(tokenwarden_store::Sealed),
+    /// Client credentials (RFC 6749 4.4): the client id and secrets alone, as read.
+    ClientCredentials {
+        client_id: Option<String>,
+        secrets: (
+            Option<tokenwarden_store::Sealed>,
+            Option<tokenwarden_store::Sealed>,
+        ),
+    },
+}
+
+impl Renewal {
+    /// Whether the row still holds what was presented (R13: a refusal marks the token only
+    /// then; otherwise someone stored newer material or credentials meanwhile and its news wins).
+    fn still_held_by(&self, current: &TokenRecord) -> bool {
+        match self {
+            Renewal::RefreshToken(sealed) => {
+                current.material.refresh_token.as_ref() == Some(sealed)
+            }
+            Renewal::ClientCredentials { client_id, secrets } => {
+                current.client_id == *client_id
+                    && (&current.client_secret, &current.client_secret_2)
+                        == (&secrets.0, &secrets.1)
+            }
+        }
+    }
+
+    /// The status a permanent refusal leaves the token in.
+    fn refused_status(&self) -> TokenStatus {
+        match self {
+            Renewal::RefreshToken(_) => TokenStatus::NeedsReauthorization,
+            Renewal::ClientCredentials { .. } => TokenStatus::NeedsCredentials,
+        }
+    }
+
+    /// A permanent refusal's audit action, event, and what was refused (for the message).
+    fn refusal(&self) -> (Action, crate::ops::lifecycle::EventKind, &'static str) {
+        use crate::ops::lifecycle::EventKind;
+        match self {
+            Renewal::RefreshToken(_) => (
+                Action::TokenNeedsReauthorization,
+                EventKind::TokenNeedsReauthorization,
+                "the refresh token",
+            ),
+            Renewal::ClientCredentials { .. } => (
+                Action::TokenNeedsCredentials,
+                EventKind::TokenNeedsCredentials,
+                "the client credentials",
+            ),
+        }
+    }
+}
+
+fn renewal(t: &TokenRecord) -> Result<Renewal, RefreshError> {
+    match t.grant {
+        tokenwarden_domain::Grant::AuthorizationCode | tokenwarden_domain::Grant::DeviceCode => {
+            match &t.material.refresh_token {
+                Some(sealed) => Ok(Renewal::RefreshToken(sealed.clone())),
+                None => Err(RefreshError::NeedsReauthorization(
+                    "no refresh token is stored; authorize the token".into(),
+                )),
+            }
+        }
+        tokenwarden_domain::Grant::ClientCredentials => {
+            if t.client_secret.is_none() && t.client_secret_2.is_none() {
+                return Err(RefreshError::NeedsCredentials(
+                    "no client secret is stored: set it".into(),
+                ));
+            }
+            if t.client_id.as_deref().is_none_or(str::is_empty) {
+                return Err(RefreshError::NeedsCredentials(
+                    "no client id is stored: set it".into(),
+                ));
+            }
+            Ok(Renewal::ClientCredentials {
+                client_id: t.client_id.clone(),
+                secrets: (t.client_secret.clone(), t.client_secret_2.clone()),
+            })
+        }
+        tokenwarden_domain::Grant::SnowflakeKeypair => Err(RefreshError::Core(Error::Invalid(
+            "renewing Snowflake key-pair tokens is not available yet".into(),
+        ))),
+    }
+}
+
 /// Stores a successful refresh's answer under the lease, with the bookkeeping's success, its
 /// audit record, the lease's release and the pass's next check, in one transaction; over the
 /// row read under the lease (`t`) first, re-reading it if it changed meanwhile.
@@ -456,6 +637,7 @@ async fn commit_refresh(
     received_at: Timestamp,
     lease: &Lease,
     after: Option<AfterRefresh<'_>>,
+    purpose: Purpose<'_>,
 ) -> Result<TokenRecord, StoreError> {
     let sealed = SealedResponse::new(ctx, t.id, provider, resp, received_at);
     let mut health = h.clone();
@@ -464,14 +646,18 @@ async fn commit_refresh(
     health.failures = 0;
     health.next_attempt_at = None;
     health.last_error = None;
+    let (actor, action, new_grant) = match purpose {
+        Purpose::Refresh => ("system", Action::TokenRefresh, false),
+        Purpose::Obtain { actor } => (actor, Action::TokenAuthorize, true),
+    };
     let audit = audit::event(
         ctx,
-        "system",
-        Action::TokenRefresh,
+        actor,
+        action,
         Object::new("token", t.id, &t.name),
         Outcome::Ok,
         // Which instance refreshed: how the work splits over several instances.
-        serde_json::json!({"rotated": resp.refresh_token.is_some(), "instance": ctx.instance_id}),
+        serde_json::json!({"rotated": resp.refresh_token.is_some(), "instance": ctx.instance_id, "grant": t.grant}),
     );
     let mut current = t.clone();
     for attempt in 0..5 {
@@ -479,7 +665,15 @@ async fn commit_refresh(
             current = ctx.store.get_token(t.id).await?;
         }
         let mut next = current.clone();
-        apply_response(ctx, &mut next, provider, resp, &sealed, received_at, false);
+        apply_response(
+            ctx,
+            &mut next,
+            provider,
+            resp,
+            &sealed,
+            received_at,
+            new_grant,
+        );
         // A new refresh-token expiry or status may make a reminder due at once: then the token
         // stays due and the next pass looks at it (as after any write).
         let same_course = next.status == current.status

@@ -3,6 +3,7 @@
 use super::{resolve, usable_token};
 use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
+use tokenwarden_domain::Grant;
 use tokenwarden_store::TokenRecord;
 
 /// "Test connection": for Snowflake `SELECT CURRENT_USER()` through the SQL API, else the
@@ -19,7 +20,15 @@ pub async fn test_connection(ctx: &AppContext, t: &TokenRecord, actor: &str) -> 
         let token = usable_token(ctx, t.clone(), 30)
             .await
             .map_err(|e| e.to_string())?;
-        ctx.oauth.test_connection(&provider, &token.access).await
+        // How the access token is presented, by the token's grant.
+        match t.grant {
+            Grant::AuthorizationCode | Grant::ClientCredentials | Grant::DeviceCode => {
+                ctx.oauth.test_connection(&provider, &token.access).await
+            }
+            Grant::SnowflakeKeypair => {
+                Err("not available yet for Snowflake key-pair tokens".to_owned())
+            }
+        }
     }
     .await;
     let (ok, message) = match result {
