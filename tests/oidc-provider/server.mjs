@@ -253,6 +253,9 @@ const ccClients = [
   response_types: [],
   redirect_uris: [],
   scope: API_SCOPES.join(' '),
+  // The only signing key is ES256 (no id token is ever issued to these clients, but
+  // oidc-provider checks the client's metadata against the keys it has).
+  id_token_signed_response_alg: 'ES256',
 }));
 
 const provider = new Provider(issuer, {

@@ -373,7 +373,7 @@ async fn grant_rules_are_checked_at_creation_and_the_grant_is_fixed() {
     // A grant the provider does not support: named, with the ones it does.
     let (s, body) =
         create(json!({"name": "g", "provider": "google", "grant": "client_credentials"})).await;
-    assert_eq!(s, 422, "{body}");
+    assert_eq!(s, 400, "{body}");
     let m = body["message"].as_str().unwrap();
     assert!(
         m.contains("client_credentials") && m.contains("authorization_code"),
@@ -393,7 +393,7 @@ async fn grant_rules_are_checked_at_creation_and_the_grant_is_fixed() {
         let (s, body) = create(json!({"name": "ms", "provider": "microsoft",
             "grant": "client_credentials", "settings": settings}))
         .await;
-        assert_eq!(s, 422, "{tenant:?}: {body}");
+        assert_eq!(s, 400, "{tenant:?}: {body}");
         assert!(
             body["message"].as_str().unwrap().contains("tenant"),
             "{body}"
@@ -404,7 +404,7 @@ async fn grant_rules_are_checked_at_creation_and_the_grant_is_fixed() {
         "settings": {"tenant": "contoso.onmicrosoft.com", "scope": "User.Read offline_access"}}),
     )
     .await;
-    assert_eq!(s, 422, "{body}");
+    assert_eq!(s, 400, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains(".default"),
         "{body}"
@@ -451,7 +451,7 @@ async fn grant_rules_are_checked_at_creation_and_the_grant_is_fixed() {
     let (s, body) =
         create(json!({"name": "sf", "provider": "salesforce", "grant": "client_credentials"}))
             .await;
-    assert_eq!(s, 422, "{body}");
+    assert_eq!(s, 400, "{body}");
     assert!(
         body["message"].as_str().unwrap().contains("My Domain"),
         "{body}"
