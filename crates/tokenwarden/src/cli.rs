@@ -1,7 +1,21 @@
 //! The command line: clap's derive types, one variant per command.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use tokenwarden_domain::{ClientAuthMethod, Grant};
+
+/// `--grant`: the grants by name (clap lists them in the help and in its error).
+fn grant_parser() -> impl TypedValueParser<Value = Grant> {
+    PossibleValuesParser::new(Grant::ALL.iter().map(|g| g.as_str()))
+        .map(|s| Grant::parse(&s).expect("one of Grant::ALL"))
+}
+
+/// `--client-auth`: the client authentication methods by name.
+fn client_auth_parser() -> impl TypedValueParser<Value = ClientAuthMethod> {
+    PossibleValuesParser::new(ClientAuthMethod::ALL.iter().map(|m| m.as_str()))
+        .map(|s| ClientAuthMethod::parse(&s).expect("one of ClientAuthMethod::ALL"))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -195,24 +209,24 @@ pub(crate) enum TokenCommand {
         /// The provider's id (`tokenwarden` lists them in GET /api/v1/providers).
         #[arg(long)]
         provider: String,
-        /// authorization_code (default), client_credentials, device_code or snowflake_keypair:
-        /// one the provider supports.
-        #[arg(long, default_value = "authorization_code")]
-        grant: String,
+        /// How the token gets its access tokens: one its provider supports (docs/providers.md).
+        #[arg(long, default_value = "authorization_code", value_parser = grant_parser())]
+        grant: Grant,
         /// The owning app, for an app-level token (without it: a global token).
         #[arg(long, value_name = "APP")]
         app: Option<String>,
         /// A connection setting, NAME=VALUE; repeat for several (e.g. --setting tenant=contoso.com).
         #[arg(long = "setting", value_name = "NAME=VALUE")]
         settings: Vec<String>,
+        /// The client id the provider gave the app registration.
         #[arg(long)]
         client_id: Option<String>,
         /// Read the client secret from the first line of standard input.
         #[arg(long)]
         client_secret_stdin: bool,
-        /// client_secret_basic or client_secret_post (default: the provider's).
-        #[arg(long)]
-        client_auth: Option<String>,
+        /// How the client authenticates at the token endpoint (default: the provider's).
+        #[arg(long, value_parser = client_auth_parser())]
+        client_auth: Option<ClientAuthMethod>,
         /// When the client secret expires at the provider (RFC 3339, e.g. 2027-06-30T00:00:00Z):
         /// reminders before it, the apps using the token stop at it.
         #[arg(long, value_name = "RFC3339")]

@@ -6,7 +6,7 @@ use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ClientAuthMethod, Grant, ProviderId, TokenName};
+use tokenwarden_domain::{AppName, ProviderId, TokenName};
 use tokenwarden_server::ops;
 
 /// The environment variable a client secret may come from.
@@ -115,23 +115,8 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 client_id,
                 client_secret: client_secret(client_secret_stdin)?,
                 client_secret_2: None,
-                grant: grant.parse::<Grant>().map_err(|e| {
-                    anyhow::anyhow!(
-                        "--grant: {e}; one of {}",
-                        Grant::ALL
-                            .iter()
-                            .map(|g| g.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?,
-                client_auth: client_auth
-                    .as_deref()
-                    .map(|a| {
-                        a.parse::<ClientAuthMethod>()
-                            .map_err(|e| anyhow::anyhow!("--client-auth: {e}"))
-                    })
-                    .transpose()?,
+                grant,
+                client_auth,
                 client_secret_expires_at: client_secret_expires_at
                     .as_deref()
                     .map(|t| {
