@@ -12,7 +12,7 @@ pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName, take_refused_name};
 pub use net::{is_loopback_authority, is_loopback_host};
 pub use states::{
-    AppState, AuditAction, AuditOutcome, ChannelKind, EventKind, LeadTime, ParseStateError,
+    AppState, AuditAction, AuditOutcome, ChannelKind, DeviceFlowStatus, EventKind, LeadTime, ParseStateError,
     StopReason, TokenStatus,
 };
 

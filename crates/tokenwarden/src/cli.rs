@@ -190,6 +190,27 @@ pub(crate) enum TokenCommand {
         #[arg(long, value_name = "APP")]
         app: Option<String>,
     },
+    /// Start a device sign-in (RFC 8628): print the code and the page where a person enters it
+    /// on any device, then wait until the provider answers (approved, refused or expired).
+    DeviceStart {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Print the code and return at once; a running tokenwarden service polls the provider
+        /// and stores the token (see `token device-status`).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show where a token's device sign-in stands: pending, authorized, denied, expired or failed.
+    DeviceStatus {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -193,6 +193,120 @@ pub async fn authorize(
     }))
 }
 
+/// Where a device sign-in stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceFlowStatusDoc {
+    /// Waiting for the person to enter the code and approve; tokenwarden polls the provider.
+    Pending,
+    /// Approved: the token holds an access token (and apps waiting for it resumed).
+    Authorized,
+    /// The person refused at the provider.
+    Denied,
+    /// The code expired before anyone approved it: start again.
+    Expired,
+    /// The provider refused for another reason (see `error`).
+    Failed,
+}
+
+/// A device sign-in (RFC 8628): show `user_code` and `verification_uri` to the person who
+/// signs in, on any device; tokenwarden polls the provider until it ends.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "status": "pending",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://microsoft.com/devicelogin",
+    "verification_uri_complete": null,
+    "started_at": "2026-12-01T09:00:00.000Z",
+    "expires_at": "2026-12-01T09:15:00.000Z",
+    "interval": 5,
+    "error": null
+}))]
+pub struct DeviceFlowView {
+    #[schema(value_type = DeviceFlowStatusDoc)]
+    status: tokenwarden_domain::DeviceFlowStatus,
+    /// What the person types at `verification_uri`.
+    user_code: String,
+    /// The page where the person signs in and types the code.
+    verification_uri: String,
+    /// The same page with the code filled in, when the provider gives one.
+    verification_uri_complete: Option<String>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
+    started_at: DateTime<Utc>,
+    /// The codes are valid until then; a pending flow is `expired` afterwards.
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
+    expires_at: DateTime<Utc>,
+    /// Seconds between polls of the provider (grown by its `slow_down`).
+    interval: i64,
+    /// Why it ended, when it ended other than `authorized`.
+    error: Option<String>,
+}
+
+impl From<grant::device::DeviceFlow> for DeviceFlowView {
+    fn from(f: grant::device::DeviceFlow) -> Self {
+        Self {
+            status: f.status,
+            user_code: f.user_code,
+            verification_uri: f.verification_uri,
+            verification_uri_complete: f.verification_uri_complete,
+            started_at: f.started_at,
+            expires_at: f.expires_at,
+            interval: f.interval_secs,
+            error: f.error,
+        }
+    }
+}
+
+/// Start a device sign-in (RFC 8628) for a token whose provider offers it (Microsoft, GitHub,
+/// Google, `oauth2` with `device_authorization_url`): answers the code to show and the page to
+/// open. Starting again replaces the token's earlier device sign-in. Poll
+/// `GET /api/v1/tokens/{id}/device-authorization` for the result.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/device-authorization", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses(
+        (status = 200, body = DeviceFlowView),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "provider_unavailable: the provider's device endpoint did not answer", body = ErrorBody),
+        CommonErrors))]
+pub async fn start_device(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceFlowView>> {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::start(&ctx, &t, &who.actor()).await?;
+    Ok(Json(flow.into()))
+}
+
+/// Where the token's device sign-in stands: `pending` until the person approves (then
+/// `authorized`), refuses (`denied`) or the code expires (`expired`). 404 when none was started.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}/device-authorization", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses(
+        (status = 200, body = DeviceFlowView, example = json!({
+            "status": "authorized",
+            "user_code": "WDJB-MJHT",
+            "verification_uri": "https://github.com/login/device",
+            "verification_uri_complete": null,
+            "started_at": "2026-12-01T09:00:00.000Z",
+            "expires_at": "2026-12-01T09:15:00.000Z",
+            "interval": 10,
+            "error": null
+        })),
+        (status = 404, body = ErrorBody),
+        CommonErrors))]
+pub async fn device_status(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceFlowView>> {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::status(&ctx, t.id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("device sign-in of token {:?}", t.name.as_str())))?;
+    Ok(Json(flow.into()))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestView {
     ok: bool,

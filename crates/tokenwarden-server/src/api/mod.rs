@@ -75,6 +75,7 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::setup))
         .routes(routes!(flow::paste_client_secrets))
         .routes(routes!(flow::authorize))
+        .routes(routes!(flow::start_device, flow::device_status))
         .routes(routes!(flow::test_connection))
         .routes(routes!(flow::list_providers))
         .routes(routes!(flow::read_access_token))

@@ -302,6 +302,7 @@ mod auth;
 mod channels;
 mod concurrency;
 mod core;
+mod device;
 mod encryption;
 mod engine;
 mod flows;

@@ -1,9 +1,10 @@
 //! Getting and keeping token material, one job per module: [`authorize`] (start a sign-in,
-//! complete the callback), [`refresh`] (under an owner-checked lease, with backoff and health),
+//! complete the callback), [`device`] (the device grant, RFC 8628: start, poll, status), [`refresh`] (under an owner-checked lease, with backoff and health),
 //! [`read`] (the usable token an app reads), [`test`] (the connection test). What they share
 //! is here: the provider a token resolves to, and opening its sealed secrets.
 
 pub mod authorize;
+pub mod device;
 pub mod read;
 pub mod refresh;
 pub mod test;
