@@ -654,7 +654,7 @@ impl CookieJar {
             .collect::<Vec<_>>()
             .join("; ");
         let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes()));
-        let res = http_request_with(method, url, body, Some(&cookie).filter(|c| !c.is_empty()))?;
+        let res = http_request_with(method, url, body, Some(cookie.as_str()).filter(|c| !c.is_empty()))?;
         for (name, value) in &res.headers {
             if name != "set-cookie" {
                 continue;
