@@ -646,7 +646,9 @@ mod tests {
         };
         assert_eq!(
             device("microsoft", &[("tenant", "contoso.onmicrosoft.com")]).as_deref(),
-            Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode")
+            Some(
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"
+            )
         );
         assert_eq!(
             device("github", &[]).as_deref(),
@@ -660,7 +662,11 @@ mod tests {
             ("authorization_url", "https://a.example/authorize"),
             ("token_url", "https://a.example/token"),
         ];
-        assert_eq!(device("oauth2", &generic), None, "no setting, no device flow");
+        assert_eq!(
+            device("oauth2", &generic),
+            None,
+            "no setting, no device flow"
+        );
         let mut with = generic.to_vec();
         with.push(("device_authorization_url", "https://a.example/device"));
         assert_eq!(

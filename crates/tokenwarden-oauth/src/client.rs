@@ -241,7 +241,10 @@ impl OAuthClient {
         }
         let mut last = None;
         for secret in &creds.secrets {
-            match self.token_once(p, creds.client_id, Some(secret), grant).await {
+            match self
+                .token_once(p, creds.client_id, Some(secret), grant)
+                .await
+            {
                 Err(TokenError::Refused {
                     error,
                     status,
@@ -459,7 +462,10 @@ impl BodyError {
 
 /// Reads a response body chunk by chunk, refusing it as soon as it passes `limit` bytes (or
 /// declares more): a provider's answer is never buffered whole before its size is known.
-pub(crate) async fn read_capped(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_capped(
+    mut res: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     if res.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }

@@ -392,10 +392,16 @@ mod tests {
             rfc.verification_uri_complete.as_deref(),
             Some("https://example.com/device?user_code=WDJB-MJHT")
         );
-        assert!(!format!("{rfc:?}").contains("GmRhmhcx"), "Debug hides the device code");
+        assert!(
+            !format!("{rfc:?}").contains("GmRhmhcx"),
+            "Debug hides the device code"
+        );
         // Absurd values are capped.
         let capped = parse_device_authorization(200, r#"{"device_code":"d","user_code":"u","verification_uri":"https://x/d","expires_in":99999999,"interval":0}"#).unwrap();
-        assert_eq!((capped.expires_in, capped.interval), (MAX_EXPIRES_IN_SECS, 1));
+        assert_eq!(
+            (capped.expires_in, capped.interval),
+            (MAX_EXPIRES_IN_SECS, 1)
+        );
     }
 
     #[test]
@@ -405,19 +411,30 @@ mod tests {
             r#"{"error":"invalid_client","error_description":"no such client"}"#,
         )
         .unwrap_err();
-        assert!(e.is_permanent() && e.to_string().contains("no such client"), "{e}");
+        assert!(
+            e.is_permanent() && e.to_string().contains("no such client"),
+            "{e}"
+        );
         // GitHub: HTTP 200 with an error, form-encoded.
-        let e = parse_device_authorization(200, "error=device_flow_disabled&error_description=Device+Flow+must+be+explicitly+enabled").unwrap_err();
+        let e = parse_device_authorization(
+            200,
+            "error=device_flow_disabled&error_description=Device+Flow+must+be+explicitly+enabled",
+        )
+        .unwrap_err();
         assert!(
             e.to_string().contains("device_flow_disabled")
-                && e.to_string().contains("Device Flow must be explicitly enabled"),
+                && e.to_string()
+                    .contains("Device Flow must be explicitly enabled"),
             "{e}"
         );
         for (status, body) in [
             (503, "down"),
             (200, "<html>"),
             (200, r#"{"device_code":"d"}"#),
-            (200, r#"{"device_code":"d","user_code":"u","verification_uri":"javascript:alert(1)"}"#),
+            (
+                200,
+                r#"{"device_code":"d","user_code":"u","verification_uri":"javascript:alert(1)"}"#,
+            ),
         ] {
             assert!(
                 matches!(
@@ -480,11 +497,13 @@ mod tests {
                 };
                 polls.push(now - start);
                 let answer = match answers.next() {
-                    Some(&"tokens") => PollAnswer::from_result(crate::client::parse_token_response(
-                        200,
-                        r#"{"access_token":"a","token_type":"Bearer"}"#,
-                        None,
-                    )),
+                    Some(&"tokens") => {
+                        PollAnswer::from_result(crate::client::parse_token_response(
+                            200,
+                            r#"{"access_token":"a","token_type":"Bearer"}"#,
+                            None,
+                        ))
+                    }
                     Some(e) => PollAnswer::from_result(refused(e)),
                     None => PollAnswer::Pending,
                 };
@@ -520,14 +539,8 @@ mod tests {
             run(&["authorization_pending", "access_denied"], 5, 900),
             (vec![5, 10], "denied")
         );
-        assert_eq!(
-            run(&["expired_token"], 7, 900),
-            (vec![7], "expired")
-        );
-        assert_eq!(
-            run(&["invalid_client"], 5, 900),
-            (vec![5], "failed")
-        );
+        assert_eq!(run(&["expired_token"], 7, 900), (vec![7], "expired"));
+        assert_eq!(run(&["invalid_client"], 5, 900), (vec![5], "failed"));
         // Never answered: polled every 5 s, never at or after the expiry (22 s).
         assert_eq!(run(&[], 5, 22), (vec![5, 10, 15, 20], "stopped at expiry"));
     }

@@ -139,8 +139,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn get_device_flow(&self, token_id: TokenId) -> Result<Option<DeviceFlowRecord>>;
     /// Device sign-ins due for a poll (`next_poll_at <= now`), earliest first, at most `limit`
     /// (an index range: never the whole table).
-    async fn due_device_flows(&self, now: Timestamp, limit: i64)
-    -> Result<Vec<DeviceFlowRecord>>;
+    async fn due_device_flows(&self, now: Timestamp, limit: i64) -> Result<Vec<DeviceFlowRecord>>;
     /// Writes a polled flow's new state, only while that flow (its `id`) is still pending:
     /// `false` if it was replaced or ended meanwhile.
     async fn update_device_flow(&self, flow: &DeviceFlowRecord) -> Result<bool>;

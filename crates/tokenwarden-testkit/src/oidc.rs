@@ -360,7 +360,10 @@ impl OidcProvider {
             return if aborted.status < 500 {
                 Ok(())
             } else {
-                Err(format!("aborting answered {}: {}", aborted.status, aborted.body))
+                Err(format!(
+                    "aborting answered {}: {}",
+                    aborted.status, aborted.body
+                ))
             };
         }
         let mut res = jar.request("POST", &page_url, Some(&form("&confirm=yes")))?;
@@ -654,7 +657,12 @@ impl CookieJar {
             .collect::<Vec<_>>()
             .join("; ");
         let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes()));
-        let res = http_request_with(method, url, body, Some(cookie.as_str()).filter(|c| !c.is_empty()))?;
+        let res = http_request_with(
+            method,
+            url,
+            body,
+            Some(cookie.as_str()).filter(|c| !c.is_empty()),
+        )?;
         for (name, value) in &res.headers {
             if name != "set-cookie" {
                 continue;

@@ -301,9 +301,9 @@ pub async fn device_status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeviceFlowView>> {
     let t = load(&ctx, &id).await?;
-    let flow = grant::device::status(&ctx, t.id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("device sign-in of token {:?}", t.name.as_str())))?;
+    let flow = grant::device::status(&ctx, t.id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("device sign-in of token {:?}", t.name.as_str()))
+    })?;
     Ok(Json(flow.into()))
 }
 

@@ -590,8 +590,7 @@ pub async fn detail(
             .map(|t| view::fmt_time(Some(t)))
             .unwrap_or_default(),
         audit,
-        device_signin: grant::resolve(&ctx, &t)
-            .is_ok_and(|p| p.device_authorization_url.is_some()),
+        device_signin: grant::resolve(&ctx, &t).is_ok_and(|p| p.device_authorization_url.is_some()),
     })
 }
 

@@ -66,8 +66,12 @@ async fn setup(t: &TestApp, op: &OidcProvider) -> (String, String) {
 }
 
 async fn device(t: &TestApp, method: Method, id: &str) -> (u16, serde_json::Value) {
-    t.admin(method, &format!("/api/v1/tokens/{id}/device-authorization"), None)
-        .await
+    t.admin(
+        method,
+        &format!("/api/v1/tokens/{id}/device-authorization"),
+        None,
+    )
+    .await
 }
 
 /// The person at the provider's page. Synchronous (the testkit is): it talks only to the
@@ -89,7 +93,11 @@ async fn rfc8628_device_sign_in_pending_then_approved_read_and_refreshed(db: Db)
     let (id, key) = setup(&t, &op).await;
 
     let (s, none) = device(&t, Method::GET, &id).await;
-    assert_eq!((s, none["code"].as_str()), (404, Some("not_found")), "{none}");
+    assert_eq!(
+        (s, none["code"].as_str()),
+        (404, Some("not_found")),
+        "{none}"
+    );
 
     // Start: the code and the page for the person; the device code stays ours.
     let (s, flow) = device(&t, Method::POST, &id).await;
@@ -106,18 +114,28 @@ async fn rfc8628_device_sign_in_pending_then_approved_read_and_refreshed(db: Db)
         "{flow}"
     );
     assert_eq!(flow["interval"], 5, "RFC 8628's default interval: {flow}");
-    assert!(flow["expires_at"].as_str().unwrap().ends_with('Z'), "{flow}");
+    assert!(
+        flow["expires_at"].as_str().unwrap().ends_with('Z'),
+        "{flow}"
+    );
     assert!(flow.get("device_code").is_none(), "{flow}");
 
     // Polled at the interval by the background pass, never earlier.
-    assert_eq!(t.pass().await.device_polls, 0, "not due before the interval");
+    assert_eq!(
+        t.pass().await.device_polls,
+        0,
+        "not due before the interval"
+    );
     t.clock.advance(chrono::Duration::seconds(5));
     assert_eq!(t.pass().await.device_polls, 1);
     assert_eq!(op.token_requests(DEVICE_GRANT).unwrap(), 1);
     let (_, flow) = device(&t, Method::GET, &id).await;
     assert_eq!(flow["status"], "pending", "authorization_pending: {flow}");
     let (s, body) = read(&t, &key).await;
-    assert_eq!((s, body["code"].as_str()), (409, Some("token_not_authorized")));
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (409, Some("token_not_authorized"))
+    );
 
     // The person approves at the provider; the next due poll gets the tokens.
     person(&op, &user_code, true);
@@ -125,7 +143,11 @@ async fn rfc8628_device_sign_in_pending_then_approved_read_and_refreshed(db: Db)
     t.clock.advance(chrono::Duration::seconds(5));
     assert_eq!(t.pass().await.device_polls, 1);
     let (s, flow) = device(&t, Method::GET, &id).await;
-    assert_eq!((s, flow["status"].as_str()), (200, Some("authorized")), "{flow}");
+    assert_eq!(
+        (s, flow["status"].as_str()),
+        (200, Some("authorized")),
+        "{flow}"
+    );
     assert!(flow["error"].is_null(), "{flow}");
     assert_eq!(op.token_requests(DEVICE_GRANT).unwrap(), 2);
     let (_, view) = t
@@ -186,9 +208,16 @@ async fn rfc8628_denied_and_expired_device_sign_ins_end_without_a_token(db: Db) 
         "{flow}"
     );
     let (s, body) = read(&t, &key).await;
-    assert_eq!((s, body["code"].as_str()), (409, Some("token_not_authorized")));
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (409, Some("token_not_authorized"))
+    );
     t.clock.advance(chrono::Duration::seconds(5));
-    assert_eq!(t.pass().await.device_polls, 0, "a denied flow is not polled");
+    assert_eq!(
+        t.pass().await.device_polls,
+        0,
+        "a denied flow is not polled"
+    );
 
     // A new start replaces it with new codes; left alone past its expiry it is expired, shown
     // so before any pass and ended by the next pass without asking the provider.
@@ -219,7 +248,11 @@ async fn rfc8628_denied_and_expired_device_sign_ins_end_without_a_token(db: Db) 
         .await;
     assert_eq!(s, 201, "{other}");
     let (s, e) = device(&t, Method::POST, other["id"].as_str().unwrap()).await;
-    assert_eq!((s, e["code"].as_str()), (400, Some("invalid_request")), "{e}");
+    assert_eq!(
+        (s, e["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{e}"
+    );
     assert!(
         e["message"]
             .as_str()

@@ -507,11 +507,7 @@ impl Store for SqlStore {
     async fn get_device_flow(&self, token_id: TokenId) -> Result<Option<DeviceFlowRecord>> {
         device::get(&self.pool, token_id).await
     }
-    async fn due_device_flows(
-        &self,
-        now: Timestamp,
-        limit: i64,
-    ) -> Result<Vec<DeviceFlowRecord>> {
+    async fn due_device_flows(&self, now: Timestamp, limit: i64) -> Result<Vec<DeviceFlowRecord>> {
         device::due(&self.pool, now, limit).await
     }
     async fn update_device_flow(&self, flow: &DeviceFlowRecord) -> Result<bool> {

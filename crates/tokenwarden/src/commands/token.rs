@@ -101,7 +101,9 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 );
                 return Ok(());
             }
-            eprintln!("waiting for the provider's answer (Ctrl-C stops waiting; the service keeps polling)...");
+            eprintln!(
+                "waiting for the provider's answer (Ctrl-C stops waiting; the service keeps polling)..."
+            );
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 // The same poll as the service's background pass, under the same lease: one
@@ -110,7 +112,9 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                 else {
-                    anyhow::bail!("the device sign-in of {name} was removed (the token was deleted?)");
+                    anyhow::bail!(
+                        "the device sign-in of {name} was removed (the token was deleted?)"
+                    );
                 };
                 if flow.is_done() {
                     return report(&name, &flow);
@@ -173,8 +177,8 @@ async fn find(
         .await
         .with_context(|| match app {
             Some(a) => format!("app {a} has no token named {name}"),
-            None => format!(
-                "there is no global token named {name} (use --app for an app-level token)"
-            ),
+            None => {
+                format!("there is no global token named {name} (use --app for an app-level token)")
+            }
         })
 }

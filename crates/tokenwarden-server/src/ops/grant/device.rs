@@ -85,7 +85,10 @@ fn expired_message() -> String {
 }
 
 /// Checks that the token can use the device grant and returns its provider.
-fn device_provider(ctx: &AppContext, t: &TokenRecord) -> Result<tokenwarden_oauth::ResolvedProvider> {
+fn device_provider(
+    ctx: &AppContext,
+    t: &TokenRecord,
+) -> Result<tokenwarden_oauth::ResolvedProvider> {
     let provider = resolve(ctx, t)?;
     if provider.device_authorization_url.is_none() {
         return Err(Error::Invalid(format!(
@@ -225,8 +228,7 @@ pub async fn poll_flow(ctx: &AppContext, token: TokenId) -> Result<Option<Device
         return Ok(None);
     };
     let now = ctx.clock.now();
-    if flow.status != DeviceFlowStatus::Pending || flow.next_poll_at.is_some_and(|at| at > now)
-    {
+    if flow.status != DeviceFlowStatus::Pending || flow.next_poll_at.is_some_and(|at| at > now) {
         return Ok(Some(DeviceFlow::of(&flow, now)));
     }
     let owner = format!("{}:{}", ctx.instance_id, uuid::Uuid::new_v4().simple());
@@ -273,12 +275,25 @@ async fn poll_holding(
         expires_at: flow.expires_at.timestamp(),
     };
     if schedule.expired(now.timestamp()) {
-        end(ctx, &t, &mut flow, DeviceFlowStatus::Expired, expired_message()).await?;
+        end(
+            ctx,
+            &t,
+            &mut flow,
+            DeviceFlowStatus::Expired,
+            expired_message(),
+        )
+        .await?;
         return Ok(Some(DeviceFlow::of(&flow, now)));
     }
     let Some(sealed) = &flow.device_code else {
-        end(ctx, &t, &mut flow, DeviceFlowStatus::Failed, "the device code is missing".into())
-            .await?;
+        end(
+            ctx,
+            &t,
+            &mut flow,
+            DeviceFlowStatus::Failed,
+            "the device code is missing".into(),
+        )
+        .await?;
         return Ok(Some(DeviceFlow::of(&flow, now)));
     };
     let device_code = ctx
@@ -298,7 +313,8 @@ async fn poll_holding(
             let answer = PollAnswer::from_result(ctx.oauth.token(&provider, &creds, &grant).await);
             if let PollAnswer::Tokens(resp) = &answer {
                 let now = ctx.clock.now();
-                match super::authorize::signed_in(ctx, &t, &provider, resp, &flow.started_by).await {
+                match super::authorize::signed_in(ctx, &t, &provider, resp, &flow.started_by).await
+                {
                     Ok(_) => {
                         flow.status = DeviceFlowStatus::Authorized;
                         flow.error = None;
@@ -318,11 +334,15 @@ async fn poll_holding(
     };
     let now = ctx.clock.now();
     match &answer {
-        PollAnswer::Denied(m) => end(ctx, &t, &mut flow, DeviceFlowStatus::Denied, m.clone()).await?,
+        PollAnswer::Denied(m) => {
+            end(ctx, &t, &mut flow, DeviceFlowStatus::Denied, m.clone()).await?
+        }
         PollAnswer::Expired(m) => {
             end(ctx, &t, &mut flow, DeviceFlowStatus::Expired, m.clone()).await?;
         }
-        PollAnswer::Failed(m) => end(ctx, &t, &mut flow, DeviceFlowStatus::Failed, m.clone()).await?,
+        PollAnswer::Failed(m) => {
+            end(ctx, &t, &mut flow, DeviceFlowStatus::Failed, m.clone()).await?
+        }
         PollAnswer::Pending | PollAnswer::SlowDown | PollAnswer::Transient(_) => {
             if let PollAnswer::Transient(m) = &answer {
                 tracing::info!(token = %t.id, error = %m, "device sign-in poll: provider unavailable, polling again");
@@ -335,7 +355,14 @@ async fn poll_holding(
                     ctx.store.update_device_flow(&flow).await?;
                 }
                 None => {
-                    end(ctx, &t, &mut flow, DeviceFlowStatus::Expired, expired_message()).await?;
+                    end(
+                        ctx,
+                        &t,
+                        &mut flow,
+                        DeviceFlowStatus::Expired,
+                        expired_message(),
+                    )
+                    .await?;
                 }
             }
         }
