@@ -25,6 +25,13 @@
 // no redirect URI, scopes api:read api:write, same secret; access tokens live ACCESS_TOKEN_TTL):
 //   CLIENT_ID + "-cc"      token_endpoint_auth_method client_secret_basic
 //   CLIENT_ID + "-cc-post" token_endpoint_auth_method client_secret_post
+// Device flow (RFC 8628, feature deviceFlow): a separate PUBLIC client, no secret, no redirect:
+//   CLIENT_ID + "-device"  token_endpoint_auth_method none, grant types
+//                          urn:ietf:params:oauth:grant-type:device_code + refresh_token
+//   Its device authorization endpoint is {issuer}/device/auth; a person enters the user code at
+//   {issuer}/device (a form with an xsrf field, tied to the _session cookie), confirms
+//   (confirm=yes, or abort=yes for access_denied), signs in through /interaction/:uid as below,
+//   and lands on /device/:uid ("Sign-in Success").
 //
 // Behaviour: PKCE with S256 is required on every authorization request; a refresh token is
 // issued with every authorization code exchange (no offline_access scope or prompt=consent
@@ -265,6 +272,14 @@ const provider = new Provider(issuer, {
     { ...clientBase, client_id: clientId, token_endpoint_auth_method: 'client_secret_basic' },
     { ...clientBase, client_id: `${clientId}-post`, token_endpoint_auth_method: 'client_secret_post' },
     ...ccClients,
+    {
+      client_id: `${clientId}-device`,
+      token_endpoint_auth_method: 'none',
+      grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
+      response_types: [],
+      redirect_uris: [],
+      id_token_signed_response_alg: 'ES256',
+    },
   ],
   responseTypes: ['code'],
   scopes: ['openid', 'offline_access', ...API_SCOPES],
@@ -293,6 +308,7 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    deviceFlow: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
     userinfo: { enabled: true },

@@ -111,6 +111,22 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where a device sign-in (RFC 8628) stands.
+    DeviceFlowStatus, "device sign-in status" {
+        /// Waiting for the person to enter the code and approve; being polled.
+        Pending = "pending",
+        /// Approved: the token holds the provider's answer.
+        Authorized = "authorized",
+        /// The person refused (`access_denied`).
+        Denied = "denied",
+        /// The code expired before anyone approved (`expired_token`, or its time ran out).
+        Expired = "expired",
+        /// The provider refused the poll for another reason (`invalid_client`, ...).
+        Failed = "failed",
+    }
+);
+
 /// Why an app is stopped. Apps stopped for a token resume by themselves once it is
 /// re-authorized; apps an admin stopped stay stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +168,8 @@ string_enum!(
         TokenDelete = "token.delete",
         TokenClientSecrets = "token.client_secrets",
         TokenAuthorizeStart = "token.authorize_start",
+        /// A device sign-in (RFC 8628) was started; its end is a `token.authorize` record.
+        TokenDeviceStart = "token.device_start",
         TokenAuthorize = "token.authorize",
         TokenRefresh = "token.refresh",
         TokenRefreshFailed = "token.refresh_failed",

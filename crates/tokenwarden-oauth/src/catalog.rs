@@ -63,6 +63,10 @@ pub struct ProviderTemplate {
     pub description: String,
     pub authorization_url: String,
     pub token_url: String,
+    /// RFC 8628's device authorization endpoint, for the device grant (sign-in on another
+    /// device, no redirect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_url: Option<String>,
     /// RFC 9207: when it resolves to a value, the callback's `iss` must equal it.
@@ -185,6 +189,9 @@ pub struct ResolvedProvider {
     pub id: String,
     pub authorization_url: String,
     pub token_url: String,
+    /// RFC 8628: where the device grant starts; `None` when the provider (or the token's
+    /// settings) has none.
+    pub device_authorization_url: Option<String>,
     pub revocation_url: Option<String>,
     pub issuer: Option<String>,
     pub scopes: String,
@@ -349,7 +356,8 @@ impl Catalog {
         grant: Grant,
     ) -> Result<ResolvedProvider, CatalogError> {
         let t = self.template(provider)?;
-        let browser = grant.needs_sign_in();
+        // Only the authorization-code grant sends a browser to the authorization endpoint.
+        let browser = grant == Grant::AuthorizationCode;
         // A setting only the authorization endpoint uses.
         let authorization_only = |name: &str| {
             let var = format!("{{{name}}}");
@@ -441,10 +449,25 @@ impl Catalog {
                 )));
             }
         };
+        let device_authorization_url = optional(
+            &t.device_authorization_url,
+            "the device authorization endpoint",
+        )?;
+        if grant == Grant::DeviceCode && device_authorization_url.is_none() {
+            return Err(err(if t.device_authorization_url.is_some() {
+                format!(
+                    "the device_code grant needs the setting \"device_authorization_url\" (the provider's RFC 8628 endpoint) for {}",
+                    t.display_name
+                )
+            } else {
+                format!("{} has no device authorization endpoint", t.display_name)
+            }));
+        }
         Ok(ResolvedProvider {
             id: t.id.clone(),
             authorization_url,
             token_url,
+            device_authorization_url,
             revocation_url: optional(&t.revocation_url, "the revocation endpoint")?,
             issuer: t
                 .issuer
@@ -747,6 +770,54 @@ mod tests {
             c.resolve("github", &s(&[])).unwrap().probe,
             Probe::Url("https://api.github.com/user".into())
         );
+    }
+
+    #[test]
+    fn rfc8628_device_authorization_endpoints_resolve_per_provider() {
+        let c = Catalog::built_in();
+        let device = |id: &str, settings: &[(&str, &str)]| {
+            c.resolve(id, &s(settings))
+                .unwrap()
+                .device_authorization_url
+        };
+        assert_eq!(
+            device("microsoft", &[("tenant", "contoso.onmicrosoft.com")]).as_deref(),
+            Some(
+                "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"
+            )
+        );
+        assert_eq!(
+            device("github", &[]).as_deref(),
+            Some("https://github.com/login/device/code")
+        );
+        assert_eq!(
+            device("google", &[]).as_deref(),
+            Some("https://oauth2.googleapis.com/device/code")
+        );
+        let generic = [
+            ("authorization_url", "https://a.example/authorize"),
+            ("token_url", "https://a.example/token"),
+        ];
+        assert_eq!(
+            device("oauth2", &generic),
+            None,
+            "no setting, no device flow"
+        );
+        let mut with = generic.to_vec();
+        with.push(("device_authorization_url", "https://a.example/device"));
+        assert_eq!(
+            device("oauth2", &with).as_deref(),
+            Some("https://a.example/device")
+        );
+        with.pop();
+        with.push(("device_authorization_url", "http://a.example/device"));
+        let e = c.resolve("oauth2", &s(&with)).unwrap_err().to_string();
+        assert!(e.contains("https"), "{e}");
+        assert_eq!(
+            device("snowflake", &[("account", "xy12345"), ("role", "R")]),
+            None
+        );
+        assert_eq!(device("salesforce", &[]), None);
     }
 
     #[test]

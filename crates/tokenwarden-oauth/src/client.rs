@@ -191,6 +191,10 @@ pub enum Grant<'a> {
     /// RFC 6749 4.4: the client's own credentials get an access token (the scopes the
     /// provider resolved to, if any).
     ClientCredentials,
+    /// RFC 8628 section 3.4: one poll of the token endpoint with the device code.
+    DeviceCode {
+        device_code: &'a SecretString,
+    },
 }
 
 /// An HTTP client for provider calls, with bounded timeouts.
@@ -225,7 +229,10 @@ impl OAuthClient {
     }
 
     /// Calls the token endpoint, trying each client secret in order while the provider answers
-    /// `invalid_client`.
+    /// `invalid_client`. No secret at all means a public client (RFC 6749 section 2.1, e.g. a
+    /// device-flow client at Microsoft or GitHub): its `client_id` goes in the form, alone. The
+    /// core refuses to start an authorization-code sign-in without a secret, so only tokens
+    /// that may be public get here without one.
     pub async fn token(
         &self,
         p: &ResolvedProvider,
@@ -233,16 +240,14 @@ impl OAuthClient {
         grant: &Grant<'_>,
     ) -> Result<TokenResponse, TokenError> {
         if creds.secrets.is_empty() {
-            return Err(TokenError::Refused {
-                status: 0,
-                error: "invalid_client".into(),
-                description: Some("no client secret is stored for this token".into()),
-                message: None,
-            });
+            return self.token_once(p, creds.client_id, None, grant).await;
         }
         let mut last = None;
         for secret in &creds.secrets {
-            match self.token_once(p, creds.client_id, secret, grant).await {
+            match self
+                .token_once(p, creds.client_id, Some(secret), grant)
+                .await
+            {
                 Err(TokenError::Refused {
                     error,
                     status,
@@ -266,7 +271,7 @@ impl OAuthClient {
         &self,
         p: &ResolvedProvider,
         client_id: &str,
-        secret: &SecretString,
+        secret: Option<&SecretString>,
         grant: &Grant<'_>,
     ) -> Result<TokenResponse, TokenError> {
         let mut form: Vec<(&str, String)> = Vec::new();
@@ -293,46 +298,23 @@ impl OAuthClient {
                     form.push(("scope", p.scopes.clone()));
                 }
             }
-        }
-        let mut req = self
-            .http
-            .post(&p.token_url)
-            .header("Accept", "application/json");
-        match p.client_auth {
-            ClientAuth::Basic => {
-                // RFC 6749 2.3.1 (and Snowflake's docs): URL-encode each part first.
-                let raw = format!(
-                    "{}:{}",
-                    form_urlencode(client_id),
-                    form_urlencode(secret.expose_secret())
-                );
-                let b64 = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
-                req = req.header("Authorization", format!("Basic {b64}"));
-            }
-            ClientAuth::Body => {
-                form.push(("client_id", client_id.into()));
-                form.push(("client_secret", secret.expose_secret().into()));
-            }
-            ClientAuth::PrivateKeyJwt => {
-                // Filled in by the key-pair work (issue 12): a client assertion signed with
-                // the token's key. Until then nothing is sent.
-                return Err(TokenError::Refused {
-                    status: 0,
-                    error: "unsupported_client_auth".into(),
-                    description: Some("private_key_jwt is not available yet".into()),
-                    message: None,
-                });
+            Grant::DeviceCode { device_code } => {
+                form.push(("grant_type", crate::device::GRANT_TYPE.into()));
+                form.push(("device_code", device_code.expose_secret().into()));
             }
         }
-        let body: String = form
-            .iter()
-            .map(|(k, v)| format!("{}={}", form_urlencode(k), form_urlencode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let res = req
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
+        if p.client_auth == ClientAuth::PrivateKeyJwt {
+            // Filled in by the key-pair work (issue 12): a client assertion signed with the
+            // token's key. Until then nothing is sent.
+            return Err(TokenError::Refused {
+                status: 0,
+                error: "unsupported_client_auth".into(),
+                description: Some("private_key_jwt is not available yet".into()),
+                message: None,
+            });
+        }
+        let res = self
+            .post_form(&p.token_url, p.client_auth, client_id, secret, form)
             .await
             .map_err(|e| TokenError::Transient(describe_reqwest(&e, &p.token_url)))?;
         let status = res.status().as_u16();
@@ -349,6 +331,48 @@ impl OAuthClient {
             &String::from_utf8_lossy(&body),
             retry_after.as_deref(),
         )
+    }
+
+    /// POSTs a form to a provider endpoint with the client's authentication: HTTP Basic or
+    /// `client_id` + `client_secret` in the form; a public client (no secret) sends its
+    /// `client_id` in the form only. Always asks for JSON (GitHub answers form-encoded without).
+    pub(crate) async fn post_form(
+        &self,
+        url: &str,
+        auth: ClientAuth,
+        client_id: &str,
+        secret: Option<&SecretString>,
+        mut form: Vec<(&str, String)>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut req = self.http.post(url).header("Accept", "application/json");
+        match (auth, secret) {
+            (_, None) => form.push(("client_id", client_id.into())),
+            (ClientAuth::Basic, Some(secret)) => {
+                // RFC 6749 2.3.1 (and Snowflake's docs): URL-encode each part first.
+                let raw = format!(
+                    "{}:{}",
+                    form_urlencode(client_id),
+                    form_urlencode(secret.expose_secret())
+                );
+                let b64 = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
+                req = req.header("Authorization", format!("Basic {b64}"));
+            }
+            (ClientAuth::Body, Some(secret)) => {
+                form.push(("client_id", client_id.into()));
+                form.push(("client_secret", secret.expose_secret().into()));
+            }
+            // The caller put the signed client assertion (RFC 7523 2.2) in the form.
+            (ClientAuth::PrivateKeyJwt, Some(_)) => form.push(("client_id", client_id.into())),
+        }
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_urlencode(k), form_urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        req.header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
     }
 
     /// Checks a token against the provider: Snowflake runs `SELECT CURRENT_USER()`, others GET
@@ -439,14 +463,14 @@ pub const MAX_PROBE_RESPONSE: usize = 1024 * 1024;
 
 /// Why a response body could not be read.
 #[derive(Debug)]
-enum BodyError {
+pub(crate) enum BodyError {
     /// Larger than the limit (declared or as read).
     TooLarge(usize),
     Read,
 }
 
 impl BodyError {
-    fn describe(&self, whose: &str) -> String {
+    pub(crate) fn describe(&self, whose: &str) -> String {
         match self {
             BodyError::TooLarge(limit) => format!(
                 "the answer of {whose} is larger than {} KiB; refused, nothing was kept",
@@ -459,7 +483,10 @@ impl BodyError {
 
 /// Reads a response body chunk by chunk, refusing it as soon as it passes `limit` bytes (or
 /// declares more): a provider's answer is never buffered whole before its size is known.
-async fn read_capped(mut res: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_capped(
+    mut res: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
     if res.content_length().is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }
@@ -481,7 +508,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn describe_reqwest(e: &reqwest::Error, url: &str) -> String {
+pub(crate) fn describe_reqwest(e: &reqwest::Error, url: &str) -> String {
     // Never include the request (it may carry secrets); name the endpoint and the kind of failure.
     let base = url.split('?').next().unwrap_or(url);
     if e.is_timeout() {

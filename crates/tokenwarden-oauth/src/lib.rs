@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod client;
+pub mod device;
 pub mod schema;
 pub mod snowflake;
 

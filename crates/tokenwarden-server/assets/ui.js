@@ -196,6 +196,13 @@
         sessionEnded();
         return;
       }
+      if (r.ok && r.body.location) {
+        // A device sign-in: its page shows the code to enter and the result.
+        popup.close();
+        pending = null;
+        window.location.href = r.body.location;
+        return;
+      }
       if (r.ok && r.body.ready) {
         // A grant without a sign-in (client credentials): the token is ready already.
         popup.close();

@@ -131,6 +131,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes attempts that expired before `before`; returns how many.
     async fn purge_oauth_states(&self, before: Timestamp) -> Result<u64>;
 
+    // --- device sign-ins (RFC 8628)
+    /// Stores a new device sign-in for its token, replacing the token's previous one (one
+    /// transaction).
+    async fn start_device_flow(&self, flow: &DeviceFlowRecord) -> Result<()>;
+    /// The token's device sign-in, if one was started.
+    async fn get_device_flow(&self, token_id: TokenId) -> Result<Option<DeviceFlowRecord>>;
+    /// Device sign-ins due for a poll (`next_poll_at <= now`), earliest first, at most `limit`
+    /// (an index range: never the whole table).
+    async fn due_device_flows(&self, now: Timestamp, limit: i64) -> Result<Vec<DeviceFlowRecord>>;
+    /// Writes a polled flow's new state, only while that flow (its `id`) is still pending:
+    /// `false` if it was replaced or ended meanwhile.
+    async fn update_device_flow(&self, flow: &DeviceFlowRecord) -> Result<bool>;
+
     // --- refresh bookkeeping -----------------------------------------------------------------
     async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>>;
     async fn list_token_health(&self) -> Result<Vec<TokenHealth>>;

@@ -195,16 +195,19 @@ pub enum SealedColumn {
     TokenRefreshToken,
     ChannelSecret,
     OAuthStateVerifier,
+    /// RFC 8628's device code of a device sign-in, while it is being polled.
+    DeviceFlowCode,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 6] = [
+    pub const ALL: [SealedColumn; 7] = [
         SealedColumn::TokenClientSecret,
         SealedColumn::TokenClientSecret2,
         SealedColumn::TokenAccessToken,
         SealedColumn::TokenRefreshToken,
         SealedColumn::ChannelSecret,
         SealedColumn::OAuthStateVerifier,
+        SealedColumn::DeviceFlowCode,
     ];
 
     /// The table holding the column (every one has a TEXT `id` primary key).
@@ -216,6 +219,7 @@ impl SealedColumn {
             | SealedColumn::TokenRefreshToken => "tokens",
             SealedColumn::ChannelSecret => "notification_channels",
             SealedColumn::OAuthStateVerifier => "oauth_states",
+            SealedColumn::DeviceFlowCode => "device_flows",
         }
     }
 
@@ -227,6 +231,7 @@ impl SealedColumn {
             SealedColumn::TokenRefreshToken => "refresh_token",
             SealedColumn::ChannelSecret => "secret",
             SealedColumn::OAuthStateVerifier => "verifier",
+            SealedColumn::DeviceFlowCode => "device_code",
         }
     }
 }
@@ -266,6 +271,31 @@ pub struct OAuthStateRecord {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+}
+
+/// A token's device sign-in (RFC 8628): at most one per token. The device code is sealed for
+/// [`SealedColumn::DeviceFlowCode`] and this row's `id`, and cleared when the flow ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceFlowRecord {
+    pub id: String,
+    pub token_id: TokenId,
+    pub device_code: Option<Sealed>,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    /// Seconds between polls, grown by each `slow_down`.
+    pub interval_secs: i64,
+    pub status: tokenwarden_domain::DeviceFlowStatus,
+    /// Why it ended, when it did not end authorized.
+    pub error: Option<String>,
+    /// The actor who started it (`admin:<label>`, `cli`).
+    pub started_by: String,
+    pub created_at: Timestamp,
+    /// When the device code expires.
+    pub expires_at: Timestamp,
+    /// When it is polled next; `None` once it ended.
+    pub next_poll_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
 }
 
 /// What happened to a presented state.

@@ -74,6 +74,7 @@ conformance!(
     issue9_bug3_audit_prune_deletes_only_what_is_due_in_bounded_batches,
     meta_set_if_absent,
     oauth_state_is_single_use,
+    device_flows_one_per_token_due_by_index_and_compare_and_set,
     token_health_and_read_counts,
     reminders_are_recorded_once,
     issue11_item5_upcoming_and_recent_reminders_are_bounded_lists,
@@ -1007,6 +1008,81 @@ fn unknown_url_schemes_are_refused_without_echoing_credentials() {
     );
 }
 
+async fn device_flows_one_per_token_due_by_index_and_compare_and_set(ctx: Ctx) {
+    use tokenwarden_domain::DeviceFlowStatus;
+    let s = &ctx.store;
+    let (a, b) = (token(&ctx, "dev-a", None), token(&ctx, "dev-b", None));
+    s.create_token(&a).await.unwrap();
+    s.create_token(&b).await.unwrap();
+    let now = ctx.clock.now();
+    let flow = |t: &TokenRecord, poll_in: i64| DeviceFlowRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        token_id: t.id,
+        device_code: Some(Sealed(vec![9, 8, 7])),
+        user_code: "WDJB-MJHT".into(),
+        verification_uri: "https://example.com/device".into(),
+        verification_uri_complete: None,
+        interval_secs: 5,
+        status: DeviceFlowStatus::Pending,
+        error: None,
+        started_by: "cli".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(15),
+        next_poll_at: Some(now + chrono::Duration::seconds(poll_in)),
+        updated_at: now,
+    };
+    assert_eq!(s.get_device_flow(a.id).await.unwrap(), None);
+    let first = flow(&a, 5);
+    s.start_device_flow(&first).await.unwrap();
+    assert_eq!(s.get_device_flow(a.id).await.unwrap(), Some(first.clone()));
+    // A new start replaces the token's flow; the old one can no longer be written.
+    let second = flow(&a, 5);
+    s.start_device_flow(&second).await.unwrap();
+    assert_eq!(
+        s.get_device_flow(a.id).await.unwrap().map(|f| f.id),
+        Some(second.id.clone())
+    );
+    assert!(!s.update_device_flow(&first).await.unwrap());
+    s.start_device_flow(&flow(&b, 10)).await.unwrap();
+    // Only what is due, earliest first, within the limit.
+    assert!(s.due_device_flows(now, 10).await.unwrap().is_empty());
+    let due = s
+        .due_device_flows(now + chrono::Duration::seconds(5), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|f| f.token_id).collect::<Vec<_>>(), [a.id]);
+    let due = s
+        .due_device_flows(now + chrono::Duration::seconds(60), 1)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    // Ending a flow clears its code and takes it out of the due range; an ended flow is not
+    // written again.
+    let mut ended = second.clone();
+    ended.status = DeviceFlowStatus::Denied;
+    ended.error = Some("access_denied".into());
+    ended.device_code = None;
+    ended.next_poll_at = None;
+    assert!(s.update_device_flow(&ended).await.unwrap());
+    assert!(!s.update_device_flow(&ended).await.unwrap());
+    assert_eq!(s.get_device_flow(a.id).await.unwrap(), Some(ended));
+    let due = s
+        .due_device_flows(now + chrono::Duration::hours(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(due.iter().map(|f| f.token_id).collect::<Vec<_>>(), [b.id]);
+    // The sealed code is re-encrypted with the others, and goes with its token.
+    assert!(
+        s.sealed_values()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.column == SealedColumn::DeviceFlowCode)
+    );
+    s.delete_token(b.id).await.unwrap();
+    assert_eq!(s.get_device_flow(b.id).await.unwrap(), None);
+}
+
 async fn oauth_state_is_single_use(ctx: Ctx) {
     // R2's storage half: a state is consumed once, atomically; expired and unknown are told apart.
     let s = &ctx.store;
@@ -1849,7 +1925,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10, 11];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

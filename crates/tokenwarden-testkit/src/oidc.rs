@@ -35,6 +35,10 @@
 //!   kept or not) signs in the account `alice`, grants what was asked and ends with a redirect
 //!   to `redirect_uri?code=...&state=...&iss=...` (3 redirects).
 //! - Revocation (RFC 7009), introspection (RFC 7662) and userinfo endpoints are enabled.
+//! - The device flow (RFC 8628) for a third, public client ([`OidcProvider::device_client_id`],
+//!   no secret): its codes come from [`OidcProvider::device_authorization_endpoint`], and
+//!   [`OidcProvider::complete_device_sign_in`] plays the person at the verification page
+//!   (enter the code, confirm or abort, sign in as `alice`).
 //! - Test knobs: [`OidcProvider::revoke_all`] (`POST /_test/revoke`: every grant and token
 //!   issued so far is revoked, so the next refresh is `invalid_grant`) and
 //!   [`OidcProvider::stats`] / [`OidcProvider::token_requests`] (`GET /_test/stats`: counts of
@@ -312,6 +316,85 @@ impl OidcProvider {
         &self.config
     }
 
+    /// The device authorization endpoint (RFC 8628), `{issuer}/device/auth`, of the
+    /// [`device_client_id`](Self::device_client_id) client.
+    #[must_use]
+    pub fn device_authorization_endpoint(&self) -> String {
+        format!("{}/device/auth", self.issuer)
+    }
+
+    /// The id of the third client: public (no secret), grant types
+    /// `urn:ietf:params:oauth:grant-type:device_code` and `refresh_token`.
+    #[must_use]
+    pub fn device_client_id(&self) -> String {
+        format!("{}-device", self.config.client_id)
+    }
+
+    /// Plays the person at the device verification page, over HTTP with a cookie jar as a
+    /// browser would: GET `{issuer}/device`, post the `user_code`, then confirm (`approve`) or
+    /// abort (the poll then answers `access_denied`); a confirmation signs in as `alice`
+    /// through the interaction and ends on the "Sign-in Success" page.
+    ///
+    /// # Errors
+    ///
+    /// What the server answered where a step went wrong (unknown or expired code, ...).
+    pub fn complete_device_sign_in(&self, user_code: &str, approve: bool) -> Result<(), String> {
+        let mut jar = CookieJar::default();
+        let page_url = format!("{}/device", self.issuer);
+        let page = jar.request("GET", &page_url, None)?;
+        let xsrf = html_input_value(&page.body, "xsrf")
+            .ok_or_else(|| format!("GET {page_url} has no xsrf field: {}", page.body))?;
+        let form = |extra: &str| {
+            format!(
+                "xsrf={}&user_code={}{extra}",
+                form_encode(&xsrf),
+                form_encode(user_code)
+            )
+        };
+        let entered = jar.request("POST", &page_url, Some(&form("")))?;
+        if !entered.body.contains("op.deviceConfirmForm") {
+            return Err(format!(
+                "the code {user_code} was not accepted ({}): {}",
+                entered.status, entered.body
+            ));
+        }
+        if !approve {
+            let aborted = jar.request("POST", &page_url, Some(&form("&abort=yes")))?;
+            return if aborted.status < 500 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "aborting answered {}: {}",
+                    aborted.status, aborted.body
+                ))
+            };
+        }
+        let mut res = jar.request("POST", &page_url, Some(&form("&confirm=yes")))?;
+        for _ in 0..5 {
+            if !(300..400).contains(&res.status) {
+                break;
+            }
+            let location = res
+                .header("location")
+                .ok_or("a redirect without a location")?
+                .to_owned();
+            let next = if location.starts_with("http") {
+                location
+            } else {
+                format!("{}{location}", self.issuer)
+            };
+            res = jar.request("GET", &next, None)?;
+        }
+        if res.status == 200 && res.body.contains("Sign-in Success") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the device sign-in did not end on the success page ({}): {}",
+                res.status, res.body
+            ))
+        }
+    }
+
     /// The id of the second client, which authenticates with `client_secret_post`.
     #[must_use]
     pub fn post_client_id(&self) -> String {
@@ -571,12 +654,87 @@ impl HttpResponse {
     }
 }
 
+/// The cookies a browser would keep for the test server (paths and expiry ignored, except
+/// that an empty value deletes the cookie).
+#[derive(Default)]
+struct CookieJar(Vec<(String, String)>);
+
+impl CookieJar {
+    /// One request carrying the jar's cookies (a form body when given); keeps what it sets.
+    fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        form: Option<&str>,
+    ) -> Result<HttpResponse, String> {
+        let cookie = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let body = form.map(|f| ("application/x-www-form-urlencoded", f.as_bytes()));
+        let res = http_request_with(
+            method,
+            url,
+            body,
+            Some(cookie.as_str()).filter(|c| !c.is_empty()),
+        )?;
+        for (name, value) in &res.headers {
+            if name != "set-cookie" {
+                continue;
+            }
+            let pair = value.split(';').next().unwrap_or_default();
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
+            let (k, v) = (k.trim().to_owned(), v.trim().to_owned());
+            self.0.retain(|(name, _)| *name != k);
+            if !v.is_empty() {
+                self.0.push((k, v));
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// The `value` of `<input name="NAME" value="...">` in a page.
+fn html_input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let start = rest.find("value=\"")? + "value=\"".len();
+    let end = rest[start..].find('"')?;
+    Some(rest[start..start + end].to_owned())
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// One HTTP/1.1 request to an `http://HOST:PORT/...` URL (the loopback test server), with
 /// `Connection: close`; redirects are not followed. `body` is a content type and the bytes.
 fn http_request(
     method: &str,
     url: &str,
     body: Option<(&str, &[u8])>,
+) -> Result<HttpResponse, String> {
+    http_request_with(method, url, body, None)
+}
+
+/// [`http_request`] with a `Cookie` header.
+fn http_request_with(
+    method: &str,
+    url: &str,
+    body: Option<(&str, &[u8])>,
+    cookie: Option<&str>,
 ) -> Result<HttpResponse, String> {
     let what = format!("{method} {url}");
     let rest = url
@@ -601,6 +759,9 @@ fn http_request(
         "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
          Accept: application/json\r\nUser-Agent: tokenwarden-testkit\r\n"
     );
+    if let Some(cookie) = cookie {
+        let _ = write!(request, "Cookie: {cookie}\r\n");
+    }
     if let Some((content_type, bytes)) = body {
         let _ = write!(
             request,

@@ -235,14 +235,20 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Start the OAuth sign-in for a token and print the URL to open in any browser; the running
-    /// service completes it at its callback.
+    /// Get a token's access token the way its grant does: authorization_code prints the URL to
+    /// open in any browser (the running service completes it at its callback); device_code
+    /// prints a code and the page where a person enters it on any device, then waits for the
+    /// provider's answer; client_credentials fetches it at once.
     Authorize {
         /// The token's name.
         name: String,
         /// The owning app, for an app-level token (without it: the global token of that name).
         #[arg(long, value_name = "APP")]
         app: Option<String>,
+        /// Device sign-in: print the code and return at once; a running tokenwarden service polls
+        /// the provider and stores the token (see `token device-status`).
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Rename a token. Apps that fetch it by its old name make the rename fail (they are
     /// named) unless --rebind-apps moves them to the new name.
@@ -258,6 +264,14 @@ pub(crate) enum TokenCommand {
         /// fetch it by the new name).
         #[arg(long)]
         rebind_apps: bool,
+    },
+    /// Show where a token's device sign-in stands: pending, authorized, denied, expired or failed.
+    DeviceStatus {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
     },
 }
 

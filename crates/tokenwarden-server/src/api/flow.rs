@@ -189,11 +189,16 @@ pub struct AuthorizeView {
     /// Grants without a sign-in: the token, which holds an access token now.
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<TokenView>,
+    /// Device code: the code to show and the page where it is entered; poll
+    /// `GET /api/v1/tokens/{id}/device-authorization` for the result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<DeviceFlowView>,
 }
 
 /// Start getting the token's access token, the way its grant does: the authorization-code
-/// flow answers the URL to sign in at (PKCE S256, one-time state bound to this token); client
-/// credentials fetch an access token at once and answer the token.
+/// flow answers the URL to sign in at (PKCE S256, one-time state bound to this token); the
+/// device code grant answers the code to enter and the page (RFC 8628); client credentials
+/// fetch an access token at once and answer the token.
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/authorize", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "token id")),
     responses((status = 200, body = AuthorizeView), (status = 404, body = ErrorBody), CommonErrors))]
@@ -208,6 +213,7 @@ pub async fn authorize(
         authorization_url: None,
         expires_at: None,
         token: None,
+        device: None,
     };
     match grant::start(&ctx, &t, &who.actor(), None).await? {
         grant::Started::Redirect { url, expires_at } => {
@@ -215,8 +221,107 @@ pub async fn authorize(
             answer.expires_at = Some(expires_at);
         }
         grant::Started::Ready(token) => answer.token = Some(view(&ctx, &token).await?),
+        grant::Started::Device(flow) => answer.device = Some((*flow).into()),
     }
     Ok(Json(answer))
+}
+
+/// A device sign-in (RFC 8628): show `user_code` and `verification_uri` to the person who
+/// signs in, on any device; tokenwarden polls the provider until it ends.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "status": "pending",
+    "user_code": "WDJB-MJHT",
+    "verification_uri": "https://microsoft.com/devicelogin",
+    "verification_uri_complete": null,
+    "started_at": "2026-12-01T09:00:00.000Z",
+    "expires_at": "2026-12-01T09:15:00.000Z",
+    "interval": 5,
+    "error": null
+}))]
+pub struct DeviceFlowView {
+    #[schema(schema_with = super::schema::device_flow_status)]
+    status: tokenwarden_domain::DeviceFlowStatus,
+    /// What the person types at `verification_uri`.
+    user_code: String,
+    /// The page where the person signs in and types the code.
+    verification_uri: String,
+    /// The same page with the code filled in, when the provider gives one.
+    verification_uri_complete: Option<String>,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
+    started_at: DateTime<Utc>,
+    /// The codes are valid until then; a pending flow is `expired` afterwards.
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
+    expires_at: DateTime<Utc>,
+    /// Seconds between polls of the provider (grown by its `slow_down`).
+    interval: i64,
+    /// Why it ended, when it ended other than `authorized`.
+    error: Option<String>,
+}
+
+impl From<grant::device::DeviceFlow> for DeviceFlowView {
+    fn from(f: grant::device::DeviceFlow) -> Self {
+        Self {
+            status: f.status,
+            user_code: f.user_code,
+            verification_uri: f.verification_uri,
+            verification_uri_complete: f.verification_uri_complete,
+            started_at: f.started_at,
+            expires_at: f.expires_at,
+            interval: f.interval_secs,
+            error: f.error,
+        }
+    }
+}
+
+/// Start a device sign-in (RFC 8628) for a token whose provider offers it (Microsoft, GitHub,
+/// Google, `oauth2` with `device_authorization_url`): answers the code to show and the page to
+/// open. Starting again replaces the token's earlier device sign-in. Poll
+/// `GET /api/v1/tokens/{id}/device-authorization` for the result.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/device-authorization", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses(
+        (status = 200, body = DeviceFlowView),
+        (status = 404, body = ErrorBody),
+        (status = 503, description = "provider_unavailable: the provider's device endpoint did not answer", body = ErrorBody),
+        CommonErrors))]
+pub async fn start_device(
+    State(ctx): State<AppContext>,
+    Admin(who): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceFlowView>> {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::start(&ctx, &t, &who.actor()).await?;
+    Ok(Json(flow.into()))
+}
+
+/// Where the token's device sign-in stands: `pending` until the person approves (then
+/// `authorized`), refuses (`denied`) or the code expires (`expired`). 404 when none was started.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}/device-authorization", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "token id")),
+    responses(
+        (status = 200, body = DeviceFlowView, example = json!({
+            "status": "authorized",
+            "user_code": "WDJB-MJHT",
+            "verification_uri": "https://github.com/login/device",
+            "verification_uri_complete": null,
+            "started_at": "2026-12-01T09:00:00.000Z",
+            "expires_at": "2026-12-01T09:15:00.000Z",
+            "interval": 10,
+            "error": null
+        })),
+        (status = 404, body = ErrorBody),
+        CommonErrors))]
+pub async fn device_status(
+    State(ctx): State<AppContext>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeviceFlowView>> {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::status(&ctx, t.id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!("device sign-in of token {:?}", t.name.as_str()))
+    })?;
+    Ok(Json(flow.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -93,6 +93,7 @@ fn routes(with_read: bool) -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::setup))
         .routes(routes!(flow::paste_client_secrets))
         .routes(routes!(flow::authorize))
+        .routes(routes!(flow::start_device, flow::device_status))
         .routes(routes!(flow::test_connection))
         .routes(routes!(flow::list_providers));
     let api = if with_read {

@@ -230,6 +230,25 @@ pub fn grant() -> Object {
         .build()
 }
 
+/// Where a device sign-in stands (`tokenwarden_domain::DeviceFlowStatus`).
+pub fn device_flow_status() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "`pending` (waiting for the person to enter the code; tokenwarden polls the \
+             provider), `authorized` (the token holds an access token, apps waiting for it \
+             resumed), `denied` (refused at the provider), `expired` (the code expired before \
+             anyone approved it: start again), `failed` (the provider refused for another \
+             reason, see `error`).",
+        ))
+        .enum_values(Some(
+            tokenwarden_domain::DeviceFlowStatus::ALL
+                .iter()
+                .map(|s| s.as_str()),
+        ))
+        .build()
+}
+
 fn client_auth_builder() -> ObjectBuilder {
     ObjectBuilder::new()
         .description(Some(

@@ -24,6 +24,8 @@ pub struct PassReport {
     pub delivery_retries: usize,
     /// Audit records deleted for being older than the retention.
     pub audit_pruned: u64,
+    /// Device sign-ins (RFC 8628) polled at the provider.
+    pub device_polls: usize,
 }
 
 /// How long before an access token expires it is refreshed ahead of time: a quarter of its
@@ -95,7 +97,9 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     while let Some(done) = tasks.join_next().await {
         add_task_report(&mut report, Some(done));
     }
+    // Device sign-ins due for a poll: their own index range, never the tokens.
     if !ctx.live.is_stopping() {
+        report.device_polls = crate::ops::grant::device::poll_due(ctx, now).await;
         crate::ops::delivery::deliver_due(ctx, now, &mut report).await;
     }
     report

@@ -51,6 +51,11 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/tokens/{id}/status", get(tokens::status_partial))
         .route("/tokens/{id}/client-secrets", post(tokens::paste_secrets))
         .route("/tokens/{id}/authorize", post(tokens::authorize))
+        .route(
+            "/tokens/{id}/device",
+            get(tokens::device_page).post(tokens::device_start),
+        )
+        .route("/tokens/{id}/device/status", get(tokens::device_status))
         .route("/tokens/{id}/test", post(tokens::test))
         .route("/ui/provider-fields", get(tokens::provider_fields))
         .route("/ui/check-setting", get(tokens::check_setting))

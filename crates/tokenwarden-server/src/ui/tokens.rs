@@ -621,6 +621,8 @@ struct DetailPage {
     last_error: String,
     next_attempt: String,
     audit: Vec<AuditRow>,
+    /// Offer a device sign-in (RFC 8628).
+    device_signin: bool,
 }
 
 async fn owner(ctx: &AppContext, t: &TokenRecord) -> UiResult<Option<AppRecord>> {
@@ -693,6 +695,7 @@ pub async fn detail(
             .map(|t| view::fmt_time(Some(t)))
             .unwrap_or_default(),
         audit,
+        device_signin: t.grant == tokenwarden_domain::Grant::DeviceCode,
     })
 }
 
@@ -1063,6 +1066,12 @@ pub async fn authorize(
         Ok(grant::Started::Ready(token)) => {
             Ok(see_other(&format!("/tokens/{}", token.id)))
         }
+        // A device sign-in started: its page shows the code and the result.
+        Ok(grant::Started::Device(_)) if wants_json => Ok(Json(
+            serde_json::json!({"location": format!("/tokens/{}/device", t.id)}),
+        )
+        .into_response()),
+        Ok(grant::Started::Device(_)) => Ok(see_other(&format!("/tokens/{}/device", t.id))),
         Err(e) if wants_json => {
             let message = e.to_string();
             Ok((
@@ -1073,6 +1082,89 @@ pub async fn authorize(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A device sign-in as the page shows it.
+struct DeviceFlowShown {
+    status: &'static str,
+    user_code: String,
+    verification_uri: String,
+    /// Where the button goes: the page with the code filled in when the provider gives one.
+    link: String,
+    expires_at: String,
+    error: String,
+    done: bool,
+}
+
+impl From<grant::device::DeviceFlow> for DeviceFlowShown {
+    fn from(f: grant::device::DeviceFlow) -> Self {
+        Self {
+            status: f.status.as_str(),
+            link: f
+                .verification_uri_complete
+                .clone()
+                .unwrap_or_else(|| f.verification_uri.clone()),
+            user_code: f.user_code,
+            verification_uri: f.verification_uri,
+            expires_at: view::fmt_time(Some(f.expires_at)),
+            error: f.error.unwrap_or_default(),
+            done: f.status != tokenwarden_domain::DeviceFlowStatus::Pending,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "token_device.html")]
+struct DevicePage {
+    l: Layout,
+    id: String,
+    name: String,
+    flow: Option<DeviceFlowShown>,
+}
+
+#[derive(Template)]
+#[template(path = "partials/device_status.html")]
+struct DeviceStatusPartial {
+    id: String,
+    flow: Option<DeviceFlowShown>,
+}
+
+/// Starts a device sign-in (RFC 8628) and shows its page (post/redirect/get).
+pub async fn device_start(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    grant::device::start(&ctx, &t, &s.actor()).await?;
+    Ok(see_other(&format!("/tokens/{}/device", t.id)))
+}
+
+/// The device sign-in page: the code, large, with a copy button and the provider's link; the
+/// result appears without a reload (htmx polls the status partial until the flow ends).
+pub async fn device_page(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::status(&ctx, t.id).await?.map(Into::into);
+    page(&DevicePage {
+        l: Layout::new(&s, "tokens", format!("Sign in with a code for {}", t.name)),
+        id: t.id.to_string(),
+        name: t.name.to_string(),
+        flow,
+    })
+}
+
+/// The status box of the device sign-in page (polled by htmx while pending).
+pub async fn device_status(State(ctx): State<AppContext>, Path(id): Path<String>) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let flow = grant::device::status(&ctx, t.id).await?.map(Into::into);
+    page(&DeviceStatusPartial {
+        id: t.id.to_string(),
+        flow,
+    })
 }
 
 #[derive(Template)]

@@ -85,6 +85,7 @@ fn provider(base: &str) -> ResolvedProvider {
         id: "oauth2".into(),
         authorization_url: format!("{base}/authorize"),
         token_url: format!("{base}/token"),
+        device_authorization_url: None,
         revocation_url: None,
         issuer: None,
         scopes: String::new(),

@@ -329,6 +329,7 @@ mod channels;
 mod client_credentials;
 mod concurrency;
 mod core;
+mod device;
 mod encryption;
 mod engine;
 mod flows;

@@ -12,6 +12,7 @@ mod admins;
 mod apps;
 mod audit;
 mod channels;
+mod device;
 mod keys;
 mod leases;
 mod tokens;
@@ -497,6 +498,20 @@ impl Store for SqlStore {
     }
     async fn purge_oauth_states(&self, before: Timestamp) -> Result<u64> {
         tokens::purge_oauth_states(&self.pool, before).await
+    }
+
+    // --- device sign-ins
+    async fn start_device_flow(&self, flow: &DeviceFlowRecord) -> Result<()> {
+        device::start(&self.pool, flow).await
+    }
+    async fn get_device_flow(&self, token_id: TokenId) -> Result<Option<DeviceFlowRecord>> {
+        device::get(&self.pool, token_id).await
+    }
+    async fn due_device_flows(&self, now: Timestamp, limit: i64) -> Result<Vec<DeviceFlowRecord>> {
+        device::due(&self.pool, now, limit).await
+    }
+    async fn update_device_flow(&self, flow: &DeviceFlowRecord) -> Result<bool> {
+        device::update(&self.pool, flow).await
     }
 
     // --- refresh bookkeeping

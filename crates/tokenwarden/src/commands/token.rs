@@ -6,8 +6,9 @@ use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
-use tokenwarden_domain::{AppName, ProviderId, TokenName};
+use tokenwarden_domain::{AppName, DeviceFlowStatus, ProviderId, Rfc3339, TokenName};
 use tokenwarden_server::ops;
+use tokenwarden_server::ops::grant::device;
 
 /// The environment variable a client secret may come from.
 const CLIENT_SECRET_ENV: &str = "TOKENWARDEN_CLIENT_SECRET";
@@ -148,7 +149,7 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             );
             Ok(())
         }
-        TokenCommand::Authorize { name, app } => {
+        TokenCommand::Authorize { name, app, no_wait } => {
             let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let token = find(&ctx, &name, app.as_deref()).await?;
             match ops::grant::start(&ctx, &token, "cli", None)
@@ -165,6 +166,42 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 }
                 ops::grant::Started::Ready(t) => {
                     eprintln!("token {} holds an access token now ({})", t.name, t.status);
+                }
+                ops::grant::Started::Device(flow) => {
+                    println!("code: {}", flow.user_code);
+                    println!("open: {}", flow.verification_uri);
+                    if let Some(complete) = &flow.verification_uri_complete {
+                        println!("or:   {complete}");
+                    }
+                    eprintln!(
+                        "on any device, open the page above, enter the code and sign in as the user the apps act as (valid until {})",
+                        Rfc3339(flow.expires_at)
+                    );
+                    if no_wait {
+                        eprintln!(
+                            "not waiting: a running tokenwarden service polls the provider; see `tokenwarden token device-status {name}`"
+                        );
+                        return Ok(());
+                    }
+                    eprintln!(
+                        "waiting for the provider's answer (Ctrl-C stops waiting; the service keeps polling)..."
+                    );
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        // The same poll as the service's background pass, under the same
+                        // lease: one poll per interval whoever makes it.
+                        let Some(flow) = device::poll_flow(&ctx, token.id)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("{e}"))?
+                        else {
+                            bail!(
+                                "the device sign-in of {name} was removed (the token was deleted?)"
+                            );
+                        };
+                        if flow.is_done() {
+                            return report(&name, &flow);
+                        }
+                    }
                 }
             }
             Ok(())
@@ -188,6 +225,37 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             eprintln!("token {old} renamed to {}", renamed.name);
             Ok(())
         }
+        TokenCommand::DeviceStatus { name, app } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let token = find(&ctx, &name, app.as_deref()).await?;
+            let flow = device::status(&ctx, token.id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_context(|| format!("no device sign-in was started for {name}"))?;
+            if !flow.is_done() {
+                println!(
+                    "pending: enter {} at {} (valid until {})",
+                    flow.user_code,
+                    flow.verification_uri,
+                    Rfc3339(flow.expires_at)
+                );
+                return Ok(());
+            }
+            report(&name, &flow)
+        }
+    }
+}
+
+/// Prints how a device sign-in ended; an error unless it was approved.
+fn report(name: &str, flow: &device::DeviceFlow) -> Result<()> {
+    let why = flow.error.as_deref().unwrap_or_default();
+    match flow.status {
+        DeviceFlowStatus::Authorized => {
+            println!("authorized: {name} holds an access token");
+            Ok(())
+        }
+        DeviceFlowStatus::Pending => Ok(()),
+        other => anyhow::bail!("{other}: {why}"),
     }
 }
 

@@ -249,26 +249,13 @@ pub async fn complete_callback(
             return fail(format!("exchanging the code failed: {e}"));
         }
     };
-    let received_at = ctx.clock.now();
-    let was = t.status;
-    match store_response(ctx, t.id, &provider, &resp, received_at, true, None).await {
+    match signed_in(ctx, &t, &provider, &resp, &st.started_by).await {
         Ok(token) => {
-            record_success(ctx, &token, received_at).await;
-            crate::ops::lifecycle::token_authorized(ctx, &token, was, &st.started_by).await;
             let detail = resp
                 .username
                 .as_ref()
                 .map(|u| format!("signed in as {u}"))
                 .unwrap_or_default();
-            audit::record(
-                ctx,
-                &st.started_by,
-                Action::TokenAuthorize,
-                Object::new("token", token.id, &token.name),
-                Outcome::Ok,
-                serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at.map(tokenwarden_domain::Rfc3339)}),
-            )
-            .await;
             CallbackResult::Authorized {
                 token: Box::new(token),
                 detail,
@@ -276,4 +263,32 @@ pub async fn complete_callback(
         }
         Err(e) => fail(format!("the token could not be stored: {e}")),
     }
+}
+
+/// A sign-in ended well: stores the provider's answer as a new grant (access and refresh
+/// token, expiries from our receive time), records the refresh health, resumes the apps that
+/// waited for the token and writes the `token.authorize` audit record. The one way every
+/// sign-in ends (the authorization-code callback, the device grant).
+pub(crate) async fn signed_in(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    provider: &tokenwarden_oauth::ResolvedProvider,
+    resp: &tokenwarden_oauth::TokenResponse,
+    actor: &str,
+) -> Result<TokenRecord, tokenwarden_store::StoreError> {
+    let received_at = ctx.clock.now();
+    let was = t.status;
+    let token = store_response(ctx, t.id, provider, resp, received_at, true, None).await?;
+    record_success(ctx, &token, received_at).await;
+    crate::ops::lifecycle::token_authorized(ctx, &token, was, actor).await;
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenAuthorize,
+        Object::new("token", token.id, &token.name),
+        Outcome::Ok,
+        serde_json::json!({"scopes": token.material.scopes, "refresh_token_expires_at": token.material.refresh_expires_at.map(tokenwarden_domain::Rfc3339)}),
+    )
+    .await;
+    Ok(token)
 }

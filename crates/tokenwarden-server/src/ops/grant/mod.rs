@@ -1,9 +1,11 @@
 //! Getting and keeping token material, one job per module: [`authorize`] (start a sign-in,
-//! complete the callback; [`start`] dispatches on the token's grant), [`refresh`] (under an owner-checked lease, with backoff and health),
+//! complete the callback; [`start`] dispatches on the token's grant), [`device`] (the device
+//! grant, RFC 8628: start, poll, status), [`refresh`] (under an owner-checked lease, with backoff and health),
 //! [`read`] (the usable token an app reads), [`test`] (the connection test). What they share
 //! is here: the provider a token resolves to, and opening its sealed secrets.
 
 pub mod authorize;
+pub mod device;
 pub mod read;
 pub mod refresh;
 pub mod test;
@@ -64,6 +66,9 @@ pub enum Started {
     Redirect { url: String, expires_at: Timestamp },
     /// The token holds a usable access token now (no sign-in needed).
     Ready(Box<TokenRecord>),
+    /// Device code: show the code and the page to the person who signs in; the flow is polled
+    /// until it ends (`device::status`).
+    Device(Box<device::DeviceFlow>),
 }
 
 /// Starts getting a token's first access token, the way its grant does it: the dispatch point
@@ -89,9 +94,9 @@ pub async fn start(
                 .map_err(|e| obtain_error(t, e))?;
             Ok(Started::Ready(Box::new(token)))
         }
-        Grant::DeviceCode => Err(Error::Invalid(
-            "device code sign-in is not available yet".into(),
-        )),
+        Grant::DeviceCode => Ok(Started::Device(Box::new(
+            device::start(ctx, t, actor).await?,
+        ))),
         Grant::SnowflakeKeypair => Err(Error::Invalid(
             "Snowflake key-pair tokens are not available yet".into(),
         )),
