@@ -509,3 +509,118 @@ fn token_create_with_client_credentials_fetches_the_access_token_and_an_app_read
     assert_eq!(body["token_type"], "Bearer");
     server.stop();
 }
+
+/// `token authorize` on a `device_code` token (issue 12, RFC 8628), against npm's
+/// oidc-provider: prints the code and the page, waits while the person approves on "another
+/// device", and ends when the provider answers; `token device-status` then says authorized and
+/// an app reads the token from the running service.
+#[test]
+fn token_authorize_on_a_device_code_token_prints_the_code_and_waits_for_the_approval() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &[], &["migrate"]).status.success());
+    let op = tokenwarden_testkit::oidc::require_oidc_provider(
+        tokenwarden_testkit::oidc::OidcProviderConfig {
+            client_id: "cli".into(),
+            client_secret: "cli-secret".into(),
+            redirect_uri: "http://127.0.0.1:9/oauth/callback".into(),
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 3600,
+            rotate_refresh_tokens: true,
+        },
+    );
+    let o = run(
+        dir.path(),
+        &[],
+        &["app", "create", "tv-app", "--token", "tv"],
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    let key = text(&o).0.trim().to_owned();
+    let token_url = format!("token_url={}", op.token_endpoint());
+    let device_url = format!(
+        "device_authorization_url={}",
+        op.device_authorization_endpoint()
+    );
+    let o = run(
+        dir.path(),
+        &[],
+        &[
+            "token",
+            "create",
+            "tv",
+            "--provider",
+            "oauth2",
+            "--grant",
+            "device_code",
+            "--setting",
+            &token_url,
+            "--setting",
+            &device_url,
+            "--setting",
+            "scope=openid",
+            "--client-id",
+            &op.device_client_id(),
+        ],
+    );
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("device_code") && err.contains("not_authorized"),
+        "{err}"
+    );
+
+    // Before any sign-in: the status says so.
+    let o = run(dir.path(), &[], &["token", "device-status", "tv"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no device sign-in"), "{:?}", text(&o));
+
+    let mut child = crate::cmd(dir.path(), &[])
+        .args(["token", "authorize", "tv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let code_line = lines.next().unwrap().unwrap();
+    let code = code_line
+        .strip_prefix("code: ")
+        .expect(&code_line)
+        .to_owned();
+    let open = lines.next().unwrap().unwrap();
+    assert_eq!(open, format!("open: {}/device", op.issuer));
+    // While it waits, the status is pending with the same code.
+    let o = run(dir.path(), &[], &["token", "device-status", "tv"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.starts_with(&format!("pending: enter {code}")),
+        "{:?}",
+        text(&o)
+    );
+    // The person approves on another device; the waiting command sees it at its next poll.
+    op.complete_device_sign_in(&code, true).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l == "authorized: tv holds an access token"),
+        "{rest:?}"
+    );
+    let o = run(dir.path(), &[], &["token", "device-status", "tv"]);
+    assert!(
+        o.status.success() && text(&o).0.starts_with("authorized"),
+        "{:?}",
+        text(&o)
+    );
+
+    let server = serve(dir.path(), &[], &[]);
+    let (s, body) = Http::new().send(
+        "GET",
+        &server.url("/api/v1/access-tokens/tv"),
+        Some(&key),
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    server.stop();
+}
