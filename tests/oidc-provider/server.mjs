@@ -21,6 +21,8 @@
 // code, the one redirect URI):
 //   CLIENT_ID           token_endpoint_auth_method client_secret_basic
 //   CLIENT_ID + "-post" token_endpoint_auth_method client_secret_post (same secret)
+//   CLIENT_ID + "-pkjwt" token_endpoint_auth_method private_key_jwt, its keys from the
+//                       environment variable PRIVATE_KEY_JWT_JWKS (only when that is set)
 //
 // Behaviour: PKCE with S256 is required on every authorization request; a refresh token is
 // issued with every authorization code exchange (no offline_access scope or prompt=consent
@@ -99,6 +101,14 @@ const redirectUri = envString('REDIRECT_URI', 'http://127.0.0.1:8420/oauth/callb
 const accessTokenTtl = envInt('ACCESS_TOKEN_TTL', 60, 1);
 const refreshTokenTtl = envInt('REFRESH_TOKEN_TTL', 86400, 1);
 const rotateRefreshTokens = envBool('ROTATE_REFRESH_TOKENS', true);
+let privateKeyJwtJwks;
+if (envString('PRIVATE_KEY_JWT_JWKS', '')) {
+  try {
+    privateKeyJwtJwks = JSON.parse(process.env.PRIVATE_KEY_JWT_JWKS);
+  } catch {
+    fail('PRIVATE_KEY_JWT_JWKS must be a JSON Web Key Set ({"keys": [...]})');
+  }
+}
 if (port > 65535) fail(`PORT must be at most 65535, got ${port}`);
 try {
   new URL(redirectUri); // eslint-disable-line no-new
@@ -243,6 +253,11 @@ const provider = new Provider(issuer, {
   clients: [
     { ...clientBase, client_id: clientId, token_endpoint_auth_method: 'client_secret_basic' },
     { ...clientBase, client_id: `${clientId}-post`, token_endpoint_auth_method: 'client_secret_post' },
+    // private_key_jwt (RFC 7523): registered only when PRIVATE_KEY_JWT_JWKS holds the client's
+    // public keys ({"keys": [...]}), e.g. the JWKS tokenwarden shows for a token's key.
+    ...(privateKeyJwtJwks
+      ? [{ ...clientBase, client_secret: undefined, client_id: `${clientId}-pkjwt`, token_endpoint_auth_method: 'private_key_jwt', jwks: privateKeyJwtJwks }]
+      : []),
   ],
   responseTypes: ['code'],
   scopes: ['openid', 'offline_access', ...API_SCOPES],

@@ -339,6 +339,18 @@ impl OAuthClient {
         p: &ResolvedProvider,
         access_token: &SecretString,
     ) -> Result<String, String> {
+        self.test_connection_typed(p, access_token, "OAUTH").await
+    }
+
+    /// [`OAuthClient::test_connection`] with the Snowflake SQL API's
+    /// `X-Snowflake-Authorization-Token-Type` chosen: `OAUTH`, or `KEYPAIR_JWT` for a key-pair
+    /// JWT.
+    pub async fn test_connection_typed(
+        &self,
+        p: &ResolvedProvider,
+        access_token: &SecretString,
+        snowflake_token_type: &str,
+    ) -> Result<String, String> {
         match &p.probe {
             Probe::None => Err(
                 "not available: this provider has no test endpoint configured (set probe_url)"
@@ -378,7 +390,7 @@ impl OAuthClient {
                     .http
                     .post(&url)
                     .bearer_auth(access_token.expose_secret())
-                    .header("X-Snowflake-Authorization-Token-Type", "OAUTH")
+                    .header("X-Snowflake-Authorization-Token-Type", snowflake_token_type)
                     .header("Accept", "application/json")
                     .json(&body)
                     .send()
@@ -411,6 +423,35 @@ impl OAuthClient {
             }
         }
     }
+}
+
+/// `client_assertion_type` for a JWT client assertion (RFC 7523 section 2.2).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid.
+pub const CLIENT_ASSERTION_LIFETIME_SECS: i64 = 300;
+
+/// A `private_key_jwt` client assertion (RFC 7523 section 3, OpenID Connect Core section 9):
+/// `iss` = `sub` = `client_id`, `aud` = the token endpoint, a random `jti`, `iat` = `now` (epoch
+/// seconds), `exp` five minutes later; the header names the key by its JWK thumbprint (`kid`),
+/// as in the JWKS shown to the admin.
+pub fn client_assertion(
+    key: &tokenwarden_crypto::keypair::SigningKey,
+    client_id: &str,
+    token_url: &str,
+    now: i64,
+) -> Result<String, tokenwarden_crypto::keypair::KeyError> {
+    let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(tokenwarden_crypto::random_bytes::<18>());
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "jti": jti,
+        "iat": now,
+        "exp": now + CLIENT_ASSERTION_LIFETIME_SECS,
+    });
+    key.sign_jwt(Some(&key.public_key().thumbprint()), &claims)
 }
 
 /// The largest token endpoint answer accepted: a real one is a few kilobytes.

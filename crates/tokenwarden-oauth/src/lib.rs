@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod client;
 pub mod schema;
 pub mod snowflake;
+pub mod snowflake_keypair;
 
 pub use catalog::{Catalog, CatalogError, ClientAuth, Probe, ProviderTemplate, ResolvedProvider};
 pub use client::{ClientCredentials, Grant, OAuthClient, Pkce, TokenError, TokenResponse};

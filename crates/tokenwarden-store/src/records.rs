@@ -186,16 +186,22 @@ pub enum SealedColumn {
     TokenRefreshToken,
     ChannelSecret,
     OAuthStateVerifier,
+    /// A token's signing key (PKCS#8 PEM): [`TokenKeys::signing_key`].
+    TokenSigningKey,
+    /// A rotation's next signing key: [`TokenKeys::signing_key_next`].
+    TokenSigningKeyNext,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 6] = [
+    pub const ALL: [SealedColumn; 8] = [
         SealedColumn::TokenClientSecret,
         SealedColumn::TokenClientSecret2,
         SealedColumn::TokenAccessToken,
         SealedColumn::TokenRefreshToken,
         SealedColumn::ChannelSecret,
         SealedColumn::OAuthStateVerifier,
+        SealedColumn::TokenSigningKey,
+        SealedColumn::TokenSigningKeyNext,
     ];
 
     /// The table holding the column (every one has a TEXT `id` primary key).
@@ -207,6 +213,7 @@ impl SealedColumn {
             | SealedColumn::TokenRefreshToken => "tokens",
             SealedColumn::ChannelSecret => "notification_channels",
             SealedColumn::OAuthStateVerifier => "oauth_states",
+            SealedColumn::TokenSigningKey | SealedColumn::TokenSigningKeyNext => "token_keys",
         }
     }
 
@@ -218,8 +225,27 @@ impl SealedColumn {
             SealedColumn::TokenRefreshToken => "refresh_token",
             SealedColumn::ChannelSecret => "secret",
             SealedColumn::OAuthStateVerifier => "verifier",
+            SealedColumn::TokenSigningKey => "signing_key",
+            SealedColumn::TokenSigningKeyNext => "signing_key_next",
         }
     }
+}
+
+/// The signing keys tokenwarden generated for a token (table `token_keys`, one row per token):
+/// a Snowflake key-pair token's RSA key, or a `private_key_jwt` client's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKeys {
+    pub token_id: TokenId,
+    /// The key signing now (sealed PKCS#8 PEM).
+    pub signing_key: Sealed,
+    /// A rotation's new key, not signing yet.
+    pub signing_key_next: Option<Sealed>,
+    /// Snowflake: which user property holds `signing_key`'s public key (`rsa_public_key` or
+    /// `rsa_public_key_2`); `None` for `private_key_jwt`.
+    pub slot: Option<String>,
+    /// Bumped by every write; [`crate::Store::put_token_keys`] compares it.
+    pub version: i64,
+    pub updated_at: Timestamp,
 }
 
 /// One sealed value somewhere in the database, for re-encryption.

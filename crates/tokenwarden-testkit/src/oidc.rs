@@ -75,6 +75,9 @@ pub struct OidcProviderConfig {
     pub refresh_token_ttl_secs: u64,
     /// `ROTATE_REFRESH_TOKENS`.
     pub rotate_refresh_tokens: bool,
+    /// `PRIVATE_KEY_JWT_JWKS`: the public keys (a JWKS) of the `{client_id}-pkjwt` client, which
+    /// authenticates with `private_key_jwt`; that client exists only when this is set.
+    pub private_key_jwt_jwks: Option<String>,
 }
 
 impl Default for OidcProviderConfig {
@@ -89,6 +92,7 @@ impl Default for OidcProviderConfig {
             access_token_ttl_secs: 60,
             refresh_token_ttl_secs: 86_400,
             rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
         }
     }
 }
@@ -153,6 +157,10 @@ impl OidcProvider {
                 } else {
                     "false"
                 },
+            )
+            .env(
+                "PRIVATE_KEY_JWT_JWKS",
+                config.private_key_jwt_jwks.as_deref().unwrap_or_default(),
             )
             .env_remove("OIDC_PROVIDER_IGNORE_STDIN")
             .stdin(Stdio::piped())
@@ -752,6 +760,7 @@ mod tests {
             access_token_ttl_secs,
             refresh_token_ttl_secs: 3600,
             rotate_refresh_tokens: rotate,
+            private_key_jwt_jwks: None,
         }
     }
 

@@ -4,6 +4,7 @@ mod admins;
 mod apps;
 mod doc;
 mod flow;
+mod keys;
 mod notifications;
 mod schema;
 mod tokens;
@@ -76,6 +77,10 @@ pub fn router() -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::paste_client_secrets))
         .routes(routes!(flow::authorize))
         .routes(routes!(flow::test_connection))
+        .routes(routes!(keys::get_keys))
+        .routes(routes!(keys::rotate_keys))
+        .routes(routes!(keys::finish_rotation))
+        .routes(routes!(keys::cancel_rotation))
         .routes(routes!(flow::list_providers))
         .routes(routes!(flow::read_access_token))
         .routes(routes!(apps::stop_app))

@@ -10,6 +10,7 @@
 mod admins;
 mod apps;
 mod auth_pages;
+mod keys;
 mod notify;
 mod pager;
 pub mod session;
@@ -52,6 +53,9 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         .route("/tokens/{id}/client-secrets", post(tokens::paste_secrets))
         .route("/tokens/{id}/authorize", post(tokens::authorize))
         .route("/tokens/{id}/test", post(tokens::test))
+        .route("/tokens/{id}/keys/rotate", post(keys::rotate))
+        .route("/tokens/{id}/keys/finish", post(keys::finish))
+        .route("/tokens/{id}/keys/cancel", post(keys::cancel))
         .route("/ui/provider-fields", get(tokens::provider_fields))
         .route("/ui/check-setting", get(tokens::check_setting))
         .route("/apps", get(apps::list).post(apps::create))

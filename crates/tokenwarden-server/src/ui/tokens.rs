@@ -518,6 +518,10 @@ struct DetailPage {
     last_error: String,
     next_attempt: String,
     audit: Vec<AuditRow>,
+    /// The signing key card (Snowflake key-pair, private_key_jwt): `partials/token_keys.html`.
+    keys: Option<crate::ops::grant::keypair::KeysView>,
+    keys_message: String,
+    keys_ok: bool,
 }
 
 async fn owner(ctx: &AppContext, t: &TokenRecord) -> UiResult<Option<AppRecord>> {
@@ -588,6 +592,9 @@ pub async fn detail(
             .map(|t| view::fmt_time(Some(t)))
             .unwrap_or_default(),
         audit,
+        keys: grant::keypair::view(&ctx, &t).await?,
+        keys_message: String::new(),
+        keys_ok: true,
     })
 }
 

@@ -308,6 +308,7 @@ mod flows;
 mod fuzz;
 mod grant;
 mod hardening;
+mod keypair;
 mod limits;
 mod oidc;
 mod openapi;

@@ -6,6 +6,7 @@ use crate::config::Config;
 use anyhow::{Context, Result};
 use tokenwarden_domain::{AppName, TokenName};
 use tokenwarden_server::ops;
+use tokenwarden_server::ops::grant::keypair::{self, KeysView, PublicKeyView};
 
 pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
     match command {
@@ -64,6 +65,42 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             }
             Ok(())
         }
+        TokenCommand::Keys {
+            name,
+            app,
+            rotate,
+            finish,
+            confirmed,
+            cancel,
+            json,
+        } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let token = find(&ctx, &name, app.as_deref()).await?;
+            let err = |e: ops::Error| anyhow::anyhow!("{e}");
+            let (view, test) = if rotate {
+                (keypair::rotate(&ctx, &token, "cli").await.map_err(err)?, None)
+            } else if finish {
+                let done = keypair::finish_rotation(&ctx, &token, "cli", confirmed)
+                    .await
+                    .map_err(err)?;
+                (done.keys, done.test)
+            } else if cancel {
+                (keypair::cancel_rotation(&ctx, &token, "cli").await.map_err(err)?, None)
+            } else {
+                let view = keypair::view(&ctx, &token).await.map_err(err)?.with_context(|| {
+                    format!(
+                        "token {name} has no signing key (only Snowflake key-pair tokens and private_key_jwt clients have one)"
+                    )
+                })?;
+                (view, None)
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_keys(&view, test.as_deref());
+            }
+            Ok(())
+        }
         TokenCommand::Authorize { name, app } => {
             let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
             let token_name = TokenName::parse(&name)?;
@@ -99,5 +136,65 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// A token by name: the app's own with `app`, else the global one.
+async fn find(
+    ctx: &tokenwarden_server::AppContext,
+    name: &str,
+    app: Option<&str>,
+) -> Result<tokenwarden_store::TokenRecord> {
+    let token_name = TokenName::parse(name)?;
+    let owner = match app {
+        Some(a) => Some(
+            ctx.store
+                .get_app_by_name(&AppName::parse(a)?)
+                .await
+                .with_context(|| format!("no app named {a}"))?
+                .id,
+        ),
+        None => None,
+    };
+    ctx.store
+        .find_token(owner, &token_name)
+        .await
+        .with_context(|| match app {
+            Some(a) => format!("app {a} has no token named {name}"),
+            None => format!(
+                "there is no global token named {name} (use --app for an app-level token)"
+            ),
+        })
+}
+
+fn print_key(title: &str, k: &PublicKeyView) {
+    println!("{title} ({}): {}", k.algorithm, k.fingerprint);
+    match &k.set_sql {
+        Some(sql) => println!("  run in Snowflake:\n  {sql}"),
+        None => println!(
+            "  JWKS to register at the provider:\n  {}",
+            k.jwks
+        ),
+    }
+}
+
+/// The keys as text: what to run or paste, and the fingerprints to compare with
+/// `DESC USER` (`RSA_PUBLIC_KEY_FP`).
+pub(crate) fn print_keys(v: &KeysView, test: Option<&str>) {
+    if let Some(t) = test {
+        println!("connection test with the new key: {t}");
+    }
+    print_key("signing key", &v.current);
+    if let Some(next) = &v.next {
+        print_key("next key (rotation in progress, not signing yet)", next);
+        println!(
+            "  then: tokenwarden token keys NAME --finish (tests the new key) or --finish --confirmed"
+        );
+    }
+    if let Some(sql) = &v.unset_old_sql {
+        println!("after a rotation, once the old key's JWTs expired (an hour), remove the old key:\n  {sql}");
+    }
+    if let Some(sql) = &v.describe_sql {
+        println!("check the fingerprints in Snowflake with:\n  {sql}");
     }
 }

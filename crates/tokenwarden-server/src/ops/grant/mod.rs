@@ -4,6 +4,7 @@
 //! is here: the provider a token resolves to, and opening its sealed secrets.
 
 pub mod authorize;
+pub mod keypair;
 pub mod read;
 pub mod refresh;
 pub mod test;
