@@ -84,11 +84,7 @@ fn unauthorized_response(inner: &mut Inner, err: Unauthorized) -> Response {
         let at = inner.now();
         inner.login_failures.insert(
             request_id.to_string(),
-            crate::keypair::LoginFailure {
-                refusal,
-                user,
-                at,
-            },
+            crate::keypair::LoginFailure { refusal, user, at },
         );
     }
     (
@@ -124,7 +120,11 @@ fn authenticate(
             ));
         };
         let user = user.to_ascii_uppercase();
-        if !inner.users.get(&user).is_some_and(|u| u.password == password) {
+        if !inner
+            .users
+            .get(&user)
+            .is_some_and(|u| u.password == password)
+        {
             return Err(unauthorized(
                 "390100",
                 "Incorrect username or password was specified.",

@@ -159,17 +159,20 @@ impl LoginFailure {
 }
 
 /// The user a key-pair JWT authenticates, or why it is refused (with the user when known).
-pub(crate) fn authenticate(inner: &Inner, jwt: &str) -> Result<String, (JwtRefusal, Option<String>)> {
+pub(crate) fn authenticate(
+    inner: &Inner,
+    jwt: &str,
+) -> Result<String, (JwtRefusal, Option<String>)> {
     let invalid = |r| (r, None);
     let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid(JwtRefusal::Invalid));
     };
     let decode = |p: &str| URL_SAFE_NO_PAD.decode(p.trim_end_matches('=')).ok();
-    let json = |p: &str| {
-        decode(p).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-    };
+    let json =
+        |p: &str| decode(p).and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let (Some(header), Some(claims), Some(signature)) = (json(h), json(c), decode(s)) else {
         return Err(invalid(JwtRefusal::Invalid));
     };

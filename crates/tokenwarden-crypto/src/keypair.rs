@@ -117,11 +117,9 @@ impl SigningKey {
             }
             KeyAlgorithm::Es256 => {
                 let rng = SystemRandom::new();
-                let doc = EcdsaKeyPair::generate_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &rng,
-                )
-                .map_err(|_| KeyError::Generation("P-256 key generation failed".into()))?;
+                let doc =
+                    EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                        .map_err(|_| KeyError::Generation("P-256 key generation failed".into()))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
         };
@@ -133,12 +131,9 @@ impl SigningKey {
             Inner::Rsa(k)
         } else {
             let rng = SystemRandom::new();
-            let k = EcdsaKeyPair::from_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &pkcs8,
-                &rng,
-            )
-            .map_err(|_| KeyError::Unreadable)?;
+            let k =
+                EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &rng)
+                    .map_err(|_| KeyError::Unreadable)?;
             Inner::Ec(k)
         };
         Ok(Self { pkcs8, inner })
@@ -184,7 +179,9 @@ impl SigningKey {
                 let algorithm = der(
                     0x30,
                     &[
-                        &[0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01][..],
+                        &[
+                            0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+                        ][..],
                         &[0x05, 0x00][..],
                     ]
                     .concat(),
@@ -416,7 +413,10 @@ mod tests {
         assert_eq!(parsed.size() * 8, RSA_BITS);
 
         let pem = key.to_pkcs8_pem();
-        assert!(pem.expose_secret().starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        assert!(
+            pem.expose_secret()
+                .starts_with("-----BEGIN PRIVATE KEY-----\n")
+        );
         let again = SigningKey::from_pkcs8_pem(pem.expose_secret()).expect("reopen");
         assert_eq!(again.public_key(), public);
 
@@ -458,14 +458,20 @@ mod tests {
         assert_eq!(jwk["alg"], "ES256");
         assert_eq!(jwk["kid"], public.thumbprint());
         let claims = serde_json::json!({"iss": "client", "sub": "client"});
-        let jwt = key.sign_jwt(Some(&public.thumbprint()), &claims).expect("sign");
+        let jwt = key
+            .sign_jwt(Some(&public.thumbprint()), &claims)
+            .expect("sign");
         let (signed, sig) = jwt.rsplit_once('.').expect("three parts");
         let sig = URL_SAFE_NO_PAD.decode(sig).expect("b64");
         assert_eq!(sig.len(), 64, "JWS ES256 is r||s");
         let point = [
             &[4u8][..],
-            &URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap_or_default()).expect("x"),
-            &URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap_or_default()).expect("y"),
+            &URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap_or_default())
+                .expect("x"),
+            &URL_SAFE_NO_PAD
+                .decode(jwk["y"].as_str().unwrap_or_default())
+                .expect("y"),
         ]
         .concat();
         let verifier =
@@ -495,8 +501,10 @@ mod tests {
     #[test]
     fn unreadable_pem_is_refused_and_debug_is_redacted() {
         assert_eq!(
-            SigningKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----")
-                .err(),
+            SigningKey::from_pkcs8_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
+            )
+            .err(),
             Some(KeyError::Unreadable)
         );
         assert_eq!(

@@ -202,7 +202,11 @@ pub fn jwt_account(identifier: &str) -> Result<String, SnowflakeError> {
 /// Whether the part after an account's first `.` is a region, cloud, or connection suffix
 /// (`us-east-2.aws`, `eu-central-1`, `privatelink`, `global`), not an account name.
 fn looks_like_region(rest: &str) -> bool {
-    let first = rest.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    let first = rest
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     const PREFIXES: [&str; 12] = [
         "us-", "eu-", "ap-", "ca-", "sa-", "me-", "af-", "uk-", "cn-", "il-", "mx-", "jp-",
     ];
@@ -274,14 +278,12 @@ mod tests {
 
     #[test]
     fn identity_from_a_token_s_settings() {
-        let account = SnowflakeAccount::parse("https://xy12345.us-east-2.aws.snowflakecomputing.com")
-            .expect("account");
+        let account =
+            SnowflakeAccount::parse("https://xy12345.us-east-2.aws.snowflakecomputing.com")
+                .expect("account");
         let id = KeypairIdentity::new(&account, None, "svc_loader").expect("identity");
         assert_eq!(id.subject(), "XY12345.SVC_LOADER");
-        assert_eq!(
-            id.issuer("SHA256:abc="),
-            "XY12345.SVC_LOADER.SHA256:abc="
-        );
+        assert_eq!(id.issuer("SHA256:abc="), "XY12345.SVC_LOADER.SHA256:abc=");
         assert_eq!(
             id.set_key_sql(KeySlot::Second, "MIIB"),
             "ALTER USER \"SVC_LOADER\" SET RSA_PUBLIC_KEY_2 = 'MIIB';"

@@ -206,7 +206,10 @@ async fn token_keys_are_written_compare_and_set_and_go_with_the_token(ctx: Ctx) 
         version: 0,
         updated_at: ctx.clock.now(),
     };
-    let stored = s.put_token_keys(&keys, None, ctx.clock.now()).await.unwrap();
+    let stored = s
+        .put_token_keys(&keys, None, ctx.clock.now())
+        .await
+        .unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(s.get_token_keys(t.id).await.unwrap(), Some(stored.clone()));
     // A second create is a conflict; a stale version is refused.
@@ -216,20 +219,29 @@ async fn token_keys_are_written_compare_and_set_and_go_with_the_token(ctx: Ctx) 
     ));
     let mut next = stored.clone();
     next.signing_key_next = Some(Sealed(vec![1; 40]));
-    let v2 = s.put_token_keys(&next, Some(1), ctx.clock.now()).await.unwrap();
+    let v2 = s
+        .put_token_keys(&next, Some(1), ctx.clock.now())
+        .await
+        .unwrap();
     assert_eq!(v2.version, 2);
     assert!(matches!(
         s.put_token_keys(&next, Some(1), ctx.clock.now()).await,
         Err(StoreError::VersionMismatch(_))
     ));
     assert_eq!(
-        s.get_token_keys(t.id).await.unwrap().unwrap().signing_key_next,
+        s.get_token_keys(t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .signing_key_next,
         Some(Sealed(vec![1; 40]))
     );
     // The keys are sealed values like the others (re-encryption walks them).
     let refs = s.sealed_values().await.unwrap();
-    assert!(refs.iter().any(|r| r.column == SealedColumn::TokenSigningKeyNext
-        && r.row_id == t.id.to_string()));
+    assert!(
+        refs.iter()
+            .any(|r| r.column == SealedColumn::TokenSigningKeyNext && r.row_id == t.id.to_string())
+    );
     // Deleting the token deletes its keys.
     s.delete_token(t.id).await.unwrap();
     assert_eq!(s.get_token_keys(t.id).await.unwrap(), None);

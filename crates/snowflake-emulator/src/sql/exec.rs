@@ -382,13 +382,36 @@ fn execute(inner: &mut Inner, session: &mut SqlSession, stmt: Stmt) -> Result<Re
             };
             row("NAME", Some(u.name.clone()), "Name");
             row("LOGIN_NAME", Some(u.name.clone()), "Login name of the user");
-            row("DEFAULT_ROLE", Some(u.default_role.clone()), "Primary principal of user session will be set to this role");
-            let key = |k: &Option<crate::keypair::RegisteredKey>| k.as_ref().map(|k| k.base64.clone());
-            let fp = |k: &Option<crate::keypair::RegisteredKey>| k.as_ref().map(|k| k.fingerprint.clone());
-            row("RSA_PUBLIC_KEY", key(&u.rsa_public_key), "RSA public key of the user");
-            row("RSA_PUBLIC_KEY_FP", fp(&u.rsa_public_key), "Fingerprint of user's RSA public key.");
-            row("RSA_PUBLIC_KEY_2", key(&u.rsa_public_key_2), "Second RSA public key of the user");
-            row("RSA_PUBLIC_KEY_2_FP", fp(&u.rsa_public_key_2), "Fingerprint of user's second RSA public key.");
+            row(
+                "DEFAULT_ROLE",
+                Some(u.default_role.clone()),
+                "Primary principal of user session will be set to this role",
+            );
+            let key =
+                |k: &Option<crate::keypair::RegisteredKey>| k.as_ref().map(|k| k.base64.clone());
+            let fp = |k: &Option<crate::keypair::RegisteredKey>| {
+                k.as_ref().map(|k| k.fingerprint.clone())
+            };
+            row(
+                "RSA_PUBLIC_KEY",
+                key(&u.rsa_public_key),
+                "RSA public key of the user",
+            );
+            row(
+                "RSA_PUBLIC_KEY_FP",
+                fp(&u.rsa_public_key),
+                "Fingerprint of user's RSA public key.",
+            );
+            row(
+                "RSA_PUBLIC_KEY_2",
+                key(&u.rsa_public_key_2),
+                "Second RSA public key of the user",
+            );
+            row(
+                "RSA_PUBLIC_KEY_2_FP",
+                fp(&u.rsa_public_key_2),
+                "Fingerprint of user's second RSA public key.",
+            );
             Ok(rs)
         }
     }

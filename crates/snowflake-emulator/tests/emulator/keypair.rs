@@ -33,7 +33,13 @@ fn jwt_with(key: &SigningKey, fingerprint: &str, sub: &str, iat: i64, lifetime: 
 
 fn jwt(env: &Env, key: &SigningKey) -> String {
     let now = env.emu().now().timestamp();
-    jwt_with(key, &key.public_key().fingerprint(), "EMU12345.ALICE", now, 3600)
+    jwt_with(
+        key,
+        &key.public_key().fingerprint(),
+        "EMU12345.ALICE",
+        now,
+        3600,
+    )
 }
 
 async fn keypair_sql(env: &Env, jwt: &str, header: Option<&str>) -> (u16, Value) {
@@ -67,7 +73,10 @@ async fn refused(env: &Env, jwt: &str) -> String {
     );
     let details: Value =
         serde_json::from_str(out.first_value().expect("details")).expect("details json");
-    details["errorCode"].as_str().unwrap_or_default().to_string()
+    details["errorCode"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -110,7 +119,13 @@ async fn every_bad_jwt_is_refused_with_390144_and_its_reason() {
 
     // Wrong fingerprint (another key's).
     let other = rsa_key();
-    let t = jwt_with(&key, &other.public_key().fingerprint(), "EMU12345.ALICE", now, 60);
+    let t = jwt_with(
+        &key,
+        &other.public_key().fingerprint(),
+        "EMU12345.ALICE",
+        now,
+        60,
+    );
     assert_eq!(
         refused(&env, &t).await,
         "JWT_TOKEN_INVALID_PUBLIC_KEY_FINGERPRINT_MISMATCH"
@@ -128,7 +143,11 @@ async fn every_bad_jwt_is_refused_with_390144_and_its_reason() {
     let t = jwt_with(&key, &fp, "EMU12345.ALICE", now + 600, 60);
     assert_eq!(refused(&env, &t).await, "JWT_TOKEN_INVALID_ISSUE_TIME");
     // Another account; a lower-case account; a region left on the locator.
-    for sub in ["OTHER99.ALICE", "emu12345.ALICE", "EMU12345.US-EAST-2.ALICE"] {
+    for sub in [
+        "OTHER99.ALICE",
+        "emu12345.ALICE",
+        "EMU12345.US-EAST-2.ALICE",
+    ] {
         let t = jwt_with(&key, &fp, sub, now, 60);
         let reason = refused(&env, &t).await;
         assert!(
@@ -151,7 +170,10 @@ async fn every_bad_jwt_is_refused_with_390144_and_its_reason() {
     assert_eq!(refused(&env, &t).await, "JWT_TOKEN_INVALID");
     assert_eq!(refused(&env, "not.a.jwt").await, "JWT_TOKEN_INVALID");
     let t = key
-        .sign_jwt(None, &json!({"iss": format!("EMU12345.ALICE.{fp}"), "sub": "EMU12345.ALICE"}))
+        .sign_jwt(
+            None,
+            &json!({"iss": format!("EMU12345.ALICE.{fp}"), "sub": "EMU12345.ALICE"}),
+        )
         .expect("sign");
     assert_eq!(refused(&env, &t).await, "JWT_TOKEN_INVALID");
     // A tampered payload.
@@ -209,17 +231,30 @@ fn alter_user_refuses_bad_keys_unknown_users_and_non_admins() {
             .public_key()
             .base64(),
     ] {
-        let out = emu.run_sql_as("ADMIN", &format!("ALTER USER alice SET RSA_PUBLIC_KEY = '{bad}'"));
-        assert_eq!(out.error().map(|e| e.code.as_str()), Some("001008"), "{bad}");
+        let out = emu.run_sql_as(
+            "ADMIN",
+            &format!("ALTER USER alice SET RSA_PUBLIC_KEY = '{bad}'"),
+        );
+        assert_eq!(
+            out.error().map(|e| e.code.as_str()),
+            Some("001008"),
+            "{bad}"
+        );
     }
-    let out = emu.run_sql_as("ADMIN", &format!("ALTER USER nobody SET RSA_PUBLIC_KEY = '{b64}'"));
+    let out = emu.run_sql_as(
+        "ADMIN",
+        &format!("ALTER USER nobody SET RSA_PUBLIC_KEY = '{b64}'"),
+    );
     assert_eq!(out.error().map(|e| e.code.as_str()), Some("002003"));
     let out = emu.run_sql_as(
         "ADMIN",
         &format!("ALTER USER IF EXISTS nobody SET RSA_PUBLIC_KEY = '{b64}'"),
     );
     assert!(out.is_ok());
-    let out = emu.run_sql_as("ALICE", &format!("ALTER USER alice SET RSA_PUBLIC_KEY = '{b64}'"));
+    let out = emu.run_sql_as(
+        "ALICE",
+        &format!("ALTER USER alice SET RSA_PUBLIC_KEY = '{b64}'"),
+    );
     assert_eq!(out.error().map(|e| e.code.as_str()), Some("003001"));
     let out = emu.run_sql_as("ADMIN", "ALTER USER alice UNSET PASSWORD");
     assert_eq!(out.error().map(|e| e.code.as_str()), Some("001003"));
@@ -235,6 +270,9 @@ fn alter_user_refuses_bad_keys_unknown_users_and_non_admins() {
         &format!("ALTER USER alice SET RSA_PUBLIC_KEY = '{wrapped}' RSA_PUBLIC_KEY_2 = '{b64}'"),
     );
     assert!(out.is_ok(), "{out:?}");
-    let out = emu.run_sql_as("ADMIN", "ALTER USER alice UNSET RSA_PUBLIC_KEY, RSA_PUBLIC_KEY_2");
+    let out = emu.run_sql_as(
+        "ADMIN",
+        "ALTER USER alice UNSET RSA_PUBLIC_KEY, RSA_PUBLIC_KEY_2",
+    );
     assert!(out.is_ok(), "{out:?}");
 }

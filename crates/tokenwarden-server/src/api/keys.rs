@@ -86,5 +86,7 @@ pub async fn cancel_rotation(
     Path(id): Path<String>,
 ) -> ApiResult<Json<KeysView>> {
     let t = load(&ctx, &id).await?;
-    Ok(Json(keypair::cancel_rotation(&ctx, &t, &who.actor()).await?))
+    Ok(Json(
+        keypair::cancel_rotation(&ctx, &t, &who.actor()).await?,
+    ))
 }

@@ -52,7 +52,13 @@ pub async fn rotate(
             "A new key was generated; the current key signs until you switch.".into(),
             true,
         ),
-        Err(e) => card(&s, &id, keypair::view(&ctx, &t).await?, e.to_string(), false),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
     }
 }
 
@@ -81,7 +87,13 @@ pub async fn finish(
             },
             true,
         ),
-        Err(e) => card(&s, &id, keypair::view(&ctx, &t).await?, e.to_string(), false),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
     }
 }
 
@@ -93,6 +105,12 @@ pub async fn cancel(
     let t = load(&ctx, &id).await?;
     match keypair::cancel_rotation(&ctx, &t, &s.actor()).await {
         Ok(v) => card(&s, &id, Some(v), "The rotation was cancelled.".into(), true),
-        Err(e) => card(&s, &id, keypair::view(&ctx, &t).await?, e.to_string(), false),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
     }
 }

@@ -66,7 +66,12 @@ impl<'a> Clocks<'a> {
 
 async fn read(t: &TestApp, key: &str) -> (u16, Value) {
     let (s, v, _) = t
-        .send(Method::GET, "/api/v1/access-tokens/sf-keys", Some(key), None)
+        .send(
+            Method::GET,
+            "/api/v1/access-tokens/sf-keys",
+            Some(key),
+            None,
+        )
         .await;
     (s, v)
 }
@@ -101,7 +106,10 @@ async fn a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_ro
         )
         .await;
     assert_eq!(s, 422, "{err}");
-    assert!(err["message"].as_str().unwrap().contains("settings.user"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("settings.user"),
+        "{err}"
+    );
     let (s, tok) = t
         .admin(
             Method::POST,
@@ -133,7 +141,11 @@ async fn a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_ro
     let (s, r) = read(&t, &key).await;
     assert_eq!(s, 409, "{r}");
     let (s, r) = t
-        .admin(Method::POST, &format!("/api/v1/tokens/{id}/authorize"), None)
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/authorize"),
+            None,
+        )
         .await;
     assert_eq!(s, 422, "{r}");
     assert!(r["message"].as_str().unwrap().contains("390144"), "{r}");
@@ -149,7 +161,11 @@ async fn a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_ro
         "{rows:?}"
     );
     let (s, r) = t
-        .admin(Method::POST, &format!("/api/v1/tokens/{id}/authorize"), None)
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/authorize"),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{r}");
     let (s, r) = t
@@ -184,7 +200,11 @@ async fn a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_ro
 
     // Rotation: a new key is shown for RSA_PUBLIC_KEY_2; the old one signs on meanwhile.
     let (s, rot) = t
-        .admin(Method::POST, &format!("/api/v1/tokens/{id}/keys/rotate"), None)
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/keys/rotate"),
+            None,
+        )
         .await;
     assert_eq!(s, 200, "{rot}");
     let fp2 = rot["next"]["fingerprint"].as_str().unwrap().to_owned();
@@ -237,7 +257,11 @@ async fn a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_ro
     }
     // The next rotation goes back to RSA_PUBLIC_KEY.
     let (s, rot) = t
-        .admin(Method::POST, &format!("/api/v1/tokens/{id}/keys/rotate"), None)
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/keys/rotate"),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert!(
@@ -318,7 +342,9 @@ async fn a_private_key_jwt_client_signs_in_and_refreshes_at_oidc_provider(db: Db
     assert_eq!(s, 200, "{r}");
 
     // Sign in: the code exchange authenticates with a client assertion, no secret.
-    let callback = t.follow_to_callback(&t.start_authorization(&id).await).await;
+    let callback = t
+        .follow_to_callback(&t.start_authorization(&id).await)
+        .await;
     let res = t.http.get(&callback).send().await.unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     assert_eq!(op.token_requests("authorization_code").unwrap(), 1);

@@ -78,14 +78,22 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             let token = find(&ctx, &name, app.as_deref()).await?;
             let err = |e: ops::Error| anyhow::anyhow!("{e}");
             let (view, test) = if rotate {
-                (keypair::rotate(&ctx, &token, "cli").await.map_err(err)?, None)
+                (
+                    keypair::rotate(&ctx, &token, "cli").await.map_err(err)?,
+                    None,
+                )
             } else if finish {
                 let done = keypair::finish_rotation(&ctx, &token, "cli", confirmed)
                     .await
                     .map_err(err)?;
                 (done.keys, done.test)
             } else if cancel {
-                (keypair::cancel_rotation(&ctx, &token, "cli").await.map_err(err)?, None)
+                (
+                    keypair::cancel_rotation(&ctx, &token, "cli")
+                        .await
+                        .map_err(err)?,
+                    None,
+                )
             } else {
                 let view = keypair::view(&ctx, &token).await.map_err(err)?.with_context(|| {
                     format!(
@@ -161,9 +169,9 @@ async fn find(
         .await
         .with_context(|| match app {
             Some(a) => format!("app {a} has no token named {name}"),
-            None => format!(
-                "there is no global token named {name} (use --app for an app-level token)"
-            ),
+            None => {
+                format!("there is no global token named {name} (use --app for an app-level token)")
+            }
         })
 }
 
@@ -171,10 +179,7 @@ fn print_key(title: &str, k: &PublicKeyView) {
     println!("{title} ({}): {}", k.algorithm, k.fingerprint);
     match &k.set_sql {
         Some(sql) => println!("  run in Snowflake:\n  {sql}"),
-        None => println!(
-            "  JWKS to register at the provider:\n  {}",
-            k.jwks
-        ),
+        None => println!("  JWKS to register at the provider:\n  {}", k.jwks),
     }
 }
 
@@ -192,7 +197,9 @@ pub(crate) fn print_keys(v: &KeysView, test: Option<&str>) {
         );
     }
     if let Some(sql) = &v.unset_old_sql {
-        println!("after a rotation, once the old key's JWTs expired (an hour), remove the old key:\n  {sql}");
+        println!(
+            "after a rotation, once the old key's JWTs expired (an hour), remove the old key:\n  {sql}"
+        );
     }
     if let Some(sql) = &v.describe_sql {
         println!("check the fingerprints in Snowflake with:\n  {sql}");

@@ -181,6 +181,7 @@ mod backup;
 mod crash;
 mod hardening;
 mod instances;
+mod keypair;
 mod keys;
 mod secrets;
 mod startup;

@@ -19,9 +19,9 @@ use crate::ops::{Error, Result};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use tokenwarden_crypto::keypair::{KeyAlgorithm, SigningKey};
+use tokenwarden_oauth::TokenResponse;
 use tokenwarden_oauth::snowflake::SnowflakeAccount;
 use tokenwarden_oauth::snowflake_keypair::{self, KeySlot, KeypairIdentity};
-use tokenwarden_oauth::TokenResponse;
 use tokenwarden_store::{SealedColumn, StoreError, TokenKeys, TokenRecord};
 
 /// The settings a Snowflake key-pair token names its user and (for an emulator URL) its account
@@ -31,10 +31,9 @@ pub const ACCOUNT_IDENTIFIER_SETTING: &str = "account_identifier";
 
 /// Who a Snowflake key-pair token's JWTs name, from its settings.
 pub fn identity(t: &TokenRecord) -> Result<KeypairIdentity> {
-    let account = t
-        .settings
-        .get("account")
-        .ok_or_else(|| Error::Invalid("a Snowflake key-pair token needs settings.account".into()))?;
+    let account = t.settings.get("account").ok_or_else(|| {
+        Error::Invalid("a Snowflake key-pair token needs settings.account".into())
+    })?;
     let account = SnowflakeAccount::parse(account).map_err(|e| Error::Invalid(e.to_string()))?;
     let user = t.settings.get(USER_SETTING).ok_or_else(|| {
         Error::Invalid(
@@ -44,7 +43,9 @@ pub fn identity(t: &TokenRecord) -> Result<KeypairIdentity> {
     })?;
     KeypairIdentity::new(
         &account,
-        t.settings.get(ACCOUNT_IDENTIFIER_SETTING).map(String::as_str),
+        t.settings
+            .get(ACCOUNT_IDENTIFIER_SETTING)
+            .map(String::as_str),
         user,
     )
     .map_err(|e| Error::Invalid(e.to_string()))
@@ -120,7 +121,12 @@ async fn open_key(
     SigningKey::from_pkcs8_pem(pem.expose_secret()).map_err(Error::internal)
 }
 
-fn seal_key(ctx: &AppContext, t: &TokenRecord, column: SealedColumn, key: &SigningKey) -> tokenwarden_store::Sealed {
+fn seal_key(
+    ctx: &AppContext,
+    t: &TokenRecord,
+    column: SealedColumn,
+    key: &SigningKey,
+) -> tokenwarden_store::Sealed {
     ctx.vault.seal(&key.to_pkcs8_pem(), column, &row(t))
 }
 
@@ -186,10 +192,7 @@ async fn view_of(ctx: &AppContext, t: &TokenRecord, keys: &TokenKeys) -> Result<
     let next = match &keys.signing_key_next {
         Some(sealed) => {
             let k = open_key(ctx, t, SealedColumn::TokenSigningKeyNext, sealed).await?;
-            Some(public_view(
-                &k,
-                slot.and_then(|s| snowflake(s.other())),
-            ))
+            Some(public_view(&k, slot.and_then(|s| snowflake(s.other()))))
         }
         None => None,
     };
@@ -333,7 +336,9 @@ pub async fn finish_rotation(
                 .await;
                 return Err(Error::Invalid(format!(
                     "Snowflake refused a JWT signed by the new key, so the old key keeps signing: {m}. Run the ALTER USER ... SET {} statement shown, then try again",
-                    slot_of(&keys).map(|s| s.other().property()).unwrap_or("RSA_PUBLIC_KEY_2")
+                    slot_of(&keys)
+                        .map(|s| s.other().property())
+                        .unwrap_or("RSA_PUBLIC_KEY_2")
                 )));
             }
         }
@@ -343,7 +348,7 @@ pub async fn finish_rotation(
     keys.signing_key_next = None;
     keys.slot = slot_of(&keys).map(|s| s.other().as_str().to_string());
     let keys = write(ctx, &keys).await?;
-    if snowflake {
+    if snowflake && t.material.access_token.is_some() {
         // Mint with the new key now: the stored JWT is the new key's before the admin is told
         // the old one may go.
         let provider = super::resolve(ctx, t)?;
@@ -394,6 +399,62 @@ pub async fn cancel_rotation(ctx: &AppContext, t: &TokenRecord, actor: &str) -> 
         .await;
     }
     view_of(ctx, t, &keys).await
+}
+
+/// Activates a Snowflake key-pair token ("obtain" for this grant): mints a JWT, checks it with
+/// Snowflake through the SQL API (the admin ran the `ALTER USER` SQL), and stores it; the token
+/// becomes usable and the apps that stopped for it resume. A refusal stores nothing and says
+/// what Snowflake answered.
+pub async fn activate(ctx: &AppContext, t: &TokenRecord, actor: &str) -> Result<TokenRecord> {
+    let provider = super::resolve(ctx, t)?;
+    let resp = mint(ctx, t).await?;
+    if let Err(m) = ctx
+        .oauth
+        .test_connection_typed(&provider, &resp.access_token, snowflake_keypair::TOKEN_TYPE)
+        .await
+    {
+        audit::record(
+            ctx,
+            actor,
+            Action::TokenAuthorize,
+            Object::new("token", t.id, &t.name),
+            Outcome::Failed,
+            serde_json::json!({"error": m}),
+        )
+        .await;
+        let sql = view(ctx, t)
+            .await?
+            .and_then(|v| v.current.set_sql)
+            .unwrap_or_default();
+        return Err(Error::Invalid(format!(
+            "Snowflake refused a JWT signed by the token's key: {m}. Run this in Snowflake first: {sql}"
+        )));
+    }
+    let received_at = ctx.clock.now();
+    let was = t.status;
+    let token = super::refresh::store_response(
+        ctx,
+        t.id,
+        &keypair_provider(provider),
+        &resp,
+        received_at,
+        true,
+        None,
+    )
+    .await
+    .map_err(Error::from)?;
+    super::refresh::record_success(ctx, &token, received_at).await;
+    crate::ops::lifecycle::token_authorized(ctx, &token, was, actor).await;
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenAuthorize,
+        Object::new("token", token.id, &token.name),
+        Outcome::Ok,
+        serde_json::json!({"grant": "snowflake_keypair", "user": resp.username}),
+    )
+    .await;
+    Ok(token)
 }
 
 /// The provider as the key-pair grant stores its answers: no refresh-token validity (a
