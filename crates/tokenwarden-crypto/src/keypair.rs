@@ -79,6 +79,32 @@ impl FromStr for KeyAlgorithm {
     }
 }
 
+/// The operating system's CSPRNG for the `rsa` crate's key generation (through getrandom, as
+/// every other random value tokenwarden makes).
+struct OsRng;
+
+impl rsa::rand_core::TryRng for OsRng {
+    type Error = getrandom::Error;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        getrandom::fill(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        getrandom::fill(dst)
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for OsRng {}
+
 enum Inner {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
@@ -107,7 +133,7 @@ impl SigningKey {
         let pkcs8: Zeroizing<Vec<u8>> = match alg {
             KeyAlgorithm::Rs256 => {
                 use rsa::pkcs8::EncodePrivateKey as _;
-                let mut rng = getrandom::SysRng;
+                let mut rng = OsRng;
                 let key = rsa::PrivateKey::new(&mut rng, RSA_BITS)
                     .map_err(|e| KeyError::Generation(e.to_string()))?;
                 let doc = key

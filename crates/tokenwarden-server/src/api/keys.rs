@@ -26,8 +26,9 @@ pub async fn get_keys(
     let t = load(&ctx, &id).await?;
     match keypair::view(&ctx, &t).await? {
         Some(v) => Ok(Json(v)),
+        // Only Snowflake key-pair tokens and private_key_jwt clients have one.
         None => Err(ApiError::from(crate::ops::Error::NotFound(format!(
-            "token {} has no signing key (only Snowflake key-pair tokens and private_key_jwt clients have one)",
+            "a signing key of token {}",
             t.name
         )))),
     }

@@ -38,7 +38,11 @@ fn token_keys_shows_the_sql_and_rotates_through_rsa_public_key_2() {
     assert_eq!(v["current"]["slot"], "rsa_public_key");
 
     // A rotation shows the new key for RSA_PUBLIC_KEY_2; the current one keeps signing.
-    let o = run(dir.path(), &env, &["token", "keys", "sf-loader", "--rotate", "--json"]);
+    let o = run(
+        dir.path(),
+        &env,
+        &["token", "keys", "sf-loader", "--rotate", "--json"],
+    );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -59,7 +63,10 @@ fn token_keys_shows_the_sql_and_rotates_through_rsa_public_key_2() {
     );
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
-    assert!(out.contains(&format!("signing key (RS256): {next}")), "{out}");
+    assert!(
+        out.contains(&format!("signing key (RS256): {next}")),
+        "{out}"
+    );
     assert!(
         out.contains("ALTER USER \"SVC_LOADER\" UNSET RSA_PUBLIC_KEY;"),
         "{out}"
