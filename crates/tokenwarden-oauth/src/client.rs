@@ -580,6 +580,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_assertion_names_the_client_and_the_token_endpoint_and_is_fresh() {
+        use tokenwarden_crypto::keypair::{KeyAlgorithm, SigningKey};
+        let key = SigningKey::generate(KeyAlgorithm::Es256).expect("key");
+        let decode = |jwt: &str, part: usize| -> serde_json::Value {
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(part).unwrap_or_default())
+                .expect("base64url");
+            serde_json::from_slice(&b).expect("json")
+        };
+        let a =
+            client_assertion(&key, "my-client", "https://idp.example/token", 1_000).expect("sign");
+        let b =
+            client_assertion(&key, "my-client", "https://idp.example/token", 1_000).expect("sign");
+        let (header, claims) = (decode(&a, 0), decode(&a, 1));
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["kid"], key.public_key().thumbprint());
+        assert_eq!(claims["iss"], "my-client");
+        assert_eq!(claims["sub"], "my-client");
+        assert_eq!(claims["aud"], "https://idp.example/token");
+        assert_eq!(claims["iat"], 1_000);
+        assert_eq!(claims["exp"], 1_000 + CLIENT_ASSERTION_LIFETIME_SECS);
+        // A new jti every time (RFC 7523 3: the server may refuse a replayed one).
+        assert_ne!(claims["jti"], decode(&b, 1)["jti"]);
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
+    }
+
+    #[test]
     fn r1_pkce_verifier_has_32_random_bytes_and_s256_challenge() {
         let a = Pkce::generate();
         let b = Pkce::generate();
