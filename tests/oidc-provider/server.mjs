@@ -32,6 +32,8 @@
 //   {issuer}/device (a form with an xsrf field, tied to the _session cookie), confirms
 //   (confirm=yes, or abort=yes for access_denied), signs in through /interaction/:uid as below,
 //   and lands on /device/:uid ("Sign-in Success").
+//   CLIENT_ID + "-pkjwt" token_endpoint_auth_method private_key_jwt, its keys from the
+//                       environment variable PRIVATE_KEY_JWT_JWKS (only when that is set)
 //
 // Behaviour: PKCE with S256 is required on every authorization request; a refresh token is
 // issued with every authorization code exchange (no offline_access scope or prompt=consent
@@ -110,6 +112,14 @@ const redirectUri = envString('REDIRECT_URI', 'http://127.0.0.1:8420/oauth/callb
 const accessTokenTtl = envInt('ACCESS_TOKEN_TTL', 60, 1);
 const refreshTokenTtl = envInt('REFRESH_TOKEN_TTL', 86400, 1);
 const rotateRefreshTokens = envBool('ROTATE_REFRESH_TOKENS', true);
+let privateKeyJwtJwks;
+if (envString('PRIVATE_KEY_JWT_JWKS', '')) {
+  try {
+    privateKeyJwtJwks = JSON.parse(process.env.PRIVATE_KEY_JWT_JWKS);
+  } catch {
+    fail('PRIVATE_KEY_JWT_JWKS must be a JSON Web Key Set ({"keys": [...]})');
+  }
+}
 if (port > 65535) fail(`PORT must be at most 65535, got ${port}`);
 try {
   new URL(redirectUri); // eslint-disable-line no-new
@@ -280,6 +290,11 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
       id_token_signed_response_alg: 'ES256',
     },
+    // private_key_jwt (RFC 7523): registered only when PRIVATE_KEY_JWT_JWKS holds the client's
+    // public keys ({"keys": [...]}), e.g. the JWKS tokenwarden shows for a token's key.
+    ...(privateKeyJwtJwks
+      ? [{ ...clientBase, client_secret: undefined, client_id: `${clientId}-pkjwt`, token_endpoint_auth_method: 'private_key_jwt', jwks: privateKeyJwtJwks }]
+      : []),
   ],
   responseTypes: ['code'],
   scopes: ['openid', 'offline_access', ...API_SCOPES],

@@ -28,23 +28,65 @@ struct StatementRequest {
     parameters: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A refused login: Snowflake's code and message (the request id is appended when sent).
+/// A refused login: Snowflake's code and message (the request id is appended when sent), and for
+/// a key-pair JWT why it was refused (kept under that id for `SYSTEM$GET_LOGIN_FAILURE_DETAILS`).
 struct Unauthorized {
     code: &'static str,
     message: String,
+    failure: Option<(crate::keypair::JwtRefusal, Option<String>)>,
 }
 
 fn unauthorized(code: &'static str, message: &str) -> Unauthorized {
     Unauthorized {
         code,
         message: message.to_string(),
+        failure: None,
     }
 }
 
+/// The session of a user who logged in, in the role asked for (granted) or their default one.
+fn session_for(
+    inner: &Inner,
+    user: &str,
+    requested_role: Option<&str>,
+) -> Result<SqlSession, Unauthorized> {
+    let Some(u) = inner.users.get(user) else {
+        return Err(unauthorized(
+            "390100",
+            "Incorrect username or password was specified.",
+        ));
+    };
+    let role = match requested_role {
+        Some(r) if u.roles.iter().any(|g| g == r) => r.to_string(),
+        Some(r) => {
+            return Err(unauthorized(
+                "390189",
+                &format!("Role '{r}' specified in the request is not granted to user {user}."),
+            ));
+        }
+        None => u.default_role.clone(),
+    };
+    Ok(SqlSession {
+        user: user.to_string(),
+        role,
+    })
+}
+
 fn unauthorized_response(inner: &mut Inner, err: Unauthorized) -> Response {
-    let Unauthorized { code, message } = err;
+    let Unauthorized {
+        code,
+        message,
+        failure,
+    } = err;
     inner.counters.sql_api_auth_failures += 1;
     let request_id = uuid::Uuid::new_v4();
+    if let Some((refusal, user)) = failure {
+        let at = inner.now();
+        inner.login_failures.insert(
+            request_id.to_string(),
+            crate::keypair::LoginFailure { refusal, user, at },
+        );
+    }
     (
         StatusCode::UNAUTHORIZED,
         axum::Json(json!({"code": code, "message": format!("{message} [{request_id}]")})),
@@ -78,28 +120,17 @@ fn authenticate(
             ));
         };
         let user = user.to_ascii_uppercase();
-        let Some(u) = inner
+        if inner
             .users
             .get(&user)
-            .filter(|u| u.password == password)
-            .cloned()
-        else {
+            .is_none_or(|u| u.password != password)
+        {
             return Err(unauthorized(
                 "390100",
                 "Incorrect username or password was specified.",
             ));
-        };
-        let role = match requested_role {
-            Some(r) if u.roles.iter().any(|g| g == r) => r.to_string(),
-            Some(r) => {
-                return Err(unauthorized(
-                    "390189",
-                    &format!("Role '{r}' specified in the request is not granted to user {user}."),
-                ));
-            }
-            None => u.default_role.clone(),
-        };
-        return Ok(SqlSession { user, role });
+        }
+        return session_for(inner, &user, requested_role);
     }
     if !scheme.eq_ignore_ascii_case("bearer") || credential.is_empty() {
         return Err(unauthorized(
@@ -112,11 +143,19 @@ fn authenticate(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !token_type.eq_ignore_ascii_case("OAUTH") {
-        // Without the header Snowflake takes the bearer token for a key-pair JWT.
-        return Err(unauthorized(
-            "390144",
-            "JWT token is invalid. (Send X-Snowflake-Authorization-Token-Type: OAUTH with an OAuth access token.)",
-        ));
+        // KEYPAIR_JWT, or no header: the emulator takes the bearer token for a key-pair JWT
+        // (an OAuth token sent without the header is refused like a bad JWT).
+        return match crate::keypair::authenticate(inner, credential) {
+            Ok(user) => {
+                inner.counters.keypair_jwt_logins_ok += 1;
+                session_for(inner, &user, requested_role)
+            }
+            Err((refusal, user)) => Err(Unauthorized {
+                code: "390144",
+                message: "JWT token is invalid.".to_string(),
+                failure: Some((refusal, user)),
+            }),
+        };
     }
     let now = inner.now();
     let Some(entry) = inner.access_tokens.get(credential).cloned() else {

@@ -9,6 +9,7 @@ mod clock;
 mod console;
 mod control;
 mod html;
+mod keypair;
 mod oauth;
 mod random;
 mod sql;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "client")]
 pub use client::{AuthorizeOutcome, sign_in_and_consent, sign_in_and_decide};
+pub use keypair::JwtRefusal;
 pub use sql::{Column, ResultSet, SqlError, SqlOutcome, StatementRun};
 pub use state::{ClientType, Counters, IntegrationInfo};
 

@@ -25,6 +25,9 @@ pub(crate) struct User {
     pub password: String,
     pub default_role: String,
     pub roles: Vec<String>,
+    /// `RSA_PUBLIC_KEY` and `RSA_PUBLIC_KEY_2` (key-pair authentication).
+    pub rsa_public_key: Option<crate::keypair::RegisteredKey>,
+    pub rsa_public_key_2: Option<crate::keypair::RegisteredKey>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -207,6 +210,8 @@ pub struct Counters {
     pub statements_run: u64,
     /// SQL API requests refused for a bad, expired or revoked token.
     pub sql_api_auth_failures: u64,
+    /// SQL API requests authenticated by a key-pair JWT.
+    pub keypair_jwt_logins_ok: u64,
 }
 
 pub(crate) struct Inner {
@@ -236,6 +241,9 @@ pub(crate) struct Inner {
     pub token_requests_in_flight_max: u32,
     /// Refresh-token grant requests, by the refresh token presented (whatever the answer).
     pub refresh_requests_by_token: HashMap<String, u32>,
+    /// Why each refused login failed, by the UUID its message carried
+    /// (`SYSTEM$GET_LOGIN_FAILURE_DETAILS`).
+    pub login_failures: HashMap<String, crate::keypair::LoginFailure>,
 }
 
 impl Inner {
@@ -261,6 +269,8 @@ impl Inner {
                         password: u.password.clone(),
                         default_role,
                         roles,
+                        rsa_public_key: None,
+                        rsa_public_key_2: None,
                     },
                 )
             })
@@ -287,6 +297,7 @@ impl Inner {
             token_requests_in_flight: 0,
             token_requests_in_flight_max: 0,
             refresh_requests_by_token: HashMap::new(),
+            login_failures: HashMap::new(),
         }
     }
 

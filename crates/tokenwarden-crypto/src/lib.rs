@@ -8,6 +8,8 @@
 //!
 //! Sealed layout: `0x01 | key-id length (1 byte) | key id (ASCII) | nonce (12) | ciphertext+tag`.
 
+pub mod keypair;
+
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;

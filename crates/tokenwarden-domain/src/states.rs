@@ -178,6 +178,8 @@ string_enum!(
         TokenExpired = "token.expired",
         TokenStatus = "token.status",
         TokenTest = "token.test",
+        /// A signing key's rotation started, finished or was cancelled (detail `step`).
+        TokenKeyRotate = "token.key_rotate",
         TokenRead = "token.read",
         AppCreate = "app.create",
         AppUpdate = "app.update",

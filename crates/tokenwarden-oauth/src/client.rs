@@ -303,16 +303,6 @@ impl OAuthClient {
                 form.push(("device_code", device_code.expose_secret().into()));
             }
         }
-        if p.client_auth == ClientAuth::PrivateKeyJwt {
-            // Filled in by the key-pair work (issue 12): a client assertion signed with the
-            // token's key. Until then nothing is sent.
-            return Err(TokenError::Refused {
-                status: 0,
-                error: "unsupported_client_auth".into(),
-                description: Some("private_key_jwt is not available yet".into()),
-                message: None,
-            });
-        }
         let res = self
             .post_form(&p.token_url, p.client_auth, client_id, secret, form)
             .await
@@ -361,8 +351,13 @@ impl OAuthClient {
                 form.push(("client_id", client_id.into()));
                 form.push(("client_secret", secret.expose_secret().into()));
             }
-            // The caller put the signed client assertion (RFC 7523 2.2) in the form.
-            (ClientAuth::PrivateKeyJwt, Some(_)) => form.push(("client_id", client_id.into())),
+            (ClientAuth::PrivateKeyJwt, Some(assertion)) => {
+                // RFC 7523 2.2: the "secret" is a client assertion the caller signed with the
+                // token's key ([`client_assertion`]), fresh for this request.
+                form.push(("client_id", client_id.into()));
+                form.push(("client_assertion_type", CLIENT_ASSERTION_TYPE.into()));
+                form.push(("client_assertion", assertion.expose_secret().into()));
+            }
         }
         let body: String = form
             .iter()
@@ -381,6 +376,18 @@ impl OAuthClient {
         &self,
         p: &ResolvedProvider,
         access_token: &SecretString,
+    ) -> Result<String, String> {
+        self.test_connection_typed(p, access_token, "OAUTH").await
+    }
+
+    /// [`OAuthClient::test_connection`] with the Snowflake SQL API's
+    /// `X-Snowflake-Authorization-Token-Type` chosen: `OAUTH`, or `KEYPAIR_JWT` for a key-pair
+    /// JWT.
+    pub async fn test_connection_typed(
+        &self,
+        p: &ResolvedProvider,
+        access_token: &SecretString,
+        snowflake_token_type: &str,
     ) -> Result<String, String> {
         match &p.probe {
             Probe::None => Err(
@@ -421,7 +428,7 @@ impl OAuthClient {
                     .http
                     .post(&url)
                     .bearer_auth(access_token.expose_secret())
-                    .header("X-Snowflake-Authorization-Token-Type", "OAUTH")
+                    .header("X-Snowflake-Authorization-Token-Type", snowflake_token_type)
                     .header("Accept", "application/json")
                     .json(&body)
                     .send()
@@ -454,6 +461,35 @@ impl OAuthClient {
             }
         }
     }
+}
+
+/// `client_assertion_type` for a JWT client assertion (RFC 7523 section 2.2).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid.
+pub const CLIENT_ASSERTION_LIFETIME_SECS: i64 = 300;
+
+/// A `private_key_jwt` client assertion (RFC 7523 section 3, OpenID Connect Core section 9):
+/// `iss` = `sub` = `client_id`, `aud` = the token endpoint, a random `jti`, `iat` = `now` (epoch
+/// seconds), `exp` five minutes later; the header names the key by its JWK thumbprint (`kid`),
+/// as in the JWKS shown to the admin.
+pub fn client_assertion(
+    key: &tokenwarden_crypto::keypair::SigningKey,
+    client_id: &str,
+    token_url: &str,
+    now: i64,
+) -> Result<String, tokenwarden_crypto::keypair::KeyError> {
+    let jti = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(tokenwarden_crypto::random_bytes::<18>());
+    let claims = serde_json::json!({
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "jti": jti,
+        "iat": now,
+        "exp": now + CLIENT_ASSERTION_LIFETIME_SECS,
+    });
+    key.sign_jwt(Some(&key.public_key().thumbprint()), &claims)
 }
 
 /// The largest token endpoint answer accepted: a real one is a few kilobytes.
@@ -583,6 +619,33 @@ pub fn parse_token_response(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_assertion_names_the_client_and_the_token_endpoint_and_is_fresh() {
+        use tokenwarden_crypto::keypair::{KeyAlgorithm, SigningKey};
+        let key = SigningKey::generate(KeyAlgorithm::Es256).expect("key");
+        let decode = |jwt: &str, part: usize| -> serde_json::Value {
+            let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwt.split('.').nth(part).unwrap_or_default())
+                .expect("base64url");
+            serde_json::from_slice(&b).expect("json")
+        };
+        let a =
+            client_assertion(&key, "my-client", "https://idp.example/token", 1_000).expect("sign");
+        let b =
+            client_assertion(&key, "my-client", "https://idp.example/token", 1_000).expect("sign");
+        let (header, claims) = (decode(&a, 0), decode(&a, 1));
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["kid"], key.public_key().thumbprint());
+        assert_eq!(claims["iss"], "my-client");
+        assert_eq!(claims["sub"], "my-client");
+        assert_eq!(claims["aud"], "https://idp.example/token");
+        assert_eq!(claims["iat"], 1_000);
+        assert_eq!(claims["exp"], 1_000 + CLIENT_ASSERTION_LIFETIME_SECS);
+        // A new jti every time (RFC 7523 3: the server may refuse a replayed one).
+        assert_ne!(claims["jti"], decode(&b, 1)["jti"]);
+        assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 22));
+    }
 
     #[test]
     fn r1_pkce_verifier_has_32_random_bytes_and_s256_challenge() {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod device;
 pub mod schema;
 pub mod snowflake;
+pub mod snowflake_keypair;
 
 pub use catalog::{Catalog, CatalogError, ClientAuth, Probe, ProviderTemplate, ResolvedProvider};
 pub use client::{ClientCredentials, Grant, OAuthClient, Pkce, TokenError, TokenResponse};

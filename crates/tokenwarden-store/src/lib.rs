@@ -143,6 +143,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Writes a polled flow's new state, only while that flow (its `id`) is still pending:
     /// `false` if it was replaced or ended meanwhile.
     async fn update_device_flow(&self, flow: &DeviceFlowRecord) -> Result<bool>;
+    // --- signing keys (issue 12) --------------------------------------------------------------
+    /// The signing keys of a token, if it has any.
+    async fn get_token_keys(&self, id: TokenId) -> Result<Option<TokenKeys>>;
+    /// Writes a token's keys: creates the row when `expected_version` is `None` (a `Conflict`
+    /// if it exists), else replaces it only if its version is still `expected_version`
+    /// (`VersionMismatch` otherwise). Returns the keys as stored (version bumped).
+    async fn put_token_keys(
+        &self,
+        keys: &TokenKeys,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<TokenKeys>;
 
     // --- refresh bookkeeping -----------------------------------------------------------------
     async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>>;

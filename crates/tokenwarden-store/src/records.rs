@@ -197,10 +197,14 @@ pub enum SealedColumn {
     OAuthStateVerifier,
     /// RFC 8628's device code of a device sign-in, while it is being polled.
     DeviceFlowCode,
+    /// A token's signing key (PKCS#8 PEM): [`TokenKeys::signing_key`].
+    TokenSigningKey,
+    /// A rotation's next signing key: [`TokenKeys::signing_key_next`].
+    TokenSigningKeyNext,
 }
 
 impl SealedColumn {
-    pub const ALL: [SealedColumn; 7] = [
+    pub const ALL: [SealedColumn; 9] = [
         SealedColumn::TokenClientSecret,
         SealedColumn::TokenClientSecret2,
         SealedColumn::TokenAccessToken,
@@ -208,6 +212,8 @@ impl SealedColumn {
         SealedColumn::ChannelSecret,
         SealedColumn::OAuthStateVerifier,
         SealedColumn::DeviceFlowCode,
+        SealedColumn::TokenSigningKey,
+        SealedColumn::TokenSigningKeyNext,
     ];
 
     /// The table holding the column (every one has a TEXT `id` primary key).
@@ -220,6 +226,7 @@ impl SealedColumn {
             SealedColumn::ChannelSecret => "notification_channels",
             SealedColumn::OAuthStateVerifier => "oauth_states",
             SealedColumn::DeviceFlowCode => "device_flows",
+            SealedColumn::TokenSigningKey | SealedColumn::TokenSigningKeyNext => "token_keys",
         }
     }
 
@@ -232,8 +239,27 @@ impl SealedColumn {
             SealedColumn::ChannelSecret => "secret",
             SealedColumn::OAuthStateVerifier => "verifier",
             SealedColumn::DeviceFlowCode => "device_code",
+            SealedColumn::TokenSigningKey => "signing_key",
+            SealedColumn::TokenSigningKeyNext => "signing_key_next",
         }
     }
+}
+
+/// The signing keys tokenwarden generated for a token (table `token_keys`, one row per token):
+/// a Snowflake key-pair token's RSA key, or a `private_key_jwt` client's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKeys {
+    pub token_id: TokenId,
+    /// The key signing now (sealed PKCS#8 PEM).
+    pub signing_key: Sealed,
+    /// A rotation's new key, not signing yet.
+    pub signing_key_next: Option<Sealed>,
+    /// Snowflake: which user property holds `signing_key`'s public key (`rsa_public_key` or
+    /// `rsa_public_key_2`); `None` for `private_key_jwt`.
+    pub slot: Option<String>,
+    /// Bumped by every write; [`crate::Store::put_token_keys`] compares it.
+    pub version: i64,
+    pub updated_at: Timestamp,
 }
 
 /// One sealed value somewhere in the database, for re-encryption.

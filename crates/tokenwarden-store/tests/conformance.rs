@@ -85,6 +85,7 @@ conformance!(
     admins_and_sessions,
     list_apps_returns_every_apps_bindings,
     a_closed_store_is_unavailable,
+    token_keys_are_written_compare_and_set_and_go_with_the_token,
     issue10_item2_the_due_query_returns_only_due_tokens_in_bounded_pages,
     issue10_token_pages_cover_every_row_once_and_stay_stable_under_inserts,
     issue10_token_pages_filter_by_name_provider_and_status,
@@ -196,6 +197,60 @@ fn token(ctx: &Ctx, name: &str, app: Option<AppId>) -> TokenRecord {
         created_at: now,
         updated_at: now,
     }
+}
+
+async fn token_keys_are_written_compare_and_set_and_go_with_the_token(ctx: Ctx) {
+    let s = &ctx.store;
+    let t = token(&ctx, "keypair", None);
+    s.create_token(&t).await.unwrap();
+    assert_eq!(s.get_token_keys(t.id).await.unwrap(), None);
+    let keys = TokenKeys {
+        token_id: t.id,
+        signing_key: Sealed(vec![9, 0, 255]),
+        signing_key_next: None,
+        slot: Some("rsa_public_key".into()),
+        version: 0,
+        updated_at: ctx.clock.now(),
+    };
+    let stored = s
+        .put_token_keys(&keys, None, ctx.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(s.get_token_keys(t.id).await.unwrap(), Some(stored.clone()));
+    // A second create is a conflict; a stale version is refused.
+    assert!(matches!(
+        s.put_token_keys(&keys, None, ctx.clock.now()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut next = stored.clone();
+    next.signing_key_next = Some(Sealed(vec![1; 40]));
+    let v2 = s
+        .put_token_keys(&next, Some(1), ctx.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert!(matches!(
+        s.put_token_keys(&next, Some(1), ctx.clock.now()).await,
+        Err(StoreError::VersionMismatch(_))
+    ));
+    assert_eq!(
+        s.get_token_keys(t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .signing_key_next,
+        Some(Sealed(vec![1; 40]))
+    );
+    // The keys are sealed values like the others (re-encryption walks them).
+    let refs = s.sealed_values().await.unwrap();
+    assert!(
+        refs.iter()
+            .any(|r| r.column == SealedColumn::TokenSigningKeyNext && r.row_id == t.id.to_string())
+    );
+    // Deleting the token deletes its keys.
+    s.delete_token(t.id).await.unwrap();
+    assert_eq!(s.get_token_keys(t.id).await.unwrap(), None);
 }
 
 async fn migrations_are_idempotent_and_safe_concurrently(ctx: Ctx) {
@@ -1925,7 +1980,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10, 11];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10, 11, 12];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

@@ -82,6 +82,9 @@ pub struct OidcProviderConfig {
     pub refresh_token_ttl_secs: u64,
     /// `ROTATE_REFRESH_TOKENS`.
     pub rotate_refresh_tokens: bool,
+    /// `PRIVATE_KEY_JWT_JWKS`: the public keys (a JWKS) of the `{client_id}-pkjwt` client, which
+    /// authenticates with `private_key_jwt`; that client exists only when this is set.
+    pub private_key_jwt_jwks: Option<String>,
 }
 
 impl Default for OidcProviderConfig {
@@ -96,6 +99,7 @@ impl Default for OidcProviderConfig {
             access_token_ttl_secs: 60,
             refresh_token_ttl_secs: 86_400,
             rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
         }
     }
 }
@@ -160,6 +164,10 @@ impl OidcProvider {
                 } else {
                     "false"
                 },
+            )
+            .env(
+                "PRIVATE_KEY_JWT_JWKS",
+                config.private_key_jwt_jwks.as_deref().unwrap_or_default(),
             )
             .env_remove("OIDC_PROVIDER_IGNORE_STDIN")
             .stdin(Stdio::piped())
@@ -930,6 +938,7 @@ mod tests {
             access_token_ttl_secs,
             refresh_token_ttl_secs: 3600,
             rotate_refresh_tokens: rotate,
+            private_key_jwt_jwks: None,
         }
     }
 

@@ -273,6 +273,32 @@ pub(crate) enum TokenCommand {
         #[arg(long, value_name = "APP")]
         app: Option<String>,
     },
+    /// Show a token's signing key: its fingerprint and, for a Snowflake key-pair token, the
+    /// `ALTER USER ... SET RSA_PUBLIC_KEY` SQL to run (for private_key_jwt, the JWKS to paste at
+    /// the provider); or rotate it.
+    Keys {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Start a rotation: a new key is generated and shown (the current one keeps signing).
+        #[arg(long, conflicts_with_all = ["finish", "cancel"])]
+        rotate: bool,
+        /// Finish the rotation: test the new key with Snowflake (or, with --confirmed, take the
+        /// admin's word that it is assigned), then sign with it.
+        #[arg(long, conflicts_with = "cancel")]
+        finish: bool,
+        /// With --finish: the new key is assigned; skip the connection test.
+        #[arg(long, requires = "finish")]
+        confirmed: bool,
+        /// Abandon a rotation in progress.
+        #[arg(long)]
+        cancel: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

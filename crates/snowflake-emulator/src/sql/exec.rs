@@ -292,7 +292,148 @@ fn execute(inner: &mut Inner, session: &mut SqlSession, stmt: Stmt) -> Result<Re
             inner.revoke(&user, &integration);
             Ok(ResultSet::status("Statement executed successfully."))
         }
+        Stmt::AlterUserSet {
+            if_exists,
+            user,
+            props,
+        } => {
+            if !manages_users(session) {
+                return Err(deny(inner));
+            }
+            let mut keys = Vec::new();
+            for prop in &props {
+                let second = match prop.name.as_str() {
+                    "RSA_PUBLIC_KEY" => false,
+                    "RSA_PUBLIC_KEY_2" => true,
+                    other => {
+                        return Err(SqlError::syntax(format!(
+                            "invalid property '{other}' for 'USER' (the emulator sets RSA_PUBLIC_KEY and RSA_PUBLIC_KEY_2)."
+                        )));
+                    }
+                };
+                let value = string(prop)?;
+                let key = crate::keypair::RegisteredKey::parse(&value).map_err(|why| {
+                    SqlError::invalid_value(format!(
+                        "Invalid value for property '{}': {why}.",
+                        prop.name
+                    ))
+                })?;
+                keys.push((second, key));
+            }
+            let Some(u) = inner.users.get_mut(&user) else {
+                return user_missing(&user, if_exists);
+            };
+            for (second, key) in keys {
+                if second {
+                    u.rsa_public_key_2 = Some(key);
+                } else {
+                    u.rsa_public_key = Some(key);
+                }
+            }
+            Ok(ResultSet::status("Statement executed successfully."))
+        }
+        Stmt::AlterUserUnset {
+            if_exists,
+            user,
+            names,
+        } => {
+            if !manages_users(session) {
+                return Err(deny(inner));
+            }
+            for name in &names {
+                if name != "RSA_PUBLIC_KEY" && name != "RSA_PUBLIC_KEY_2" {
+                    return Err(SqlError::syntax(format!(
+                        "invalid property '{name}' for 'USER' (the emulator unsets RSA_PUBLIC_KEY and RSA_PUBLIC_KEY_2)."
+                    )));
+                }
+            }
+            let Some(u) = inner.users.get_mut(&user) else {
+                return user_missing(&user, if_exists);
+            };
+            for name in &names {
+                if name == "RSA_PUBLIC_KEY_2" {
+                    u.rsa_public_key_2 = None;
+                } else {
+                    u.rsa_public_key = None;
+                }
+            }
+            Ok(ResultSet::status("Statement executed successfully."))
+        }
+        Stmt::DescUser { user } => {
+            if !manages_users(session) && session.user != user {
+                return Err(deny(inner));
+            }
+            let Some(u) = inner.users.get(&user) else {
+                return user_missing(&user, false);
+            };
+            let mut rs = ResultSet::new(&[
+                ("property", "text"),
+                ("value", "text"),
+                ("default", "text"),
+                ("description", "text"),
+            ]);
+            let mut row = |p: &str, v: Option<String>, d: &str| {
+                rs.rows.push(vec![
+                    Some(p.to_string()),
+                    Some(v.unwrap_or_else(|| "null".to_string())),
+                    Some("null".to_string()),
+                    Some(d.to_string()),
+                ]);
+            };
+            row("NAME", Some(u.name.clone()), "Name");
+            row("LOGIN_NAME", Some(u.name.clone()), "Login name of the user");
+            row(
+                "DEFAULT_ROLE",
+                Some(u.default_role.clone()),
+                "Primary principal of user session will be set to this role",
+            );
+            let key =
+                |k: &Option<crate::keypair::RegisteredKey>| k.as_ref().map(|k| k.base64.clone());
+            let fp = |k: &Option<crate::keypair::RegisteredKey>| {
+                k.as_ref().map(|k| k.fingerprint.clone())
+            };
+            row(
+                "RSA_PUBLIC_KEY",
+                key(&u.rsa_public_key),
+                "RSA public key of the user",
+            );
+            row(
+                "RSA_PUBLIC_KEY_FP",
+                fp(&u.rsa_public_key),
+                "Fingerprint of user's RSA public key.",
+            );
+            row(
+                "RSA_PUBLIC_KEY_2",
+                key(&u.rsa_public_key_2),
+                "Second RSA public key of the user",
+            );
+            row(
+                "RSA_PUBLIC_KEY_2_FP",
+                fp(&u.rsa_public_key_2),
+                "Fingerprint of user's second RSA public key.",
+            );
+            Ok(rs)
+        }
     }
+}
+
+/// ACCOUNTADMIN, SECURITYADMIN and USERADMIN manage users.
+fn manages_users(session: &SqlSession) -> bool {
+    matches!(
+        session.role.as_str(),
+        "ACCOUNTADMIN" | "SECURITYADMIN" | "USERADMIN"
+    )
+}
+
+fn user_missing(user: &str, if_exists: bool) -> Result<ResultSet, SqlError> {
+    if if_exists {
+        return Ok(ResultSet::status("Statement executed successfully."));
+    }
+    Err(SqlError::new(
+        "002003",
+        "02000",
+        format!("SQL compilation error:\nUser '{user}' does not exist or not authorized."),
+    ))
 }
 
 fn eval(inner: &Inner, session: &SqlSession, expr: &Expr) -> Result<String, SqlError> {
@@ -314,6 +455,17 @@ fn eval(inner: &Inner, session: &SqlSession, expr: &Expr) -> Result<String, SqlE
                 // The argument is case-sensitive: 'tw_sales' does not find TW_SALES.
                 let integ = inner.integrations.get(&arg).ok_or_else(|| SqlError::does_not_exist(&arg))?;
                 Ok(client_secrets_json(integ))
+            }
+            ("SYSTEM$GET_LOGIN_FAILURE_DETAILS", [arg]) => {
+                let arg = eval(inner, session, arg)?;
+                if session.role != "ACCOUNTADMIN" {
+                    return Err(SqlError::insufficient_privileges(&inner.account));
+                }
+                Ok(inner
+                    .login_failures
+                    .get(arg.trim())
+                    .map(|f| f.details())
+                    .unwrap_or_else(|| "null".to_string()))
             }
             ("SYSTEM$SHOW_OAUTH_CLIENT_SECRETS", _) => Err(SqlError::syntax(
                 "SYSTEM$SHOW_OAUTH_CLIENT_SECRETS takes one argument: the integration name in single quotes."

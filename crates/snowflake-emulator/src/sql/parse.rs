@@ -334,6 +334,21 @@ pub(crate) enum Stmt {
     UseRole {
         role: String,
     },
+    /// `ALTER USER [IF EXISTS] u SET RSA_PUBLIC_KEY = '...' [RSA_PUBLIC_KEY_2 = '...']`.
+    AlterUserSet {
+        if_exists: bool,
+        user: String,
+        props: Vec<Prop>,
+    },
+    /// `ALTER USER [IF EXISTS] u UNSET RSA_PUBLIC_KEY [, RSA_PUBLIC_KEY_2]`.
+    AlterUserUnset {
+        if_exists: bool,
+        user: String,
+        names: Vec<String>,
+    },
+    DescUser {
+        user: String,
+    },
 }
 
 struct Parser<'a> {
@@ -585,10 +600,36 @@ pub(crate) fn parse(stmt: &RawStatement) -> PResult<Stmt> {
         }
         "ALTER" => {
             if p.eat_kw("USER") {
-                if p.eat_kw("IF") {
+                let if_exists = if p.eat_kw("IF") {
                     p.expect_kw("EXISTS")?;
-                }
+                    true
+                } else {
+                    false
+                };
                 let user = p.ident()?;
+                if p.eat_kw("SET") {
+                    let props = p.props()?;
+                    if props.is_empty() {
+                        return Err(p.err());
+                    }
+                    return Ok(Stmt::AlterUserSet {
+                        if_exists,
+                        user,
+                        props,
+                    });
+                }
+                if p.eat_kw("UNSET") {
+                    let mut names = vec![p.ident()?];
+                    while p.eat_sym(',') {
+                        names.push(p.ident()?);
+                    }
+                    p.end()?;
+                    return Ok(Stmt::AlterUserUnset {
+                        if_exists,
+                        user,
+                        names,
+                    });
+                }
                 p.expect_kw("REMOVE")?;
                 p.expect_kw("DELEGATED")?;
                 if !p.eat_kw("AUTHORIZATIONS") {
@@ -666,6 +707,11 @@ pub(crate) fn parse(stmt: &RawStatement) -> PResult<Stmt> {
             Stmt::ShowIntegrations { like }
         }
         "DESC" | "DESCRIBE" => {
+            if p.eat_kw("USER") {
+                let user = p.ident()?;
+                p.end()?;
+                return Ok(Stmt::DescUser { user });
+            }
             integration_kw(&mut p, true)?;
             let name = p.ident()?;
             Stmt::DescIntegration { name }

@@ -2,6 +2,7 @@
 
 mod common;
 mod faults;
+mod keypair;
 mod oauth_flow;
 mod refresh;
 mod sql;

@@ -4,6 +4,7 @@ mod admins;
 mod apps;
 mod doc;
 mod flow;
+mod keys;
 mod notifications;
 mod schema;
 mod tokens;
@@ -95,6 +96,10 @@ fn routes(with_read: bool) -> OpenApiRouter<AppContext> {
         .routes(routes!(flow::authorize))
         .routes(routes!(flow::start_device, flow::device_status))
         .routes(routes!(flow::test_connection))
+        .routes(routes!(keys::get_keys))
+        .routes(routes!(keys::rotate_keys))
+        .routes(routes!(keys::finish_rotation))
+        .routes(routes!(keys::cancel_rotation))
         .routes(routes!(flow::list_providers));
     let api = if with_read {
         api.routes(routes!(flow::read_access_token))

@@ -351,10 +351,29 @@ pub async fn create(ctx: &AppContext, actor: &str, new: NewToken) -> Result<Toke
         updated_at: now,
     };
     check_token(ctx, &token)?;
+    if token.grant == Grant::SnowflakeKeypair {
+        // The JWTs must name an account and a user: refused now, not at the first mint.
+        crate::ops::grant::keypair::identity(&token)?;
+    }
     ctx.store.create_token(&token).await.map_err(|e| match e {
         StoreError::Conflict(_) => name_taken(&token.name, new.app.as_ref()),
         other => other.into(),
     })?;
+    // A key-pair token and a private_key_jwt client get their key now (shown with its SQL or
+    // JWKS by GET /tokens/{id}/keys).
+    let keypair = token.grant == Grant::SnowflakeKeypair;
+    if (keypair || token.client_auth == Some(ClientAuthMethod::PrivateKeyJwt))
+        && let Err(e) = crate::ops::grant::keypair::create_first_key(
+            ctx,
+            &token,
+            tokenwarden_crypto::keypair::KeyAlgorithm::Rs256,
+            keypair,
+        )
+        .await
+    {
+        let _ = ctx.store.delete_token(token.id).await;
+        return Err(e);
+    }
     audit::record(
         ctx,
         actor,

@@ -10,6 +10,7 @@
 mod admins;
 mod apps;
 mod auth_pages;
+mod keys;
 mod notify;
 mod pager;
 pub mod session;
@@ -57,6 +58,9 @@ pub fn router(ctx: &AppContext) -> axum::Router<AppContext> {
         )
         .route("/tokens/{id}/device/status", get(tokens::device_status))
         .route("/tokens/{id}/test", post(tokens::test))
+        .route("/tokens/{id}/keys/rotate", post(keys::rotate))
+        .route("/tokens/{id}/keys/finish", post(keys::finish))
+        .route("/tokens/{id}/keys/cancel", post(keys::cancel))
         .route("/ui/provider-fields", get(tokens::provider_fields))
         .route("/ui/check-setting", get(tokens::check_setting))
         .route("/ui/suggest/{list}", get(tokens::suggest))

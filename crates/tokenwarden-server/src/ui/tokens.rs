@@ -623,6 +623,10 @@ struct DetailPage {
     audit: Vec<AuditRow>,
     /// Offer a device sign-in (RFC 8628).
     device_signin: bool,
+    /// The signing key card (Snowflake key-pair, private_key_jwt): `partials/token_keys.html`.
+    keys: Option<crate::ops::grant::keypair::KeysView>,
+    keys_message: String,
+    keys_ok: bool,
 }
 
 async fn owner(ctx: &AppContext, t: &TokenRecord) -> UiResult<Option<AppRecord>> {
@@ -696,6 +700,9 @@ pub async fn detail(
             .unwrap_or_default(),
         audit,
         device_signin: t.grant == tokenwarden_domain::Grant::DeviceCode,
+        keys: grant::keypair::view(&ctx, &t).await?,
+        keys_message: String::new(),
+        keys_ok: true,
     })
 }
 

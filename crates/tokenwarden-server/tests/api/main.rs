@@ -336,6 +336,7 @@ mod flows;
 mod fuzz;
 mod grant;
 mod hardening;
+mod keypair;
 mod limits;
 mod metrics;
 mod oidc;

@@ -24,6 +24,7 @@ async fn provider_for(t: &TestApp) -> OidcProvider {
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 86_400,
             rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
         })
     })
     .await

@@ -15,6 +15,7 @@ mod channels;
 mod device;
 mod keys;
 mod leases;
+mod token_keys;
 mod tokens;
 
 use crate::records::*;
@@ -515,6 +516,18 @@ impl Store for SqlStore {
     }
 
     // --- refresh bookkeeping
+    async fn get_token_keys(&self, id: TokenId) -> Result<Option<TokenKeys>> {
+        token_keys::get(&self.pool, id).await
+    }
+    async fn put_token_keys(
+        &self,
+        keys: &TokenKeys,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<TokenKeys> {
+        token_keys::put(&self.pool, keys, expected_version, now).await
+    }
+
     async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>> {
         tokens::get_health(&self.pool, id).await
     }

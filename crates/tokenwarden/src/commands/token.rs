@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use tokenwarden_domain::{AppName, DeviceFlowStatus, ProviderId, Rfc3339, TokenName};
 use tokenwarden_server::ops;
 use tokenwarden_server::ops::grant::device;
+use tokenwarden_server::ops::grant::keypair::{self, KeysView, PublicKeyView};
 
 /// The environment variable a client secret may come from.
 const CLIENT_SECRET_ENV: &str = "TOKENWARDEN_CLIENT_SECRET";
@@ -85,6 +86,50 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                     ],
                     &rows,
                 );
+            }
+            Ok(())
+        }
+        TokenCommand::Keys {
+            name,
+            app,
+            rotate,
+            finish,
+            confirmed,
+            cancel,
+            json,
+        } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let token = find(&ctx, &name, app.as_deref()).await?;
+            let err = |e: ops::Error| anyhow::anyhow!("{e}");
+            let (view, test) = if rotate {
+                (
+                    keypair::rotate(&ctx, &token, "cli").await.map_err(err)?,
+                    None,
+                )
+            } else if finish {
+                let done = keypair::finish_rotation(&ctx, &token, "cli", confirmed)
+                    .await
+                    .map_err(err)?;
+                (done.keys, done.test)
+            } else if cancel {
+                (
+                    keypair::cancel_rotation(&ctx, &token, "cli")
+                        .await
+                        .map_err(err)?,
+                    None,
+                )
+            } else {
+                let view = keypair::view(&ctx, &token).await.map_err(err)?.with_context(|| {
+                    format!(
+                        "token {name} has no signing key (only Snowflake key-pair tokens and private_key_jwt clients have one)"
+                    )
+                })?;
+                (view, None)
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_keys(&view, test.as_deref());
             }
             Ok(())
         }
@@ -285,4 +330,35 @@ async fn find(
                 format!("there is no global token named {name} (use --app for an app-level token)")
             }
         })
+}
+
+fn print_key(title: &str, k: &PublicKeyView) {
+    println!("{title} ({}): {}", k.algorithm, k.fingerprint);
+    match &k.set_sql {
+        Some(sql) => println!("  run in Snowflake:\n  {sql}"),
+        None => println!("  JWKS to register at the provider:\n  {}", k.jwks),
+    }
+}
+
+/// The keys as text: what to run or paste, and the fingerprints to compare with
+/// `DESC USER` (`RSA_PUBLIC_KEY_FP`).
+pub(crate) fn print_keys(v: &KeysView, test: Option<&str>) {
+    if let Some(t) = test {
+        println!("connection test with the new key: {t}");
+    }
+    print_key("signing key", &v.current);
+    if let Some(next) = &v.next {
+        print_key("next key (rotation in progress, not signing yet)", next);
+        println!(
+            "  then: tokenwarden token keys NAME --finish (tests the new key) or --finish --confirmed"
+        );
+    }
+    if let Some(sql) = &v.unset_old_sql {
+        println!(
+            "after a rotation, once the old key's JWTs expired (an hour), remove the old key:\n  {sql}"
+        );
+    }
+    if let Some(sql) = &v.describe_sql {
+        println!("check the fingerprints in Snowflake with:\n  {sql}");
+    }
 }

@@ -187,6 +187,7 @@ mod backup;
 mod crash;
 mod hardening;
 mod instances;
+mod keypair;
 mod keys;
 mod life;
 mod secrets;

@@ -387,6 +387,7 @@ fn token_create_with_client_credentials_fetches_the_access_token_and_an_app_read
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 3600,
             rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
         },
     );
     let o = run(dir.path(), &[], &["app", "create", "m2m", "--token", "api"]);
@@ -527,6 +528,7 @@ fn token_authorize_on_a_device_code_token_prints_the_code_and_waits_for_the_appr
             access_token_ttl_secs: 300,
             refresh_token_ttl_secs: 3600,
             rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
         },
     );
     let o = run(

@@ -6,6 +6,7 @@
 
 pub mod authorize;
 pub mod device;
+pub mod keypair;
 pub mod read;
 pub mod refresh;
 pub mod test;
@@ -97,9 +98,9 @@ pub async fn start(
         Grant::DeviceCode => Ok(Started::Device(Box::new(
             device::start(ctx, t, actor).await?,
         ))),
-        Grant::SnowflakeKeypair => Err(Error::Invalid(
-            "Snowflake key-pair tokens are not available yet".into(),
-        )),
+        Grant::SnowflakeKeypair => Ok(Started::Ready(Box::new(
+            keypair::activate(ctx, t, actor).await?,
+        ))),
     }
 }
 
@@ -136,13 +137,32 @@ fn obtain_error(t: &TokenRecord, e: RefreshError) -> Error {
 pub fn renewable(t: &TokenRecord) -> bool {
     match t.grant {
         Grant::AuthorizationCode | Grant::DeviceCode => t.material.refresh_token.is_some(),
-        Grant::ClientCredentials => t.client_secret.is_some() || t.client_secret_2.is_some(),
-        Grant::SnowflakeKeypair => false,
+        Grant::ClientCredentials => {
+            t.client_secret.is_some()
+                || t.client_secret_2.is_some()
+                || t.client_auth == Some(tokenwarden_domain::ClientAuthMethod::PrivateKeyJwt)
+        }
+        // A key-pair token mints its JWT from its key: renewable once activated.
+        Grant::SnowflakeKeypair => t.material.access_token.is_some(),
     }
 }
 
-/// The stored client secrets, opened, in the order they are tried.
+/// The stored client secrets, opened, in the order they are tried. For a token that
+/// authenticates with `private_key_jwt`: one fresh client assertion (RFC 7523) signed with the
+/// token's key, what the token endpoint gets instead of a secret.
 pub async fn client_secrets(ctx: &AppContext, t: &TokenRecord) -> Result<Vec<SecretString>> {
+    if t.client_auth == Some(tokenwarden_domain::ClientAuthMethod::PrivateKeyJwt) {
+        let provider = resolve(ctx, t)?;
+        let key = keypair::client_key(ctx, t).await?;
+        let assertion = tokenwarden_oauth::client::client_assertion(
+            &key,
+            t.client_id.as_deref().unwrap_or_default(),
+            &provider.token_url,
+            ctx.clock.now().timestamp(),
+        )
+        .map_err(Error::internal)?;
+        return Ok(vec![SecretString::from(assertion)]);
+    }
     let mut out = Vec::new();
     for (column, sealed) in [
         (SealedColumn::TokenClientSecret, &t.client_secret),

@@ -402,6 +402,8 @@ async fn refresh_holding(
         return Err(RefreshError::Busy);
     }
     let answer = match &renewal {
+        // Minted here: nothing is sent anywhere, so it cannot be refused.
+        Renewal::KeypairJwt => Ok(super::keypair::mint(ctx, &t).await?),
         Renewal::RefreshToken(sealed) => {
             let refresh_token = ctx
                 .vault
@@ -471,6 +473,7 @@ async fn refresh_holding(
             marked.status = renewal.refused_status();
             marked.status_reason = Some(match renewal {
                 Renewal::RefreshToken(_) => format!("refresh refused: {e}"),
+                Renewal::KeypairJwt => format!("the key-pair JWT was refused: {e}"),
                 Renewal::ClientCredentials { .. } => {
                     format!("the provider refused the client credentials: {e}")
                 }
@@ -514,7 +517,9 @@ async fn refresh_holding(
                 .await;
             }
             Err(match renewal {
-                Renewal::RefreshToken(_) => RefreshError::NeedsReauthorization(e.to_string()),
+                Renewal::RefreshToken(_) | Renewal::KeypairJwt => {
+                    RefreshError::NeedsReauthorization(e.to_string())
+                }
                 Renewal::ClientCredentials { .. } => RefreshError::NeedsCredentials(e.to_string()),
             })
         }
@@ -548,6 +553,8 @@ enum Renewal {
             Option<tokenwarden_store::Sealed>,
         ),
     },
+    /// Snowflake key pair: a JWT minted from the token's key (no provider call).
+    KeypairJwt,
 }
 
 impl Renewal {
@@ -558,6 +565,7 @@ impl Renewal {
             Renewal::RefreshToken(sealed) => {
                 current.material.refresh_token.as_ref() == Some(sealed)
             }
+            Renewal::KeypairJwt => true,
             Renewal::ClientCredentials { client_id, secrets } => {
                 current.client_id == *client_id
                     && (&current.client_secret, &current.client_secret_2)
@@ -569,7 +577,7 @@ impl Renewal {
     /// The status a permanent refusal leaves the token in.
     fn refused_status(&self) -> TokenStatus {
         match self {
-            Renewal::RefreshToken(_) => TokenStatus::NeedsReauthorization,
+            Renewal::RefreshToken(_) | Renewal::KeypairJwt => TokenStatus::NeedsReauthorization,
             Renewal::ClientCredentials { .. } => TokenStatus::NeedsCredentials,
         }
     }
@@ -582,6 +590,11 @@ impl Renewal {
                 Action::TokenNeedsReauthorization,
                 EventKind::TokenNeedsReauthorization,
                 "the refresh token",
+            ),
+            Renewal::KeypairJwt => (
+                Action::TokenNeedsReauthorization,
+                EventKind::TokenNeedsReauthorization,
+                "the key-pair JWT",
             ),
             Renewal::ClientCredentials { .. } => (
                 Action::TokenNeedsCredentials,
@@ -618,9 +631,7 @@ fn renewal(t: &TokenRecord) -> Result<Renewal, RefreshError> {
                 secrets: (t.client_secret.clone(), t.client_secret_2.clone()),
             })
         }
-        tokenwarden_domain::Grant::SnowflakeKeypair => Err(RefreshError::Core(Error::Invalid(
-            "renewing Snowflake key-pair tokens is not available yet".into(),
-        ))),
+        tokenwarden_domain::Grant::SnowflakeKeypair => Ok(Renewal::KeypairJwt),
     }
 }
 

@@ -26,7 +26,13 @@ pub async fn test_connection(ctx: &AppContext, t: &TokenRecord, actor: &str) -> 
                 ctx.oauth.test_connection(&provider, &token.access).await
             }
             Grant::SnowflakeKeypair => {
-                Err("not available yet for Snowflake key-pair tokens".to_owned())
+                ctx.oauth
+                    .test_connection_typed(
+                        &provider,
+                        &token.access,
+                        tokenwarden_oauth::snowflake_keypair::TOKEN_TYPE,
+                    )
+                    .await
             }
         }
     }

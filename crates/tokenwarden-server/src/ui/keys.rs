@@ -1,0 +1,116 @@
+//! The "Signing key" card of a token's page (issue 12): the public key, its fingerprint and the
+//! Snowflake SQL (or the JWKS for `private_key_jwt`), and the rotation buttons (htmx, each
+//! answering the card again). Adapters of `ops::grant::keypair`.
+
+use super::tokens::load;
+use super::{AdminSession, UiResult, page};
+use crate::AppContext;
+use crate::ops::grant::keypair::{self, KeysView};
+use askama::Template;
+use axum::Form;
+use axum::extract::{Extension, Path, State};
+use serde::Deserialize;
+
+/// The CSRF token the card's buttons send.
+pub struct CardLayout {
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "partials/token_keys.html")]
+pub struct KeysCard {
+    pub l: CardLayout,
+    pub id: String,
+    pub keys: Option<KeysView>,
+    pub keys_message: String,
+    pub keys_ok: bool,
+}
+
+fn card(s: &AdminSession, id: &str, keys: Option<KeysView>, message: String, ok: bool) -> UiResult {
+    page(&KeysCard {
+        l: CardLayout {
+            csrf: s.csrf.clone(),
+        },
+        id: id.to_string(),
+        keys,
+        keys_message: message,
+        keys_ok: ok,
+    })
+}
+
+pub async fn rotate(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    match keypair::rotate(&ctx, &t, &s.actor()).await {
+        Ok(v) => card(
+            &s,
+            &id,
+            Some(v),
+            "A new key was generated; the current key signs until you switch.".into(),
+            true,
+        ),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinishForm {
+    #[serde(default)]
+    confirmed: Option<String>,
+}
+
+pub async fn finish(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+    Form(form): Form<FinishForm>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    let confirmed = form.confirmed.is_some_and(|c| !c.is_empty() && c != "0");
+    match keypair::finish_rotation(&ctx, &t, &s.actor(), confirmed).await {
+        Ok(done) => card(
+            &s,
+            &id,
+            Some(done.keys),
+            match done.test {
+                Some(m) => format!("The new key works ({m}) and signs from now on."),
+                None => "The new key signs from now on.".into(),
+            },
+            true,
+        ),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
+    }
+}
+
+pub async fn cancel(
+    State(ctx): State<AppContext>,
+    Extension(s): Extension<AdminSession>,
+    Path(id): Path<String>,
+) -> UiResult {
+    let t = load(&ctx, &id).await?;
+    match keypair::cancel_rotation(&ctx, &t, &s.actor()).await {
+        Ok(v) => card(&s, &id, Some(v), "The rotation was cancelled.".into(), true),
+        Err(e) => card(
+            &s,
+            &id,
+            keypair::view(&ctx, &t).await?,
+            e.to_string(),
+            false,
+        ),
+    }
+}
