@@ -41,7 +41,7 @@ async fn every_documented_operation_is_routed_and_served_at_api_openapi_json() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 39);
+    assert_eq!(operations, 43);
     // Every operation declares the bearer requirement.
     for item in paths.values() {
         for op in item.as_object().unwrap().values() {

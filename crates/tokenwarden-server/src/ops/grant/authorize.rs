@@ -34,7 +34,9 @@ pub async fn start_authorization(
     let client_id = t.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
         Error::Invalid("this token has no client_id yet: set it (or paste the client secrets output) first".into())
     })?;
-    if t.client_secret.is_none() && t.client_secret_2.is_none() {
+    // A private_key_jwt client proves itself with its key, not a secret.
+    let signs = t.client_auth == Some(tokenwarden_domain::ClientAuthMethod::PrivateKeyJwt);
+    if !signs && t.client_secret.is_none() && t.client_secret_2.is_none() {
         return Err(Error::Invalid("this token has no client secret yet: set it (or paste the client secrets output) first".into()));
     }
     let now = ctx.clock.now();
