@@ -283,12 +283,12 @@ async fn start_once(ctx: &AppContext, id: AppId) -> Result<Option<AppRecord>> {
     if let Some((token, status)) = lifecycle::dead_token_of(ctx, &app).await {
         let what = match status {
             TokenStatus::Expired => "has expired",
-            _ => "needs a new sign-in",
+            _ => "needs re-authorization",
         };
         return Err(Error::TokenUnusable {
             code: "token_needs_reauthorization",
             message: format!(
-                "{} cannot start: token {token} {what}. Sign in again on the token's page; the app then starts by itself.",
+                "{} cannot start: token {token} {what}. Re-authorize it on the token's page; the app then starts by itself.",
                 app.name
             ),
         });
