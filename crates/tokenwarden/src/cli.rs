@@ -70,7 +70,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// List tokens, start a token's OAuth sign-in, rename a token.
+    /// List tokens, authorize or re-authorize a token (its OAuth sign-in), rename a token.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -185,8 +185,9 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Start the OAuth sign-in for a token and print the URL to open in any browser; the running
-    /// service completes it at its callback.
+    /// Authorize a token, or re-authorize it (when it needs re-authorization or its refresh token
+    /// expires soon): starts its OAuth sign-in and prints the URL to open in any browser; the
+    /// running service completes it at its callback.
     Authorize {
         /// The token's name.
         name: String,
@@ -312,7 +313,7 @@ mod tests {
             .map(ToString::to_string)
             .unwrap_or_default();
         assert!(
-            about.contains("List") && about.contains("sign-in"),
+            about.contains("List") && about.contains("re-authorize"),
             "{about}"
         );
     }

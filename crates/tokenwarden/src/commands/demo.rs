@@ -106,7 +106,7 @@ pub(crate) fn run(
              2. Copy the SQL from the setup panel, run it in the Snowflake worksheet as ADMIN.\n  \
              3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
              4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
-             5. Update, then Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
+             5. Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
              Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -H 'Content-Type: application/json' -d '{{\"seconds\": 6912000}}'\n\n  \
              Data: {} ({}). Ctrl-C stops.\n",
             dir.display(),
