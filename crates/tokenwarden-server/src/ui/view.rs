@@ -375,10 +375,9 @@ pub fn action_label(action: &str) -> String {
         A::AppCreate => "App created",
         A::AppUpdate => "App changed",
         A::AppDelete => "App deleted",
-        A::AppStart => "App started by an admin",
-        A::AppStop => "App stopped by an admin",
-        A::AppStarted => "App started again",
-        A::AppStopped => "App stopped",
+        // By an admin, or by tokenwarden as its tokens die and work again: "Who" says which.
+        A::AppStart | A::AppStarted => "App started",
+        A::AppStop | A::AppStopped => "App stopped",
         A::AppKeyCreate => "API key created",
         A::AppKeyRevoke => "API key revoked",
         A::ChannelCreate => "Channel created",
@@ -434,6 +433,9 @@ fn value_text(key: &str, v: &serde_json::Value) -> String {
     let secret = key.contains("secret") || key.contains("password");
     match v {
         Value::String(_) if secret => "(not shown)".to_owned(),
+        // A token's status, as the pages name it.
+        Value::String(text) if matches!(key, "from" | "to" | "status") => TokenStatus::parse(text)
+            .map_or_else(|_| text.clone(), |st| status_label(st).0.to_owned()),
         Value::String(text) => match chrono::DateTime::parse_from_rfc3339(text) {
             Ok(t) => fmt_time(Some(t.with_timezone(&chrono::Utc))),
             Err(_) => text.clone(),
@@ -496,6 +498,7 @@ mod tests {
             "refresh_token_expires_at": "2026-03-01T10:00:00.000Z",
             "client_secret": "hunter2-should-never-be-here",
             "reason": null,
+            "from": "expiring_soon",
         });
         let f = detail_fields(&d);
         let text = format!("{f:?}");
@@ -516,7 +519,11 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("hunter2") && !text.contains('{'), "{text}");
-        assert_eq!(f.len(), 5, "{text}");
+        assert!(
+            f.contains(&("From".into(), "Expiring soon".into())),
+            "{text}"
+        );
+        assert_eq!(f.len(), 6, "{text}");
         assert_eq!(action_label("token.refresh"), "Access token refreshed");
         assert_eq!(action_label("token.future_thing"), "token.future_thing");
     }
