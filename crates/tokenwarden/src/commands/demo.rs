@@ -27,6 +27,13 @@ pub(crate) fn run(
                 .tempdir()?,
         ),
     };
+    // The throwaway folder is private from the start (the folder check would otherwise warn
+    // about its mode on every demo start, a warning meant for production data).
+    #[cfg(unix)]
+    if let Some(t) = &temp {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
     let dir = data_dir.unwrap_or_else(|| {
         temp.as_ref()
             .map(|t| t.path().to_path_buf())
