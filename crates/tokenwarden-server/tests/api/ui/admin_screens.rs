@@ -336,7 +336,7 @@ async fn issue11_tokens_are_renamed_second_secrets_cleared_channels_edited_apps_
         b.get(&t, &format!("/tokens/{id}"))
             .await
             .body
-            .contains("Clear second secret")
+            .contains(">Clear the second secret<")
     );
     let r = b
         .post(&t, &format!("/tokens/{id}/client-secret-2/clear"), &[])

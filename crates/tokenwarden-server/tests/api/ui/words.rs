@@ -269,21 +269,38 @@ async fn issue11_words_the_new_channel_form_shows_the_chosen_kinds_fields_and_bo
 #[tokio::test]
 async fn issue11_words_placeholders_are_hints_and_one_verb_per_action() {
     let t = spawn(Db::Sqlite).await;
-    t.seed().await;
+    let (_, token) = t.seed().await;
+    let id = token["id"].as_str().unwrap();
     make_admin(&t).await;
     let b = sign_in(&t).await;
+    let (_, ch) = t
+        .admin(
+            Method::POST,
+            "/api/v1/notification-channels",
+            Some(json!({"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/a"})),
+        )
+        .await;
+    let ch = ch["id"].as_str().unwrap();
     for path in [
-        "/apps",
-        "/tokens/new",
-        "/notifications",
-        "/audit",
-        "/admins",
+        "/apps".to_owned(),
+        "/tokens/new".to_owned(),
+        "/notifications".to_owned(),
+        "/audit".to_owned(),
+        "/admins".to_owned(),
+        format!("/tokens/{id}"),
+        format!("/tokens/{id}/edit"),
+        format!("/notifications/{ch}"),
+        format!("/notifications/{ch}/edit"),
     ] {
+        let path = path.as_str();
         let page = b.get(&t, path).await.body;
         for p in page.split(r#"placeholder=""#).skip(1) {
             let hint = &p[..p.find('"').unwrap()];
             assert!(
-                hint.starts_with("e.g. ") || hint.starts_with("default: ") || hint == "not set",
+                hint.starts_with("e.g. ")
+                    || hint.starts_with("default: ")
+                    || hint == "not set"
+                    || hint == "set (hidden): type a new one to replace it",
                 "{path}: a placeholder that looks like a value: {hint:?}"
             );
         }
@@ -293,6 +310,8 @@ async fn issue11_words_placeholders_are_hints_and_one_verb_per_action() {
             ">Add admin<",
             ">Add channel<",
             "Sign in again</button>",
+            ">Clear second secret<",
+            ">Delete</button>",
         ] {
             assert!(!page.contains(old), "{path}: {old}");
         }
