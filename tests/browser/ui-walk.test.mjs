@@ -89,6 +89,7 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
     const log = fs.readFileSync(quick.logPath, 'utf8');
     assert.doesNotMatch(log, /production keeps it elsewhere/, 'no production advice for a throwaway folder');
     assert.doesNotMatch(log, /generated a new master key/);
+    assert.doesNotMatch(log, /open to other users/, 'the throwaway folder is private from the start');
   });
 
   test('the seed workflow, then the API key the demo printed reads the token', async () => {
