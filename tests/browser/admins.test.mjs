@@ -51,14 +51,14 @@ describe('the Admins screen', { timeout: 180_000 }, () => {
     await form.getByLabel('Username').fill(BOB.username);
     await form.getByLabel(/^Password/).first().fill(BOB.password);
     await form.getByLabel('Password again').fill('something else entirely');
-    await form.getByRole('button', { name: 'Add admin' }).click();
+    await form.getByRole('button', { name: 'Create admin' }).click();
     await page.getByRole('alert').getByText(/differ/).waitFor();
     assert.doesNotMatch(await page.locator('#admins-list').innerText(), /\bbob\b/);
 
     await page.locator('#add-admin').getByLabel(/^Password/).first().fill(BOB.password);
     await page.locator('#add-admin').getByLabel('Password again').fill(BOB.password);
-    await page.locator('#add-admin').getByRole('button', { name: 'Add admin' }).click();
-    await page.getByRole('status').getByText(/Admin added/).waitFor();
+    await page.locator('#add-admin').getByRole('button', { name: 'Create admin' }).click();
+    await page.getByRole('status').getByText(/Admin created/).waitFor();
     await shot(page, 'admins-list-1280');
 
     // Bob signs in elsewhere; a reset signs him out and only the new password works.
@@ -121,6 +121,10 @@ describe('the Admins screen', { timeout: 180_000 }, () => {
     assert.equal(reloaded.status(), 410);
     await page.getByRole('heading', { name: 'Shown once' }).waitFor();
     assert.ok(!(await page.content()).includes(secret));
+    // It says which secret it was and how to get a working one, with a link there.
+    assert.match(await page.locator('#gone-what').innerText(), /The admin token .ci pipeline. was shown once/);
+    assert.match(await page.locator('#gone-next').innerText(), /rotate it: create another admin token/);
+    await page.getByRole('link', { name: 'Go to Admins' }).waitFor();
     const list = await (await api('/api/v1/admin-tokens', secret)).json();
     assert.equal(list.items.length, 1, JSON.stringify(list));
 

@@ -265,8 +265,8 @@ export async function pasteSecrets(page, cell) {
 export async function authorizeInPopup(page, { shotPrefix } = {}) {
   const [popup] = await Promise.all([
     page.waitForEvent('popup'),
-    // "Sign in again" once the token needs it; the same button.
-    page.getByRole('button', { name: /^(Get OAuth 2\.0 Access Token|Sign in again)$/ }).first().click(),
+    // "Re-authorize" once the token needs it; the same button.
+    page.getByRole('button', { name: /^(Get OAuth 2\.0 Access Token|Re-authorize)$/ }).first().click(),
   ]);
   const closed = new Promise((resolve) => popup.once('close', resolve));
   await popup.getByRole('button', { name: 'Sign in' }).waitFor();

@@ -67,7 +67,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
       const stopped = await appRow().innerText();
       assert.match(stopped, /stopped/);
       assert.match(stopped, /waiting for token snowflake-sales/);
-      assert.match(stopped, /Needs sign-in/);
+      assert.match(stopped, /Needs re-authorization/);
     }, 60_000);
     await shot(page, '03-apps-stopped');
 
@@ -81,7 +81,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
 
     // The token's page asks for a new sign-in; sign in again through the popup.
     await page.goto(`${demo.tw}/tokens/${token.id}/edit`);
-    assert.match(await page.locator('#token-status').innerText(), /Needs sign-in/);
+    assert.match(await page.locator('#token-status').innerText(), /Needs re-authorization/);
     await shot(page, '03-token-needs-signin');
     await authorizeInPopup(page);
     await page.locator('#oauth-message').getByText('Token obtained').waitFor();
@@ -100,7 +100,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
 
   test('3b. the refusal to start the app names the token\'s status in words', () => {
     assert.ok(startRefusal, 'needs the refusal seen by test 3');
-    // Shown to a person: "needs a new sign-in" or the badge's "Needs sign-in", not the API's
+    // Shown to a person: "needs re-authorization" or the badge's "Needs re-authorization", not the API's
     // status code.
     assert.doesNotMatch(startRefusal, /needs_reauthorization|not_authorized|expiring_soon/, startRefusal);
   });

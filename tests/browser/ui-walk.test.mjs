@@ -1,5 +1,5 @@
 // Issue 11's UI walk: the demo as a newcomer meets it, a session that ends mid-work, secrets
-// shown once, "Sign in again" where it is needed, the notifications page, the keyboard, and
+// shown once, "Re-authorize" where it is needed, the notifications page, the keyboard, and
 // every main screen at 1280 px and 390 px (screenshots, no sideways page scroll on a phone, no
 // console errors anywhere).
 import assert from 'node:assert/strict';
@@ -89,6 +89,7 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
     const log = fs.readFileSync(quick.logPath, 'utf8');
     assert.doesNotMatch(log, /production keeps it elsewhere/, 'no production advice for a throwaway folder');
     assert.doesNotMatch(log, /generated a new master key/);
+    assert.doesNotMatch(log, /open to other users/, 'the throwaway folder is private from the start');
   });
 
   test('the seed workflow, then the API key the demo printed reads the token', async () => {
@@ -156,11 +157,14 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
     await page.getByRole('button', { name: 'Create API key' }).click();
     await page.getByRole('heading', { name: /New API key .walk. for sales-invoice/ }).waitFor();
     assert.equal(new URL(page.url()).pathname, '/shown-once', 'the key is shown by a GET after a redirect');
+    assert.equal(new URL(page.url()).searchParams.get('secret'), 'api-key');
     assert.match(await page.locator('#secret').inputValue(), /^tw_app_/);
     const res = await page.reload();
     assert.equal(res.status(), 410);
     assert.equal(await page.locator('#secret').count(), 0, 'not shown again');
     await page.getByText('shown once').first().waitFor();
+    assert.match(await page.locator('#gone-what').innerText(), /The API key of app sales-invoice was shown once/);
+    assert.match(await page.locator('#gone-next').innerText(), /rotate it/);
     await shot(page, 'w-shown-once-reloaded');
     await page.goto(`${demo.tw}/apps/${appId}`);
     assert.equal(await keyRows(), before + 1, 'one key made, not two');
@@ -169,19 +173,34 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
   test('item 5: the notifications page shows the reminders to come, then the ones sent', async () => {
     await page.goto(`${demo.tw}/notifications`);
     // A channel, so the test send has somewhere to go.
+    // The kind comes first: an email channel's form has no URL field, a webhook's no recipients.
+    const newChannel = page.locator('#new-channel');
+    await newChannel.getByRole('link', { name: 'Email' }).click();
+    await newChannel.getByLabel(/^Email recipients/).waitFor();
+    assert.equal(await newChannel.getByLabel('Webhook URL').count(), 0);
+    await newChannel.getByRole('link', { name: 'Webhook' }).click();
+    await newChannel.getByLabel('Webhook URL').waitFor();
+    assert.equal(await newChannel.getByLabel(/^Email recipients/).count(), 0);
     await page.getByLabel('Name', { exact: true }).fill('ops hook');
     await page.getByLabel('Webhook URL').fill('http://127.0.0.1:9/hook');
-    await page.getByRole('button', { name: 'Add channel' }).click();
+    await page.getByRole('button', { name: 'Create channel' }).click();
     await page.getByRole('heading', { name: /Webhook channel ops hook created/ }).waitFor();
     await page.goto(`${demo.tw}/notifications`);
     const coming = page.getByRole('region', { name: 'Coming up' });
-    assert.match(await coming.innerText(), /snowflake-sales[\s\S]*14d before expiry/);
+    assert.match(await coming.innerText(), /snowflake-sales[\s\S]*14 days before expiry/);
     await page.getByRole('link', { name: 'Delivery log' }).first().click();
     channelId = new URL(page.url()).pathname.split('/')[2];
     await page.getByRole('button', { name: 'Send test' }).click();
     await page.locator('#test-result').getByText('Test failed').waitFor();
     await page.reload();
     assert.match(await page.getByRole('region', { name: 'Delivery log' }).innerText(), /test/);
+    // The channel's edit form offers the same events as the new-channel form.
+    const eventsOf = (form) => form.locator('input[name="events"]').evaluateAll((els) => els.map((e) => e.value));
+    await page.goto(`${demo.tw}/notifications`);
+    const offered = await eventsOf(page.locator('#new-channel'));
+    assert.ok(offered.includes('token.expiring'), JSON.stringify(offered));
+    await page.goto(`${demo.tw}/notifications/${channelId}/edit`);
+    assert.deepEqual(await eventsOf(page.locator('#channel-form')), offered);
 
     // 80 days on: the 14-day reminder went out; the page names the token. The session is
     // still there: sessions follow real time, not the demo's clock (item 6).
@@ -190,12 +209,12 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
     await expectSoon(async () => {
       await page.reload();
       const sent = await page.getByRole('region', { name: 'Sent', exact: true }).innerText();
-      assert.match(sent, /snowflake-sales[\s\S]*14d before expiry/);
+      assert.match(sent, /snowflake-sales[\s\S]*14 days before expiry/);
     }, 30_000);
     await shot(page, 'w-notifications-reminders');
   });
 
-  test('item 3: an expired token has "Sign in again" on its row, and it works from there', async () => {
+  test('item 3: an expired token has "Re-authorize" on its row, and it works from there', async () => {
     await advanceClock(demo, 11 * DAY);
     assert.equal(await openSignedIn(page, demo, '/tokens'), false);
     const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'snowflake-sales' }) });
@@ -203,26 +222,27 @@ describe('issue 11 UI walk', { timeout: 420_000 }, () => {
       await page.reload();
       assert.match(await row.innerText(), /Expired/);
     }, 30_000);
-    const again = row.getByRole('button', { name: 'Sign in again' });
+    const again = row.getByRole('button', { name: 'Re-authorize' });
     await again.waitFor();
-    await shot(page, 'w-tokens-sign-in-again');
+    await shot(page, 'w-tokens-re-authorize');
     // The detail page: at the top.
     await page.goto(`${demo.tw}/tokens/${token.id}`);
-    await page.locator('.pagehead').getByRole('button', { name: 'Sign in again' }).waitFor();
-    // The form: one Update, and the sign-in button stays in view far down the page.
+    await page.locator('.pagehead').getByRole('button', { name: 'Re-authorize' }).waitFor();
+    // The form: one Save, and the Re-authorize button stays in view far down the page.
     await page.goto(`${demo.tw}/tokens/${token.id}/edit`);
-    assert.equal(await page.getByRole('button', { name: 'Update' }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: 'Save', exact: true }).count(), 1);
+    assert.equal(await page.getByRole('button', { name: 'Update' }).count(), 0);
     await page.locator('#token-status').scrollIntoViewIfNeeded();
-    assert.ok(await page.getByRole('button', { name: 'Sign in again' }).isVisible());
-    const box = await page.getByRole('button', { name: 'Sign in again' }).boundingBox();
+    assert.ok(await page.getByRole('button', { name: 'Re-authorize' }).isVisible());
+    const box = await page.getByRole('button', { name: 'Re-authorize' }).boundingBox();
     assert.ok(box && box.y >= 0 && box.y < 900, `in the viewport after scrolling: ${JSON.stringify(box)}`);
-    // Back to the list; sign in from the row.
+    // Back to the list; re-authorize from the row.
     await page.goto(`${demo.tw}/tokens`);
     await authorizeInPopup(page);
     await expectSoon(async () => {
       assert.match(await row.innerText(), /Healthy/);
     }, 30_000);
-    assert.equal(await row.getByRole('button', { name: 'Sign in again' }).count(), 0);
+    assert.equal(await row.getByRole('button', { name: 'Re-authorize' }).count(), 0);
   });
 
   test('item 7: "Skip to content" first, focus rings of at least 3:1, a favicon', async () => {

@@ -55,13 +55,15 @@
   }, true);
 
   // --- live countdowns: <span class="countdown" data-expires-ms data-lead-ms> -------------
+  // The words of the server's `ui::view::fmt_span`: "3 days 4 hours", "12 minutes".
   function span(ms) {
     var s = Math.floor(Math.abs(ms) / 1000);
     var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
-    if (d > 0) return d + " d " + h + " h";
-    if (h > 0) return h + " h " + m + " min";
-    if (m > 0) return m + " min";
-    return s + " s";
+    function w(n, unit) { return n + " " + unit + (n === 1 ? "" : "s"); }
+    if (d > 0) return w(d, "day") + (h > 0 ? " " + w(h, "hour") : "");
+    if (h > 0) return w(h, "hour") + (m > 0 ? " " + w(m, "minute") : "");
+    if (m > 0) return w(m, "minute");
+    return w(s, "second");
   }
   // Count from the service's clock, not the browser's: each countdown carries the service's
   // "now" at render time; the browser's clock only measures how much time has passed since.

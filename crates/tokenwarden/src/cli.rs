@@ -84,7 +84,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// List tokens, start a token's OAuth sign-in, rename a token.
+    /// List tokens, authorize or re-authorize a token (its OAuth sign-in), rename a token.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -235,10 +235,11 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Get a token's access token the way its grant does: authorization_code prints the URL to
-    /// open in any browser (the running service completes it at its callback); device_code
-    /// prints a code and the page where a person enters it on any device, then waits for the
-    /// provider's answer; client_credentials fetches it at once.
+    /// Authorize a token, or re-authorize it (when it needs re-authorization or its refresh token
+    /// expires soon), the way its grant does: authorization_code prints the URL to open in any
+    /// browser (the running service completes it at its callback); device_code prints a code and
+    /// the page where a person enters it on any device, then waits for the provider's answer;
+    /// client_credentials fetches an access token at once.
     Authorize {
         /// The token's name.
         name: String,
@@ -402,7 +403,7 @@ mod tests {
             .map(ToString::to_string)
             .unwrap_or_default();
         assert!(
-            about.contains("List") && about.contains("sign-in"),
+            about.contains("List") && about.contains("re-authorize"),
             "{about}"
         );
     }

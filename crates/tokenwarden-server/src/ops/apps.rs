@@ -287,12 +287,12 @@ async fn start_once(ctx: &AppContext, id: AppId) -> Result<Option<AppRecord>> {
                 "token_needs_credentials",
                 "needs new client credentials (store a new client secret on the token's page)",
             ),
-            _ => ("token_needs_reauthorization", "needs a new sign-in"),
+            _ => ("token_needs_reauthorization", "needs re-authorization"),
         };
         return Err(Error::TokenUnusable {
             code,
             message: format!(
-                "{} cannot start: token {token} {what}. Fix it on the token's page; the app then starts by itself.",
+                "{} cannot start: token {token} {what}. Fix it on the token's page (re-authorize it, or store new credentials); the app then starts by itself.",
                 app.name
             ),
         });

@@ -10,7 +10,7 @@ use crate::ops::{self, admins::Asker, lists::PageParams};
 use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 struct AdminRow {
@@ -88,7 +88,7 @@ async fn admins_page(
         )
     };
     let notice = match q.done.as_deref() {
-        Some("added") => "Admin added: they can sign in now.",
+        Some("added") => "Admin created: they can sign in now.",
         Some("removed") => "Admin removed: they can no longer sign in, and their sessions ended.",
         Some("revoked") => "Admin token revoked: it stops working at once.",
         _ => "",
@@ -313,14 +313,11 @@ pub async fn create_token(
     shown_once::redirect(
         &ctx,
         &s,
-        shown_once::Shown {
-            heading: format!("Admin token “{}” created", key.record.label),
-            what: "Use it as `Authorization: Bearer …` on the JSON API: it can do everything an admin can. It is shown only this once: only its hash is kept.".into(),
-            secret: key.text.expose_secret().to_owned(),
-            back: "/admins".into(),
-            back_label: "Back to admins".into(),
-            nav: "admins".into(),
-        },
+        shown_once::Shown::admin_token(
+            &key.record.id.to_string(),
+            &key.record.label.to_string(),
+            &key.text,
+        ),
     )
 }
 

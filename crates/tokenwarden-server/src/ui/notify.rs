@@ -15,6 +15,15 @@ use serde::Deserialize;
 use tokenwarden_domain::{ChannelKind, EventKind, LeadTime};
 use tokenwarden_store::{AuditFilter, ChannelRecord};
 
+/// The email recipients typed: separated by commas, spaces, semicolons or lines.
+fn recipients(typed: &str) -> Vec<String> {
+    typed
+        .split([',', ' ', ';', '\n'])
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 async fn load(ctx: &AppContext, id: &str) -> UiResult<ChannelRecord> {
     Ok(ops::channels::get(ctx, id).await?)
 }
@@ -73,6 +82,11 @@ struct ReminderRow {
     when: String,
 }
 
+/// "14 days before expiry": which reminder of a token it is.
+fn reminder_lead(l: LeadTime) -> String {
+    format!("{} before expiry", view::lead_time(l))
+}
+
 /// How many reminders each list on the notifications page shows (the upcoming ones page on
 /// at `/notifications/upcoming`).
 const REMINDER_ROWS: i64 = 20;
@@ -88,11 +102,57 @@ struct NotificationsPage {
     channels: Vec<ChannelRow>,
     lead_times: String,
     lead_labels: String,
-    event_kinds: Vec<&'static str>,
+    /// The new-channel form: the kind chosen and what was typed (kept when it is refused).
+    new: NewChannelForm,
+    /// The events it may subscribe to: (kind, words, ticked), as on the edit form.
+    events: Vec<EventChoice>,
     /// App names the new channel's app field suggests first (it asks for more as it is typed).
     apps: Vec<String>,
     error: String,
     pager: Pager,
+}
+
+/// What the new-channel form holds: its kind is chosen first (`?kind=email`), and only that
+/// kind's fields are shown and read.
+#[derive(Default)]
+pub struct NewChannelForm {
+    webhook: bool,
+    name: String,
+    url: String,
+    to: String,
+    app: String,
+    events: Vec<String>,
+}
+
+impl NewChannelForm {
+    fn of_kind(kind: Option<&str>) -> Self {
+        Self {
+            webhook: kind.and_then(|k| ChannelKind::parse(k).ok()) != Some(ChannelKind::Email),
+            ..Self::default()
+        }
+    }
+}
+
+/// One event a channel may subscribe to, on the new and the edit form alike.
+pub struct EventChoice {
+    kind: &'static str,
+    label: &'static str,
+    ticked: bool,
+}
+
+/// The events a channel's form offers, ticked as `ticked` says: every kind but the test send,
+/// which reaches every channel whatever it subscribes to (offered only if a channel holds it
+/// already, so that saving keeps it).
+fn event_choices(ticked: &[String]) -> Vec<EventChoice> {
+    EventKind::ALL
+        .iter()
+        .filter(|k| **k != EventKind::Test || ticked.iter().any(|t| t == k.as_str()))
+        .map(|k| EventChoice {
+            kind: k.as_str(),
+            label: view::event_label(*k),
+            ticked: ticked.iter().any(|t| t == k.as_str()),
+        })
+        .collect()
 }
 
 /// Names the owner of each token shown ("global", "app NAME"): one read per app shown.
@@ -128,9 +188,7 @@ async fn upcoming_rows(
             token_id: r.token_id.to_string(),
             token: r.token_name.clone(),
             owner: owners.name(ctx, r.app_id).await,
-            lead: r
-                .lead
-                .map_or_else(|| "at expiry".to_owned(), |l| format!("{l} before expiry")),
+            lead: r.lead.map_or_else(|| "at expiry".to_owned(), reminder_lead),
             at: view::fmt_time(Some(r.at)),
             when: format!("in {}", view::fmt_span(r.at - now)),
         });
@@ -144,6 +202,7 @@ async fn notifications_page(
     ctx: &AppContext,
     s: &AdminSession,
     at: &PageQuery,
+    new: NewChannelForm,
     error: String,
 ) -> UiResult<NotificationsPage> {
     let found = ops::lists::channels(ctx, &at.params()).await?;
@@ -191,10 +250,10 @@ async fn notifications_page(
                     Some(l) => (l, " of the client secret"),
                     None => (r.lead.as_str(), ""),
                 };
-                if lead == "expired" {
-                    format!("at expiry{what}")
-                } else {
-                    format!("{lead} before expiry{what}")
+                match LeadTime::parse(lead) {
+                    Ok(l) => format!("{}{what}", reminder_lead(l)),
+                    Err(_) if lead == "expired" => format!("at expiry{what}"),
+                    Err(_) => r.lead.clone(),
                 }
             },
             at: view::fmt_time(Some(r.sent_at)),
@@ -209,7 +268,7 @@ async fn notifications_page(
         channels,
         lead_times: leads
             .iter()
-            .map(|d| view::fmt_span(d.duration()))
+            .map(|d| view::lead_time(*d))
             .collect::<Vec<_>>()
             .join(", "),
         lead_labels: leads
@@ -217,7 +276,8 @@ async fn notifications_page(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        event_kinds: EventKind::ALL.iter().map(|k| k.as_str()).collect(),
+        events: event_choices(&new.events),
+        new,
         apps: apps.iter().map(|a| a.name.to_string()).collect(),
         error,
         pager,
@@ -278,7 +338,14 @@ pub async fn set_lead_times(
     match result {
         Ok(()) => {}
         Err(ops::Error::Invalid(e)) => {
-            let p = notifications_page(&ctx, &s, &PageQuery::default(), e).await?;
+            let p = notifications_page(
+                &ctx,
+                &s,
+                &PageQuery::default(),
+                NewChannelForm::default(),
+                e,
+            )
+            .await?;
             return page_with(StatusCode::UNPROCESSABLE_ENTITY, &p);
         }
         Err(e) => return Err(e.into()),
@@ -286,12 +353,20 @@ pub async fn set_lead_times(
     Ok(see_other("/notifications"))
 }
 
+#[derive(Deserialize)]
+pub struct KindQuery {
+    kind: Option<String>,
+}
+
+/// The notifications page; `?kind=email` shows the new-channel form for an email channel.
 pub async fn list(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Query(at): Query<PageQuery>,
+    Query(k): Query<KindQuery>,
 ) -> UiResult {
-    let p = notifications_page(&ctx, &s, &at, String::new()).await?;
+    let new = NewChannelForm::of_kind(k.kind.as_deref());
+    let p = notifications_page(&ctx, &s, &at, new, String::new()).await?;
     page(&p)
 }
 
@@ -315,15 +390,20 @@ pub async fn create(
         .map(|(_, v)| v.clone())
         .collect();
     let app = get("app");
+    let typed = NewChannelForm {
+        webhook: ChannelKind::parse(&kind).ok() != Some(ChannelKind::Email),
+        name: name.clone(),
+        url: get("url"),
+        to: get("to"),
+        app: app.clone(),
+        events: events.clone(),
+    };
     let result = async {
+        // Only the chosen kind's field is read: the other, if a browser sent it, is ignored.
         let target = match ops::channels::parse_kind(&kind) {
             Ok(ChannelKind::Webhook) => Target::Webhook { url: get("url") },
             Ok(ChannelKind::Email) => Target::Email {
-                to: get("to")
-                    .split([',', ' ', ';', '\n'])
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
+                to: recipients(&get("to")),
             },
             Err(_) => return Err(ops::Error::Invalid("choose webhook or email".into())),
         };
@@ -339,11 +419,14 @@ pub async fn create(
     .await;
     match result {
         Ok((rec, secret)) => match secret {
-            Some(sec) => shown_once::redirect(&ctx, &s, Shown::webhook_secret(&rec.name, &sec)),
+            Some(sec) => {
+                shown_once::redirect(&ctx, &s, Shown::webhook_secret(&rec.id, &rec.name, &sec))
+            }
             None => Ok(see_other("/notifications")),
         },
         Err(ops::Error::Invalid(error)) => {
-            let p = notifications_page(&ctx, &s, &PageQuery::default(), error).await?;
+            let error = super::tokens::sentence(&error);
+            let p = notifications_page(&ctx, &s, &PageQuery::default(), typed, error).await?;
             page_with(StatusCode::UNPROCESSABLE_ENTITY, &p)
         }
         Err(e) => Err(e.into()),
@@ -461,12 +544,8 @@ pub struct AuditQuery {
 }
 
 struct AuditRow {
-    at: String,
-    actor: String,
-    action: String,
+    what: view::ActivityRow,
     object: String,
-    outcome: String,
-    detail: String,
 }
 
 #[derive(Template)]
@@ -480,6 +559,10 @@ struct AuditPage {
     tokens: Vec<String>,
     apps: Vec<String>,
     action: String,
+    /// The actions the action field suggests: (code, words).
+    actions: Vec<(&'static str, String)>,
+    /// How long audit records are kept (the `audit_retention` setting), in words.
+    retention: String,
     /// Why nothing is shown (a token or app that does not exist).
     notice: String,
     pager: Pager,
@@ -598,26 +681,19 @@ pub async fn audit(
         &at,
         events.next_cursor.as_deref(),
     );
-    let rows = events
-        .items
-        .into_iter()
-        .map(|e| AuditRow {
-            at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            actor: e.actor,
-            action: e.action,
-            object: match (e.object_name, e.object_id) {
-                (Some(n), _) => format!("{} {n}", e.object_type),
-                (None, Some(i)) => format!("{} {i}", e.object_type),
-                (None, None) => e.object_type,
-            },
-            outcome: e.outcome,
-            detail: if e.detail.as_object().is_some_and(|o| o.is_empty()) {
-                String::new()
-            } else {
-                e.detail.to_string()
-            },
-        })
-        .collect();
+    let mut rows = Vec::new();
+    let mut names = view::ActorNames::default();
+    for e in events.items {
+        let object = match (&e.object_name, &e.object_id) {
+            (Some(n), _) => format!("{} {n}", e.object_type),
+            (None, Some(i)) => format!("{} {i}", e.object_type),
+            (None, None) => e.object_type.clone(),
+        };
+        rows.push(AuditRow {
+            what: view::activity_row(&ctx, &mut names, e).await,
+            object,
+        });
+    }
     let max = ops::lists::SUGGEST_MAX;
     page(&AuditPage {
         l: Layout::new(&s, "audit", "Audit log"),
@@ -631,6 +707,11 @@ pub async fn audit(
         token: token_name,
         app: app_name,
         action,
+        actions: tokenwarden_domain::AuditAction::ALL
+            .iter()
+            .map(|a| (a.as_str(), view::action_label(a.as_str())))
+            .collect(),
+        retention: view::duration(ctx.settings.audit_retention),
         notice,
         pager,
     })
@@ -649,8 +730,7 @@ struct ChannelEditPage {
     webhook: bool,
     url: String,
     to: String,
-    /// (event kind, ticked)
-    events: Vec<(&'static str, bool)>,
+    events: Vec<EventChoice>,
     enabled: bool,
     /// The app it is about (its name; empty: every app and token), and the names the field
     /// suggests first.
@@ -696,11 +776,7 @@ async fn edit_page(
         webhook,
         url: v.url.unwrap_or(url),
         to: v.to.unwrap_or(to),
-        events: EventKind::ALL
-            .iter()
-            .filter(|k| **k != EventKind::Test)
-            .map(|k| (k.as_str(), ticked.iter().any(|t| t == k.as_str())))
-            .collect(),
+        events: event_choices(&ticked),
         enabled: v.enabled.unwrap_or(c.enabled),
         app: match v.app {
             Some(a) => a,
@@ -761,12 +837,7 @@ pub async fn save(
             to: if webhook {
                 None
             } else {
-                values.to.as_ref().map(|t| {
-                    t.split([',', ' ', ';', '\n'])
-                        .filter(|a| !a.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
+                values.to.as_deref().map(recipients)
             },
             events: Some(ops::channels::parse_events(&events)?),
             enabled: values.enabled,

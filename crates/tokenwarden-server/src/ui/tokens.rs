@@ -19,21 +19,73 @@ use tokenwarden_domain::{AppName, ClientAuthMethod, Grant, ProviderId, TokenName
 use tokenwarden_oauth::snowflake::{self};
 use tokenwarden_store::{AppRecord, AuditFilter, TokenRecord};
 
-/// The refresh-token validities offered for Snowflake, in seconds.
+/// The refresh-token validities offered for Snowflake, in seconds, and a note on the choice.
 const VALIDITY_CHOICES: &[(u64, &str)] = &[
-    (86_400, "1 day"),
-    (604_800, "7 days"),
-    (2_592_000, "30 days"),
-    (7_776_000, "90 days (Snowflake's default maximum)"),
-    (
-        31_536_000,
-        "1 year (needs Snowflake Support to raise the limit)",
-    ),
-    (
-        157_784_630,
-        "5 years, 157784630 s (the most Snowflake Support grants)",
-    ),
+    (86_400, ""),
+    (604_800, ""),
+    (2_592_000, ""),
+    (7_776_000, " (Snowflake's default maximum)"),
+    (31_536_000, " (needs Snowflake Support to raise the limit)"),
+    (157_784_630, " (the most Snowflake Support grants)"),
 ];
+
+/// Snowflake's largest validity, 157784630 s, is five years of 365.24 days: said so, not as
+/// "1826 days 2 hours 23 minutes 50 seconds".
+const FIVE_YEARS: u64 = 157_784_630;
+
+/// The settings held as a number of seconds, which the UI picks and shows as a length of time
+/// ("90 days"), with the value used when none is set: Snowflake's refresh-token validity.
+fn seconds_setting(provider: &str, name: &str) -> Option<u64> {
+    (provider == "snowflake" && name == "refresh_token_validity")
+        .then_some(snowflake::DEFAULT_REFRESH_VALIDITY)
+}
+
+/// A number of seconds in words ("90 days", [`view::duration`]); text that is not a number
+/// stays as it is.
+fn seconds_in_words(value: &str) -> String {
+    match value.trim().parse::<u64>() {
+        Ok(FIVE_YEARS) => "5 years".to_owned(),
+        Ok(secs) => view::duration(chrono::Duration::seconds(
+            i64::try_from(secs).unwrap_or(i64::MAX / 1000),
+        )),
+        Err(_) => value.to_owned(),
+    }
+}
+
+/// A token's settings as the detail page shows them: each setting of its provider by its
+/// label, lengths of time in words, "not set" (or the default used) for those left empty;
+/// settings the provider does not list (a changed catalog) by their key.
+fn settings_shown(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String)> {
+    let provider = t.provider.as_str();
+    let mut out = Vec::new();
+    let fields = ctx
+        .catalog
+        .get(provider)
+        .map(|p| p.fields.as_slice())
+        .unwrap_or_default();
+    for f in fields {
+        let set = t.settings.get(&f.name).filter(|v| !v.trim().is_empty());
+        let seconds = seconds_setting(provider, &f.name);
+        let value = match (set, seconds) {
+            (Some(v), Some(_)) => seconds_in_words(v),
+            (Some(v), None) => v.clone(),
+            (None, Some(default)) => {
+                format!("{} (the default)", seconds_in_words(&default.to_string()))
+            }
+            (None, None) => match &f.default {
+                Some(d) => format!("{d} (the default)"),
+                None => "not set".to_owned(),
+            },
+        };
+        out.push((f.label.clone(), value));
+    }
+    for (k, v) in &t.settings {
+        if !fields.iter().any(|f| &f.name == k) {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
 
 pub(super) async fn load(ctx: &AppContext, id: &str) -> UiResult<TokenRecord> {
     Ok(ops::tokens::get_by_text(ctx, id).await?)
@@ -59,7 +111,8 @@ struct TokensPage {
     pager: super::pager::Pager,
     attention: usize,
     dead: usize,
-    lead_days: i64,
+    /// The first reminder lead time, in words.
+    lead: String,
 }
 
 /// The tokens list's query: a filter (text in the name, provider, status), a page size and
@@ -140,7 +193,7 @@ pub async fn list(
         pager,
         attention,
         dead,
-        lead_days: view::max_lead(&ctx).num_days(),
+        lead: view::lead_time(ctx.first_lead_time()),
     })
 }
 
@@ -186,17 +239,21 @@ fn field_views(
             } else {
                 (String::new(), String::new())
             };
-            let options = if provider == "snowflake" && f.name == "refresh_token_validity" {
-                let current = value
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(snowflake::DEFAULT_REFRESH_VALIDITY);
+            let options = if let Some(default) = seconds_setting(provider, &f.name) {
+                let current = value.trim().parse::<u64>().unwrap_or(default);
                 let mut o: Vec<(String, String, bool)> = VALIDITY_CHOICES
                     .iter()
-                    .map(|(v, l)| (v.to_string(), (*l).to_owned(), *v == current))
+                    .map(|(v, note)| {
+                        let words = seconds_in_words(&v.to_string());
+                        (v.to_string(), format!("{words}{note}"), *v == current)
+                    })
                     .collect();
                 if !VALIDITY_CHOICES.iter().any(|(v, _)| *v == current) {
-                    o.push((current.to_string(), format!("{current} s"), true));
+                    o.push((
+                        current.to_string(),
+                        seconds_in_words(&current.to_string()),
+                        true,
+                    ));
                 }
                 o
             } else {
@@ -208,17 +265,23 @@ fn field_views(
                 help: f.help.clone(),
                 required: f.required,
                 value,
-                example: f
-                    .example
-                    .clone()
-                    .or_else(|| f.default.clone())
-                    .unwrap_or_default(),
+                example: placeholder(f),
                 error,
                 warning,
                 options,
             }
         })
         .collect()
+}
+
+/// A setting's placeholder: a hint that cannot pass for a value typed ("e.g. ANALYST",
+/// "default: common"), empty when the catalog gives neither.
+fn placeholder(f: &tokenwarden_oauth::catalog::Field) -> String {
+    match (&f.example, &f.default) {
+        (_, Some(d)) => format!("default: {d}"),
+        (Some(e), None) => format!("e.g. {e}"),
+        (None, None) => String::new(),
+    }
 }
 
 /// Settings from form pairs named `s_<setting>`; empty values are left out (defaults apply).
@@ -512,7 +575,7 @@ pub struct StatusView {
     pub access_abs: String,
     pub refresh: Countdown,
     pub authorized_at: String,
-    /// Offer "Sign in again" (see [`view::needs_signin`]).
+    /// Offer "Re-authorize" (see [`view::needs_signin`]).
     pub needs_signin: bool,
     /// Never signed in yet.
     pub never: bool,
@@ -593,14 +656,6 @@ pub async fn status_partial(State(ctx): State<AppContext>, Path(id): Path<String
     })
 }
 
-struct AuditRow {
-    at: String,
-    actor: String,
-    action: String,
-    outcome: String,
-    detail: String,
-}
-
 #[derive(Template)]
 #[template(path = "token_detail.html")]
 struct DetailPage {
@@ -620,7 +675,7 @@ struct DetailPage {
     st: StatusView,
     last_error: String,
     next_attempt: String,
-    audit: Vec<AuditRow>,
+    audit: Vec<view::ActivityRow>,
     /// Offer a device sign-in (RFC 8628).
     device_signin: bool,
     /// The signing key card (Snowflake key-pair, private_key_jwt): `partials/token_keys.html`.
@@ -646,7 +701,9 @@ pub async fn detail(
     let apps = ctx.store.apps_using_token(&t.name).await?;
     let row = view::token_row(&ctx, &t, &apps);
     let health = ctx.store.get_token_health(t.id).await?;
-    let audit = ctx
+    let mut audit = Vec::new();
+    let mut names = view::ActorNames::default();
+    for e in ctx
         .store
         .list_audit(&AuditFilter {
             object_id: Some(t.id.to_string()),
@@ -654,19 +711,9 @@ pub async fn detail(
             ..AuditFilter::default()
         })
         .await?
-        .into_iter()
-        .map(|e| AuditRow {
-            at: view::fmt_time(Some(e.at)),
-            actor: e.actor,
-            action: e.action,
-            outcome: e.outcome,
-            detail: if e.detail.as_object().is_some_and(|o| o.is_empty()) {
-                String::new()
-            } else {
-                e.detail.to_string()
-            },
-        })
-        .collect();
+    {
+        audit.push(view::activity_row(&ctx, &mut names, e).await);
+    }
     page(&DetailPage {
         l: Layout::new(
             &s,
@@ -680,11 +727,7 @@ pub async fn detail(
         client_auth: grant::client_auth(&ctx, &t).as_str(),
         app: app.map(|a| (a.id.to_string(), a.name.to_string())),
         users: row.apps,
-        settings: t
-            .settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        settings: settings_shown(&ctx, &t),
         client_id: t.client_id.clone().unwrap_or_default(),
         secret_set: t.client_secret.is_some(),
         secret2_set: t.client_secret_2.is_some(),
@@ -892,7 +935,7 @@ fn check_secret(s: &str) -> bool {
     !s.trim().is_empty() && s.len() <= 4096 && !s.chars().any(char::is_control)
 }
 
-/// "Update": settings, client id, and the client secrets only if new ones were typed.
+/// "Save": settings, client id, and the client secrets only if new ones were typed.
 pub async fn save(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,

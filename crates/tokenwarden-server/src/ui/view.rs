@@ -65,22 +65,62 @@ pub fn fmt_time(t: Option<Timestamp>) -> String {
     )
 }
 
-/// "3 d 4 h", "5 h 12 min", "40 s".
+/// "3 days 4 hours", "5 hours 12 minutes", "40 seconds": how far away an instant is (a
+/// countdown, "expires in …", "… ago"), the largest unit and the next one. The UI's one
+/// duration format: [`duration`] is its exact form; `assets/ui.js` (`span`) ticks countdowns
+/// in the same words.
 pub fn fmt_span(d: chrono::Duration) -> String {
     let s = d.num_seconds().abs();
     let (days, hours, mins) = (s / 86_400, (s % 86_400) / 3_600, (s % 3_600) / 60);
     if days > 0 {
-        format!("{days} d {hours} h")
+        words(&[(days, "day"), (hours, "hour")])
     } else if hours > 0 {
-        format!("{hours} h {mins} min")
+        words(&[(hours, "hour"), (mins, "minute")])
     } else if mins > 0 {
-        format!("{mins} min")
+        words(&[(mins, "minute")])
     } else {
-        format!("{s} s")
+        words(&[(s, "second")])
     }
 }
 
-/// An expiry as a phrase: "expires in 40 min", "expired 5 d ago".
+/// "90 days", "1 hour", "1 day 12 hours": a length of time in full (a setting, a lead time, a
+/// retention), every unit that is not zero.
+pub fn duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds().abs();
+    let parts = [
+        (s / 86_400, "day"),
+        ((s % 86_400) / 3_600, "hour"),
+        ((s % 3_600) / 60, "minute"),
+        (s % 60, "second"),
+    ];
+    if s == 0 {
+        return words(&[(0, "second")]);
+    }
+    words(&parts)
+}
+
+/// A reminder lead time as the UI shows it ("14 days"), the same words as every duration.
+pub fn lead_time(l: tokenwarden_domain::LeadTime) -> String {
+    duration(l.duration())
+}
+
+/// "3 days 4 hours": the units that are not zero (the first one even if it is), singular or
+/// plural.
+fn words(parts: &[(i64, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (n, unit)) in parts.iter().enumerate() {
+        if *n == 0 && !(i == 0 && parts.iter().all(|(m, _)| *m == 0)) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&format!("{n} {unit}{}", if *n == 1 { "" } else { "s" }));
+    }
+    out
+}
+
+/// An expiry as a phrase: "expires in 40 minutes", "expired 5 days ago".
 pub fn expiry(now: Timestamp, t: Timestamp) -> String {
     if t > now {
         format!("expires in {}", fmt_span(t - now))
@@ -102,7 +142,7 @@ pub fn countdown(ctx: &AppContext, status: TokenStatus, expires: Option<Timestam
             class: if dead { "crit" } else { "muted" },
             text: match status {
                 TokenStatus::NotAuthorized => "not authorized yet".into(),
-                _ if dead => "needs sign-in".into(),
+                _ if dead => "needs re-authorization".into(),
                 _ => "no expiry known".into(),
             },
             expires_ms: 0,
@@ -138,7 +178,7 @@ pub fn status_label(s: TokenStatus) -> (&'static str, &'static str) {
     match s {
         TokenStatus::Healthy => ("Healthy", "ok"),
         TokenStatus::ExpiringSoon => ("Expiring soon", "warn"),
-        TokenStatus::NeedsReauthorization => ("Needs sign-in", "crit"),
+        TokenStatus::NeedsReauthorization => ("Needs re-authorization", "crit"),
         TokenStatus::Expired => ("Expired", "crit"),
         TokenStatus::NotAuthorized => ("Not authorized yet", "muted"),
         TokenStatus::NeedsCredentials => ("Needs new credentials", "crit"),
@@ -157,11 +197,11 @@ pub struct TokenRow {
     pub refresh: Countdown,
     /// Apps that use it, (id, name).
     pub apps: Vec<(String, String)>,
-    /// Offer "Sign in again" (see [`needs_signin`]).
+    /// Offer "Re-authorize" (see [`needs_signin`]).
     pub needs_signin: bool,
 }
 
-/// Whether a token wants a new sign-in now or soon: it died (needs sign-in, expired) or its
+/// Whether a token wants re-authorizing now or soon: it died (needs re-authorization, expired) or its
 /// refresh token is inside the first reminder lead time. A token never signed in is not
 /// "again": its form's button says "Get OAuth 2.0 Access Token".
 pub fn needs_signin(status: TokenStatus, refresh: &Countdown) -> bool {
@@ -251,5 +291,262 @@ impl TokenRow {
     fn with_signin(mut self, t: &TokenRecord) -> Self {
         self.needs_signin = t.grant.needs_sign_in() && needs_signin(t.status, &self.refresh);
         self
+    }
+}
+
+/// An audit record as the UI shows it (the token page's activity, the audit log): what was
+/// done as words, who did it by name, and its detail as labelled fields, never raw JSON.
+pub struct ActivityRow {
+    pub at: String,
+    pub actor: String,
+    /// "Access token refreshed"; `code` is the action as stored (`token.refresh`), which the
+    /// audit filter takes.
+    pub action: String,
+    pub code: String,
+    pub outcome: String,
+    /// (label, value): "Changed: settings, client secret".
+    pub detail: Vec<(String, String)>,
+}
+
+/// Names the apps that appear as actors (`app:<id>`): one read per app, remembered for the page.
+#[derive(Default)]
+pub struct ActorNames(std::collections::HashMap<String, String>);
+
+impl ActorNames {
+    /// "admin alice", "app sales-invoice", "tokenwarden" (the background pass), "the CLI".
+    pub async fn name(&mut self, ctx: &AppContext, actor: &str) -> String {
+        if let Some(n) = self.0.get(actor) {
+            return n.clone();
+        }
+        let n = match actor.split_once(':') {
+            Some(("app", id)) => match tokenwarden_domain::AppId::parse(id) {
+                Some(aid) => match ctx.store.get_app(aid).await {
+                    Ok(a) => format!("app {}", a.name),
+                    Err(_) => format!("app {id}"),
+                },
+                None => format!("app {id}"),
+            },
+            Some((kind, who)) => format!("{} {who}", kind.replace('_', " ")),
+            None => match actor {
+                "system" => "tokenwarden".to_owned(),
+                "cli" => "the CLI".to_owned(),
+                other => other.to_owned(),
+            },
+        };
+        self.0.insert(actor.to_owned(), n.clone());
+        n
+    }
+}
+
+pub async fn activity_row(
+    ctx: &AppContext,
+    names: &mut ActorNames,
+    e: tokenwarden_store::AuditEvent,
+) -> ActivityRow {
+    ActivityRow {
+        // To the second: records often come a few seconds apart.
+        at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        actor: names.name(ctx, &e.actor).await,
+        action: action_label(&e.action),
+        detail: detail_fields(&e.detail),
+        code: e.action,
+        outcome: e.outcome,
+    }
+}
+
+/// What a notification event is about, in words (the channel forms' event choices).
+pub fn event_label(k: tokenwarden_domain::EventKind) -> &'static str {
+    use tokenwarden_domain::EventKind as E;
+    match k {
+        E::TokenAuthorized => "Token authorized or re-authorized",
+        E::TokenRefreshFailed => "Refresh failed (tokenwarden retries)",
+        E::TokenNeedsReauthorization => "Token needs re-authorization",
+        E::TokenNeedsCredentials => "Token needs new client credentials",
+        E::TokenExpiring => "Refresh token expiring (the reminders)",
+        E::TokenExpired => "Refresh token expired",
+        E::TokenRestored => "Token works again",
+        E::AppStopped => "App stopped",
+        E::AppStarted => "App started",
+        E::Test => "Test send",
+    }
+}
+
+/// What an audit action says, in words; an action this version does not know stays as stored.
+pub fn action_label(action: &str) -> String {
+    use tokenwarden_domain::AuditAction as A;
+    let Ok(a) = A::parse(action) else {
+        return action.to_owned();
+    };
+    match a {
+        A::TokenCreate => "Token created",
+        A::TokenUpdate => "Token changed",
+        A::TokenDelete => "Token deleted",
+        A::TokenClientSecrets => "Client id and secrets filled in",
+        A::TokenAuthorizeStart => "Authorization started",
+        A::TokenDeviceStart => "Sign-in with a code started",
+        A::TokenAuthorize => "Authorized at the provider",
+        A::TokenRefresh => "Access token refreshed",
+        A::TokenRefreshFailed => "Refresh failed",
+        A::TokenNeedsReauthorization => "Needs re-authorization",
+        A::TokenNeedsCredentials => "Needs new client credentials",
+        A::TokenKeyRotate => "Signing key rotation",
+        A::TokenExpired => "Refresh token expired",
+        A::TokenStatus => "Status changed",
+        A::TokenTest => "Connection tested",
+        A::TokenRead => "Read by an app",
+        A::AppCreate => "App created",
+        A::AppUpdate => "App changed",
+        A::AppDelete => "App deleted",
+        // By an admin, or by tokenwarden as its tokens die and work again: "Who" says which.
+        A::AppStart | A::AppStarted => "App started",
+        A::AppStop | A::AppStopped => "App stopped",
+        A::AppKeyCreate => "API key created",
+        A::AppKeyRevoke => "API key revoked",
+        A::ChannelCreate => "Channel created",
+        A::ChannelUpdate => "Channel changed",
+        A::ChannelDelete => "Channel deleted",
+        A::ChannelTest => "Test notification sent",
+        A::SettingsLeadTimes => "Reminder lead times changed",
+        A::AdminCreate => "Admin created",
+        A::AdminPassword => "Password changed",
+        A::AdminRemove => "Admin removed",
+        A::AdminTokenCreate => "Admin token created",
+        A::AdminTokenRevoke => "Admin token revoked",
+        A::KeysRotate => "Encryption keys rotated",
+        A::KeysDrop => "Encryption key dropped",
+        A::ConfigExport => "Configuration exported",
+        A::AuthLogin => "Signed in",
+        A::AuthLogout => "Signed out",
+        A::AuthDenied => "Credential refused",
+        A::AuthForbidden => "Refused: not an admin credential",
+        A::AuthCsrfRefused => "Request refused (CSRF check)",
+    }
+    .to_owned()
+}
+
+/// An audit record's detail as labelled fields: "Changed: settings, client secret",
+/// "Name: old → new", instants as the UI shows them. Audit details hold no secret; a text under
+/// a key that names one is still never shown.
+pub fn detail_fields(detail: &serde_json::Value) -> Vec<(String, String)> {
+    let Some(map) = detail.as_object() else {
+        return match detail {
+            serde_json::Value::Null => Vec::new(),
+            other => vec![("Detail".to_owned(), value_text("", other))],
+        };
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (key_label(k), value_text(k, v)))
+        .collect()
+}
+
+/// `refresh_token_expires_at` -> "Refresh token expires at".
+fn key_label(key: &str) -> String {
+    let words = key.replace('_', " ");
+    let mut c = words.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn value_text(key: &str, v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let secret = key.contains("secret") || key.contains("password");
+    match v {
+        Value::String(_) if secret => "(not shown)".to_owned(),
+        // A token's status, as the pages name it.
+        Value::String(text) if matches!(key, "from" | "to" | "status") => TokenStatus::parse(text)
+            .map_or_else(|_| text.clone(), |st| status_label(st).0.to_owned()),
+        Value::String(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(t) => fmt_time(Some(t.with_timezone(&chrono::Utc))),
+            Err(_) => text.clone(),
+        },
+        Value::Bool(true) => "yes".to_owned(),
+        Value::Bool(false) => "no".to_owned(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        // A renaming: [before, after].
+        Value::Array(a) if a.len() == 2 && (key == "name" || key.ends_with("renamed")) => {
+            format!("{} → {}", value_text(key, &a[0]), value_text(key, &a[1]))
+        }
+        Value::Array(a) if a.is_empty() => "none".to_owned(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match (key, x) {
+                ("changed", Value::String(s)) => s.replace('_', " "),
+                _ => value_text(key, x),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Object(_) => detail_fields(v)
+            .into_iter()
+            .map(|(k, x)| format!("{}: {x}", k.to_lowercase()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    #[test]
+    fn one_duration_format_in_words() {
+        assert_eq!(duration(Duration::days(90)), "90 days");
+        assert_eq!(duration(Duration::hours(1)), "1 hour");
+        assert_eq!(duration(Duration::hours(36)), "1 day 12 hours");
+        assert_eq!(duration(Duration::minutes(90)), "1 hour 30 minutes");
+        assert_eq!(duration(Duration::seconds(0)), "0 seconds");
+        assert_eq!(fmt_span(Duration::days(30)), "30 days");
+        assert_eq!(fmt_span(Duration::hours(24 * 3 + 4)), "3 days 4 hours");
+        assert_eq!(
+            fmt_span(Duration::minutes(5 * 60 + 12)),
+            "5 hours 12 minutes"
+        );
+        assert_eq!(fmt_span(Duration::seconds(-40)), "40 seconds");
+        assert_eq!(fmt_span(Duration::seconds(61)), "1 minute");
+        let l = tokenwarden_domain::LeadTime::parse("14d").unwrap();
+        assert_eq!(lead_time(l), "14 days");
+    }
+
+    #[test]
+    fn activity_detail_is_labelled_fields_never_json_nor_a_secret() {
+        let d = serde_json::json!({
+            "changed": ["settings", "client_secret"],
+            "name": ["old-name", "new-name"],
+            "rotated": true,
+            "refresh_token_expires_at": "2026-03-01T10:00:00.000Z",
+            "client_secret": "hunter2-should-never-be-here",
+            "reason": null,
+            "from": "expiring_soon",
+        });
+        let f = detail_fields(&d);
+        let text = format!("{f:?}");
+        assert!(
+            f.contains(&("Changed".into(), "settings, client secret".into())),
+            "{text}"
+        );
+        assert!(
+            f.contains(&("Name".into(), "old-name → new-name".into())),
+            "{text}"
+        );
+        assert!(f.contains(&("Rotated".into(), "yes".into())), "{text}");
+        assert!(
+            f.contains(&(
+                "Refresh token expires at".into(),
+                "2026-03-01 10:00 UTC".into()
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2") && !text.contains('{'), "{text}");
+        assert!(
+            f.contains(&("From".into(), "Expiring soon".into())),
+            "{text}"
+        );
+        assert_eq!(f.len(), 6, "{text}");
+        assert_eq!(action_label("token.refresh"), "Access token refreshed");
+        assert_eq!(action_label("token.future_thing"), "token.future_thing");
     }
 }

@@ -5,6 +5,7 @@ use crate::support::{Db, TestApp, spawn};
 
 mod admin_screens;
 mod lists;
+mod words;
 use base64::Engine as _;
 use reqwest::header::HeaderMap;
 use tokenwarden_domain::{Clock, TokenId, TokenStatus};
@@ -552,7 +553,7 @@ async fn the_refresh_countdown_turns_amber_then_red_as_the_clock_moves() {
         "grouped under its provider"
     );
     assert_eq!(countdown_class(&page.body), "ok");
-    assert!(page.body.contains("30 d 0 h left"));
+    assert!(page.body.contains("30 days left"));
     let expires_ms = (t.clock.now() + chrono::Duration::days(30)).timestamp_millis();
     assert!(
         page.body
@@ -563,13 +564,13 @@ async fn the_refresh_countdown_turns_amber_then_red_as_the_clock_moves() {
     let b = sign_in(&t).await; // (the old session has ended meanwhile)
     let page = b.get(&t, "/tokens").await;
     assert_eq!(countdown_class(&page.body), "warn");
-    assert!(page.body.contains("13 d 0 h left"));
+    assert!(page.body.contains("13 days left"));
 
     t.clock.advance(chrono::Duration::hours(12 * 24 + 13)); // 11 hours left
     let b = sign_in(&t).await;
     let page = b.get(&t, "/tokens").await;
     assert_eq!(countdown_class(&page.body), "crit");
-    assert!(page.body.contains("11 h 0 min left"));
+    assert!(page.body.contains("11 hours left"));
 
     // A token that needs a new sign-in is red whatever its expiry.
     expire_in(&t, id, 60).await;
@@ -579,7 +580,7 @@ async fn the_refresh_countdown_turns_amber_then_red_as_the_clock_moves() {
     t.ctx.store.update_token(&tok, t.clock.now()).await.unwrap();
     let page = b.get(&t, "/tokens").await;
     assert_eq!(countdown_class(&page.body), "crit");
-    assert!(page.body.contains("Needs sign-in"));
+    assert!(page.body.contains("Needs re-authorization"));
 }
 
 #[tokio::test]
@@ -643,7 +644,10 @@ async fn pasting_the_client_secrets_output_in_the_form_fills_the_token() {
     assert_eq!(secrets, ["vNy/1st+secret=", "pIl/2nd+secret="]);
     // The form shows that secrets are set, never their values.
     let edit = b.get(&t, &format!("/tokens/{id}/edit?done=filled")).await;
-    assert!(edit.body.contains("••••• set"));
+    assert!(
+        edit.body
+            .contains("set (hidden): type a new one to replace it")
+    );
     assert!(!edit.body.contains("vNy/1st+secret="));
     assert!(edit.body.contains("kMoBQd6lZ0iRIB5W+LjzHc3CQqM="));
 
@@ -2174,7 +2178,10 @@ async fn issue11_item2_shown_once_pages_are_post_redirect_get_and_a_reload_makes
         .post(&t, &format!("/apps/{app_id}/keys"), &[("label", "ci")])
         .await;
     assert_eq!(r.status, 303);
-    assert_eq!(r.header("location"), "/shown-once");
+    assert!(
+        r.header("location")
+            .starts_with("/shown-once?secret=api-key&of=")
+    );
     assert!(!r.body.contains("tw_app_"));
     // Another session cannot open it, even with the cookie.
     let sealed = r
@@ -2216,6 +2223,19 @@ async fn issue11_item2_shown_once_pages_are_post_redirect_get_and_a_reload_makes
         }
     }
     assert_eq!(keys().await, before + 1, "one POST, one key");
+    // Reloaded at its address, the page says which secret it was and how to get another.
+    let gone = b.get(&t, r.header("location")).await;
+    assert_eq!(gone.status, 410);
+    let app_name = app["name"].as_str().unwrap();
+    assert!(
+        gone.body
+            .contains(&format!("The API key of app {app_name}</strong>"))
+            && gone.body.contains("rotate it")
+            && gone.body.contains(&format!(r#"href="/apps/{app_id}""#)),
+        "{}",
+        gone.body
+    );
+    assert!(!gone.body.contains("tw_app_"));
     let (s, _, _) = t
         .send(
             reqwest::Method::GET,
@@ -2273,6 +2293,16 @@ async fn issue11_item2_shown_once_pages_are_post_redirect_get_and_a_reload_makes
         assert!(!again.body.contains("whsec_"));
     }
     assert_eq!(t.ctx.store.list_channels().await.unwrap().len(), 1);
+    let gone = b.get(&t, r.header("location")).await;
+    assert_eq!(gone.status, 410);
+    assert!(
+        gone.body
+            .contains("The signing secret of webhook channel hook</strong>")
+            && gone.body.contains("delete the channel and create it again"),
+        "{}",
+        gone.body
+    );
+    assert!(!gone.body.contains("whsec_"));
 }
 
 /// A token of the seed made usable (or not) with the given status and expiries.
@@ -2320,7 +2350,7 @@ async fn issue11_item3_sign_in_again_is_on_the_row_the_detail_and_the_form_with_
         !list.body.contains(&signin_for(&fine)),
         "not on a healthy one"
     );
-    assert!(list.body.contains(">Sign in again</button>"));
+    assert!(list.body.contains(">Re-authorize</button>"));
 
     let detail = b.get(&t, &format!("/tokens/{dead}")).await;
     let at = detail
@@ -2340,18 +2370,19 @@ async fn issue11_item3_sign_in_again_is_on_the_row_the_detail_and_the_form_with_
 
     let form = b.get(&t, &format!("/tokens/{dead}/edit")).await;
     assert_eq!(
-        form.body.matches(">Update</button>").count(),
+        form.body.matches(">Save</button>").count(),
         1,
-        "one Update button"
+        "one Save button"
     );
+    assert!(!form.body.contains("Update") && !form.body.contains(">Done<"));
     let bar = &form.body[form
         .body
         .find(r#"class="formbar""#)
         .expect("the sticky bar")..];
     let bar = &bar[..bar.find("</div>\n</div>").unwrap()];
-    assert!(bar.contains(">Update</button>"));
+    assert!(bar.contains(">Save</button>"));
     assert!(
-        bar.contains(&signin_for(&dead)) && bar.contains(">Sign in again</button>"),
+        bar.contains(&signin_for(&dead)) && bar.contains(">Re-authorize</button>"),
         "{bar}"
     );
     assert!(bar.contains("Test connection"));
@@ -2366,7 +2397,7 @@ async fn issue11_item3_sign_in_again_is_on_the_row_the_detail_and_the_form_with_
             .body
             .contains(">Get OAuth 2.0 Access Token</button>")
     );
-    assert!(!fine_form.body.contains(">Sign in again</button>"));
+    assert!(!fine_form.body.contains(">Re-authorize</button>"));
 }
 
 #[tokio::test]
@@ -2381,11 +2412,11 @@ async fn issue11_item4_wording_expired_not_expires_ago_one_label_for_a_missing_t
     // The app's page lists its own token with the access token's expiry.
     let app_id = app["id"].as_str().unwrap();
     let page = b.get(&t, &format!("/apps/{app_id}")).await;
-    assert!(page.body.contains("expired 5 d 0 h ago"), "{}", page.body);
-    assert!(!page.body.contains(">5 d 0 h ago<"), "the old wording");
+    assert!(page.body.contains("expired 5 days ago"), "{}", page.body);
+    assert!(!page.body.contains(">5 days ago<"), "the old wording");
     set_token(&t, id, TokenStatus::Healthy, 30, 40).await;
     let page = b.get(&t, &format!("/apps/{app_id}")).await;
-    assert!(page.body.contains("expires in 40 min"), "{}", page.body);
+    assert!(page.body.contains("expires in 40 minutes"), "{}", page.body);
 
     // An app using a token that does not exist: one label, not three.
     let r = b
@@ -2458,19 +2489,19 @@ async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_a
     let coming = &page[page.find("Coming up").unwrap()..page.find(">Sent<").unwrap()];
     assert!(coming.contains("graph-mail"), "{coming}");
     assert!(
-        coming.contains("7d before expiry") && coming.contains("in 3 d 0 h"),
+        coming.contains("7 days before expiry") && coming.contains("in 3 days"),
         "{coming}"
     );
     assert!(
-        coming.contains("1d before expiry") && coming.contains("in 9 d 0 h"),
+        coming.contains("1 day before expiry") && coming.contains("in 9 days"),
         "{coming}"
     );
     assert!(
-        coming.contains("at expiry") && coming.contains("in 10 d 0 h"),
+        coming.contains("at expiry") && coming.contains("in 10 days"),
         "{coming}"
     );
     assert!(
-        !coming.contains("14d before expiry"),
+        !coming.contains("14 days before expiry"),
         "already due: {coming}"
     );
     assert!(page.contains("No reminder sent yet"));
@@ -2479,7 +2510,7 @@ async fn issue11_item5_the_notifications_page_lists_reminders_to_come_and_sent_a
     let page = b.get(&t, "/notifications").await.body;
     let sent = &page[page.find(">Sent<").unwrap()..page.find("<h2>Channels</h2>").unwrap()];
     assert!(
-        sent.contains("graph-mail") && sent.contains("14d before expiry"),
+        sent.contains("graph-mail") && sent.contains("14 days before expiry"),
         "{sent}"
     );
 

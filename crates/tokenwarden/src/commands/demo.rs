@@ -27,6 +27,13 @@ pub(crate) fn run(
                 .tempdir()?,
         ),
     };
+    // The throwaway folder is private from the start (the folder check would otherwise warn
+    // about its mode on every demo start, a warning meant for production data).
+    #[cfg(unix)]
+    if let Some(t) = &temp {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
     let dir = data_dir.unwrap_or_else(|| {
         temp.as_ref()
             .map(|t| t.path().to_path_buf())
@@ -106,7 +113,7 @@ pub(crate) fn run(
              2. Copy the SQL from the setup panel, run it in the Snowflake worksheet as ADMIN.\n  \
              3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
              4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
-             5. Update, then Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
+             5. Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
              Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -H 'Content-Type: application/json' -d '{{\"seconds\": 6912000}}'\n\n  \
              Data: {} ({}). Ctrl-C stops.\n",
             dir.display(),

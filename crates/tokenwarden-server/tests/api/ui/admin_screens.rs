@@ -196,7 +196,12 @@ async fn issue11_admin_tokens_are_shown_once_by_post_redirect_get_and_revoked() 
     make_admin(&t).await;
     let b = sign_in(&t).await;
     let r = b.post(&t, "/admin-tokens", &[("label", "ci")]).await;
-    assert_eq!((r.status, location(&r)), (303, "/shown-once"), "{}", r.body);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = location(&r).to_owned();
+    assert!(
+        page.starts_with("/shown-once?secret=admin-token&of="),
+        "{page}"
+    );
     assert!(
         !r.body.contains("tw_adm_"),
         "the POST's answer holds no secret"
@@ -227,9 +232,16 @@ async fn issue11_admin_tokens_are_shown_once_by_post_redirect_get_and_revoked() 
 
     // A reload (the browser dropped the cookie) shows no secret and makes no token; neither
     // does a replay of the cookie, nor the cookie in another session.
-    let reload = b.get(&t, "/shown-once").await;
+    let reload = b.get(&t, &page).await;
     assert_eq!(reload.status, 410);
     assert!(!reload.body.contains("tw_adm_") && reload.body.contains("shown once"));
+    // It says which secret it was, and how to get a working one.
+    assert!(
+        reload.body.contains("The admin token “ci”") && reload.body.contains("rotate it"),
+        "{}",
+        reload.body
+    );
+    assert!(reload.body.contains(r#"href="/admins#tokens-h""#));
     let replay = done(
         client()
             .get(t.url("/shown-once"))
@@ -324,7 +336,7 @@ async fn issue11_tokens_are_renamed_second_secrets_cleared_channels_edited_apps_
         b.get(&t, &format!("/tokens/{id}"))
             .await
             .body
-            .contains("Clear second secret")
+            .contains(">Clear the second secret<")
     );
     let r = b
         .post(&t, &format!("/tokens/{id}/client-secret-2/clear"), &[])

@@ -133,7 +133,7 @@ async fn issue11_item5_reminders_coming_up_are_read_by_reminder_time_and_paged()
         &page.body[page.body.find("Coming up").unwrap()..page.body.find(">Sent<").unwrap()];
     let rows = reminder_tokens(coming);
     assert_eq!(rows.len(), 20, "one page: {rows:?}");
-    assert_eq!(rows[0], ("token-a".into(), "1d before expiry".into()));
+    assert_eq!(rows[0], ("token-a".into(), "1 day before expiry".into()));
     // B's reminder and A's expiry are both 10 days away.
     let mut second: Vec<_> = rows[1..3].to_vec();
     second.sort();
@@ -141,10 +141,10 @@ async fn issue11_item5_reminders_coming_up_are_read_by_reminder_time_and_paged()
         second,
         [
             ("token-a".into(), "at expiry".into()),
-            ("token-b".into(), "30d before expiry".into())
+            ("token-b".into(), "30 days before expiry".into())
         ]
     );
-    assert_eq!(rows[3], ("filler-00".into(), "1d before expiry".into()));
+    assert_eq!(rows[3], ("filler-00".into(), "1 day before expiry".into()));
     let at = coming
         .find(r#"href="/notifications/upcoming?"#)
         .expect("a link to the reminders after the first page")
@@ -342,7 +342,7 @@ async fn issue10_item4_app_fields_are_typed_and_pages_do_not_read_every_app() {
         .await;
     assert_eq!(r.status, 422);
     assert!(
-        r.body.contains("there is no app named app-99"),
+        r.body.contains("There is no app named app-99."),
         "{}",
         r.body
     );
