@@ -802,7 +802,13 @@ async fn secrets_scan(db: Db) {
         assert!(r.status < 400, "{path}: {} {}", r.status, r.text);
         // A secret made by a UI POST is shown by the page it redirects to (post/redirect/get),
         // in a sealed cookie the browser sends back once.
-        if r.headers.get("location").and_then(|v| v.to_str().ok()) == Some("/shown-once") {
+        // (`/shown-once?secret=...&of=...`: which secret and whose, for the page after a reload.)
+        let location = r
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(location) = location.filter(|l| l.starts_with("/shown-once")) {
             let sealed: Vec<String> = r
                 .headers
                 .get_all("set-cookie")
@@ -811,7 +817,7 @@ async fn secrets_scan(db: Db) {
                 .collect();
             let req = seen
                 .http
-                .get(seen.url("/shown-once"))
+                .get(seen.url(&location))
                 .header("cookie", format!("{cookie}; {}", sealed.join("; ")));
             r = seen.send("UI GET /shown-once", &allowed, req).await;
             assert_eq!(r.status, 200, "{}", r.text);
