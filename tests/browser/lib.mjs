@@ -201,7 +201,7 @@ export async function createSnowflakeToken(page, demo, name = 'snowflake-sales',
   // Each setting is checked when it loses focus, and the answer appears under it and pushes the
   // page down: wait for it before clicking on, or the click can miss its button (a UI bug,
   // asserted by new-token-click.test.mjs).
-  for (const [label, id, value] of [[/^Account/, 'account', demo.emu], [/^Role/, 'role', 'ANALYST']]) {
+  for (const [label, id, value] of [[/^Account(?! identifier)/, 'account', demo.emu], [/^Role/, 'role', 'ANALYST']]) {
     const input = page.getByLabel(label);
     await input.fill(value);
     await input.blur();

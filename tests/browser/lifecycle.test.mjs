@@ -194,7 +194,7 @@ describe('app lifecycle, popup and CSRF', { timeout: 180_000 }, () => {
     // Nothing changed: the token is there with the same client id, settings and access token.
     await page.reload();
     assert.equal(await page.getByLabel('Client id').inputValue(), clientId);
-    assert.equal(await page.getByLabel(/^Account/).inputValue(), demo.emu);
+    assert.equal(await page.getByLabel(/^Account(?! identifier)/).inputValue(), demo.emu);
     assert.equal(await page.locator('#token-status code.masked').textContent(), masked);
     assert.match(await page.locator('#token-status').innerText(), /Healthy/);
     await page.goto(`${demo.tw}/tokens`);
