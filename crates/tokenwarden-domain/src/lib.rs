@@ -14,8 +14,8 @@ pub use ids::{ApiKeyId, AppId, TokenId};
 pub use names::{AppName, KeyLabel, NameError, ProviderId, TokenName, take_refused_name};
 pub use net::{is_loopback_authority, is_loopback_host};
 pub use states::{
-    AppState, AuditAction, AuditOutcome, ChannelKind, DeviceFlowStatus, EventKind, LeadTime,
-    ParseStateError, StopReason, TokenStatus,
+    AppState, AuditAction, AuditOutcome, ChannelKind, DeviceFlowStatus, EventKind, Expiring,
+    LeadTime, ParseStateError, StopReason, TokenStatus,
 };
 
 /// Every instant in tokenwarden is UTC.

@@ -248,6 +248,48 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What expires on a token, each with its own countdown, reminders, "expired" (the
+    /// background pass), index (the reminders coming up) and gauges (`/metrics`).
+    Expiring, "expiry" {
+        /// The refresh token's validity (an admin signs in again before it).
+        RefreshToken = "refresh_token",
+        /// The client secret's validity at the provider (an admin stores a new secret before it).
+        ClientSecret = "client_secret",
+    }
+);
+
+impl Expiring {
+    /// The prefix of the client secret's reminder keys in `reminders_sent.lead`.
+    pub const SECRET_PREFIX: &'static str = "client_secret:";
+
+    /// In words: "refresh token", "client secret".
+    pub fn what(self) -> &'static str {
+        match self {
+            Expiring::RefreshToken => "refresh token",
+            Expiring::ClientSecret => "client secret",
+        }
+    }
+
+    /// The reminder's key in `reminders_sent.lead`: the lead time (`7d`) or `expired`, and
+    /// for the client secret with a `client_secret:` prefix, so each is recorded once.
+    pub fn reminder_key(self, lead: &str) -> String {
+        match self {
+            Expiring::RefreshToken => lead.to_owned(),
+            Expiring::ClientSecret => format!("{}{lead}", Expiring::SECRET_PREFIX),
+        }
+    }
+
+    /// What a reminder key names: the expiry and the lead time (or `expired`);
+    /// [`Expiring::reminder_key`] read back.
+    pub fn of_reminder_key(key: &str) -> (Expiring, &str) {
+        match key.strip_prefix(Expiring::SECRET_PREFIX) {
+            Some(lead) => (Expiring::ClientSecret, lead),
+            None => (Expiring::RefreshToken, key),
+        }
+    }
+}
+
 /// How long before a refresh token (or a client secret) expires a reminder goes out: `14d`,
 /// `12h`, `90m`; positive, at most a year. Written and read as that text everywhere (the
 /// configuration file, the environment, the UI, the reminders sent).
@@ -310,6 +352,22 @@ impl fmt::Display for LeadTime {
 #[cfg(test)]
 mod typed_tests {
     use super::*;
+
+    #[test]
+    fn reminder_keys_read_back() {
+        for what in Expiring::ALL {
+            for lead in ["14d", "expired"] {
+                assert_eq!(
+                    Expiring::of_reminder_key(&what.reminder_key(lead)),
+                    (*what, lead)
+                );
+            }
+        }
+        assert_eq!(
+            Expiring::ClientSecret.reminder_key("7d"),
+            "client_secret:7d"
+        );
+    }
 
     #[test]
     fn lead_times_parse_and_print_alike() {

@@ -206,20 +206,22 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<(Timestamp, String, Timestamp)>>;
     /// The reminders sent most recently, newest first, at most `limit`.
     async fn recent_reminders(&self, limit: i64) -> Result<Vec<SentReminder>>;
-    /// Tokens that can be used (healthy or expiring soon) whose refresh token expires after
-    /// `after` (or at `after` with an id above `after_id`), by (refresh-token expiry, id), at
-    /// most `limit`: one keyset page of the index `tokens_by_refresh_expiry`. The reminders
-    /// coming up are pages of it, one per lead time (`ops::channels::reminders`).
+    /// Tokens that can be used (healthy or expiring soon) whose `what` (refresh token, client
+    /// secret) expires past `bound`, by (that expiry, id), at most `limit`: one keyset page of
+    /// that expiry's index (`tokens_by_refresh_expiry`, `tokens_by_client_secret_expiry`). The
+    /// reminders coming up are pages of it, one per expiry and lead time
+    /// (`ops::channels::upcoming_reminders`).
     async fn tokens_expiring_after(
         &self,
-        after: Timestamp,
-        after_id: Option<TokenId>,
+        what: tokenwarden_domain::Expiring,
+        bound: ExpiryBound,
         limit: i64,
     ) -> Result<Vec<TokenRecord>>;
     /// What `/metrics` shows from the database, by indexed queries (no row is read per token
     /// beyond the `limit` expiring first): tokens per status, apps per state, the
-    /// notifications waiting, the soonest refresh-token expiry of a usable token, and the usable
-    /// tokens whose refresh token expires before `horizon` (the soonest `limit`, and how many).
+    /// notifications waiting, and for each expiry (refresh token, client secret) the soonest
+    /// of a usable token and the usable tokens expiring before `horizon` (the soonest `limit`,
+    /// and how many).
     async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts>;
 
     // --- notification channels -------------------------------------------------------------

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 use tokenwarden_domain::{
-    ApiKeyId, AppId, AppName, AppState, ClientAuthMethod, Grant, KeyLabel, ProviderId, StopReason,
-    Timestamp, TokenId, TokenName, TokenStatus,
+    ApiKeyId, AppId, AppName, AppState, ClientAuthMethod, Expiring, Grant, KeyLabel, ProviderId,
+    StopReason, Timestamp, TokenId, TokenName, TokenStatus,
 };
 
 /// Ciphertext of a secret. Its `Debug` shows only its length.
@@ -79,6 +79,28 @@ pub struct TokenRecord {
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+impl TokenRecord {
+    /// When `what` expires on this token, if it does.
+    pub fn expires_at(&self, what: Expiring) -> Option<Timestamp> {
+        match what {
+            Expiring::RefreshToken => self.material.refresh_expires_at,
+            Expiring::ClientSecret => self.client_secret_expires_at,
+        }
+    }
+}
+
+/// Where a page of tokens by one expiry starts ([`crate::Store::tokens_expiring_after`]): a
+/// bound on the key (expiry, id) of the expiry's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryBound {
+    /// Expiries after this instant.
+    After(Timestamp),
+    /// Expiries at this instant or after.
+    From(Timestamp),
+    /// After this (expiry, token id): the key of a previous page's last row.
+    AfterToken(Timestamp, TokenId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -543,22 +565,42 @@ pub struct MetricCounts {
     pub apps_by_state: Vec<(String, i64)>,
     /// Notification deliveries queued and not finished (waiting, retrying or being sent).
     pub delivery_queue: i64,
-    /// The soonest refresh-token expiry among usable tokens (healthy or expiring soon).
-    pub next_refresh_expiry: Option<Timestamp>,
-    /// Usable tokens whose refresh token expires before the horizon asked for, soonest first,
-    /// at most the limit asked for.
-    pub expiring: Vec<ExpiringToken>,
-    /// How many usable tokens' refresh tokens expire before the horizon (all of them, also
-    /// those past the limit).
-    pub expiring_total: i64,
+    /// The usable tokens' refresh-token expiries.
+    pub refresh_token: ExpiryCounts,
+    /// The usable tokens' client-secret expiries.
+    pub client_secret: ExpiryCounts,
 }
 
-/// A usable token whose refresh token expires soon, as `/metrics` labels it.
+impl MetricCounts {
+    /// The counts of one expiry.
+    pub fn expiry(&self, what: Expiring) -> &ExpiryCounts {
+        match what {
+            Expiring::RefreshToken => &self.refresh_token,
+            Expiring::ClientSecret => &self.client_secret,
+        }
+    }
+}
+
+/// One expiry (a refresh token's, a client secret's) of the usable tokens (healthy or expiring
+/// soon), as `/metrics` shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExpiryCounts {
+    /// The soonest.
+    pub next: Option<Timestamp>,
+    /// The tokens whose expiry is before the horizon asked for, soonest first, at most the
+    /// limit asked for.
+    pub expiring: Vec<ExpiringToken>,
+    /// How many tokens' expiries are before the horizon (all of them, also those past the
+    /// limit).
+    pub total: i64,
+}
+
+/// A usable token with something expiring soon, as `/metrics` labels it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpiringToken {
     pub name: TokenName,
     /// The owning app's name for an app-level token; `None` for a global one.
     pub app: Option<AppName>,
     pub provider: ProviderId,
-    pub refresh_expires_at: Timestamp,
+    pub expires_at: Timestamp,
 }

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokenwarden_domain::{
-    ApiKeyId, AppId, AppName, AppState, Clock, KeyLabel, ManualClock, ProviderId, StopReason,
-    Timestamp, TokenId, TokenName, TokenStatus,
+    ApiKeyId, AppId, AppName, AppState, Clock, Expiring, KeyLabel, ManualClock, ProviderId,
+    StopReason, Timestamp, TokenId, TokenName, TokenStatus,
 };
 use tokenwarden_store::*;
 
@@ -79,6 +79,7 @@ conformance!(
     reminders_are_recorded_once,
     issue11_item5_upcoming_and_recent_reminders_are_bounded_lists,
     issue13_metric_counts_are_bounded_and_by_status,
+    issue13_tokens_by_client_secret_expiry_are_keyset_pages_of_their_index,
     channels_crud,
     jobs_are_claimed_once_and_survive_a_dead_holder,
     deliveries_are_logged,
@@ -1460,12 +1461,22 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
             .map(|t| t.name.to_string())
             .collect::<Vec<_>>()
     };
+    use ExpiryBound::{After, AfterToken};
+    let refresh = Expiring::RefreshToken;
     assert_eq!(
-        names(s.tokens_expiring_after(now, None, 10).await.unwrap()),
+        names(
+            s.tokens_expiring_after(refresh, After(now), 10)
+                .await
+                .unwrap()
+        ),
         ["in-2", "in-5", "in-9"]
     );
     assert_eq!(
-        names(s.tokens_expiring_after(now, None, 2).await.unwrap()),
+        names(
+            s.tokens_expiring_after(refresh, After(now), 2)
+                .await
+                .unwrap()
+        ),
         ["in-2", "in-5"]
     );
     // The next page starts after the last row's (expiry, id); a second token expiring at the
@@ -1482,14 +1493,18 @@ async fn issue11_item5_upcoming_and_recent_reminders_are_bounded_lists(ctx: Ctx)
     };
     assert_eq!(
         names(
-            s.tokens_expiring_after(two, Some(first.id), 10)
+            s.tokens_expiring_after(refresh, AfterToken(two, first.id), 10)
                 .await
                 .unwrap()
         ),
         [second.name.to_string(), "in-5".into(), "in-9".into()]
     );
     assert_eq!(
-        names(s.tokens_expiring_after(two, None, 10).await.unwrap()),
+        names(
+            s.tokens_expiring_after(refresh, After(two), 10)
+                .await
+                .unwrap()
+        ),
         ["in-5", "in-9"]
     );
     s.delete_token(twin.id).await.unwrap();
@@ -1568,23 +1583,161 @@ async fn issue13_metric_counts_are_bounded_and_by_status(ctx: Ctx) {
     );
     assert_eq!(c.apps_by_state, pairs(&[("running", 1), ("stopped", 1)]));
     assert_eq!(c.delivery_queue, 0);
-    assert_eq!(c.next_refresh_expiry, Some(now + day * 2));
+    let r = &c.refresh_token;
+    assert_eq!(r.next, Some(now + day * 2));
+    assert_eq!(r.total, 2, "in-2 and in-5; not dead, not past the horizon");
+    assert_eq!(r.expiring.len(), 1, "the limit");
+    assert_eq!(r.expiring[0].name.as_str(), "in-2");
+    assert_eq!(r.expiring[0].app, None);
     assert_eq!(
-        c.expiring_total, 2,
-        "in-2 and in-5; not dead, not past the horizon"
+        c.client_secret,
+        ExpiryCounts::default(),
+        "no client secret expires"
     );
-    assert_eq!(c.expiring.len(), 1, "the limit");
-    assert_eq!(c.expiring[0].name.as_str(), "in-2");
-    assert_eq!(c.expiring[0].app, None);
     let c = s.metric_counts(now + day * 30, 10).await.unwrap();
-    let names: Vec<_> = c.expiring.iter().map(|t| t.name.to_string()).collect();
+    let r = &c.refresh_token;
+    let names: Vec<_> = r.expiring.iter().map(|t| t.name.to_string()).collect();
     assert_eq!(names, ["in-2", "in-5"]);
     assert_eq!(
-        c.expiring[1].app.as_ref().map(|n| n.as_str()),
+        r.expiring[1].app.as_ref().map(|n| n.as_str()),
         Some("billing")
     );
-    assert_eq!(c.expiring[1].provider.as_str(), "snowflake");
-    assert_eq!(c.expiring[1].refresh_expires_at, now + day * 5);
+    assert_eq!(r.expiring[1].provider.as_str(), "snowflake");
+    assert_eq!(r.expiring[1].expires_at, now + day * 5);
+    assert_eq!(c.expiry(Expiring::RefreshToken), r);
+
+    // Client secrets, counted apart from the refresh tokens, by the same rules: only usable
+    // tokens, the soonest `limit` before the horizon, and how many.
+    for (name, owner, days, status) in [
+        ("secret-10", Some(a.id), 10, TokenStatus::Healthy),
+        ("secret-4", None, 4, TokenStatus::ExpiringSoon),
+        ("secret-60", None, 60, TokenStatus::Healthy),
+        ("secret-dead", None, 1, TokenStatus::NeedsCredentials),
+    ] {
+        let mut t = token(&ctx, name, owner);
+        t.status = status;
+        t.client_secret_expires_at = Some(now + day * days);
+        s.create_token(&t).await.unwrap();
+    }
+    let c = s.metric_counts(now + day * 30, 1).await.unwrap();
+    assert_eq!(
+        c.refresh_token.total, 2,
+        "the refresh tokens' counts unchanged"
+    );
+    let cs = c.expiry(Expiring::ClientSecret);
+    assert_eq!(cs.next, Some(now + day * 4));
+    assert_eq!(cs.total, 2, "secret-4 and secret-10");
+    assert_eq!(cs.expiring.len(), 1, "the limit");
+    assert_eq!(cs.expiring[0].name.as_str(), "secret-4");
+    let c = s.metric_counts(now + day * 30, 10).await.unwrap();
+    let cs = &c.client_secret;
+    let names: Vec<_> = cs.expiring.iter().map(|t| t.name.to_string()).collect();
+    assert_eq!(names, ["secret-4", "secret-10"]);
+    assert_eq!(
+        cs.expiring[1].app.as_ref().map(|n| n.as_str()),
+        Some("billing")
+    );
+    assert_eq!(cs.expiring[1].expires_at, now + day * 10);
+}
+
+async fn issue13_tokens_by_client_secret_expiry_are_keyset_pages_of_their_index(ctx: Ctx) {
+    // The reminders coming up about client secrets: usable tokens by (client-secret expiry,
+    // id), pages of the index 0013 made, apart from the refresh tokens'.
+    let s = &ctx.store;
+    let now = ctx.clock.now();
+    let day = chrono::Duration::days(1);
+    let index = match s
+        .diagnostic(
+            "SELECT COUNT(*) FROM sqlite_master \
+             WHERE type = 'index' AND name = 'tokens_by_client_secret_expiry'",
+        )
+        .await
+    {
+        Ok(n) => n,
+        Err(_) => s
+            .diagnostic(
+                "SELECT COUNT(*) FROM pg_indexes \
+                 WHERE indexname = 'tokens_by_client_secret_expiry'",
+            )
+            .await
+            .unwrap(),
+    };
+    assert_eq!(index, "1", "migration 0013's index");
+    let mut made = Vec::new();
+    for (name, secret_days, refresh_days, status) in [
+        ("cs-5", Some(5), None, TokenStatus::Healthy),
+        ("cs-2", Some(2), Some(1), TokenStatus::ExpiringSoon),
+        ("cs-9", Some(9), None, TokenStatus::Healthy),
+        ("cs-dead", Some(3), None, TokenStatus::NeedsCredentials),
+        ("cs-past", Some(-1), None, TokenStatus::Healthy),
+        ("refresh-only", None, Some(4), TokenStatus::Healthy),
+    ] {
+        let mut t = token(&ctx, name, None);
+        t.status = status;
+        t.client_secret_expires_at = secret_days.map(|d| now + day * d);
+        t.material.refresh_expires_at = refresh_days.map(|d| now + day * d);
+        s.create_token(&t).await.unwrap();
+        made.push(t);
+    }
+    let page = |what: Expiring, bound: ExpiryBound, limit: i64| async move {
+        s.tokens_expiring_after(what, bound, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    let secret = Expiring::ClientSecret;
+    assert_eq!(
+        page(secret, ExpiryBound::After(now), 10).await,
+        ["cs-2", "cs-5", "cs-9"]
+    );
+    assert_eq!(
+        page(secret, ExpiryBound::After(now), 2).await,
+        ["cs-2", "cs-5"]
+    );
+    assert_eq!(
+        page(Expiring::RefreshToken, ExpiryBound::After(now), 10).await,
+        ["cs-2", "refresh-only"],
+        "the refresh tokens' list is its own"
+    );
+    // At the same instant: `After` leaves it out, `From` takes every token, `AfterToken` the
+    // ones after that token's id.
+    let mut twin = token(&ctx, "cs-twin", None);
+    twin.status = TokenStatus::Healthy;
+    twin.client_secret_expires_at = made[1].client_secret_expires_at;
+    s.create_token(&twin).await.unwrap();
+    let two = now + day * 2;
+    let (first, second) = if made[1].id.to_string() < twin.id.to_string() {
+        (&made[1], &twin)
+    } else {
+        (&twin, &made[1])
+    };
+    assert_eq!(
+        page(secret, ExpiryBound::After(two), 10).await,
+        ["cs-5", "cs-9"]
+    );
+    assert_eq!(
+        page(secret, ExpiryBound::From(two), 10).await,
+        [
+            first.name.to_string(),
+            second.name.to_string(),
+            "cs-5".into(),
+            "cs-9".into()
+        ]
+    );
+    assert_eq!(
+        page(secret, ExpiryBound::AfterToken(two, first.id), 10).await,
+        [second.name.to_string(), "cs-5".into(), "cs-9".into()]
+    );
+    // A token whose secret expiry is cleared leaves the list.
+    let mut cleared = s.get_token(made[2].id).await.unwrap();
+    cleared.client_secret_expires_at = None;
+    s.update_token(&cleared, now).await.unwrap();
+    assert_eq!(
+        page(secret, ExpiryBound::From(two + day), 10).await,
+        ["cs-5"]
+    );
 }
 
 async fn channels_crud(ctx: Ctx) {
@@ -1980,7 +2133,7 @@ async fn a_closed_store_is_unavailable(ctx: Ctx) {
 }
 
 /// The migrations written after the former migrator was replaced (it knew 1-4).
-const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10, 11, 12];
+const NEWER_THAN_OLD_MIGRATOR: &[i64] = &[5, 6, 7, 8, 9, 10, 11, 12, 13];
 
 fn all_versions() -> Vec<i64> {
     [1, 2, 3, 4]

@@ -5,8 +5,8 @@ use crate::AppContext;
 use crate::ops::audit::{self, Action, Object, Outcome};
 use crate::ops::{Error, Result, retrying};
 use secrecy::SecretString;
-use tokenwarden_domain::{AppName, ChannelKind, EventKind, LeadTime};
-use tokenwarden_store::{ChannelRecord, SealedColumn, StoreError};
+use tokenwarden_domain::{AppName, ChannelKind, EventKind, Expiring, LeadTime};
+use tokenwarden_store::{ChannelRecord, ExpiryBound, SealedColumn, StoreError};
 
 /// Where the UI keeps the lead times an admin set (for every instance).
 pub const LEAD_TIMES_KEY: &str = "reminder_lead_times";
@@ -346,31 +346,47 @@ pub async fn set_lead_times(ctx: &AppContext, actor: &str, leads: Vec<LeadTime>)
     Ok(())
 }
 
-/// A reminder still to come: about `token_name`'s refresh token, `lead` before it expires
-/// (`None`: the expiry itself, announced when it happens), at `at`.
+/// A reminder still to come: about `token_name`'s refresh token or client secret (`what`),
+/// `lead` before it expires (`None`: the expiry itself, announced when it happens), at `at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpcomingReminder {
     pub token_id: tokenwarden_domain::TokenId,
     pub token_name: String,
     pub app_id: Option<tokenwarden_domain::AppId>,
+    pub what: Expiring,
     pub lead: Option<LeadTime>,
     pub at: tokenwarden_domain::Timestamp,
-    pub refresh_expires_at: tokenwarden_domain::Timestamp,
+    /// When `what` expires.
+    pub expires_at: tokenwarden_domain::Timestamp,
 }
 
-/// The reminders still to come, by (time, token id), after `after` (the previous page's last
-/// reminder: its time and token), at most `limit`. The times follow the background pass's
-/// rule (`engine::schedule`): each lead time before the refresh token's expiry, then the
-/// expiry itself.
+/// Where a page of reminders coming up starts: after the reminder at this time about this
+/// expiry of this token (the order is time, then the refresh token's before the client
+/// secret's, then token id).
+pub type ReminderKey = (
+    tokenwarden_domain::Timestamp,
+    Expiring,
+    tokenwarden_domain::TokenId,
+);
+
+/// The order of the expiries at the same time: `Expiring::ALL`'s.
+fn rank(what: Expiring) -> usize {
+    what as usize
+}
+
+/// The reminders still to come, by (time, expiry, token id), after `after` (the previous
+/// page's last reminder), at most `limit`. The times follow the background pass's rule
+/// (`engine::schedule`): for the refresh token and the client secret each, every lead time
+/// before it expires, then the expiry itself.
 ///
-/// The reminders of one lead time `d` come in the order of the refresh-token expiries, shifted
-/// by `d`; so this reads one keyset page of the expiry index per lead time (starting at the
-/// cursor's time plus `d`) and merges them: (lead times + 1) x `limit` rows at most, whatever
-/// the number of tokens, and a token whose lead time is long is not hidden behind the tokens
-/// expiring before it.
+/// The reminders of one expiry and lead time `d` come in the order of that expiry's index,
+/// shifted by `d`; so this reads one keyset page of the index per expiry and lead time
+/// (starting at the cursor's time plus `d`) and merges them: 2 x (lead times + 1) x `limit`
+/// rows at most, whatever the number of tokens, and a token whose lead time is long is not
+/// hidden behind the tokens expiring before it.
 pub async fn upcoming_reminders(
     ctx: &AppContext,
-    after: Option<(tokenwarden_domain::Timestamp, tokenwarden_domain::TokenId)>,
+    after: Option<ReminderKey>,
     limit: usize,
 ) -> Result<Vec<UpcomingReminder>> {
     let now = ctx.clock.now();
@@ -379,31 +395,38 @@ pub async fn upcoming_reminders(
     leads.push(None);
     let rows = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut upcoming = Vec::new();
-    for lead in leads {
-        let d = lead.map_or_else(chrono::Duration::zero, |l| l.duration());
-        // A reminder at `exp - d` is still to come when `exp > now + d`, and after the
-        // cursor when `(exp, id) > (at + d, id)`.
-        let floor = now + d;
-        let (from, from_id) = match after {
-            Some((at, id)) if at + d > floor => (at + d, Some(id)),
-            _ => (floor, None),
-        };
-        for t in ctx.store.tokens_expiring_after(from, from_id, rows).await? {
-            let Some(exp) = t.material.refresh_expires_at else {
-                continue;
+    for what in Expiring::ALL.iter().copied() {
+        for lead in &leads {
+            let d = lead.map_or_else(chrono::Duration::zero, |l| l.duration());
+            // A reminder at `exp - d` is still to come when `exp > now + d`, and after the
+            // cursor when `(exp - d, what, id) > (at, its what, its id)`.
+            let floor = now + d;
+            let bound = match after {
+                Some((at, w, id)) if at + d > floor => match rank(what).cmp(&rank(w)) {
+                    std::cmp::Ordering::Less => ExpiryBound::After(at + d),
+                    std::cmp::Ordering::Equal => ExpiryBound::AfterToken(at + d, id),
+                    std::cmp::Ordering::Greater => ExpiryBound::From(at + d),
+                },
+                _ => ExpiryBound::After(floor),
             };
-            upcoming.push(UpcomingReminder {
-                token_id: t.id,
-                token_name: t.name.to_string(),
-                app_id: t.app_id,
-                lead,
-                at: exp - d,
-                refresh_expires_at: exp,
-            });
+            for t in ctx.store.tokens_expiring_after(what, bound, rows).await? {
+                let Some(exp) = t.expires_at(what) else {
+                    continue;
+                };
+                upcoming.push(UpcomingReminder {
+                    token_id: t.id,
+                    token_name: t.name.to_string(),
+                    app_id: t.app_id,
+                    what,
+                    lead: *lead,
+                    at: exp - d,
+                    expires_at: exp,
+                });
+            }
         }
     }
-    // (time, token id) is unique: one token's reminders are at different times.
-    upcoming.sort_by_cached_key(|r| (r.at, r.token_id.to_string()));
+    // (time, expiry, token id) is unique: one expiry's reminders are at different times.
+    upcoming.sort_by_cached_key(|r| (r.at, rank(r.what), r.token_id.to_string()));
     upcoming.truncate(limit);
     Ok(upcoming)
 }

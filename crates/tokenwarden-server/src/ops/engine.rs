@@ -324,43 +324,13 @@ async fn token_pass(
 }
 
 /// What expires on a token, each with its own reminders and its own "expired".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiring {
-    /// The refresh token's validity (an admin signs in again before it).
-    RefreshToken,
-    /// The client secret's validity at the provider (an admin stores a new secret before it).
-    ClientSecret,
-}
-
-impl Expiring {
-    /// The reminder's key in `reminders_sent.lead`: the lead time (`7d`) or `expired`, and
-    /// for the client secret with a `client_secret:` prefix, so each is recorded once.
-    pub fn reminder_key(self, lead: &str) -> String {
-        match self {
-            Expiring::RefreshToken => lead.to_owned(),
-            Expiring::ClientSecret => format!("{}{lead}", Expiring::SECRET_PREFIX),
-        }
-    }
-
-    /// The prefix of the client secret's reminder keys.
-    pub const SECRET_PREFIX: &'static str = "client_secret:";
-
-    pub fn what(self) -> &'static str {
-        match self {
-            Expiring::RefreshToken => "refresh token",
-            Expiring::ClientSecret => "client secret",
-        }
-    }
-}
+pub use tokenwarden_domain::Expiring;
 
 /// The expiries of a token, the refresh token's first.
 fn expiries(t: &TokenRecord) -> impl Iterator<Item = (Expiring, Timestamp)> {
-    [
-        (Expiring::RefreshToken, t.material.refresh_expires_at),
-        (Expiring::ClientSecret, t.client_secret_expires_at),
-    ]
-    .into_iter()
-    .filter_map(|(w, e)| e.map(|e| (w, e)))
+    Expiring::ALL
+        .iter()
+        .filter_map(|w| t.expires_at(*w).map(|e| (*w, e)))
 }
 
 async fn remind(
@@ -397,7 +367,7 @@ async fn remind(
         let apps = lifecycle::dependants(ctx, t).await?;
         let mut data = lifecycle::token_data(t, None);
         data["lead"] = serde_json::Value::String(nearest.to_string());
-        data["expiring"] = serde_json::Value::String(what.what().replace(' ', "_"));
+        data["expiring"] = serde_json::Value::String(what.as_str().to_owned());
         data["apps"] =
             serde_json::json!(apps.iter().map(|a| a.name.to_string()).collect::<Vec<_>>());
         let days = left.num_hours() as f64 / 24.0;

@@ -244,25 +244,42 @@ pub async fn audit(
     Ok(page(List::Audit, rows, limit, |e| time_key(e.at, &e.id)))
 }
 
+/// The sort key of the reminders coming up: the reminder's time, what expires and the token.
+#[derive(Serialize, Deserialize)]
+struct ReminderKey {
+    /// Epoch milliseconds.
+    at: i64,
+    /// Absent in the cursors answered before client secrets were listed: the refresh token.
+    #[serde(default = "refresh_token")]
+    what: tokenwarden_domain::Expiring,
+    id: String,
+}
+
+fn refresh_token() -> tokenwarden_domain::Expiring {
+    tokenwarden_domain::Expiring::RefreshToken
+}
+
 /// The reminders still to come, soonest first (`channels::upcoming_reminders`: the rule of
-/// what comes when); the cursor is the last reminder's time and token.
+/// what comes when); the cursor is the last reminder's time, expiry and token.
 pub async fn upcoming_reminders(
     ctx: &AppContext,
     params: &PageParams,
 ) -> Result<Page<super::channels::UpcomingReminder>> {
-    let (req, limit) = request::<TimeKey>(List::Reminders, params)?;
+    let (req, limit) = request::<ReminderKey>(List::Reminders, params)?;
     let after = match req.after {
         None => None,
         Some(k) => {
             let invalid = || Error::Invalid("the cursor is not one this list answered".into());
             let at = chrono::DateTime::from_timestamp_millis(k.at).ok_or_else(invalid)?;
             let id = tokenwarden_domain::TokenId::parse(&k.id).ok_or_else(invalid)?;
-            Some((at, id))
+            Some((at, k.what, id))
         }
     };
     let rows = super::channels::upcoming_reminders(ctx, after, limit + 1).await?;
-    Ok(page(List::Reminders, rows, limit, |r| {
-        time_key(r.at, r.token_id)
+    Ok(page(List::Reminders, rows, limit, |r| ReminderKey {
+        at: r.at.timestamp_millis(),
+        what: r.what,
+        id: r.token_id.to_string(),
     }))
 }
 

@@ -10,9 +10,10 @@
 //! observation, and a `Family` lookup a read lock and a label set).
 //!
 //! No label carries a secret, an id or a raw path. Token and app names are bounded by what
-//! admins create, and only the tokens whose refresh token expires within
-//! [`EXPIRY_WINDOW_DAYS`] (at most [`EXPIRY_SERIES_MAX`], the soonest first) get a series of
-//! their own; [`render`] also exports how many there are in all.
+//! admins create, and only the tokens whose refresh token (or client secret) expires within
+//! [`EXPIRY_WINDOW_DAYS`] (at most [`EXPIRY_SERIES_MAX`] per expiry, the soonest first) get a
+//! series of their own; [`render`] also exports how many there are in all. The refresh token's
+//! and the client secret's gauges are one code path over [`Expiring`] ([`expiry_metrics`]).
 
 use crate::AppContext;
 use crate::ops::{Error, Result};
@@ -29,18 +30,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
-use tokenwarden_domain::{AppState, Timestamp, TokenStatus};
-use tokenwarden_store::MetricCounts;
+use tokenwarden_domain::{AppState, Expiring, Timestamp, TokenStatus};
+use tokenwarden_store::{ExpiryCounts, MetricCounts};
 
 /// How long the counts read from the database are reused: scrapes from several Prometheus
 /// servers within this long cost one set of queries.
 pub const COUNTS_TTL: chrono::Duration = chrono::Duration::seconds(5);
 
-/// Tokens whose refresh token expires within this many days get a series of their own in
-/// `tokenwarden_token_refresh_expiry_seconds`.
+/// Tokens whose refresh token (client secret) expires within this many days get a series of
+/// their own in `tokenwarden_token_refresh_expiry_seconds`
+/// (`tokenwarden_token_client_secret_expiry_seconds`).
 pub const EXPIRY_WINDOW_DAYS: i64 = 30;
 
-/// At most this many tokens (the soonest to expire) get a series of their own.
+/// At most this many tokens (the soonest to expire) get a series of their own, per expiry.
 pub const EXPIRY_SERIES_MAX: i64 = 500;
 
 /// Read latency buckets, in microseconds: a cached read takes tens of microseconds, one that
@@ -433,23 +435,42 @@ fn scrape_registry(counts: Option<&MetricCounts>, now: Timestamp) -> Registry {
         "Notification deliveries queued and not finished (waiting, being sent or to be retried)",
         queue,
     );
+    for what in Expiring::ALL {
+        expiry_metrics(&mut r, *what, c.expiry(*what), now);
+    }
+    r
+}
+
+/// The part of the metrics' names that says what expires: `tokenwarden_next_{it}_expiry_seconds`,
+/// `tokenwarden_tokens_{it}_expiring`, `tokenwarden_token_{it}_expiry_seconds`.
+fn expiry_name(what: Expiring) -> &'static str {
+    match what {
+        Expiring::RefreshToken => "refresh",
+        Expiring::ClientSecret => "client_secret",
+    }
+}
+
+/// One expiry's metrics: the soonest, how many expire within [`EXPIRY_WINDOW_DAYS`], and a
+/// series per token for the soonest [`EXPIRY_SERIES_MAX`] of them.
+fn expiry_metrics(r: &mut Registry, what: Expiring, c: &ExpiryCounts, now: Timestamp) {
+    let (it, words) = (expiry_name(what), what.what());
     let seconds = |at: Timestamp| (at - now).num_seconds();
-    if let Some(next) = c.next_refresh_expiry {
+    if let Some(next) = c.next {
         let g = Gauge::<i64>::default();
         g.set(seconds(next));
         r.register_with_unit(
-            "next_refresh_expiry",
-            "Seconds until the soonest refresh-token expiry of a usable token (negative: past)",
+            format!("next_{it}_expiry"),
+            format!("Seconds until the soonest {words} expiry of a usable token (negative: past)"),
             Unit::Seconds,
             g,
         );
     }
     let total = Gauge::<i64>::default();
-    total.set(c.expiring_total);
+    total.set(c.total);
     r.register(
-        "tokens_refresh_expiring",
+        format!("tokens_{it}_expiring"),
         format!(
-            "Usable tokens whose refresh token expires within {EXPIRY_WINDOW_DAYS} days (all of them; at most {EXPIRY_SERIES_MAX} get a series in tokenwarden_token_refresh_expiry_seconds)"
+            "Usable tokens whose {words} expires within {EXPIRY_WINDOW_DAYS} days (all of them; at most {EXPIRY_SERIES_MAX} get a series in tokenwarden_token_{it}_expiry_seconds)"
         ),
         total,
     );
@@ -464,17 +485,16 @@ fn scrape_registry(counts: Option<&MetricCounts>, now: Timestamp) -> Registry {
                 ),
                 ("provider", t.provider.to_string()),
             ])
-            .set(seconds(t.refresh_expires_at));
+            .set(seconds(t.expires_at));
     }
     r.register_with_unit(
-        "token_refresh_expiry",
+        format!("token_{it}_expiry"),
         format!(
-            "Seconds until a usable token's refresh token expires, for the tokens expiring within {EXPIRY_WINDOW_DAYS} days (the soonest {EXPIRY_SERIES_MAX}); app is empty for a global token"
+            "Seconds until a usable token's {words} expires, for the tokens whose {words} expires within {EXPIRY_WINDOW_DAYS} days (the soonest {EXPIRY_SERIES_MAX}); app is empty for a global token"
         ),
         Unit::Seconds,
         per_token,
     );
-    r
 }
 
 /// Who may scrape `/metrics`: a bearer token of its own (`metrics_token`, kept as its SHA-256

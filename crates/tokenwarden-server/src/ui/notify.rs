@@ -12,7 +12,7 @@ use askama::Template;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use tokenwarden_domain::{ChannelKind, EventKind, LeadTime};
+use tokenwarden_domain::{ChannelKind, EventKind, Expiring, LeadTime};
 use tokenwarden_store::{AuditFilter, ChannelRecord};
 
 /// The email recipients typed: separated by commas, spaces, semicolons or lines.
@@ -82,9 +82,17 @@ struct ReminderRow {
     when: String,
 }
 
-/// "14 days before expiry": which reminder of a token it is.
-fn reminder_lead(l: LeadTime) -> String {
-    format!("{} before expiry", view::lead_time(l))
+/// "14 days before expiry", "at expiry", "... of the client secret": which reminder of a
+/// token it is (`None`: the expiry itself).
+fn reminder_words(lead: Option<LeadTime>, what: Expiring) -> String {
+    let of = match what {
+        Expiring::RefreshToken => "",
+        Expiring::ClientSecret => " of the client secret",
+    };
+    match lead {
+        Some(l) => format!("{} before expiry{of}", view::lead_time(l)),
+        None => format!("at expiry{of}"),
+    }
 }
 
 /// How many reminders each list on the notifications page shows (the upcoming ones page on
@@ -188,7 +196,7 @@ async fn upcoming_rows(
             token_id: r.token_id.to_string(),
             token: r.token_name.clone(),
             owner: owners.name(ctx, r.app_id).await,
-            lead: r.lead.map_or_else(|| "at expiry".to_owned(), reminder_lead),
+            lead: reminder_words(r.lead, r.what),
             at: view::fmt_time(Some(r.at)),
             when: format!("in {}", view::fmt_span(r.at - now)),
         });
@@ -242,17 +250,10 @@ async fn notifications_page(
                 .unwrap_or_else(|| "(deleted token)".to_owned()),
             owner: owners.name(ctx, r.app_id).await,
             lead: {
-                // The client secret's reminders are recorded under `client_secret:<lead>`.
-                let (lead, what) = match r
-                    .lead
-                    .strip_prefix(crate::ops::engine::Expiring::SECRET_PREFIX)
-                {
-                    Some(l) => (l, " of the client secret"),
-                    None => (r.lead.as_str(), ""),
-                };
+                let (what, lead) = Expiring::of_reminder_key(&r.lead);
                 match LeadTime::parse(lead) {
-                    Ok(l) => format!("{}{what}", reminder_lead(l)),
-                    Err(_) if lead == "expired" => format!("at expiry{what}"),
+                    Ok(l) => reminder_words(Some(l), what),
+                    Err(_) if lead == "expired" => reminder_words(None, what),
                     Err(_) => r.lead.clone(),
                 }
             },

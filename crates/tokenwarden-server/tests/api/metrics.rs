@@ -1,6 +1,7 @@
 //! `GET /metrics` (issue 13 item 1): who may scrape it, and the numbers against what happened
 //! (reads by outcome, a refresh against the Snowflake emulator, a failed one, a failed
-//! delivery and the queue, a token whose refresh token expires in 5 days); no secret in it;
+//! delivery and the queue, a token whose refresh token expires in 5 days and its client secret
+//! in 10); no secret in it;
 //! `docs/alerts.yml` and `docs/grafana-dashboard.json` name only metrics the server exports.
 
 use crate::support::{ADMIN, Db, TestApp, emulator, spawn, spawn_with};
@@ -200,6 +201,17 @@ async fn the_numbers_follow_what_happened(db: Db) {
                 "refresh_token_validity": "432000"}}),
         )
         .await;
+    // Its client secret expires in 10 days (an Azure secret, say): a gauge of its own.
+    let secret_expires = t.clock_now() + chrono::Duration::days(10);
+    let (s, view) = t
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/tokens/{id}"),
+            Some(json!({"client_secret_expires_at":
+                tokenwarden_domain::Rfc3339(secret_expires).to_string()})),
+        )
+        .await;
+    assert_eq!(s, 200, "{view}");
     let before = scrape(&t).await;
 
     // N reads: ok, and refused ones by outcome.
@@ -253,6 +265,25 @@ async fn the_numbers_follow_what_happened(db: Db) {
     );
     assert_eq!(
         value(&after, "tokenwarden_tokens_refresh_expiring", &[]),
+        1.0
+    );
+    // The client secret's, apart from the refresh token's: 10 days.
+    let secret_left = value(
+        &after,
+        "tokenwarden_token_client_secret_expiry_seconds",
+        &[("token", "sf"), ("app", ""), ("provider", "snowflake")],
+    );
+    let ten_days = 864_000.0;
+    assert!(
+        (ten_days - 60.0..=ten_days).contains(&secret_left),
+        "about 10 days: {secret_left}\n{after}"
+    );
+    assert_eq!(
+        value(&after, "tokenwarden_next_client_secret_expiry_seconds", &[]),
+        secret_left
+    );
+    assert_eq!(
+        value(&after, "tokenwarden_tokens_client_secret_expiring", &[]),
         1.0
     );
     // Within the longest reminder lead time (14 days): expiring soon.

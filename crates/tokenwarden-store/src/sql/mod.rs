@@ -588,11 +588,11 @@ impl Store for SqlStore {
     }
     async fn tokens_expiring_after(
         &self,
-        after: Timestamp,
-        after_id: Option<TokenId>,
+        what: tokenwarden_domain::Expiring,
+        bound: ExpiryBound,
         limit: i64,
     ) -> Result<Vec<TokenRecord>> {
-        tokens::expiring_after(&self.pool, after, after_id, limit).await
+        tokens::expiring_after(&self.pool, what, bound, limit).await
     }
     async fn metric_counts(&self, horizon: Timestamp, limit: i64) -> Result<MetricCounts> {
         tokens::metric_counts(&self.pool, horizon, limit).await

@@ -9,7 +9,8 @@ use crate::records::*;
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
 use tokenwarden_domain::{
-    AppId, AppName, ClientAuthMethod, Grant, ProviderId, Timestamp, TokenId, TokenName, TokenStatus,
+    AppId, AppName, ClientAuthMethod, Expiring, Grant, ProviderId, Timestamp, TokenId, TokenName,
+    TokenStatus,
 };
 
 // --- tokens ---------------------------------------------------------------------------------
@@ -837,36 +838,120 @@ pub(super) async fn recent_reminders(pool: &AnyPool, limit: i64) -> Result<Vec<S
     .collect()
 }
 
-pub(super) async fn expiring_after(
-    pool: &AnyPool,
-    after: Timestamp,
-    after_id: Option<TokenId>,
-    limit: i64,
-) -> Result<Vec<TokenRecord>> {
-    // `>= $1` first: one range of the index (refresh_expires_at, id) on both backends.
-    sqlx::query_as::<_, TokenRow>(concat!(
-        "SELECT ",
-        token_columns!(),
-        " FROM tokens WHERE refresh_expires_at >= $1 \
-         AND (refresh_expires_at > $1 OR ($2 <> '' AND id > $2)) \
-         AND status IN ('healthy', 'expiring_soon') \
-         ORDER BY refresh_expires_at, id LIMIT $3"
-    ))
-    .bind(ms(after))
-    .bind(after_id.map(|i| i.to_string()).unwrap_or_default())
-    .bind(limit)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(TryInto::try_into)
-    .collect()
+/// Usable tokens (healthy or expiring soon): what has a refresh token (or a client secret)
+/// worth watching. Written `status || ''` so that no index on status serves it: each expiry
+/// query reads its expiry's index range. (SQLite, without statistics, would otherwise pick
+/// `tokens_by_status` and sort every usable token: `the_expiry_queries_read_their_index`.)
+macro_rules! usable {
+    ($t:literal) => {
+        concat!("(", $t, "status || '') IN ('healthy', 'expiring_soon')")
+    };
 }
 
-/// Usable tokens: what has a refresh token worth watching.
-macro_rules! usable {
-    () => {
-        "status IN ('healthy', 'expiring_soon')"
+/// The column of `what` in `tokens`, and a query over it: `$q!("refresh_expires_at")` for
+/// each expiry, so every query stays one static string and one range of the expiry's index
+/// (`tokens_by_refresh_expiry`, `tokens_by_client_secret_expiry`: (column, id)).
+macro_rules! by_expiry {
+    ($what:expr, $q:ident) => {
+        match $what {
+            Expiring::RefreshToken => $q!("refresh_expires_at"),
+            Expiring::ClientSecret => $q!("client_secret_expires_at"),
+        }
     };
+}
+
+/// A page of usable tokens by (expiry, id). `>= $1` first: one range of the index (column,
+/// id) on both backends. $2: the bound is inclusive; $3: the id after which rows at exactly
+/// $1 come ('' for none).
+macro_rules! expiring_after_sql {
+    ($col:literal) => {
+        concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM tokens WHERE ",
+            $col,
+            " >= $1 AND (",
+            $col,
+            " > $1 OR $2 = 1 OR ($3 <> '' AND id > $3)) AND ",
+            usable!(""),
+            " ORDER BY ",
+            $col,
+            ", id LIMIT $4"
+        )
+    };
+}
+
+/// The soonest expiry of a usable token: the first usable row of the index.
+macro_rules! next_expiry_sql {
+    ($col:literal) => {
+        concat!(
+            "SELECT ",
+            $col,
+            " FROM tokens WHERE ",
+            $col,
+            " IS NOT NULL AND ",
+            usable!(""),
+            " ORDER BY ",
+            $col,
+            " LIMIT 1"
+        )
+    };
+}
+
+/// How many usable tokens' expiries are before $1.
+macro_rules! expiring_total_sql {
+    ($col:literal) => {
+        concat!(
+            "SELECT COUNT(*) FROM tokens WHERE ",
+            $col,
+            " IS NOT NULL AND ",
+            $col,
+            " < $1 AND ",
+            usable!("")
+        )
+    };
+}
+
+/// The soonest $2 of them before $1, with their app's name.
+macro_rules! soonest_expiring_sql {
+    ($col:literal) => {
+        concat!(
+            "SELECT t.name, a.name, t.provider, t.",
+            $col,
+            " FROM tokens t LEFT JOIN apps a ON a.id = t.app_id WHERE t.",
+            $col,
+            " IS NOT NULL AND t.",
+            $col,
+            " < $1 AND ",
+            usable!("t."),
+            " ORDER BY t.",
+            $col,
+            ", t.id LIMIT $2"
+        )
+    };
+}
+
+pub(super) async fn expiring_after(
+    pool: &AnyPool,
+    what: Expiring,
+    bound: ExpiryBound,
+    limit: i64,
+) -> Result<Vec<TokenRecord>> {
+    let (at, inclusive, after_id) = match bound {
+        ExpiryBound::After(at) => (at, 0_i64, String::new()),
+        ExpiryBound::From(at) => (at, 1, String::new()),
+        ExpiryBound::AfterToken(at, id) => (at, 0, id.to_string()),
+    };
+    sqlx::query_as::<_, TokenRow>(by_expiry!(what, expiring_after_sql))
+        .bind(ms(at))
+        .bind(inclusive)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect()
 }
 
 pub(super) async fn metric_counts(
@@ -874,8 +959,8 @@ pub(super) async fn metric_counts(
     horizon: Timestamp,
     limit: i64,
 ) -> Result<MetricCounts> {
-    // Each a scan of one index (tokens_by_status, apps_by_state, jobs_due,
-    // tokens_by_refresh_expiry), never of the token rows.
+    // Each a scan of one index (tokens_by_status, apps_by_state, jobs_due, and each expiry's),
+    // never of the token rows.
     let tokens_by_status: Vec<(String, i64)> =
         sqlx::query_as("SELECT status, COUNT(*) FROM tokens GROUP BY status ORDER BY status")
             .fetch_all(pool)
@@ -888,31 +973,36 @@ pub(super) async fn metric_counts(
         sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE done_at IS NULL AND kind = 'deliver'")
             .fetch_one(pool)
             .await?;
-    let next: Option<i64> = sqlx::query_scalar(concat!(
-        "SELECT MIN(refresh_expires_at) FROM tokens WHERE refresh_expires_at IS NOT NULL AND ",
-        usable!()
-    ))
-    .fetch_one(pool)
-    .await?;
-    let expiring_total: i64 = sqlx::query_scalar(concat!(
-        "SELECT COUNT(*) FROM tokens WHERE refresh_expires_at IS NOT NULL \
-         AND refresh_expires_at < $1 AND ",
-        usable!()
-    ))
-    .bind(ms(horizon))
-    .fetch_one(pool)
-    .await?;
-    let rows: Vec<(String, Option<String>, String, i64)> = sqlx::query_as(concat!(
-        "SELECT t.name, a.name, t.provider, t.refresh_expires_at FROM tokens t \
-         LEFT JOIN apps a ON a.id = t.app_id \
-         WHERE t.refresh_expires_at IS NOT NULL AND t.refresh_expires_at < $1 AND t.",
-        usable!(),
-        " ORDER BY t.refresh_expires_at, t.id LIMIT $2"
-    ))
-    .bind(ms(horizon))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
+    Ok(MetricCounts {
+        tokens_by_status,
+        apps_by_state,
+        delivery_queue,
+        refresh_token: expiry_counts(pool, Expiring::RefreshToken, horizon, limit).await?,
+        client_secret: expiry_counts(pool, Expiring::ClientSecret, horizon, limit).await?,
+    })
+}
+
+/// One expiry's counts for `/metrics`: the soonest of a usable token, how many are before
+/// `horizon`, and the soonest `limit` of them with their names.
+async fn expiry_counts(
+    pool: &AnyPool,
+    what: Expiring,
+    horizon: Timestamp,
+    limit: i64,
+) -> Result<ExpiryCounts> {
+    let next: Option<i64> = sqlx::query_scalar(by_expiry!(what, next_expiry_sql))
+        .fetch_optional(pool)
+        .await?;
+    let total: i64 = sqlx::query_scalar(by_expiry!(what, expiring_total_sql))
+        .bind(ms(horizon))
+        .fetch_one(pool)
+        .await?;
+    let rows: Vec<(String, Option<String>, String, i64)> =
+        sqlx::query_as(by_expiry!(what, soonest_expiring_sql))
+            .bind(ms(horizon))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
     let expiring = rows
         .into_iter()
         .map(|(name, app, provider, at)| {
@@ -922,23 +1012,85 @@ pub(super) async fn metric_counts(
                     .map(|a| parse("apps.name", AppName::parse(&a)))
                     .transpose()?,
                 provider: parse("tokens.provider", ProviderId::parse(&provider))?,
-                refresh_expires_at: ts(at),
+                expires_at: ts(at),
             })
         })
         .collect::<Result<_>>()?;
-    Ok(MetricCounts {
-        tokens_by_status,
-        apps_by_state,
-        delivery_queue,
-        next_refresh_expiry: opt_ts(next),
+    Ok(ExpiryCounts {
+        next: opt_ts(next),
         expiring,
-        expiring_total,
+        total,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan SQLite makes for `sql` with `binds` (each query of an expiry in turn).
+    async fn plan(pool: &AnyPool, sql: &'static str, binds: usize) -> String {
+        let mut q = sqlx::query(sql);
+        for i in 0..binds {
+            q = if i == 2 { q.bind("") } else { q.bind(1_i64) };
+        }
+        q.fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, 3).unwrap())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Work scales with what is due: each expiry query (the reminders coming up, `/metrics`)
+    /// reads a range of its expiry's index in its order, not every usable token through
+    /// `tokens_by_status` and a sort (what SQLite chose while the status test was indexable).
+    #[tokio::test]
+    async fn the_expiry_queries_read_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tw.db").display());
+        let epoch = chrono::DateTime::from_timestamp_millis(0).unwrap();
+        let store = crate::SqlStore::open(&url, epoch).await.unwrap();
+        for what in Expiring::ALL {
+            let index = match what {
+                Expiring::RefreshToken => "USING INDEX tokens_by_refresh_expiry ",
+                Expiring::ClientSecret => "USING INDEX tokens_by_client_secret_expiry ",
+            };
+            macro_rules! after {
+                ($col:literal) => {
+                    concat!("EXPLAIN QUERY PLAN ", expiring_after_sql!($col))
+                };
+            }
+            macro_rules! next {
+                ($col:literal) => {
+                    concat!("EXPLAIN QUERY PLAN ", next_expiry_sql!($col))
+                };
+            }
+            macro_rules! total {
+                ($col:literal) => {
+                    concat!("EXPLAIN QUERY PLAN ", expiring_total_sql!($col))
+                };
+            }
+            macro_rules! soonest {
+                ($col:literal) => {
+                    concat!("EXPLAIN QUERY PLAN ", soonest_expiring_sql!($col))
+                };
+            }
+            for (sql, binds) in [
+                (by_expiry!(what, after), 4),
+                (by_expiry!(what, next), 0),
+                (by_expiry!(what, total), 1),
+                (by_expiry!(what, soonest), 2),
+            ] {
+                let p = plan(&store.pool, sql, binds).await;
+                assert!(p.contains(index), "{what}: {p}\n{sql}");
+                assert!(
+                    !p.contains("tokens_by_status") && !p.contains("B-TREE"),
+                    "{what}: {p}\n{sql}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_corrupt_token_row_is_reported_with_its_column() {

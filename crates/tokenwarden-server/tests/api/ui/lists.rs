@@ -1,7 +1,8 @@
 //! Issue 11 item 5 and issue 10 item 4 in the web UI: what a page reads is what it shows.
 //! The reminders coming up are read by reminder time, a page at a time; the audit filter, the
 //! channel and token forms' app fields are typed (suggesting a bounded few names); the app
-//! page pages its own tokens; the tokens page reads only the apps of the tokens it shows.
+//! page pages its own tokens; the tokens page reads only the apps of the tokens it shows. The
+//! reminders coming up include the client secrets' (issue 12's expiry, issue 13).
 //!
 //! "Reads only what it shows" is checked with a stored row the page does not show that cannot
 //! be read (its state is not one tokenwarden knows): a page that read every row fails on it.
@@ -10,7 +11,7 @@ use super::{Browser, Res, make_admin, sign_in};
 use crate::support::{Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
-use tokenwarden_domain::{Clock, LeadTime, TokenId, TokenStatus};
+use tokenwarden_domain::{Clock, Expiring, LeadTime, TokenId, TokenStatus};
 use tokenwarden_server::ops;
 
 async fn token(t: &TestApp, name: &str, app: Option<&str>) -> TokenId {
@@ -199,6 +200,117 @@ async fn issue11_item5_reminders_coming_up_are_read_by_reminder_time_and_paged()
     token(&t, "zz-corrupt", Some("zz-corrupt")).await;
     corrupt_rows(&t, false).await;
     assert_eq!(b_.get(&t, "/notifications").await.status, 200);
+}
+
+/// Issue 13 with issue 12's client-secret expiry: the reminders coming up list the client
+/// secret's (saying so) among the refresh tokens', in time order, a page at a time. Token
+/// `azure`'s refresh token and client secret expire at the same instant in 10 days (so
+/// every page boundary below falls between two reminders at the same time); `graph` has only
+/// a client secret, expiring in 5 days.
+#[tokio::test]
+async fn issue13_reminders_coming_up_list_client_secret_expiries_too() {
+    let t = spawn(Db::Sqlite).await;
+    make_admin(&t).await;
+    ops::channels::set_lead_times(&t.ctx, "test", vec![LeadTime::days(7), LeadTime::days(1)])
+        .await
+        .unwrap();
+    let now = t.clock.now();
+    let azure = token(&t, "azure", None).await;
+    expiring(&t, azure, 10 * 24).await;
+    let graph = token(&t, "graph", None).await;
+    for (id, days) in [(azure, 10), (graph, 5)] {
+        let mut tok = t.ctx.store.get_token(id).await.unwrap();
+        tok.status = TokenStatus::Healthy;
+        tok.client_secret_expires_at = Some(now + chrono::Duration::days(days));
+        t.ctx.store.update_token(&tok, now).await.unwrap();
+    }
+    let secret = |lead: &str| format!("{lead} of the client secret");
+    let expected: Vec<(String, String)> = [
+        ("azure", "7 days before expiry".to_owned()),
+        ("azure", secret("7 days before expiry")),
+        ("graph", secret("1 day before expiry")),
+        ("graph", secret("at expiry")),
+        ("azure", "1 day before expiry".to_owned()),
+        ("azure", secret("1 day before expiry")),
+        ("azure", "at expiry".to_owned()),
+        ("azure", secret("at expiry")),
+    ]
+    .into_iter()
+    .map(|(n, l)| (n.to_owned(), l))
+    .collect();
+    let b = sign_in(&t).await;
+    let page = b.get(&t, "/notifications").await;
+    assert_eq!(page.status, 200);
+    let coming =
+        &page.body[page.body.find("Coming up").unwrap()..page.body.find(">Sent<").unwrap()];
+    assert_eq!(reminder_tokens(coming), expected);
+    // Pages of 3 on the upcoming page, and of 1 from the core: each reminder once, in order.
+    let mut all = Vec::new();
+    let mut next = Some("/notifications/upcoming?limit=3".to_owned());
+    let mut pages = 0;
+    while let Some(link) = next {
+        let p = b.get(&t, &link).await;
+        assert_eq!(p.status, 200, "{link}");
+        all.extend(reminder_tokens(&p.body));
+        next = next_link(&p.body);
+        pages += 1;
+        assert!(pages < 5);
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(all, expected);
+    let mut params = ops::lists::PageParams {
+        limit: Some(1),
+        cursor: None,
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = ops::lists::upcoming_reminders(&t.ctx, &params)
+            .await
+            .unwrap();
+        seen.extend(
+            page.items
+                .iter()
+                .map(|r| (r.token_name.clone(), r.what, r.lead, r.at, r.expires_at)),
+        );
+        match page.next_cursor {
+            Some(c) => params.cursor = Some(c),
+            None => break,
+        }
+    }
+    let day = chrono::Duration::days(1);
+    let (refresh, cs) = (Expiring::RefreshToken, Expiring::ClientSecret);
+    let (d7, d1) = (Some(LeadTime::days(7)), Some(LeadTime::days(1)));
+    assert_eq!(
+        seen,
+        [
+            (
+                "azure".to_owned(),
+                refresh,
+                d7,
+                now + day * 3,
+                now + day * 10
+            ),
+            ("azure".to_owned(), cs, d7, now + day * 3, now + day * 10),
+            ("graph".to_owned(), cs, d1, now + day * 4, now + day * 5),
+            ("graph".to_owned(), cs, None, now + day * 5, now + day * 5),
+            (
+                "azure".to_owned(),
+                refresh,
+                d1,
+                now + day * 9,
+                now + day * 10
+            ),
+            ("azure".to_owned(), cs, d1, now + day * 9, now + day * 10),
+            (
+                "azure".to_owned(),
+                refresh,
+                None,
+                now + day * 10,
+                now + day * 10
+            ),
+            ("azure".to_owned(), cs, None, now + day * 10, now + day * 10),
+        ]
+    );
 }
 
 async fn audit_page(t: &TestApp, b: &Browser, query: &str) -> Res {
