@@ -8,7 +8,8 @@
 //! every access and refresh token the emulator issued, the app API keys (API and UI), the
 //! bootstrap and a CLI-made admin token, the admin password, the UI session cookie, the webhook
 //! signing secret, the SMTP password (the SQLite run; the PostgreSQL run delivers the email
-//! instead, see below) and the master key. Each may appear only where it is
+//! instead, see below), the master key, and a Snowflake key-pair token's JWTs (its private key,
+//! generated inside tokenwarden, is looked for by its PEM marker). Each may appear only where it is
 //! handed over on purpose (an access token in a read's answer, a new key on its shown-once
 //! answer); anywhere else is a failure.
 
@@ -540,6 +541,71 @@ async fn secrets_scan(db: Db) {
         assert!(r.status < 300, "{m} {path}: {} {}", r.status, r.text);
     }
 
+    // A Snowflake key-pair token (issue 12): tokenwarden generates the private key (it must never
+    // leave the sealed column: checked below by its PEM marker everywhere), the admin runs the
+    // ALTER USER it shows, an app reads the KEYPAIR_JWT minted from it.
+    let r = seen
+        .api_allowing(
+            "POST",
+            "/api/v1/apps",
+            Some(ADMIN),
+            Some(json!({"name": "loader", "tokens": ["sf-keys"]})),
+            &[Kind::ApiKey],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let loader_key = r.json()["api_key"].as_str().unwrap().to_owned();
+    secrets.push((Kind::ApiKey, secret_part(&loader_key)));
+    let r = seen
+        .api(
+            "POST",
+            "/api/v1/tokens",
+            Some(ADMIN),
+            Some(
+                json!({"name": "sf-keys", "provider": "snowflake", "grant": "snowflake_keypair",
+                "settings": {"account": emu.base_url(), "role": "ANALYST", "user": "alice",
+                             "account_identifier": "EMU12345"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let keys_id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = seen
+        .api(
+            "GET",
+            &format!("/api/v1/tokens/{keys_id}/keys"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let set_sql = r.json()["current"]["set_sql"].as_str().unwrap().to_owned();
+    let runs = emu.emulator.run_script_as("ADMIN", &set_sql);
+    assert!(runs[0].outcome.is_ok(), "{:?}", runs[0].outcome);
+    let r = seen
+        .api(
+            "POST",
+            &format!("/api/v1/tokens/{keys_id}/authorize"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let req = seen
+        .http
+        .get(seen.url("/api/v1/access-tokens/sf-keys"))
+        .bearer_auth(&loader_key);
+    let r = seen
+        .send("read a key-pair JWT", &[Kind::AccessToken], req)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["token_type"], "KEYPAIR_JWT", "{}", r.text);
+    secrets.push((
+        Kind::AccessToken,
+        r.json()["access_token"].as_str().unwrap().to_owned(),
+    ));
+    seen.cli(dir.path(), &env, &["token", "keys", "sf-keys"], &[]);
+
     // Channels and deliveries: a signed webhook and an email.
     let r = seen
         .api_allowing(
@@ -967,5 +1033,14 @@ async fn secrets_scan(db: Db) {
         })
         .collect();
     assert!(hits.is_empty(), "secrets found:\n{}", report.join("\n"));
+    // The key-pair token's private key: never seen by the test, so found by its PEM marker (a
+    // sealed column holds only ciphertext; `ENCRYPTED PRIVATE KEY` would match too).
+    let marked: Vec<&str> = seen
+        .places
+        .iter()
+        .filter(|p| p.bytes.windows(11).any(|w| w == b"PRIVATE KEY"))
+        .map(|p| p.label.as_str())
+        .collect();
+    assert!(marked.is_empty(), "a private key in: {marked:?}");
     emu.shutdown();
 }
