@@ -76,7 +76,7 @@ describe('client credentials token in the UI', { timeout: 180_000 }, () => {
     await page.getByLabel('Client id').fill('ui-cc');
     await page.getByLabel('Client secret', { exact: true }).fill(SECRET);
     await page.getByLabel(/^Client secret expires/).fill('2099-06-30');
-    await page.getByRole('button', { name: 'Update' }).click();
+    await page.getByRole('button', { name: 'Save' }).click();
     await page.waitForURL(/done=saved/);
     const status = page.locator('#token-status');
     await assert.doesNotReject(status.getByText('Healthy').waitFor());
