@@ -155,6 +155,10 @@ describe('Snowflake key-pair token in the UI', { timeout: 240_000 }, () => {
     await page.waitForURL(new RegExp(`/tokens/${tokenId}$`));
     await page.locator('#token-status').getByText('Healthy').waitFor();
     await page.getByText('Snowflake key pair (no sign-in, ever)').waitFor();
+    // Its settings are a key pair's: no refresh token or security integration, no client secret.
+    for (const label of ['Refresh-token validity', 'Security integration name', 'Client secret']) {
+      assert.equal(await page.locator('dl.facts dt', { hasText: label }).count(), 0, label);
+    }
     await page.getByRole('button', { name: 'Test connection' }).click();
     await page.locator('#test-result').getByText(/connected as ALICE/i).waitFor();
     await shot(page, 'keypair-05-active');

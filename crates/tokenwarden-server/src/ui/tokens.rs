@@ -65,6 +65,10 @@ fn settings_shown(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String)> {
         .unwrap_or_default();
     for f in fields {
         let set = t.settings.get(&f.name).filter(|v| !v.trim().is_empty());
+        // A setting of another grant is listed only when it holds something.
+        if !f.applies_to(t.grant) && set.is_none() {
+            continue;
+        }
         let seconds = seconds_setting(provider, &f.name);
         let value = match (set, seconds) {
             (Some(v), Some(_)) => seconds_in_words(v),
