@@ -806,6 +806,8 @@ struct EditPage {
     /// A Snowflake key-pair token: step 2 is its key (the card `partials/token_keys.html`),
     /// and it has no client id or secret.
     keypair: bool,
+    /// A device code token: it signs in with a code (no redirect URI, no pop-up).
+    device: bool,
     keys: Option<crate::ops::grant::keypair::KeysView>,
     keys_message: String,
     keys_ok: bool,
@@ -892,6 +894,7 @@ async fn edit_page(
         }),
         st: status_view(ctx, t).await,
         keypair,
+        device: t.grant == Grant::DeviceCode,
         keys: if keypair {
             grant::keypair::view(ctx, t).await.unwrap_or_else(|e| {
                 warnings.push(format!("The key cannot be shown: {e}"));
