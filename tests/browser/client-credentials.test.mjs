@@ -62,8 +62,13 @@ describe('client credentials token in the UI', { timeout: 180_000 }, () => {
       provider.selectOption({ label: 'Generic OAuth 2.0' }),
     ]);
     // The grant choice follows the provider: Generic OAuth 2.0 offers client credentials.
+    // Picking it swaps in that grant's settings (htmx): no authorization endpoint to give.
     const grant = page.getByLabel('How it gets access tokens');
-    await grant.selectOption('client_credentials');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().includes('/ui/provider-fields')),
+      grant.selectOption('client_credentials'),
+    ]);
+    assert.equal(await page.getByLabel(/^Authorization endpoint/).count(), 0);
     await page.getByLabel(/^Name/).fill('m2m-api');
     await page.getByLabel(/^Token endpoint/).fill(`${op.issuer}/token`);
     await page.getByLabel(/^Scopes/).fill('api:read');

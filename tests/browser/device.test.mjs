@@ -80,6 +80,14 @@ describe('device sign-in', { timeout: 180_000 }, () => {
   });
 
   test('the code is shown with a copy button and a link, and the result appears without a reload', async () => {
+    // The token form of a device token: no redirect URI to register, no pop-up sign-in.
+    await page.goto(`${demo.tw}/tokens/${tokenId}/edit`);
+    await page.getByRole('heading', { name: /Sign in with a code/ }).waitFor();
+    assert.equal(await page.getByLabel('Redirect URI').count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Get OAuth 2.0 Access Token' }).count(), 0);
+    assert.equal(await page.getByLabel(/^Authorization endpoint/).count(), 0);
+    await page.getByLabel(/^Device authorization endpoint/).waitFor();
+    await shot(page, 'device-00-form');
     await page.goto(`${demo.tw}/tokens/${tokenId}`);
     await page.getByRole('button', { name: 'Sign in with a code' }).click();
     await page.waitForURL(new RegExp(`/tokens/${tokenId}/device$`));

@@ -51,6 +51,18 @@ pub struct Field {
     /// `url`: must be https (http only for loopback hosts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The grants this setting is for (empty: every grant). The UI's token forms show it only
+    /// for those (e.g. Snowflake's `user` for key pairs, its integration's refresh-token
+    /// validity for the authorization code).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
+}
+
+impl Field {
+    /// Whether the setting is for tokens of `grant`.
+    pub fn applies_to(&self, grant: Grant) -> bool {
+        self.grants.is_empty() || self.grants.contains(&grant)
+    }
 }
 
 /// A provider template. URL fields may hold `{setting}` placeholders.

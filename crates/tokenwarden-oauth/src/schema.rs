@@ -212,6 +212,10 @@ fn field_schema(provider: &str, f: &Field) -> Value {
     if let Some(d) = &f.default {
         description.push_str(&format!(" Default: {d}."));
     }
+    if !f.grants.is_empty() {
+        let grants: Vec<&str> = f.grants.iter().map(|g| g.as_str()).collect();
+        description.push_str(&format!(" Only for the grant {}.", grants.join(", ")));
+    }
     let o = schema.as_object_mut().expect("a schema object");
     o.insert("type".into(), json!("string"));
     o.insert("maxLength".into(), json!(VALUE_MAX));

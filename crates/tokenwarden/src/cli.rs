@@ -84,7 +84,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// List tokens, authorize or re-authorize a token (its OAuth sign-in), rename a token.
+    /// Tokens: list, create, authorize or re-authorize (by the token's grant), rename; a device
+    /// sign-in's status; a key-pair token's key and its rotation.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
@@ -239,7 +240,8 @@ pub(crate) enum TokenCommand {
     /// expires soon), the way its grant does: authorization_code prints the URL to open in any
     /// browser (the running service completes it at its callback); device_code prints a code and
     /// the page where a person enters it on any device, then waits for the provider's answer;
-    /// client_credentials fetches an access token at once.
+    /// client_credentials fetches an access token at once; snowflake_keypair checks its key with
+    /// Snowflake (run the SQL of `token keys` first) and gets its first JWT.
     Authorize {
         /// The token's name.
         name: String,

@@ -544,6 +544,25 @@ pub async fn update(
     for app in apps {
         rebind_app(ctx, actor, app, &before.name, &updated.name).await?;
     }
+    // A token switched to private_key_jwt gets its key now, as one created with it does (else
+    // every token request would fail for want of a key to sign the assertion with).
+    if changed.contains(&"client_auth")
+        && updated.client_auth == Some(ClientAuthMethod::PrivateKeyJwt)
+        && ctx
+            .store
+            .get_token_keys(updated.id)
+            .await
+            .map_err(Error::from)?
+            .is_none()
+    {
+        crate::ops::grant::keypair::create_first_key(
+            ctx,
+            &updated,
+            tokenwarden_crypto::keypair::KeyAlgorithm::Rs256,
+            false,
+        )
+        .await?;
+    }
     Ok(after_credentials_change(ctx, actor, &before, updated, &changed).await)
 }
 

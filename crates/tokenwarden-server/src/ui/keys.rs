@@ -24,9 +24,35 @@ pub struct KeysCard {
     pub keys: Option<KeysView>,
     pub keys_message: String,
     pub keys_ok: bool,
+    /// Shown as step 2 of a key-pair token's form rather than on the token's page.
+    pub in_form: bool,
 }
 
-fn card(s: &AdminSession, id: &str, keys: Option<KeysView>, message: String, ok: bool) -> UiResult {
+/// What the card's buttons send besides the CSRF token (checked before this).
+#[derive(Debug, Default, Deserialize)]
+pub struct CardForm {
+    /// "true" when the card is step 2 of the token's form.
+    #[serde(default)]
+    in_form: String,
+    /// Finishing a rotation: the admin says the new key is assigned (no test).
+    #[serde(default)]
+    confirmed: Option<String>,
+}
+
+impl CardForm {
+    fn in_form(&self) -> bool {
+        self.in_form == "true"
+    }
+}
+
+fn card(
+    s: &AdminSession,
+    id: &str,
+    form: &CardForm,
+    keys: Option<KeysView>,
+    message: String,
+    ok: bool,
+) -> UiResult {
     page(&KeysCard {
         l: CardLayout {
             csrf: s.csrf.clone(),
@@ -35,6 +61,7 @@ fn card(s: &AdminSession, id: &str, keys: Option<KeysView>, message: String, ok:
         keys,
         keys_message: message,
         keys_ok: ok,
+        in_form: form.in_form(),
     })
 }
 
@@ -42,12 +69,14 @@ pub async fn rotate(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
+    Form(form): Form<CardForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
     match keypair::rotate(&ctx, &t, &s.actor()).await {
         Ok(v) => card(
             &s,
             &id,
+            &form,
             Some(v),
             "A new key was generated; the current key signs until you switch.".into(),
             true,
@@ -55,6 +84,7 @@ pub async fn rotate(
         Err(e) => card(
             &s,
             &id,
+            &form,
             keypair::view(&ctx, &t).await?,
             e.to_string(),
             false,
@@ -62,34 +92,41 @@ pub async fn rotate(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct FinishForm {
-    #[serde(default)]
-    confirmed: Option<String>,
-}
-
 pub async fn finish(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
-    Form(form): Form<FinishForm>,
+    Form(form): Form<CardForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    let confirmed = form.confirmed.is_some_and(|c| !c.is_empty() && c != "0");
+    let confirmed = form
+        .confirmed
+        .as_deref()
+        .is_some_and(|c| !c.is_empty() && c != "0");
     match keypair::finish_rotation(&ctx, &t, &s.actor(), confirmed).await {
         Ok(done) => card(
             &s,
             &id,
-            Some(done.keys),
-            match done.test {
-                Some(m) => format!("The new key works ({m}) and signs from now on."),
-                None => "The new key signs from now on.".into(),
-            },
+            &form,
+            Some(done.keys.clone()),
+            format!(
+                "{}{}",
+                match &done.test {
+                    Some(m) => format!("The new key works ({m}) and signs from now on."),
+                    None => "The new key signs from now on.".into(),
+                },
+                if done.keys.unset_old_sql.is_some() {
+                    " Once the old key's JWTs have expired (an hour at most), remove the old key (“After a rotation” below)."
+                } else {
+                    ""
+                }
+            ),
             true,
         ),
         Err(e) => card(
             &s,
             &id,
+            &form,
             keypair::view(&ctx, &t).await?,
             e.to_string(),
             false,
@@ -101,13 +138,22 @@ pub async fn cancel(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
     Path(id): Path<String>,
+    Form(form): Form<CardForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
     match keypair::cancel_rotation(&ctx, &t, &s.actor()).await {
-        Ok(v) => card(&s, &id, Some(v), "The rotation was cancelled.".into(), true),
+        Ok(v) => card(
+            &s,
+            &id,
+            &form,
+            Some(v),
+            "The rotation was cancelled; the current key signs on.".into(),
+            true,
+        ),
         Err(e) => card(
             &s,
             &id,
+            &form,
             keypair::view(&ctx, &t).await?,
             e.to_string(),
             false,

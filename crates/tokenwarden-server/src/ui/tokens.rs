@@ -65,6 +65,10 @@ fn settings_shown(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String)> {
         .unwrap_or_default();
     for f in fields {
         let set = t.settings.get(&f.name).filter(|v| !v.trim().is_empty());
+        // A setting of another grant is listed only when it holds something.
+        if !f.applies_to(t.grant) && set.is_none() {
+            continue;
+        }
         let seconds = seconds_setting(provider, &f.name);
         let value = match (set, seconds) {
             (Some(v), Some(_)) => seconds_in_words(v),
@@ -224,6 +228,7 @@ fn check_field(ctx: &AppContext, provider: &str, name: &str, value: &str) -> (St
 fn field_views(
     ctx: &AppContext,
     provider: &str,
+    grant: Grant,
     values: &BTreeMap<String, String>,
     with_errors: bool,
 ) -> Vec<FieldView> {
@@ -232,6 +237,7 @@ fn field_views(
     };
     t.fields
         .iter()
+        .filter(|f| f.applies_to(grant))
         .map(|f| {
             let value = values.get(&f.name).cloned().unwrap_or_default();
             let (error, warning) = if with_errors {
@@ -314,23 +320,30 @@ struct FieldsPartial {
     grants: Vec<(String, String, bool)>,
 }
 
-#[derive(Deserialize)]
-pub struct ProviderQuery {
-    provider: Option<String>,
-}
-
-/// htmx: the settings fields of the provider picked on the new-token form.
+/// htmx: the settings fields of the provider (and grant) picked on the new-token form, keeping
+/// the values typed so far (`s_<name>`) when only the grant changed.
 pub async fn provider_fields(
     State(ctx): State<AppContext>,
-    Query(q): Query<ProviderQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> UiResult {
-    let provider = q.provider.unwrap_or_default();
+    let provider = field(&pairs, "provider");
+    let grants = grant_choices(&ctx, &provider, &field(&pairs, "grant"));
+    let grant = chosen_grant(&grants);
     page(&FieldsPartial {
-        fields: field_views(&ctx, &provider, &BTreeMap::new(), false),
-        grants: grant_choices(&ctx, &provider, ""),
+        fields: field_views(&ctx, &provider, grant, &settings_from(&pairs), false),
+        grants,
         provider,
         form_id: "token-form",
     })
+}
+
+/// The grant selected among the choices (the default when there are none).
+fn chosen_grant(choices: &[(String, String, bool)]) -> Grant {
+    choices
+        .iter()
+        .find(|c| c.2)
+        .and_then(|c| Grant::parse(&c.0).ok())
+        .unwrap_or_default()
 }
 
 /// htmx: the names a typed filter suggests (`<option>`s for its `<datalist>`): apps or tokens
@@ -459,6 +472,7 @@ async fn new_page(
     } = input;
     let apps = ops::lists::apps_starting_with(ctx, &app, ops::lists::SUGGEST_MAX).await?;
     let with_errors = !error.is_empty();
+    let grants = grant_choices(ctx, &provider, grant);
     Ok(NewTokenPage {
         l: Layout::new(
             s,
@@ -473,8 +487,8 @@ async fn new_page(
             .collect(),
         apps: apps.iter().map(|a| a.name.to_string()).collect(),
         app,
-        fields: field_views(ctx, &provider, values, with_errors),
-        grants: grant_choices(ctx, &provider, grant),
+        fields: field_views(ctx, &provider, chosen_grant(&grants), values, with_errors),
+        grants,
         provider,
         form_id: "token-form",
         error,
@@ -682,6 +696,10 @@ struct DetailPage {
     keys: Option<crate::ops::grant::keypair::KeysView>,
     keys_message: String,
     keys_ok: bool,
+    /// The keys card is on the token's page, not its form.
+    in_form: bool,
+    /// A Snowflake key-pair token: no client id, secret or client authentication to show.
+    keypair: bool,
 }
 
 async fn owner(ctx: &AppContext, t: &TokenRecord) -> UiResult<Option<AppRecord>> {
@@ -746,6 +764,8 @@ pub async fn detail(
         keys: grant::keypair::view(&ctx, &t).await?,
         keys_message: String::new(),
         keys_ok: true,
+        in_form: false,
+        keypair: t.grant == Grant::SnowflakeKeypair,
     })
 }
 
@@ -783,6 +803,15 @@ struct EditPage {
     client_auths: Vec<(String, String, bool)>,
     /// The client secret's expiry as typed or stored (RFC 3339), empty when unknown.
     secret_expires: String,
+    /// A Snowflake key-pair token: step 2 is its key (the card `partials/token_keys.html`),
+    /// and it has no client id or secret.
+    keypair: bool,
+    /// A device code token: it signs in with a code (no redirect URI, no pop-up).
+    device: bool,
+    keys: Option<crate::ops::grant::keypair::KeysView>,
+    keys_message: String,
+    keys_ok: bool,
+    in_form: bool,
 }
 
 #[derive(Default)]
@@ -808,7 +837,8 @@ async fn edit_page(
     let values = e.values.unwrap_or_else(|| t.settings.clone());
     let redirect_uri = ctx.settings.redirect_uri();
     let mut warnings = Vec::new();
-    let snowflake = if provider == "snowflake" {
+    let keypair = t.grant == Grant::SnowflakeKeypair;
+    let snowflake = if provider == "snowflake" && !keypair {
         match ops::tokens::snowflake_setup(ctx, t) {
             Ok((integration, _, sql)) => {
                 warnings.extend(sql.warnings.iter().cloned());
@@ -841,7 +871,7 @@ async fn edit_page(
             .catalog
             .get(&provider)
             .map_or_else(|| provider.clone(), |p| p.display_name.clone()),
-        fields: field_views(ctx, &provider, &values, e.with_errors),
+        fields: field_views(ctx, &provider, t.grant, &values, e.with_errors),
         provider,
         app: app.map(|a| (a.id.to_string(), a.name.to_string())),
         form_id: "token-form",
@@ -853,7 +883,6 @@ async fn edit_page(
         secret2_set: t.client_secret_2.is_some(),
         redirect_uri,
         snowflake,
-        warnings,
         notice: e.notice,
         error: e.error,
         paste_error: e.paste_error,
@@ -864,6 +893,20 @@ async fn edit_page(
                 .unwrap_or_default()
         }),
         st: status_view(ctx, t).await,
+        keypair,
+        device: t.grant == Grant::DeviceCode,
+        keys: if keypair {
+            grant::keypair::view(ctx, t).await.unwrap_or_else(|e| {
+                warnings.push(format!("The key cannot be shown: {e}"));
+                None
+            })
+        } else {
+            None
+        },
+        warnings,
+        keys_message: String::new(),
+        keys_ok: true,
+        in_form: true,
     })
 }
 
@@ -887,6 +930,10 @@ fn client_auth_choices(ctx: &AppContext, t: &TokenRecord) -> Vec<(String, String
         (
             ClientAuthMethod::ClientSecretPost,
             "client_secret_post: in the form body",
+        ),
+        (
+            ClientAuthMethod::PrivateKeyJwt,
+            "private_key_jwt: a JWT signed by a key tokenwarden holds (no secret; its JWKS is on the token's page)",
         ),
     ] {
         out.push((
@@ -1129,6 +1176,28 @@ pub async fn authorize(
                 Json(serde_json::json!({"error": message})),
             )
                 .into_response())
+        }
+        // A refusal the admin can act on (Snowflake refused the key-pair JWT: the SQL was not
+        // run; the provider refused the client's credentials): the token's form, which holds
+        // what to fix, with the message on it.
+        Err(
+            e @ (ops::Error::Invalid(_)
+            | ops::Error::TokenUnusable { .. }
+            | ops::Error::ProviderUnavailable { .. }),
+        ) => {
+            let error = sentence(&e.to_string());
+            let status = ApiError::from(e).status();
+            let p = edit_page(
+                &ctx,
+                &s,
+                &t,
+                EditState {
+                    error,
+                    ..EditState::default()
+                },
+            )
+            .await?;
+            page_with(status, &p)
         }
         Err(e) => Err(e.into()),
     }

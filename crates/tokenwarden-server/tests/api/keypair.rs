@@ -12,6 +12,7 @@ use snowflake_emulator::Emulator;
 on_both_databases!(
     a_keypair_token_serves_jwts_snowflake_accepts_across_lifetimes_and_a_rotation,
     a_private_key_jwt_client_signs_in_and_refreshes_at_oidc_provider,
+    a_token_switched_to_private_key_jwt_gets_its_key,
 );
 
 /// The JWT's claims (unverified: the emulator verifies).
@@ -368,4 +369,59 @@ async fn a_private_key_jwt_client_signs_in_and_refreshes_at_oidc_provider(db: Db
         .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(op.token_requests("refresh_token").unwrap(), 1);
+}
+
+/// A token made with a client secret and switched to `private_key_jwt` later (the token form's
+/// "Client authentication") gets its key then, as one created with it does: its JWKS is shown,
+/// and the token endpoint gets an assertion rather than "token has no signing key".
+async fn a_token_switched_to_private_key_jwt_gets_its_key(db: Db) {
+    let t = spawn(db).await;
+    let (s, tok) = t
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({
+                "name": "idp-later", "provider": "oauth2",
+                "settings": {"authorization_url": "http://127.0.0.1:9/auth", "token_url": "http://127.0.0.1:9/token"},
+                "client_id": "tw-later", "client_secret": "a-secret-for-now"
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{tok}");
+    let id = tok["id"].as_str().unwrap().to_owned();
+    let (s, _) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}/keys"), None)
+        .await;
+    assert_eq!(s, 404, "a client secret token has no key");
+    let (s, r) = t
+        .admin(
+            Method::PATCH,
+            &format!("/api/v1/tokens/{id}"),
+            Some(json!({"client_auth": "private_key_jwt"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, keys) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}/keys"), None)
+        .await;
+    assert_eq!(s, 200, "{keys}");
+    assert_eq!(keys["current"]["jwks"]["keys"][0]["kty"], "RSA");
+    // Switching back and forth keeps the one key (registered at the provider already).
+    for auth in ["client_secret_basic", "private_key_jwt"] {
+        let (s, r) = t
+            .admin(
+                Method::PATCH,
+                &format!("/api/v1/tokens/{id}"),
+                Some(json!({"client_auth": auth})),
+            )
+            .await;
+        assert_eq!(s, 200, "{r}");
+    }
+    let (_, again) = t
+        .admin(Method::GET, &format!("/api/v1/tokens/{id}/keys"), None)
+        .await;
+    assert_eq!(
+        again["current"]["fingerprint"],
+        keys["current"]["fingerprint"]
+    );
 }

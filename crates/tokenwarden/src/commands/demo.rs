@@ -114,6 +114,8 @@ pub(crate) fn run(
              3. Paste the SYSTEM$SHOW_OAUTH_CLIENT_SECRETS output into the token form.\n  \
              4. Get OAuth 2.0 Access Token: sign in as ALICE in the popup, Allow.\n  \
              5. Test connection. The app sales-invoice reads the token with its API key (the curl above).\n\n  \
+             Or a key pair (no sign-in, ever): in step 1 pick \"Snowflake key pair\", user ALICE, account identifier EMU12345;\n  \
+             run the ALTER USER SQL the token form shows as ADMIN, then Get a new access token.\n\n  \
              Fast-forward time (both clocks):  curl -X POST http://{addr}/_demo/clock -H 'Content-Type: application/json' -d '{{\"seconds\": 6912000}}'\n\n  \
              Data: {} ({}). Ctrl-C stops.\n",
             dir.display(),

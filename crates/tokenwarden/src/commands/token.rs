@@ -129,7 +129,11 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                print_keys(&view, test.as_deref());
+                let app_flag = app
+                    .as_deref()
+                    .map(|a| format!(" --app {a}"))
+                    .unwrap_or_default();
+                print_keys(&view, test.as_deref(), &format!("{name}{app_flag}"));
             }
             Ok(())
         }
@@ -192,6 +196,29 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 "token {} ({}) created with the grant {}; status {}",
                 token.name, token.id, token.grant, token.status
             );
+            // What a new admin does next, by the grant (a healthy token needs nothing).
+            let app_flag = app
+                .as_deref()
+                .map(|a| format!(" --app {a}"))
+                .unwrap_or_default();
+            let next = match token.grant {
+                _ if token.status == tokenwarden_domain::TokenStatus::Healthy => None,
+                tokenwarden_domain::Grant::SnowflakeKeypair => Some(format!(
+                    "`tokenwarden token keys {name}{app_flag}` shows the ALTER USER SQL to run in Snowflake; then `tokenwarden token authorize {name}{app_flag}`",
+                    name = token.name
+                )),
+                tokenwarden_domain::Grant::ClientCredentials => Some(format!(
+                    "the first access token is fetched when the client id and secret are stored (the UI's token form, or PATCH /api/v1/tokens/{}); the token's status says what the provider answered",
+                    token.id
+                )),
+                _ => Some(format!(
+                    "`tokenwarden token authorize {}{app_flag}` once the client id (and the secret, if the provider needs one) are stored",
+                    token.name
+                )),
+            };
+            if let Some(n) = next {
+                eprintln!("next: {n}");
+            }
             Ok(())
         }
         TokenCommand::Authorize { name, app, no_wait } => {
@@ -342,20 +369,27 @@ fn print_key(title: &str, k: &PublicKeyView) {
 
 /// The keys as text: what to run or paste, and the fingerprints to compare with
 /// `DESC USER` (`RSA_PUBLIC_KEY_FP`).
-pub(crate) fn print_keys(v: &KeysView, test: Option<&str>) {
+/// `which`: the token as the commands name it (`NAME [--app APP]`).
+pub(crate) fn print_keys(v: &KeysView, test: Option<&str>, which: &str) {
     if let Some(t) = test {
         println!("connection test with the new key: {t}");
     }
     print_key("signing key", &v.current);
     if let Some(next) = &v.next {
         print_key("next key (rotation in progress, not signing yet)", next);
-        println!(
-            "  then: tokenwarden token keys NAME --finish (tests the new key) or --finish --confirmed"
-        );
+        if next.set_sql.is_some() {
+            println!(
+                "  then: tokenwarden token keys {which} --finish (tests the new key with Snowflake first) or --finish --confirmed"
+            );
+        } else {
+            println!(
+                "  then, once the JWKS is registered: tokenwarden token keys {which} --finish --confirmed"
+            );
+        }
     }
     if let Some(sql) = &v.unset_old_sql {
         println!(
-            "after a rotation, once the old key's JWTs expired (an hour), remove the old key:\n  {sql}"
+            "after a rotation (only then), once the old key's JWTs expired (an hour), remove the old key:\n  {sql}"
         );
     }
     if let Some(sql) = &v.describe_sql {
