@@ -84,8 +84,8 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AppCommand,
     },
-    /// Tokens: list, create, authorize or re-authorize (by the token's grant), rename; a device
-    /// sign-in's status; a key-pair token's key and its rotation.
+    /// List, create and rename tokens, authorize or re-authorize them (by each token's grant);
+    /// a device sign-in's status; a key-pair token's key and its rotation.
     Token {
         #[command(subcommand)]
         command: TokenCommand,

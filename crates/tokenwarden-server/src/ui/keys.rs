@@ -65,6 +65,29 @@ fn card(
     })
 }
 
+/// The card after a rotation step: the keys it left and what happened, or the keys as they
+/// are and why the step was refused.
+async fn after(
+    ctx: &AppContext,
+    s: &AdminSession,
+    id: &str,
+    form: &CardForm,
+    t: &tokenwarden_store::TokenRecord,
+    done: crate::ops::Result<(KeysView, String)>,
+) -> UiResult {
+    match done {
+        Ok((keys, message)) => card(s, id, form, Some(keys), message, true),
+        Err(e) => card(
+            s,
+            id,
+            form,
+            keypair::view(ctx, t).await?,
+            e.to_string(),
+            false,
+        ),
+    }
+}
+
 pub async fn rotate(
     State(ctx): State<AppContext>,
     Extension(s): Extension<AdminSession>,
@@ -72,24 +95,13 @@ pub async fn rotate(
     Form(form): Form<CardForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    match keypair::rotate(&ctx, &t, &s.actor()).await {
-        Ok(v) => card(
-            &s,
-            &id,
-            &form,
-            Some(v),
-            "A new key was generated; the current key signs until you switch.".into(),
-            true,
-        ),
-        Err(e) => card(
-            &s,
-            &id,
-            &form,
-            keypair::view(&ctx, &t).await?,
-            e.to_string(),
-            false,
-        ),
-    }
+    let done = keypair::rotate(&ctx, &t, &s.actor()).await.map(|v| {
+        (
+            v,
+            "A new key was generated; the current key signs until you switch.".to_owned(),
+        )
+    });
+    after(&ctx, &s, &id, &form, &t, done).await
 }
 
 pub async fn finish(
@@ -103,13 +115,10 @@ pub async fn finish(
         .confirmed
         .as_deref()
         .is_some_and(|c| !c.is_empty() && c != "0");
-    match keypair::finish_rotation(&ctx, &t, &s.actor(), confirmed).await {
-        Ok(done) => card(
-            &s,
-            &id,
-            &form,
-            Some(done.keys.clone()),
-            format!(
+    let done = keypair::finish_rotation(&ctx, &t, &s.actor(), confirmed)
+        .await
+        .map(|done| {
+            let message = format!(
                 "{}{}",
                 match &done.test {
                     Some(m) => format!("The new key works ({m}) and signs from now on."),
@@ -120,18 +129,10 @@ pub async fn finish(
                 } else {
                     ""
                 }
-            ),
-            true,
-        ),
-        Err(e) => card(
-            &s,
-            &id,
-            &form,
-            keypair::view(&ctx, &t).await?,
-            e.to_string(),
-            false,
-        ),
-    }
+            );
+            (done.keys, message)
+        });
+    after(&ctx, &s, &id, &form, &t, done).await
 }
 
 pub async fn cancel(
@@ -141,22 +142,13 @@ pub async fn cancel(
     Form(form): Form<CardForm>,
 ) -> UiResult {
     let t = load(&ctx, &id).await?;
-    match keypair::cancel_rotation(&ctx, &t, &s.actor()).await {
-        Ok(v) => card(
-            &s,
-            &id,
-            &form,
-            Some(v),
-            "The rotation was cancelled; the current key signs on.".into(),
-            true,
-        ),
-        Err(e) => card(
-            &s,
-            &id,
-            &form,
-            keypair::view(&ctx, &t).await?,
-            e.to_string(),
-            false,
-        ),
-    }
+    let done = keypair::cancel_rotation(&ctx, &t, &s.actor())
+        .await
+        .map(|v| {
+            (
+                v,
+                "The rotation was cancelled; the current key signs on.".to_owned(),
+            )
+        });
+    after(&ctx, &s, &id, &form, &t, done).await
 }

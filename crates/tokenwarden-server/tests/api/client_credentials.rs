@@ -6,7 +6,7 @@
 use crate::support::{Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
-use tokenwarden_testkit::oidc::{OidcProvider, OidcProviderConfig, require_oidc_provider};
+use tokenwarden_testkit::oidc::OidcProvider;
 
 on_both_databases!(
     a_client_credentials_token_serves_at_once_and_is_renewed_across_lifetimes,
@@ -17,20 +17,7 @@ on_both_databases!(
 const SECRET: &str = "tw-cc-secret+/=";
 
 async fn provider_for(t: &TestApp) -> OidcProvider {
-    let redirect_uri = format!("{}/oauth/callback", t.base);
-    tokio::task::spawn_blocking(move || {
-        require_oidc_provider(OidcProviderConfig {
-            client_id: "tw".into(),
-            client_secret: SECRET.into(),
-            redirect_uri,
-            access_token_ttl_secs: 300,
-            refresh_token_ttl_secs: 86_400,
-            rotate_refresh_tokens: true,
-            private_key_jwt_jwks: None,
-        })
-    })
-    .await
-    .unwrap()
+    crate::support::oidc_provider(t, "tw", SECRET).await
 }
 
 fn requests(op: &OidcProvider) -> u64 {

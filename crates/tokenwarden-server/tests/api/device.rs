@@ -6,7 +6,7 @@
 use crate::support::{Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
-use tokenwarden_testkit::oidc::{OidcProvider, OidcProviderConfig, require_oidc_provider};
+use tokenwarden_testkit::oidc::OidcProvider;
 
 on_both_databases!(
     rfc8628_device_sign_in_pending_then_approved_read_and_refreshed,
@@ -16,20 +16,7 @@ on_both_databases!(
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 async fn provider_for(t: &TestApp) -> OidcProvider {
-    let redirect_uri = format!("{}/oauth/callback", t.base);
-    tokio::task::spawn_blocking(move || {
-        require_oidc_provider(OidcProviderConfig {
-            client_id: "tw-client".into(),
-            client_secret: "tw-client-secret".into(),
-            redirect_uri,
-            access_token_ttl_secs: 300,
-            refresh_token_ttl_secs: 86_400,
-            rotate_refresh_tokens: true,
-            private_key_jwt_jwks: None,
-        })
-    })
-    .await
-    .unwrap()
+    crate::support::oidc_provider(t, "tw-client", "tw-client-secret").await
 }
 
 /// A global `oauth2` token for the provider's public device client (no secret), and an app

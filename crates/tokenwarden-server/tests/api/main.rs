@@ -23,6 +23,30 @@ mod support {
         _server: tokio::task::JoinHandle<()>,
     }
 
+    /// npm's oidc-provider for one test (tests/oidc-provider), its clients named after
+    /// `client_id` (`-post`, `-cc`, `-device`, ...) with `client_secret`, sending the browser
+    /// back to this app's callback; access tokens live 5 minutes, refresh tokens a day, rotated.
+    pub async fn oidc_provider(
+        t: &TestApp,
+        client_id: &str,
+        client_secret: &str,
+    ) -> tokenwarden_testkit::oidc::OidcProvider {
+        let config = tokenwarden_testkit::oidc::OidcProviderConfig {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            redirect_uri: format!("{}/oauth/callback", t.base),
+            access_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 86_400,
+            rotate_refresh_tokens: true,
+            private_key_jwt_jwks: None,
+        };
+        tokio::task::spawn_blocking(move || {
+            tokenwarden_testkit::oidc::require_oidc_provider(config)
+        })
+        .await
+        .unwrap()
+    }
+
     /// A Snowflake emulator for one test, on a port of its own.
     pub async fn emulator() -> snowflake_emulator::RunningEmulator {
         snowflake_emulator::Emulator::start(

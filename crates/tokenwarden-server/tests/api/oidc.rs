@@ -4,7 +4,7 @@
 use crate::support::{Db, TestApp, spawn};
 use reqwest::Method;
 use serde_json::json;
-use tokenwarden_testkit::oidc::{OidcProvider, OidcProviderConfig, require_oidc_provider};
+use tokenwarden_testkit::oidc::OidcProvider;
 
 on_both_databases!(
     code_exchange_refresh_with_rotation_and_reauthorization,
@@ -15,20 +15,7 @@ on_both_databases!(
 );
 
 async fn provider_for(t: &TestApp) -> OidcProvider {
-    let redirect_uri = format!("{}/oauth/callback", t.base);
-    tokio::task::spawn_blocking(move || {
-        require_oidc_provider(OidcProviderConfig {
-            client_id: "tw-client".into(),
-            client_secret: "tw-client-secret+/=".into(),
-            redirect_uri,
-            access_token_ttl_secs: 300,
-            refresh_token_ttl_secs: 86_400,
-            rotate_refresh_tokens: true,
-            private_key_jwt_jwks: None,
-        })
-    })
-    .await
-    .unwrap()
+    crate::support::oidc_provider(t, "tw-client", "tw-client-secret+/=").await
 }
 
 /// A global `oauth2` token pointing at the provider, and an app that uses it. Returns
