@@ -170,6 +170,20 @@ struct TokenSecrets {
     issued_at: Option<i64>,
     status: TokenStatus,
     status_reason: Option<String>,
+    /// The signing keys tokenwarden generated for the token (a Snowflake key-pair token, a
+    /// `private_key_jwt` client), PKCS#8 PEM: without them the imported token would need its
+    /// public key set at the provider again. Absent in documents from before issue 12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signing_keys: Option<SigningKeys>,
+}
+
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SigningKeys {
+    signing_key: String,
+    signing_key_next: Option<String>,
+    /// Snowflake: the user property holding `signing_key`'s public key.
+    slot: Option<String>,
 }
 
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
@@ -367,6 +381,27 @@ pub async fn export(
                 issued_at: m.issued_at.map(to_millis),
                 status: t.status,
                 status_reason: t.status_reason.clone(),
+                signing_keys: match ctx.store.get_token_keys(t.id).await? {
+                    Some(k) => Some(SigningKeys {
+                        signing_key: open(
+                            ctx,
+                            &Some(k.signing_key),
+                            SealedColumn::TokenSigningKey,
+                            &row,
+                        )
+                        .await?
+                        .unwrap_or_default(),
+                        signing_key_next: open(
+                            ctx,
+                            &k.signing_key_next,
+                            SealedColumn::TokenSigningKeyNext,
+                            &row,
+                        )
+                        .await?,
+                        slot: k.slot,
+                    }),
+                    None => None,
+                },
             });
         }
         for c in &channel_records {
@@ -645,6 +680,11 @@ pub async fn import(
             None => {
                 report.changes.push(format!("create token {label}"));
                 if dry_run {
+                    if sec.is_some_and(|s| s.signing_keys.is_some()) {
+                        report
+                            .changes
+                            .push(format!("import signing key of token {label}"));
+                    }
                     if sec.is_some_and(|s| s.refresh_token.is_some() || s.access_token.is_some()) {
                         report
                             .changes
@@ -740,6 +780,32 @@ pub async fn import(
                 }
             }
         };
+        if let Some(keys) = sec.and_then(|s| s.signing_keys.as_ref()) {
+            let row = token.id.to_string();
+            let have = match ctx.store.get_token_keys(token.id).await? {
+                Some(k) => Some((
+                    open(
+                        ctx,
+                        &Some(k.signing_key.clone()),
+                        SealedColumn::TokenSigningKey,
+                        &row,
+                    )
+                    .await?,
+                    k,
+                )),
+                None => None,
+            };
+            if have.as_ref().map(|(pem, _)| pem.as_deref()) != Some(Some(keys.signing_key.as_str()))
+            {
+                report
+                    .changes
+                    .push(format!("import signing key of token {label}"));
+                if !dry_run {
+                    import_signing_keys(ctx, actor, &token, keys, have.map(|(_, k)| k.version))
+                        .await?;
+                }
+            }
+        }
         if let Some(s) = sec
             && (s.refresh_token.is_some() || s.access_token.is_some())
         {
@@ -975,6 +1041,46 @@ async fn import_material(
         Object::new("token", updated.id, &updated.name),
         Outcome::Ok,
         serde_json::json!({ "changed": ["material"], "status": updated.status, "via": "import" }),
+    )
+    .await;
+    Ok(())
+}
+
+/// Puts a token's signing keys from a document in place (over the key its creation here may
+/// have generated), sealed for this row.
+async fn import_signing_keys(
+    ctx: &AppContext,
+    actor: &str,
+    token: &TokenRecord,
+    keys: &SigningKeys,
+    version: Option<i64>,
+) -> Result<()> {
+    let row = token.id.to_string();
+    let seal = |v: &str, column| {
+        ctx.vault
+            .seal(&SecretString::from(v.to_owned()), column, &row)
+    };
+    let record = tokenwarden_store::TokenKeys {
+        token_id: token.id,
+        signing_key: seal(&keys.signing_key, SealedColumn::TokenSigningKey),
+        signing_key_next: keys
+            .signing_key_next
+            .as_deref()
+            .map(|k| seal(k, SealedColumn::TokenSigningKeyNext)),
+        slot: keys.slot.clone(),
+        version: version.unwrap_or(0),
+        updated_at: ctx.clock.now(),
+    };
+    ctx.store
+        .put_token_keys(&record, version, ctx.clock.now())
+        .await?;
+    audit::record(
+        ctx,
+        actor,
+        Action::TokenUpdate,
+        Object::new("token", token.id, &token.name),
+        Outcome::Ok,
+        serde_json::json!({ "changed": ["signing_key"], "via": "import" }),
     )
     .await;
     Ok(())

@@ -358,6 +358,31 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         )
         .await;
     assert_eq!(s, 201, "{body}");
+    // A Snowflake key-pair token (issue 12): its private key must move with it, or the new
+    // instance would sign with a key Snowflake does not know.
+    let (s, body) = f
+        .admin(
+            0,
+            "POST",
+            "/api/v1/tokens",
+            Some(
+                json!({"name": "sf-keys", "provider": "snowflake", "grant": "snowflake_keypair",
+                        "settings": {"account": f.emu.base_url(), "role": "LOADER",
+                                     "user": "alice", "account_identifier": "EMU12345"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, keys) = f
+        .admin(
+            0,
+            "GET",
+            &format!("/api/v1/tokens/{}/keys", body["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{keys}");
+    let fingerprint = keys["current"]["fingerprint"].as_str().unwrap().to_owned();
     let (s, body) = f
         .admin(
             0,
@@ -411,7 +436,7 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
     assert_eq!(doc["format"], "tokenwarden-export");
     assert!(doc.get("secrets").is_none());
     assert!(!plain_text.contains(&access));
-    assert_eq!(doc["tokens"].as_array().unwrap().len(), 2, "{doc}");
+    assert_eq!(doc["tokens"].as_array().unwrap().len(), 3, "{doc}");
     assert_eq!(doc["providers"][0]["id"], "snowflake");
     // With secrets: sealed with the passphrase from the environment.
     let full = work.path().join("full.json");
@@ -482,6 +507,8 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         "would stop app paused".to_owned(),
         format!("would create token {TOKEN}"),
         format!("would create token {APP}/warehouse"),
+        "would create token sf-keys".to_owned(),
+        "would import signing key of token sf-keys".to_owned(),
         "would create channel ops hook".to_owned(),
         "would import signing secret of channel ops hook".to_owned(),
         format!("would create channel {APP}/sales mail"),
@@ -503,6 +530,7 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         o.contains("import signing secret of channel ops hook"),
         "{o}"
     );
+    assert!(o.contains("import signing key of token sf-keys"), "{o}");
     // Again: nothing to change.
     let out = import(&ppass, &[]);
     let (o, e) = text(&out);
@@ -549,8 +577,39 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         .unwrap();
     let audit: Value = res.json().await.unwrap();
     let items = audit["items"].as_array().unwrap();
-    assert_eq!(items.len(), 2, "{audit}");
+    assert_eq!(items.len(), 3, "{audit}");
     assert!(items.iter().all(|e| e["actor"] == "cli"), "{audit}");
+    // The key-pair token signs with the key it had: the same public key's fingerprint.
+    let tokens: Value = f
+        .http
+        .get(format!("{}/api/v1/tokens?limit=100", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let moved_id = tokens["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "sf-keys")
+        .unwrap_or_else(|| panic!("{tokens}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let moved_keys: Value = f
+        .http
+        .get(format!("{}/api/v1/tokens/{moved_id}/keys", server.base))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved_keys["current"]["fingerprint"], fingerprint.as_str());
     server.stop();
 }
 
