@@ -253,6 +253,24 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Store a new client secret (and its expiry at the provider), e.g. when an Azure secret is
+    /// about to expire. The secret comes from TOKENWARDEN_CLIENT_SECRET or, with
+    /// --client-secret-stdin, the first line of standard input. A client credentials token
+    /// gets a new access token with it at once; apps stopped for the old secret resume.
+    SetSecret {
+        /// The token's name.
+        name: String,
+        /// The owning app, for an app-level token (without it: the global token of that name).
+        #[arg(long, value_name = "APP")]
+        app: Option<String>,
+        /// Read the client secret from the first line of standard input.
+        #[arg(long)]
+        client_secret_stdin: bool,
+        /// When the new secret expires at the provider (RFC 3339, e.g. 2028-06-30T00:00:00Z);
+        /// without it the token keeps no expiry for the secret.
+        #[arg(long, value_name = "RFC3339")]
+        expires_at: Option<String>,
+    },
     /// Rename a token. Apps that fetch it by its old name make the rename fail (they are
     /// named) unless --rebind-apps moves them to the new name.
     Rename {

@@ -167,14 +167,10 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
                 client_secret_2: None,
                 grant,
                 client_auth,
-                client_secret_expires_at: client_secret_expires_at
-                    .as_deref()
-                    .map(|t| {
-                        chrono::DateTime::parse_from_rfc3339(t)
-                            .map(|t| t.with_timezone(&chrono::Utc))
-                            .map_err(|e| anyhow::anyhow!("--client-secret-expires-at {t:?}: {e}"))
-                    })
-                    .transpose()?,
+                client_secret_expires_at: rfc3339(
+                    "--client-secret-expires-at",
+                    client_secret_expires_at.as_deref(),
+                )?,
             };
             let token = ops::tokens::create(&ctx, "cli", new)
                 .await
@@ -278,6 +274,37 @@ pub(crate) async fn run(command: TokenCommand, cfg: Config) -> Result<()> {
             }
             Ok(())
         }
+        TokenCommand::SetSecret {
+            name,
+            app,
+            client_secret_stdin,
+            expires_at,
+        } => {
+            let ctx = bootstrap::context(&cfg, bootstrap::Setup::Existing).await?;
+            let token = find(&ctx, &name, app.as_deref()).await?;
+            let Some(secret) = client_secret(client_secret_stdin)? else {
+                bail!(
+                    "no client secret: give it on standard input with --client-secret-stdin, or in {CLIENT_SECRET_ENV}"
+                );
+            };
+            let changes = ops::tokens::TokenChanges {
+                client_secret: Some(secret),
+                client_secret_expires_at: Some(rfc3339("--expires-at", expires_at.as_deref())?),
+                ..Default::default()
+            };
+            let t = ops::tokens::update(&ctx, "cli", token.id, changes)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "token {} has a new client secret{}; status {}",
+                t.name,
+                t.client_secret_expires_at
+                    .map(|e| format!(" (expires {})", Rfc3339(e)))
+                    .unwrap_or_default(),
+                t.status
+            );
+            Ok(())
+        }
         TokenCommand::Rename {
             old,
             new,
@@ -329,6 +356,17 @@ fn report(name: &str, flow: &device::DeviceFlow) -> Result<()> {
         DeviceFlowStatus::Pending => Ok(()),
         other => anyhow::bail!("{other}: {why}"),
     }
+}
+
+/// An optional instant given as RFC 3339 on the command line (`flag` names it in the error).
+fn rfc3339(flag: &str, value: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    value
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| anyhow::anyhow!("{flag} {t:?}: {e} (e.g. 2028-06-30T00:00:00Z)"))
+        })
+        .transpose()
 }
 
 /// The token named `name`: the app's own with `app`, else the global one.

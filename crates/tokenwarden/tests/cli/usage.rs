@@ -497,6 +497,39 @@ fn token_create_with_client_credentials_fetches_the_access_token_and_an_app_read
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
 
+    // A new secret later (`token set-secret`, from the environment or standard input): a
+    // refused one marks the token as needing credentials, the right one with its new expiry
+    // brings it back, each fetching an access token at once.
+    let set = |secret: &str, extra: &[&str]| {
+        let mut args = vec!["token", "set-secret", "api"];
+        args.extend_from_slice(extra);
+        crate::cmd(dir.path(), &[("TOKENWARDEN_CLIENT_SECRET", secret)])
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = set("not-the-secret", &[]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("status needs_credentials"), "{err}");
+    assert!(!err.contains("not-the-secret"), "{err}");
+    let o = set(SECRET, &["--expires-at", "2099-06-30T00:00:00Z"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("expires 2099-06-30T00:00:00.000Z") && err.contains("status healthy"),
+        "{err}"
+    );
+    let o = set(SECRET, &["--expires-at", "next tuesday"]);
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("--expires-at"), "{:?}", text(&o));
+    let o = crate::cmd(dir.path(), &[])
+        .args(["token", "set-secret", "api"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).1.contains("no client secret"), "{:?}", text(&o));
+
     // The running service serves it to the app.
     let server = serve(dir.path(), &[], &[]);
     let http = Http::new();
