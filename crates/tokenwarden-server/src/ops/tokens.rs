@@ -175,6 +175,14 @@ fn check_token(ctx: &AppContext, t: &TokenRecord) -> Result<()> {
     if t.grant == Grant::ClientCredentials {
         check_client_credentials(t).map_err(Error::Invalid)?;
     }
+    if t.grant == Grant::SnowflakeKeypair
+        && (t.client_secret.is_some() || t.client_secret_2.is_some())
+    {
+        return Err(Error::Invalid(
+            "a Snowflake key-pair token signs its JWTs with its own key and holds no client secret"
+                .into(),
+        ));
+    }
     ctx.catalog
         .resolve_for(t.provider.as_str(), &t.settings, t.grant)
         .map(|_| ())

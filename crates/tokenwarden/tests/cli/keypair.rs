@@ -29,6 +29,23 @@ fn token_keys_shows_the_sql_and_rotates_through_rsa_public_key_2() {
     assert!(out.contains("signing key (RS256): SHA256:"), "{out}");
     assert!(out.contains("DESC USER \"SVC_LOADER\";"), "{out}");
     assert!(!out.contains("PRIVATE KEY"), "{out}");
+    // A key-pair token holds no client secret: storing one is refused, nothing changes.
+    let o = crate::cmd(
+        dir.path(),
+        &[
+            ("TOKENWARDEN_ADMIN_TOKEN", ADMIN),
+            ("TOKENWARDEN_CLIENT_SECRET", "walk-secret-1234"),
+        ],
+    )
+    .args(["token", "set-secret", "sf-loader"])
+    .output()
+    .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        text(&o).1.contains("holds no client secret"),
+        "{:?}",
+        text(&o)
+    );
 
     let o = run(dir.path(), &env, &["token", "keys", "sf-loader", "--json"]);
     let (out, err) = text(&o);
