@@ -95,4 +95,17 @@ async fn each_fault_then_recovery() {
     assert_eq!(stats["refresh_token_grants_ok"], 1);
     assert_eq!(stats["integrations"][0]["name"], "TW_SALES");
     assert!(stats["pending_fault"].is_null());
+    // The pollers' endpoint: the same counters, without the integrations.
+    let counters: serde_json::Value = env
+        .http
+        .get(env.url("/_emulator/counters"))
+        .send()
+        .await
+        .expect("counters")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(counters["faulted_token_requests"], 5);
+    assert_eq!(counters["refresh_token_grants_ok"], 1);
+    assert!(counters.get("integrations").is_none(), "{counters}");
 }
