@@ -20,6 +20,9 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// (the unit test below checks it against the OpenAPI document).
 pub const READ_ROUTE: &str = "/api/v1/access-tokens/{name}";
 
+/// What a read's path starts with; the token's name follows ([`is_read`]).
+pub const READ_PREFIX: &str = "/api/v1/access-tokens/";
+
 /// The route the access line names for a request no route matched (a 404 or 405 fallback).
 pub const UNMATCHED: &str = "(no route)";
 
@@ -110,7 +113,7 @@ impl std::fmt::Display for RequestId {
 pub fn is_read(method: &Method, path: &str) -> bool {
     *method == Method::GET
         && path
-            .strip_prefix("/api/v1/access-tokens/")
+            .strip_prefix(READ_PREFIX)
             .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 

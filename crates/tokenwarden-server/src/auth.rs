@@ -275,7 +275,13 @@ fn route_pattern(parts: &Parts) -> String {
     let pattern = parts
         .extensions
         .get::<axum::extract::MatchedPath>()
-        .map_or("(unmatched)", axum::extract::MatchedPath::as_str);
+        .map(axum::extract::MatchedPath::as_str)
+        // The read route is answered without the router (`api::read_direct`).
+        .or_else(|| {
+            crate::access::is_read(&parts.method, parts.uri.path())
+                .then_some(crate::access::READ_ROUTE)
+        })
+        .unwrap_or("(unmatched)");
     format!("{} {pattern}", parts.method)
 }
 

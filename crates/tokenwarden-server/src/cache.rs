@@ -2,12 +2,13 @@
 //! answered without touching the database while it is fresh, and — when the database is
 //! unreachable — while the cached access token is still valid (R16).
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokenwarden_domain::{ApiKeyId, AppId, Timestamp, TokenId};
 use tokenwarden_store::ApiKeyRecord;
+use zeroize::Zeroizing;
 
 /// How long a cached answer is used without asking the database again. Short, so that another
 /// instance's refresh, an admin's edit or a revocation is seen within this time.
@@ -15,11 +16,9 @@ pub const FRESH_FOR: chrono::Duration = chrono::Duration::seconds(2);
 /// How long a cached API key is trusted without asking the database again.
 pub const KEY_FRESH_FOR: chrono::Duration = chrono::Duration::seconds(10);
 
-#[derive(Clone)]
+/// An answer to a read, kept for the next reads of the same token by the same reader.
 pub struct Served {
     pub token_id: TokenId,
-    pub access: SecretString,
-    pub token_type: String,
     pub expires_at: Timestamp,
     /// The reading app is stopped: (app name, why).
     pub app_stopped: Option<(String, String)>,
@@ -27,6 +26,79 @@ pub struct Served {
     /// served while valid, whatever validity a reader asks for.
     pub short: bool,
     pub fetched_at: Timestamp,
+    /// The answer's JSON up to the value of `expires_in` (the only part that changes from one
+    /// read to the next), written once when the answer is cached: a read copies these bytes
+    /// and the seconds left instead of serializing (issue 10). Holds the access token, so it
+    /// is a secret: zeroed when dropped, never logged.
+    answer_prefix: SecretSlice<u8>,
+}
+
+/// The read route's JSON answer without `expires_in` (`api::flow::AccessTokenView` documents
+/// the whole answer; a unit test holds [`Served::answer_body`] to it).
+#[derive(serde::Serialize)]
+struct AnswerStart<'a> {
+    access_token: &'a str,
+    token_type: &'a str,
+    #[serde(serialize_with = "tokenwarden_domain::clock::rfc3339")]
+    expires_at: Timestamp,
+}
+
+impl Served {
+    pub fn new(
+        token_id: TokenId,
+        access: &SecretString,
+        token_type: &str,
+        expires_at: Timestamp,
+        app_stopped: Option<(String, String)>,
+        short: bool,
+        fetched_at: Timestamp,
+    ) -> Self {
+        let access = access.expose_secret();
+        // Sized so that serializing does not grow it (a grown vector would leave a copy of the
+        // token behind, not zeroed).
+        let mut json = Zeroizing::new(Vec::with_capacity(access.len() + token_type.len() + 128));
+        let start = AnswerStart {
+            access_token: access,
+            token_type,
+            expires_at,
+        };
+        // Writing a struct of strings and a time into a vector cannot fail.
+        if serde_json::to_writer(&mut *json, &start).is_ok() && json.last() == Some(&b'}') {
+            json.pop();
+        }
+        json.extend_from_slice(br#","expires_in":"#);
+        Self {
+            token_id,
+            expires_at,
+            app_stopped,
+            short,
+            fetched_at,
+            answer_prefix: SecretSlice::from(json.to_vec()),
+        }
+    }
+
+    /// The read route's answer at `now`: `{"access_token", "token_type", "expires_at",
+    /// "expires_in"}`, `expires_in` being the whole seconds until `expires_at` (never
+    /// negative). One allocation, exactly the answer's size (so `Bytes` takes it as it is).
+    pub fn answer_body(&self, now: Timestamp) -> axum::body::Bytes {
+        let prefix = self.answer_prefix.expose_secret();
+        let mut left = u64::try_from((self.expires_at - now).num_seconds()).unwrap_or(0);
+        let mut digits = [0u8; 20];
+        let mut from = digits.len();
+        loop {
+            from -= 1;
+            digits[from] = b'0' + (left % 10) as u8;
+            left /= 10;
+            if left == 0 {
+                break;
+            }
+        }
+        let mut body = Vec::with_capacity(prefix.len() + (digits.len() - from) + 1);
+        body.extend_from_slice(prefix);
+        body.extend_from_slice(&digits[from..]);
+        body.push(b'}');
+        axum::body::Bytes::from(body)
+    }
 }
 
 /// Who a cached answer was for: the first half of its key, the token name being the second
@@ -225,15 +297,60 @@ mod tests {
     use super::*;
 
     fn answer(token: TokenId, now: Timestamp) -> Arc<Served> {
-        Arc::new(Served {
-            token_id: token,
-            access: SecretString::from("a"),
-            token_type: "Bearer".into(),
-            expires_at: now + chrono::Duration::hours(1),
-            app_stopped: None,
-            short: false,
-            fetched_at: now,
-        })
+        Arc::new(Served::new(
+            token,
+            &SecretString::from("a"),
+            "Bearer",
+            now + chrono::Duration::hours(1),
+            None,
+            false,
+            now,
+        ))
+    }
+
+    /// Issue 10: the answer written from the cached bytes is exactly what serializing the
+    /// documented view gives (escapes included), `expires_in` counting down to 0 and no further.
+    #[test]
+    fn issue10_item1_the_cached_answer_is_the_documented_json() {
+        let now: Timestamp = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let access = SecretString::from("ver:1-hint:2\"quoted\"\\ and \u{e9}\n");
+        let expires_at = now + chrono::Duration::seconds(599) + chrono::Duration::milliseconds(900);
+        let s = Served::new(
+            TokenId(uuid::Uuid::new_v4()),
+            &access,
+            "Bearer",
+            expires_at,
+            None,
+            false,
+            now,
+        );
+        for (at, left) in [
+            (now, 599),
+            (now + chrono::Duration::seconds(590), 9),
+            (now + chrono::Duration::seconds(599), 0),
+            (now + chrono::Duration::hours(2), 0),
+        ] {
+            let body = s.answer_body(at);
+            let want = serde_json::json!({
+                "access_token": access.expose_secret(),
+                "token_type": "Bearer",
+                "expires_at": tokenwarden_domain::clock::Rfc3339(expires_at).to_string(),
+                "expires_in": left,
+            });
+            let got: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            assert_eq!(got, want);
+            let text = std::str::from_utf8(&body).expect("UTF-8");
+            let at = |key: &str| text.find(&format!("\"{key}\":")).expect(key);
+            assert!(text.starts_with(r#"{"access_token":"#), "{text}");
+            assert!(at("token_type") < at("expires_at") && at("expires_at") < at("expires_in"));
+        }
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(
+                &s.answer_body(now - chrono::Duration::days(400))
+            )
+            .unwrap()["expires_in"],
+            serde_json::json!(34_560_599u64)
+        );
     }
 
     /// Issue 10 item 1: the served-answer cache, keyed by (reader, name) without key strings,

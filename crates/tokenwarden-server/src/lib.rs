@@ -18,7 +18,6 @@ pub mod vault;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -232,29 +231,31 @@ pub fn router(ctx: AppContext) -> axum::Router {
     axum::Router::new().fallback_service(service(ctx))
 }
 
-/// The whole application as one service: the routes, and around them, once, the layers every
+/// The whole application as one service: the routes, and around them, once, what every
 /// request passes ([`guard`]: request id, span and access line, refusals, headers; the body
-/// limit). They wrap the routed service from outside instead of being added with
-/// `Router::layer`, which wraps every route on its own and boxes it: each such layer cost a
-/// clone of a boxed service and a boxed future per request (issue 10, about 12 of the read's
-/// 49 allocations). What they do is the same.
+/// limit). [`Front`] wraps the routed service from outside instead of layers added with
+/// `Router::layer`, which wraps every route on its own and boxes it (issue 10). What they do is
+/// the same.
 ///
-/// The one thing they cannot see from outside is the matched route (axum sets `MatchedPath`
-/// inside the router), which the access line names: every route but the read route records it
-/// with [`access::record_route`], added with `Router::layer` (so at that cost); the read route
-/// (`GET /api/v1/access-tokens/{name}`, the hot path) is merged after that layer and pays
-/// nothing: [`guard`] recognises it by [`access::is_read`].
+/// The one thing it cannot see from outside is the matched route (axum sets `MatchedPath`
+/// inside the router), which the access line names: every route records it with
+/// [`access::record_route`], added with `Router::layer` (so at that cost). The read route
+/// (`GET /api/v1/access-tokens/{name}`, the hot path) does not go through the router at all:
+/// [`Front`] recognises it by [`access::is_read`] and answers it with
+/// [`api::read_direct`].
 pub fn service(
     ctx: AppContext,
-) -> impl tower::Service<
-    Request,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
+) -> Front<
+    impl tower::Service<
+        Request,
+        Response = Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static,
+> {
     let (api, _doc) = api::router_without_read().split_for_parts();
     let (read, _doc) = api::read_router().split_for_parts();
     let limit = ctx.settings.max_body_bytes;
@@ -269,20 +270,24 @@ pub fn service(
         .merge(pages::router())
         .merge(ui::router(&ctx))
         .merge(api)
+        // The read route's other methods (HEAD; the others answer 405) and its documentation.
+        .merge(read)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(access::record_route))
-        .merge(read.method_not_allowed_fallback(method_not_allowed));
-    let guard_state = Guard {
+        .layer(axum::middleware::from_fn(access::record_route));
+    let guard = Guard {
         https: ui::session::secure(&ctx),
         ctx: ctx.clone(),
         limit,
     };
-    tower::ServiceBuilder::new()
-        .map_response(IntoResponse::into_response)
-        .layer(axum::middleware::from_fn_with_state(guard_state, guard))
-        .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .service(app.with_state(ctx))
+    Front {
+        guard,
+        inner: tower::Layer::layer(
+            &axum::extract::DefaultBodyLimit::max(limit),
+            app.with_state(ctx),
+        ),
+        peer: None,
+    }
 }
 
 /// What [`guard`] needs.
@@ -293,7 +298,81 @@ struct Guard {
     https: bool,
 }
 
-/// Every request's checks and headers in one layer (five `from_fn` layers before issue 10, each
+/// The front of the application ([`service`]): every request passes [`guard`]; the read route
+/// is answered at once ([`api::read_direct`]), the others by the router (`inner`).
+/// One per connection when served ([`serve_with`]), knowing its peer.
+#[derive(Clone)]
+pub struct Front<S> {
+    guard: Guard,
+    inner: S,
+    /// The connection's peer, given to the routes as `ConnectInfo` (the UI's sign-in
+    /// throttle, the metrics route's allow list); not to the read route, which needs none.
+    peer: Option<std::net::SocketAddr>,
+}
+
+impl<S> Front<S> {
+    /// This service for a connection from `peer`.
+    pub fn with_peer(mut self, peer: std::net::SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+impl<S> tower::Service<Request> for Front<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // The router is always ready; it is called through `oneshot`, which asks it.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let front = self.clone();
+        Box::pin(async move { Ok(guard(front, req).await) })
+    }
+}
+
+/// [`serve_with`]'s connections: a [`Front`] per connection, knowing its peer.
+#[derive(Clone)]
+struct Connections<S>(Front<S>);
+
+impl<'a, S: Clone> tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>>
+    for Connections<S>
+{
+    type Response = Front<S>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Front<S>, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(
+        &mut self,
+        conn: axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
+    ) -> Self::Future {
+        std::future::ready(Ok(self.0.clone().with_peer(*conn.remote_addr())))
+    }
+}
+
+/// Every request's checks and headers in one place (five `from_fn` layers before issue 10, each
 /// boxing the request's future), in the order they had, outermost first:
 /// [`strict_transport`], [`json_errors`], [`limit_body`], [`refuse_writes_without_storage`],
 /// [`no_store`] (which marks what the routes answer, not these refusals).
@@ -302,8 +381,17 @@ struct Guard {
 /// answer), a span carrying it for every line logged meanwhile, and the access line
 /// ([`access::log`]). The read route's span is DEBUG (a span per request was 4% of the read
 /// path, issue 10) and its line is written only when it fails (or at DEBUG).
-async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+async fn guard<S>(front: Front<S>, mut req: Request) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    use tower::ServiceExt;
     use tracing::Instrument;
+    let Front {
+        guard: g,
+        inner,
+        peer,
+    } = front;
     let started = std::time::Instant::now();
     let id = access::RequestId::of(req.headers());
     let method = req.method().clone();
@@ -319,8 +407,17 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
             refused
         } else if let Some(refused) = refuse_writes_without_storage(&g.ctx, &req) {
             refused
+        } else if read {
+            no_store(api::read_direct(&g.ctx, req).await)
         } else {
-            let mut res = next.run(req).await;
+            if let Some(peer) = peer {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+            }
+            let mut res = match inner.oneshot(req).await {
+                Ok(res) => res,
+                Err(never) => match never {},
+            };
             route = res.extensions_mut().remove::<access::Route>();
             no_store(res)
         };
@@ -410,9 +507,7 @@ pub async fn serve_with(
         }
     });
     // The peer address keys the UI's failed sign-in counter (R32).
-    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
-        std::net::SocketAddr,
-    >(service(ctx.clone()));
+    let app = Connections(service(ctx.clone()));
     let live = ctx.live.clone();
     let signalled = async move {
         shutdown.await;

@@ -4,6 +4,7 @@ mod admins;
 mod apps;
 mod doc;
 mod flow;
+pub(crate) use flow::read_direct;
 mod keys;
 mod notifications;
 mod schema;

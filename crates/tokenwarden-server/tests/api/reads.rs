@@ -431,3 +431,88 @@ async fn the_demo_clock_does_nothing_outside_demo_mode() {
     #[cfg(feature = "demo")]
     assert!(t.ctx.demo.is_none());
 }
+
+/// Issue 10: `GET /api/v1/access-tokens/{name}` is answered without the router
+/// (`api::read_direct`); what the router did for it still holds: a percent-encoded name is
+/// decoded, `HEAD` answers, other methods 405, a query or name that does not parse 400 in the
+/// JSON shape, a refused key 401 counted under the route's template (never the path), and the
+/// answer's headers (`no-store`, JSON, the request id).
+#[tokio::test]
+async fn issue10_the_read_route_without_the_router_answers_as_the_router_did() {
+    let t = spawn(Db::Sqlite).await;
+    let emu = emulator().await;
+    t.authorized_snowflake_token(&emu, "sf", json!({})).await;
+    let key = app(&t, "reader", &["sf"]).await;
+
+    let (s, b, h) = t
+        .send(Method::GET, "/api/v1/access-tokens/s%66", Some(&key), None)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(accepts(&emu, b["access_token"].as_str().unwrap()).await);
+    assert_eq!(b["token_type"], "Bearer");
+    let left = b["expires_in"].as_i64().unwrap();
+    assert!((60..=600).contains(&left), "{b}");
+    assert!(b["expires_at"].as_str().unwrap().ends_with('Z'), "{b}");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["content-length"], b.to_string().len().to_string());
+    assert_eq!(h["x-request-id"].len(), 16);
+
+    let head = t
+        .http
+        .head(t.url("/api/v1/access-tokens/sf"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["cache-control"], "no-store");
+
+    let (s, b, _) = t
+        .send(Method::POST, "/api/v1/access-tokens/sf", Some(&key), None)
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{b}"
+    );
+    for (path, what) in [
+        ("/api/v1/access-tokens/sf?min_validity=soon", "min_validity"),
+        ("/api/v1/access-tokens/%FF", "UTF-8"),
+    ] {
+        let (s, b, h) = t.send(Method::GET, path, Some(&key), None).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {b}"
+        );
+        assert!(b["message"].as_str().unwrap().contains(what), "{path}: {b}");
+        assert_eq!(h["cache-control"], "no-store");
+    }
+    let (s, b, _) = t
+        .send(
+            Method::GET,
+            "/api/v1/access-tokens/sf?min_validity=86401",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{b}"
+    );
+
+    let (s, b, _) = t
+        .send(
+            Method::GET,
+            "/api/v1/access-tokens/sf",
+            Some("tw_app_nope"),
+            None,
+        )
+        .await;
+    assert_eq!((s, b["code"].as_str()), (401, Some("unauthorized")), "{b}");
+    let denied = t.ctx.denials.drain(None);
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0].0.1, "GET /api/v1/access-tokens/{name}");
+}

@@ -396,20 +396,15 @@ async fn read_from_store(
         )),
         _ => None,
     };
-    Ok(Served {
-        token_id: t.id,
-        access,
-        token_type: t
-            .material
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        expires_at: t
-            .material
+    Ok(Served::new(
+        t.id,
+        &access,
+        t.material.token_type.as_deref().unwrap_or("Bearer"),
+        t.material
             .access_expires_at
             .unwrap_or_else(|| ctx.clock.now()),
         app_stopped,
         short,
-        fetched_at: ctx.clock.now(),
-    })
+        ctx.clock.now(),
+    ))
 }
