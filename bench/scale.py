@@ -152,7 +152,9 @@ def wrk(url, header, seconds, conns=4, rate=None):
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-H", header, *paced, url]
     if rate is not None:
         cmd += ["--", str(int(rate))]
+    cpu0 = cpu_times()
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    cpu1 = cpu_times()
 
     def ms(v):
         if v.endswith("us"):
@@ -163,6 +165,10 @@ def wrk(url, header, seconds, conns=4, rate=None):
             return float(v[:-1]) * 1000
         return float(v)
     res = {"raw": out}
+    # Time the hypervisor gave this machine's CPUs to others while wrk ran (the `steal` column
+    # of /proc/stat): a share of a few percent says the run's tail is the host's, not ours.
+    spent = sum(cpu1) - sum(cpu0)
+    res["steal_pct"] = 100 * (cpu1[7] - cpu0[7]) / spent if spent else 0.0
     for line in out.splitlines():
         p = line.split()
         if line.strip().startswith("Requests/sec"):
@@ -177,11 +183,18 @@ def wrk(url, header, seconds, conns=4, rate=None):
     return res
 
 
+def cpu_times():
+    """The machine's CPU times from /proc/stat: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return [int(v) for v in f.readline().split()[1:9]]
+
+
 def median_run(runs):
     """The run with the median p99 of wrk `runs`, with every run's p99 (`p99_each`) and raw output."""
     ranked = sorted(runs, key=lambda r: r["p99"])
     mid = dict(ranked[len(ranked) // 2])
     mid["p99_each"] = [r["p99"] for r in runs]
+    mid["steal_each"] = [r["steal_pct"] for r in runs]
     mid["raw"] = "\n".join(r["raw"] for r in runs)
     return mid
 
@@ -439,14 +452,14 @@ class Run:
 
         # 6. reads between passes
         between = wrk(self.read_url, self.read_header, a.read_seconds)
-        r["read_between"] = {k2: between.get(k2) for k2 in ("rps", "p50", "p99", "non2xx")}
+        r["read_between"] = {k2: between.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "steal_pct")}
         # ... and at half that rate (issue 10's "p99 at half the maximum rate", as bench/run does)
         half = between["rps"] / 2
         # Repeated (--repeat): one run's p99 on a shared 2-core machine moves by milliseconds
         # from one run to the next; the median of the runs is reported, and each run's.
         between_paced = median_run([wrk(self.read_url, self.read_header, a.read_seconds, rate=half)
                                     for _ in range(a.repeat)])
-        r["read_between_paced"] = {k2: between_paced.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "p99_each")}
+        r["read_between_paced"] = {k2: between_paced.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "p99_each", "steal_each")}
 
         # 7. refreshes/s at 100 ms
         self.emu.json("POST", "/_emulator/latency", {"token_latency_ms": a.latency_ms})
@@ -460,13 +473,13 @@ class Run:
         # 8. again, with reads
         rate2, n2, during = self.measure_refreshes(ids, with_reads=True)
         r["refresh_per_s_under_reads"] = rate2
-        r["read_during_pass"] = {k2: during.get(k2) for k2 in ("rps", "p50", "p99", "non2xx")} if during else None
+        r["read_during_pass"] = {k2: during.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "steal_pct")} if during else None
         # 9. again, with reads at half the between-passes maximum
         passes = [self.measure_refreshes(ids, with_reads=True, rate=half) for _ in range(a.repeat)]
         r["refresh_per_s_under_paced_reads"] = sorted(p[0] for p in passes)[len(passes) // 2]
         loads = [p[2] for p in passes if p[2]]
         during_paced = median_run(loads) if loads else None
-        r["read_during_pass_paced"] = {k2: during_paced.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "p99_each")} if during_paced else None
+        r["read_during_pass_paced"] = {k2: during_paced.get(k2) for k2 in ("rps", "p50", "p99", "non2xx", "p99_each", "steal_each")} if during_paced else None
         mem = proc_mem(pid)
         r["rss_mb_end"], r["rss_hwm_mb"] = mem["VmRSS"], mem["VmHWM"]
         self.raw = (between["raw"] + "\n-- during a pass --\n" + (during["raw"] if during else "")
@@ -566,6 +579,8 @@ def main():
          lambda r: f"{r['read_between_paced']['p50']:.2f} / {r['read_between_paced']['p99']:.2f}"),
         ("  p99 of each run (ms)",
          lambda r: " ".join(f"{v:.2f}" for v in r["read_between_paced"]["p99_each"])),
+        ("  CPU stolen by the host during each run (%)",
+         lambda r: " ".join(f"{v:.1f}" for v in r["read_between_paced"]["steal_each"])),
         ("refreshes/s (one pass, nothing else)", lambda r: f(r["refresh_per_s"], "{:.0f}")),
         ("refresh requests / tokens / most per refresh token",
          lambda r: f"{r['refresh_requests']} / {r['refreshed']} / {r['most_per_refresh_token']}"),
@@ -583,6 +598,9 @@ def main():
          if r["read_during_pass_paced"] else "-"),
         ("  p99 of each run (ms)",
          lambda r: " ".join(f"{v:.2f}" for v in r["read_during_pass_paced"]["p99_each"])
+         if r["read_during_pass_paced"] else "-"),
+        ("  CPU stolen by the host during each run (%)",
+         lambda r: " ".join(f"{v:.1f}" for v in r["read_during_pass_paced"]["steal_each"])
          if r["read_during_pass_paced"] else "-"),
     ]
     lines.append("%-52s %s" % ("", " ".join("%14s" % r["backend"] for r in results)))

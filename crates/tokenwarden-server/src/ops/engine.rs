@@ -41,6 +41,14 @@ pub const HEALTH_CHECK_EVERY: chrono::Duration = chrono::Duration::hours(24);
 /// Due tokens read per page; the pass yields between pages.
 pub const DUE_PAGE: i64 = 256;
 
+/// How far apart the first `refresh_concurrency` tokens of a pass are started. Started
+/// together, their refreshes would also come back together (a provider answers in about the
+/// same time) and each next one starts as one finishes: the pass would work in waves of
+/// `refresh_concurrency` answers processed at once, and an app's read arriving with a wave waits
+/// behind it (issue 10: reads' p99 during a pass). Started this far apart, they come back as far
+/// apart and stay so; the pass loses at most `refresh_concurrency` times this once.
+pub const PASS_RAMP_SPACING: std::time::Duration = std::time::Duration::from_millis(3);
+
 /// The `meta` key holding the reminder lead times the stored schedule was computed with.
 const SCHEDULE_LEADS_KEY: &str = "engine.schedule_lead_times";
 
@@ -66,6 +74,7 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
     // One set of tasks across pages: the next page is read while the last tokens of this one
     // are still being refreshed, so the concurrency does not drop at every page's end.
     let mut tasks = tokio::task::JoinSet::new();
+    let mut started = 0usize;
     'pages: loop {
         let page = match ctx.store.due_tokens(now, after, DUE_PAGE).await {
             Ok(page) => page,
@@ -86,6 +95,10 @@ pub async fn run_due_once(ctx: &AppContext, now: Timestamp) -> PassReport {
             if ctx.live.is_stopping() {
                 break 'pages;
             }
+            if (1..concurrency).contains(&started) {
+                tokio::time::sleep(PASS_RAMP_SPACING).await;
+            }
+            started += 1;
             let ctx = ctx.clone();
             tasks.spawn(async move { check_due_token(&ctx, due, now).await });
         }
