@@ -393,8 +393,8 @@ pub async fn read_access_token(
 /// router: the same extractions in the same order as [`read_access_token`]'s (credentials,
 /// then the name, then the query), without what routing costs per request (issue 10: the
 /// matched route's and the URL parameters' extensions, the boxed route, handler and response
-/// futures, the name's copy: 13 of the read's 27 allocations, measured by
-/// `ALLOC_STACKS=… bench/allocs_per_read`).
+/// futures, the name's copy, and the request extensions they need: 17 of the read's 27
+/// allocations, measured by `ALLOC_STACKS=… bench/allocs_per_read`; 9 are left).
 pub async fn read_direct(ctx: &AppContext, req: axum::extract::Request) -> Response {
     use axum::extract::FromRequestParts;
     let (mut parts, _body) = req.into_parts();
