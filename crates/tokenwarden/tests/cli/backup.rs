@@ -108,15 +108,15 @@ async fn read(http: &reqwest::Client, base: &str, api_key: &str, name: &str) -> 
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// `GET {url}` as the admin; asserts 200 and returns the JSON answer.
+async fn admin_get(http: &reqwest::Client, url: &str) -> Value {
+    let res = http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200, "GET {url}");
+    res.json().await.unwrap()
+}
+
 async fn token_names(http: &reqwest::Client, base: &str) -> Vec<String> {
-    let res = http
-        .get(format!("{base}/api/v1/tokens?limit=1000"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let v: Value = res.json().await.unwrap();
+    let v = admin_get(http, &format!("{base}/api/v1/tokens?limit=1000")).await;
     v["items"]
         .as_array()
         .unwrap()
@@ -565,31 +565,16 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         .await;
     assert!(ok, "{answer}");
     // The import went through the core: the same audit records as any create.
-    let res = f
-        .http
-        .get(format!(
-            "{}/api/v1/audit?action=token.create&limit=100",
-            server.base
-        ))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    let audit: Value = res.json().await.unwrap();
+    let audit = admin_get(
+        &f.http,
+        &format!("{}/api/v1/audit?action=token.create&limit=100", server.base),
+    )
+    .await;
     let items = audit["items"].as_array().unwrap();
     assert_eq!(items.len(), 3, "{audit}");
     assert!(items.iter().all(|e| e["actor"] == "cli"), "{audit}");
     // The key-pair token signs with the key it had: the same public key's fingerprint.
-    let tokens: Value = f
-        .http
-        .get(format!("{}/api/v1/tokens?limit=100", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = admin_get(&f.http, &format!("{}/api/v1/tokens?limit=100", server.base)).await;
     let moved_id = tokens["items"]
         .as_array()
         .unwrap()
@@ -599,16 +584,11 @@ async fn issue13_export_from_sqlite_imports_into_postgres_idempotently() {
         .as_str()
         .unwrap()
         .to_owned();
-    let moved_keys: Value = f
-        .http
-        .get(format!("{}/api/v1/tokens/{moved_id}/keys", server.base))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let moved_keys = admin_get(
+        &f.http,
+        &format!("{}/api/v1/tokens/{moved_id}/keys", server.base),
+    )
+    .await;
     assert_eq!(moved_keys["current"]["fingerprint"], fingerprint.as_str());
     server.stop();
 }
