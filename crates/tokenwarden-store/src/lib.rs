@@ -158,6 +158,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     // --- refresh bookkeeping -----------------------------------------------------------------
     async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>>;
+    /// A token and its bookkeeping (`None` before its first refresh attempt), read together.
+    async fn get_token_with_health(
+        &self,
+        id: TokenId,
+    ) -> Result<(TokenRecord, Option<TokenHealth>)>;
     async fn list_token_health(&self) -> Result<Vec<TokenHealth>>;
     /// Inserts or replaces one token's bookkeeping.
     async fn put_token_health(&self, health: &TokenHealth) -> Result<()>;

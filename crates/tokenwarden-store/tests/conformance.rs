@@ -806,6 +806,11 @@ async fn issue10_a_refresh_commits_token_bookkeeping_audit_lease_and_schedule_at
         .unwrap();
     assert_eq!(stored.material.refresh_token, Some(Sealed(b"B".to_vec())));
     assert_eq!(stored.version, t.version + 1);
+    assert_eq!(
+        stored,
+        s.get_token(t.id).await.unwrap(),
+        "returns the row as stored"
+    );
     let h = s.get_token_health(t.id).await.unwrap().unwrap();
     assert_eq!(
         (h.last_success_at, h.last_attempt_at, h.failures),
@@ -1222,6 +1227,11 @@ async fn token_health_and_read_counts(ctx: Ctx) {
     let t = token(&ctx, "sf", None);
     s.create_token(&t).await.unwrap();
     assert_eq!(s.get_token_health(t.id).await.unwrap(), None);
+    assert_eq!(
+        s.get_token_with_health(t.id).await.unwrap(),
+        (s.get_token(t.id).await.unwrap(), None),
+        "no bookkeeping before the first attempt"
+    );
     let now = ctx.clock.now();
     s.add_token_reads(t.id, 5, now).await.unwrap();
     s.add_token_reads(t.id, 3, now - chrono::Duration::seconds(10))
@@ -1239,9 +1249,18 @@ async fn token_health_and_read_counts(ctx: Ctx) {
     h2.last_error = Some("HTTP 503".into());
     s.put_token_health(&h2).await.unwrap();
     assert_eq!(s.get_token_health(t.id).await.unwrap().unwrap(), h2);
+    assert_eq!(
+        s.get_token_with_health(t.id).await.unwrap(),
+        (s.get_token(t.id).await.unwrap(), Some(h2)),
+        "read together as stored apart"
+    );
     assert_eq!(s.list_token_health().await.unwrap().len(), 1);
     s.delete_token(t.id).await.unwrap();
     assert_eq!(s.get_token_health(t.id).await.unwrap(), None);
+    assert!(matches!(
+        s.get_token_with_health(t.id).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 /// Every due token, page by page (pages of `limit`), checking each page is bounded.

@@ -531,6 +531,12 @@ impl Store for SqlStore {
     async fn get_token_health(&self, id: TokenId) -> Result<Option<TokenHealth>> {
         tokens::get_health(&self.pool, id).await
     }
+    async fn get_token_with_health(
+        &self,
+        id: TokenId,
+    ) -> Result<(TokenRecord, Option<TokenHealth>)> {
+        tokens::get_with_health(&self.pool, id).await
+    }
     async fn list_token_health(&self) -> Result<Vec<TokenHealth>> {
         tokens::list_health(&self.pool).await
     }

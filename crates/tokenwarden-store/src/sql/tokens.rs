@@ -249,16 +249,31 @@ pub(super) async fn page(
 
 /// The UPDATE that writes a token over the version read (and, with a lease, only while it is
 /// held), making it due at once: one place for [`update`] and [`commit_refresh`].
+/// What an update of a token is conditional on, besides its version.
+enum Guard<'q> {
+    /// Nothing else (an admin's edit).
+    None,
+    /// The writer's lease is still held.
+    Lease(&'q Lease),
+    /// The lease, and the background pass's next check: stored in the same statement if the
+    /// token's `check_seq` is still the one the pass read (nothing else wrote it since).
+    LeaseScheduled(&'q Lease, i64, &'q TokenSchedule),
+}
+
+/// The UPDATE of a token over the version read, returning the row as stored (no read after).
 fn update_query<'q>(
     t: &'q TokenRecord,
     now: Timestamp,
-    lease: Option<&'q Lease>,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let lease_cond = if lease.is_some() {
-        " AND EXISTS (SELECT 1 FROM leases WHERE name = $24 AND owner = $25 AND fencing = $26 \
-         AND expires_at > $20)"
-    } else {
-        ""
+    guard: Guard<'q>,
+) -> sqlx::query::QueryAs<'q, sqlx::Any, TokenRow, sqlx::any::AnyArguments> {
+    let (lease_cond, schedule) = match guard {
+        Guard::None => ("", "next_check_at = 0"),
+        Guard::Lease(_) => (LEASE_COND, "next_check_at = 0"),
+        Guard::LeaseScheduled(..) => (
+            LEASE_COND,
+            "next_check_at = CASE WHEN check_seq = $27 THEN $28 ELSE 0 END, \
+             ahead_at = CASE WHEN check_seq = $27 THEN $29 ELSE ahead_at END",
+        ),
     };
     let sql = format!(
         "UPDATE tokens SET name = $1, provider = $2, scope_key = $3, settings = $4, \
@@ -266,11 +281,12 @@ fn update_query<'q>(
          refresh_token = $9, token_type = $10, scopes = $11, access_expires_at = $12, \
          refresh_expires_at = $13, issued_at = $14, status = $15, status_reason = $16, \
          version = $17, app_id = $18, updated_at = $20, client_auth = $22, \
-         client_secret_expires_at = $23, next_check_at = 0, check_seq = check_seq + 1 \
-         WHERE id = $19 AND version = $21{lease_cond}"
+         client_secret_expires_at = $23, {schedule}, check_seq = check_seq + 1 \
+         WHERE id = $19 AND version = $21{lease_cond} RETURNING {}",
+        token_columns!()
     );
-    // Audited: built only from the constant lease condition above.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+    // Audited: built only from the constant conditions above.
+    let mut q = sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql))
         .bind(t.name.as_str())
         .bind(t.provider.as_str())
         .bind(scope_key(t.app_id))
@@ -294,11 +310,20 @@ fn update_query<'q>(
         .bind(t.version)
         .bind(t.client_auth.map(ClientAuthMethod::as_str))
         .bind(opt_ms(t.client_secret_expires_at));
-    if let Some(l) = lease {
+    if let Guard::Lease(l) | Guard::LeaseScheduled(l, ..) = guard {
         q = q.bind(l.name.clone()).bind(l.owner.clone()).bind(l.fencing);
+    }
+    if let Guard::LeaseScheduled(_, check_seq, s) = guard {
+        q = q
+            .bind(check_seq)
+            .bind(opt_ms(s.next_check_at))
+            .bind(opt_ms(s.ahead_at));
     }
     q
 }
+
+const LEASE_COND: &str = " AND EXISTS (SELECT 1 FROM leases WHERE name = $24 AND owner = $25 \
+     AND fencing = $26 AND expires_at > $20)";
 
 fn update_conflict(t: &TokenRecord, e: sqlx::Error) -> StoreError {
     match StoreError::from(e) {
@@ -336,14 +361,15 @@ pub(super) async fn update(
     now: Timestamp,
     lease: Option<&Lease>,
 ) -> Result<TokenRecord> {
-    let done = update_query(t, now, lease)
-        .execute(pool)
+    let guard = lease.map_or(Guard::None, Guard::Lease);
+    match update_query(t, now, guard)
+        .fetch_optional(pool)
         .await
-        .map_err(|e| update_conflict(t, e))?;
-    if done.rows_affected() == 1 {
-        return get(pool, t.id).await;
+        .map_err(|e| update_conflict(t, e))?
+    {
+        Some(row) => row.try_into(),
+        None => Err(update_refused(pool, t, lease).await),
     }
-    Err(update_refused(pool, t, lease).await)
 }
 
 /// A successful refresh in one transaction (so one commit, one fsync on SQLite, instead of
@@ -352,15 +378,19 @@ pub(super) async fn update(
 /// pass read it, its next check.
 pub(super) async fn commit_refresh(pool: &AnyPool, c: &RefreshCommit<'_>) -> Result<TokenRecord> {
     let t = c.token;
+    let guard = match &c.schedule {
+        Some((check_seq, s)) => Guard::LeaseScheduled(c.lease, *check_seq, s),
+        None => Guard::Lease(c.lease),
+    };
     let mut tx = pool.begin().await?;
-    let done = update_query(t, c.now, Some(c.lease))
-        .execute(&mut *tx)
+    let Some(stored) = update_query(t, c.now, guard)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| update_conflict(t, e))?;
-    if done.rows_affected() != 1 {
+        .map_err(|e| update_conflict(t, e))?
+    else {
         tx.rollback().await?;
         return Err(update_refused(pool, t, Some(c.lease)).await);
-    }
+    };
     sqlx::query(
         "INSERT INTO token_health (token_id, last_attempt_at, last_success_at, failures, \
            next_attempt_at, last_error, last_read_at, reads_total) \
@@ -375,21 +405,8 @@ pub(super) async fn commit_refresh(pool: &AnyPool, c: &RefreshCommit<'_>) -> Res
     .await?;
     super::audit::insert(&mut tx, c.audit).await?;
     super::leases::release_in(&mut tx, c.lease).await?;
-    if let Some((check_seq, s)) = &c.schedule {
-        // The UPDATE above moved check_seq by one: if it is now one more than what the pass
-        // read, nothing else wrote the token or its bookkeeping in between.
-        sqlx::query(
-            "UPDATE tokens SET next_check_at = $1, ahead_at = $2 WHERE id = $3 AND check_seq = $4",
-        )
-        .bind(opt_ms(s.next_check_at))
-        .bind(opt_ms(s.ahead_at))
-        .bind(t.id.to_string())
-        .bind(check_seq + 1)
-        .execute(&mut *tx)
-        .await?;
-    }
     tx.commit().await?;
-    get(pool, t.id).await
+    stored.try_into()
 }
 
 pub(super) async fn delete(pool: &AnyPool, id: TokenId) -> Result<()> {
@@ -683,7 +700,8 @@ impl TryFrom<DueRow> for DueToken {
     }
 }
 
-macro_rules! due_select {
+/// A token with its bookkeeping (if it has any) and its schedule, in one statement.
+macro_rules! with_health_select {
     () => {
         concat!(
             "SELECT ",
@@ -691,10 +709,28 @@ macro_rules! due_select {
             ", next_check_at, check_seq, h.token_id AS health_token_id, h.last_attempt_at, \
              h.last_success_at, h.failures, h.next_attempt_at, h.last_error, h.last_read_at, \
              h.reads_total \
-             FROM tokens LEFT JOIN token_health h ON h.token_id = tokens.id \
-             WHERE next_check_at <= $1"
+             FROM tokens LEFT JOIN token_health h ON h.token_id = tokens.id"
         )
     };
+}
+
+macro_rules! due_select {
+    () => {
+        concat!(with_health_select!(), " WHERE next_check_at <= $1")
+    };
+}
+
+pub(super) async fn get_with_health(
+    pool: &AnyPool,
+    id: TokenId,
+) -> Result<(TokenRecord, Option<TokenHealth>)> {
+    let row = sqlx::query_as::<_, DueRow>(concat!(with_health_select!(), " WHERE tokens.id = $1"))
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
+    let due = DueToken::try_from(row)?;
+    Ok((due.token, due.health))
 }
 
 pub(super) async fn due(

@@ -283,8 +283,10 @@ async fn run(
     // is gone.
     ctx.store.check_storage().map_err(Error::from)?;
     // Backing off after transient failures: say when the next attempt is, do not hammer. (An
-    // admin's explicit action tries at once.)
+    // admin's explicit action tries at once; the background pass read the token's bookkeeping
+    // with it and does not start a refresh while it backs off.)
     if matches!(purpose, Purpose::Refresh)
+        && after.is_none()
         && let Ok(Some(h)) = ctx.store.get_token_health(id).await
         && let Some(next) = h.next_attempt_at.filter(|n| *n > now)
     {
@@ -342,7 +344,13 @@ async fn refresh_holding(
             wrote: false,
         })
     };
-    let t = ctx.store.get_token(id).await.map_err(Error::from)?;
+    // The token and its bookkeeping as they are now that the lease is ours (one statement).
+    let (t, h) = ctx
+        .store
+        .get_token_with_health(id)
+        .await
+        .map_err(Error::from)?;
+    let h = h.unwrap_or_else(|| TokenHealth::new(id));
     let refreshing = matches!(purpose, Purpose::Refresh);
     if refreshing
         && t.material.access_token.is_some()
@@ -356,13 +364,6 @@ async fn refresh_holding(
     // is until half its lifetime has passed (an app asking for a large min_validity must not
     // turn every read into a provider call); the caller serves it with its true expiry.
     let now = ctx.clock.now();
-    let h = ctx
-        .store
-        .get_token_health(id)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| TokenHealth::new(id));
     if refreshing && refresh_held_back(&t, &h, now) {
         return unchanged(t);
     }
