@@ -484,7 +484,7 @@ impl Store for SqlStore {
         tokens::update(&self.pool, token, now, Some(lease)).await
     }
     async fn commit_refresh(&self, commit: &RefreshCommit<'_>) -> Result<TokenRecord> {
-        tokens::commit_refresh(&self.pool, commit).await
+        tokens::commit_refresh(&self.pool, self.backend, commit).await
     }
     async fn delete_token(&self, id: TokenId) -> Result<()> {
         tokens::delete(&self.pool, id).await
