@@ -23,7 +23,9 @@ For each database, one `tokenwarden serve` (release build, default settings) and
      last success is moved a day back by SQL (what the daily check looks at) and they are made
      due: the next pass refreshes all of them, `refresh_concurrency` at once. Measured at the
      emulator (its refresh counter, polled every 50 ms): from the first to the last refresh.
-     Exactly once: the emulator's count of refresh requests per refresh token;
+     Exactly once: the emulator's count of refresh requests per refresh token. And the CPU
+     time per refresh of tokenwarden and of the database server (PostgreSQL's processes):
+     a figure the host's CPU steal barely moves, unlike the latencies;
   8. reads during a pass: the same again, with wrk reading while the pass refreshes;
   9. the reads of 6 and 8 again at half the rate 6 reached (bench/paced.lua, as bench/run's
      paced runs): issue 10's p99 targets are at half the maximum rate. Each --repeat times
@@ -249,6 +251,27 @@ class Backend:
                              input=script, capture_output=True, text=True, check=True).stdout
         return [tuple(line.split("|")) for line in out.splitlines() if line.strip()]
 
+    def cpu(self):
+        """CPU seconds the database server's processes used so far (PostgreSQL: the postmaster
+        and its children, which keep the pool's connections open; SQLite runs inside
+        tokenwarden: 0)."""
+        if self.kind != "postgres":
+            return 0.0
+        with open(os.path.join(self.pgdata, "postmaster.pid")) as f:
+            master = int(f.readline())
+        total = 0.0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(d) == master or int(fields[1]) == master:
+                    total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            except (OSError, ValueError, IndexError):
+                pass  # gone meanwhile
+        return total
+
     def stop(self):
         if self.kind == "postgres":
             subprocess.run(self.pgas + [self.bin + "pg_ctl", "-D", self.pgdata, "-m", "immediate", "stop"],
@@ -464,10 +487,15 @@ class Run:
         # 7. refreshes/s at 100 ms
         self.emu.json("POST", "/_emulator/latency", {"token_latency_ms": a.latency_ms})
         before = self.emu.json("GET", "/_emulator/refresh-requests")
+        # CPU time per refresh, the server's and the database's: unlike a latency, the host
+        # taking CPU away barely moves it.
+        cpu0 = (proc_cpu(pid), self.db.cpu())
         rate, n, _ = self.measure_refreshes(ids, with_reads=False)
+        cpu1 = (proc_cpu(pid), self.db.cpu())
         after = self.emu.json("GET", "/_emulator/refresh-requests")
         r["refresh_per_s"] = rate
         r["refreshed"] = n
+        r["cpu_ms_per_refresh"] = [1000 * (b - a) / n if n else 0.0 for a, b in zip(cpu0, cpu1)]
         r["refresh_requests"] = after["requests"] - before["requests"]
         r["most_per_refresh_token"] = after["most_per_token"]
         # 8. again, with reads
@@ -582,6 +610,8 @@ def main():
         ("  CPU stolen by the host during each run (%)",
          lambda r: " ".join(f"{v:.1f}" for v in r["read_between_paced"]["steal_each"])),
         ("refreshes/s (one pass, nothing else)", lambda r: f(r["refresh_per_s"], "{:.0f}")),
+        ("CPU per refresh (ms): tokenwarden / database server",
+         lambda r: "%.2f / %.2f" % tuple(r["cpu_ms_per_refresh"])),
         ("refresh requests / tokens / most per refresh token",
          lambda r: f"{r['refresh_requests']} / {r['refreshed']} / {r['most_per_refresh_token']}"),
         ("refreshes/s (pass under read load)", lambda r: f(r["refresh_per_s_under_reads"], "{:.0f}")),

@@ -466,6 +466,12 @@ async fn commit_refresh_in_one_statement(
     let t = c.token;
     let n = update_params(&guard);
     let p = |i: usize| format!("${}", n + i);
+    let health = format!(
+        refresh_success!("SELECT {}, {}, {}, ", " FROM upd"),
+        p(1),
+        p(2),
+        p(2)
+    );
     let sql = format!(
         "WITH upd AS ({update}), \
          health AS (INSERT INTO token_health {health}), \
@@ -476,12 +482,6 @@ async fn commit_refresh_in_one_statement(
            WHERE name = {l1} AND owner = {l2} AND fencing = {l3} AND EXISTS (SELECT 1 FROM upd)) \
          SELECT * FROM upd",
         update = update_sql(&guard),
-        health = format!(
-            refresh_success!("SELECT {}, {}, {}, ", " FROM upd"),
-            p(1),
-            p(2),
-            p(2)
-        ),
         a1 = p(3),
         a2 = p(4),
         a3 = p(5),
