@@ -42,22 +42,39 @@ pub(super) async fn append(pool: &AnyPool, e: &AuditEvent) -> Result<()> {
     insert(&mut conn, e).await
 }
 
+/// The columns of an audit record, in the order [`bind_audit!`] binds them.
+macro_rules! audit_columns {
+    () => {
+        "id, at, actor, action, object_type, object_id, object_name, outcome, detail"
+    };
+}
+
+/// Binds an audit record's nine values (`$q.bind(..)`, in [`audit_columns!`]'s order).
+macro_rules! bind_audit {
+    ($q:expr, $e:expr) => {{
+        let e: &AuditEvent = $e;
+        $q.bind(&e.id)
+            .bind(super::ms(e.at))
+            .bind(&e.actor)
+            .bind(&e.action)
+            .bind(&e.object_type)
+            .bind(e.object_id.clone())
+            .bind(e.object_name.clone())
+            .bind(&e.outcome)
+            .bind(e.detail.to_string())
+    }};
+}
+
 /// Appends `e` on a connection (or in a transaction).
 pub(super) async fn insert(conn: &mut sqlx::AnyConnection, e: &AuditEvent) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_events \
-         (id, at, actor, action, object_type, object_id, object_name, outcome, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    bind_audit!(
+        sqlx::query(concat!(
+            "INSERT INTO audit_events (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        )),
+        e
     )
-    .bind(&e.id)
-    .bind(ms(e.at))
-    .bind(&e.actor)
-    .bind(&e.action)
-    .bind(&e.object_type)
-    .bind(e.object_id.clone())
-    .bind(e.object_name.clone())
-    .bind(&e.outcome)
-    .bind(e.detail.to_string())
     .execute(conn)
     .await?;
     Ok(())

@@ -10,7 +10,8 @@
 
 mod admins;
 mod apps;
-mod audit;
+#[macro_use]
+mod audit; // before `tokens`: its macros are used there
 mod channels;
 mod device;
 mod keys;

@@ -472,44 +472,26 @@ async fn commit_refresh_in_one_statement(
         p(2),
         p(2)
     );
+    let audit = (3..=11).map(&p).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "WITH upd AS ({update}), \
          health AS (INSERT INTO token_health {health}), \
-         audit AS (INSERT INTO audit_events \
-           (id, at, actor, action, object_type, object_id, object_name, outcome, detail) \
-           SELECT {a1}, {a2}, {a3}, {a4}, {a5}, {a6}, {a7}, {a8}, {a9} FROM upd), \
+         audit AS (INSERT INTO audit_events ({columns}) SELECT {audit} FROM upd), \
          released AS (UPDATE leases SET expires_at = 0 \
            WHERE name = {l1} AND owner = {l2} AND fencing = {l3} AND EXISTS (SELECT 1 FROM upd)) \
          SELECT * FROM upd",
         update = update_sql(&guard),
-        a1 = p(3),
-        a2 = p(4),
-        a3 = p(5),
-        a4 = p(6),
-        a5 = p(7),
-        a6 = p(8),
-        a7 = p(9),
-        a8 = p(10),
-        a9 = p(11),
+        columns = audit_columns!(),
         l1 = p(12),
         l2 = p(13),
         l3 = p(14),
     );
-    let e = c.audit;
     // Audited: built only from constant SQL and parameter numbers.
     let q = sqlx::query_as::<_, TokenRow>(sqlx::AssertSqlSafe(sql));
-    let stored = bind_update(q, t, c.now, &guard)
+    let q = bind_update(q, t, c.now, &guard)
         .bind(t.id.to_string())
-        .bind(ms(c.succeeded_at))
-        .bind(&e.id)
-        .bind(ms(e.at))
-        .bind(&e.actor)
-        .bind(&e.action)
-        .bind(&e.object_type)
-        .bind(e.object_id.clone())
-        .bind(e.object_name.clone())
-        .bind(&e.outcome)
-        .bind(e.detail.to_string())
+        .bind(ms(c.succeeded_at));
+    let stored = bind_audit!(q, c.audit)
         .bind(&c.lease.name)
         .bind(&c.lease.owner)
         .bind(c.lease.fencing)
